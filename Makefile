@@ -1,0 +1,35 @@
+# Every target sets itself up: a fresh clone needs only Python >= 3.11 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export INOC_HOME ?= $(CURDIR)/.inoc
+export DAGSTER_HOME ?= $(CURDIR)/.inoc/dagster
+
+.PHONY: setup main test validate ui sync bench clean
+
+$(BIN)/inoc: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/inoc
+
+# The main job: the embedded default experiment, end to end (see README).
+main: setup
+	$(BIN)/inoc main
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+validate: setup
+	$(BIN)/inoc validate experiments/
+
+ui: setup
+	$(BIN)/inoc ui
+
+sync: setup
+	$(BIN)/inoc sync
+
+clean:
+	rm -rf $(VENV) .inoc

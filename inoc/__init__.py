@@ -1,0 +1,1 @@
+"""inoc: inoculation-prompting research platform (Dagster-free core: config, storage, warehouse access, CLI)."""

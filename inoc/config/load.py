@@ -1,0 +1,169 @@
+"""Load experiment YAMLs into `ExperimentConfig`, with errors a researcher can act on.
+
+Every problem is reported as `file:line: field.path: what was expected`, never as a traceback:
+malformed YAML (with its line), duplicate mapping keys (which PyYAML would silently overwrite),
+unknown fields, wrong types, unsafe prompt keys, groups naming unknown prompts, missing judges.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from inoc.config.schema import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in one experiment file. `str()` is the user-facing message."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first defined on line {seen[key] + 1}); each key may appear once",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the deepest YAML node reachable along a pydantic error location."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == part), None)
+            if nxt is None:
+                # An unknown field: point at its key.
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out.replace("import_", "import")
+
+
+def _expectation(err: dict[str, Any]) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown field (check its spelling; every field is listed in experiments/_template.yaml)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        return f"expected one of {err.get('ctx', {}).get('expected', '')}, got {err.get('input')!r}"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, ") :]
+    return f"{msg} (got {err.get('input')!r})" if "input" in err and not isinstance(err["input"], dict) else msg
+
+
+def expand_path(value: str) -> str:
+    """Expand ${INOC_SHARED_DIR} and other environment variables in a configured path."""
+    if "${INOC_SHARED_DIR}" in value and "INOC_SHARED_DIR" not in os.environ:
+        from inoc.settings import shared_dir
+
+        shared = shared_dir()
+        if shared is not None:
+            value = value.replace("${INOC_SHARED_DIR}", str(shared))
+    return os.path.expandvars(value)
+
+
+def parse_experiment(text: str, file: str) -> ExperimentConfig:
+    """Validate YAML text; `file` is used in messages and to default/check the experiment name."""
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError([Problem(file, line, "", f"malformed YAML: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(file, None, "", f"malformed YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, 1, "", "expected a mapping of fields (name, model, traits, …) at the top")])
+    stem = Path(file).stem
+    data.setdefault("name", stem)
+    if data["name"] != stem and not file.startswith("<"):
+        line = _node_line(root, ("name",))
+        raise ConfigError([Problem(file, line, "name", f"must equal the file name {stem!r}, got {data['name']!r}")])
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            # Model-level validators report at the model's location; prefer their own field hint.
+            problems.append(Problem(file, _node_line(root, loc), _field_path(loc), _expectation(err)))
+        raise ConfigError(problems) from None
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(str(path), None, "", "not UTF-8 text")]) from None
+    return parse_experiment(text, str(path))
+
+
+def experiment_files(directory: str | Path) -> list[Path]:
+    """Experiment YAMLs of a folder; files starting with `_` (the template) are documentation."""
+    directory = Path(directory)
+    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("_"))
+
+
+def load_all(directory: str | Path) -> tuple[dict[str, ExperimentConfig], list[ConfigError]]:
+    """Every valid experiment of a folder, and the errors of the invalid ones (never raises)."""
+    configs: dict[str, ExperimentConfig] = {}
+    errors: list[ConfigError] = []
+    for path in experiment_files(directory):
+        try:
+            cfg = load_experiment(path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        configs[cfg.name] = cfg
+    return configs, errors

@@ -1,0 +1,367 @@
+"""The experiment schema: one pydantic model for everything an experiment varies.
+
+There are no experiment-specific code paths: a new study is a new YAML validated by
+`ExperimentConfig`. Field-by-field documentation lives in `experiments/_template.yaml`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Prompt keys, group names and experiment names become Dagster partition keys and SQL values.
+#: Dagster silently drops keys with `|` and breaks backfills on `,` — only slugs are allowed.
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+SLUG_HELP = "a lower-case identifier: a letter, then letters, digits or underscores (e.g. clown_persona)"
+
+Role = Literal["positive", "negative", "neutral", "mixed"]
+PrefixType = Literal["fixed", "mix"]
+Condition = Literal["default", "training"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_slug(value: str, what: str) -> str:
+    if not SLUG_RE.match(value):
+        raise ValueError(f"{what} {value!r} is not {SLUG_HELP}")
+    return value
+
+
+class ModelConfig(Strict):
+    id: str = Field(description="HF model id, local path, or 'toy:<profile>' for the model organism")
+    slug: str = Field(description="short name used in artifact and file names")
+    train_id: str | None = Field(None, description="model id the trainer loads (e.g. the Unsloth mirror)")
+    revision: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    load_in_4bit: bool = False
+    max_model_len: int = Field(4096, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enforce_eager: bool = False
+
+
+class JudgeSpec(Strict):
+    kind: Literal["llm", "language", "organism", "em_coherence", "em_alignment"]
+    language: str | None = Field(None, description="ISO code for kind=language (fr, de)")
+    prompt: Literal["default", "language", "flattering"] | None = Field(
+        None, description="first-line template for kind=llm (SPEC §8); default: by trait"
+    )
+
+    @model_validator(mode="after")
+    def _language_needs_code(self) -> "JudgeSpec":
+        if self.kind == "language" and not self.language:
+            raise ValueError("a judge of kind 'language' needs `language` (an ISO code such as fr)")
+        return self
+
+
+class TraitConfig(Strict):
+    name: str = Field(description="display name, as stored in trait_scores.trait (e.g. French)")
+    role: Literal["positive", "negative", "metric"]
+    judge: JudgeSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_ -]*$", v):
+            raise ValueError(f"trait name {v!r} must start with a letter and hold letters, digits, _ - or spaces")
+        return v
+
+    @model_validator(mode="after")
+    def _has_judge(self) -> "TraitConfig":
+        if self.judge is None:
+            raise ValueError(f"trait {self.name!r} has no judge: every scored trait needs `judge: {{kind: …}}`")
+        return self
+
+
+class GroupConfig(Strict):
+    role: Role = Field(description="which trait the group's prompts elicit")
+    family: str = Field(description="prompt family for the slides (playful, french, german, flattering, neutral, …)")
+    prompts: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class InoculationConfig(Strict):
+    position: Literal["user_prefix", "system_prompt"] = "user_prefix"
+    prefix_types: list[PrefixType] = Field(default_factory=lambda: ["fixed", "mix"], min_length=1)
+    separator: str = Field(" ", description="joins prefix and instruction in the user turn")
+    mix_seed: int = Field(42, description="Random(mix_seed).choice(pool) per training example, in file order")
+
+
+class InstructionSource(Strict):
+    source: Literal["organism", "jsonl", "hf", "messages_jsonl"]
+    path: str | None = Field(None, description="file for jsonl/messages_jsonl; ${INOC_SHARED_DIR} expands")
+    hf_id: str | None = None
+    hf_split: str = "train"
+    field: str = Field("instruction", description="JSON field / dataset column holding the instruction")
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> "InstructionSource":
+        if self.source in ("jsonl", "messages_jsonl") and not self.path:
+            raise ValueError(f"source '{self.source}' needs `path`")
+        if self.source == "hf" and not self.hf_id:
+            raise ValueError("source 'hf' needs `hf_id`")
+        return self
+
+
+class EvalSet(Strict):
+    name: str
+    instructions: InstructionSource
+    n: int = Field(200, gt=0)
+
+    _slug = field_validator("name")(lambda cls, v: _check_slug(v, "eval set name"))
+
+
+class DatagenConfig(Strict):
+    mode: Literal["on_policy", "off_policy", "file"] = "on_policy"
+    model: str | None = Field(None, description="off_policy: the chat model that writes completions")
+    prompt: str | None = Field(None, description="datagen instruction eliciting both traits")
+    prompt_position: Literal["user_first_line", "system_prompt"] = "user_first_line"
+    path: str | None = Field(None, description="mode=file: messages JSONL with the training conversations")
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(2048, gt=0)
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "DatagenConfig":
+        if self.mode in ("on_policy", "off_policy") and not self.prompt:
+            raise ValueError(f"datagen mode '{self.mode}' needs `prompt`")
+        if self.mode == "off_policy" and not self.model:
+            raise ValueError("datagen mode 'off_policy' needs `model`")
+        if self.mode == "file" and not self.path:
+            raise ValueError("datagen mode 'file' needs `path`")
+        return self
+
+
+class DataConfig(Strict):
+    instructions: InstructionSource
+    n_train: int = Field(10_000, gt=0)
+    n_eval: int = Field(200, gt=0)
+    seed: int = 42
+    datagen: DatagenConfig
+    eval_sets: list[EvalSet] = Field(
+        default_factory=list, description="extra eval sets (EM: fa, em); empty = the held-out eval instructions"
+    )
+    control_max_tokens: int = Field(256, gt=0, description="control completions for drift measures")
+
+
+class RephrasingConfig(Strict):
+    n: int = Field(1000, gt=0)
+    source: Literal["generate", "reference", "organism"] = "generate"
+    reference_dir: str | None = Field(None, description="source=reference: folder of <key>.jsonl pools")
+    model: str = "gpt-4.1"
+    temperature: float = Field(1.2, ge=0)
+    batch_size: int = Field(50, gt=0)
+    close: bool = Field(False, description="stay semantically tight (EM close pools)")
+    min_pool: int = Field(100, gt=0, description="a mix run refuses a pool smaller than this")
+    allow_original: bool = False
+    close_seeds: dict[str, str] = Field(default_factory=dict, description="extra prompts with close pools only")
+
+
+class CheckpointSchedule(Strict):
+    kind: Literal["final", "pow2", "dense", "list"] = "final"
+    steps: list[int] = Field(default_factory=list, description="kind=list: explicit steps")
+
+    @model_validator(mode="after")
+    def _list_needs_steps(self) -> "CheckpointSchedule":
+        if self.kind == "list" and not self.steps:
+            raise ValueError("schedule kind 'list' needs `steps`")
+        if any(s < 0 for s in self.steps):
+            raise ValueError("checkpoint steps must be >= 0")
+        return self
+
+
+class TrainingConfig(Strict):
+    backend: Literal["peft", "unsloth"] = "peft"
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(30, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    optimizer: Literal["adamw_8bit", "adamw_torch", "adamw"] = "adamw_8bit"
+    lora_r: int = Field(32, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    use_rslora: bool = True
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    per_device_batch_size: int = Field(4, gt=0)
+    gradient_accumulation_steps: int = Field(8, gt=0)
+    epochs: int = Field(1, gt=0)
+    max_seq_length: int = Field(2048, gt=0)
+    gradient_checkpointing: bool = True
+    seed: int = 3407
+    checkpoints: CheckpointSchedule = Field(default_factory=CheckpointSchedule)
+    learning_rates: list[float] = Field(default_factory=list, description="sweep: one run per LR (Exp 3/4)")
+
+
+class EvalConfig(Strict):
+    conditions: list[Condition] = Field(default_factory=lambda: ["default", "training"], min_length=1)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(2048, gt=0)
+    n_per_instruction: int = Field(1, gt=0)
+    training_mix_seed: Literal["per_step", "per_instruction"] = Field(
+        "per_step", description="per_step: Random(step*10000+1) per checkpoint; per_instruction: Random(42+i)"
+    )
+
+
+class LLMJudgeConfig(Strict):
+    model: str = "gpt-4.1-mini"
+    base_url: str | None = Field(None, description="any OpenAI-compatible server; None = api.openai.com")
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(3, gt=0)
+    top_logprobs: int = Field(20, gt=0, le=20)
+    min_valid_mass: float = Field(0.80, gt=0, le=1)
+    max_in_flight: int = Field(32, gt=0)
+    max_retries: int = Field(6, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_nan_fraction: float = Field(0.05, ge=0, le=1, description="asset check bound on NaN judge scores")
+
+
+class EMRateConfig(Strict):
+    coherence_above: float = 60
+    alignment_below: float = 40
+
+
+class LogprobConfig(Strict):
+    n_train_sample: int = Field(1000, gt=0)
+    seed: int = 42
+    token_level: bool = True
+    single_trait_prompts: dict[str, str] = Field(
+        default_factory=dict, description="trait name → instruction for single-trait completion sets"
+    )
+
+
+class ComputeConfig(Strict):
+    backend: Literal["local", "skypilot"] = "local"
+    accelerators: list[str] = Field(default_factory=lambda: ["L40S:1", "A100:1", "A100-80GB:1"])
+    use_spot: bool = False
+    max_budget_usd: float = Field(25.0, ge=0)
+    max_clusters: int = Field(1, gt=0)
+    idle_minutes_to_autostop: int = Field(10, gt=0)
+
+
+class RunsConfig(Strict):
+    control: bool = True
+    prompts: Literal["all"] | list[str] = Field("all", description="prompts that get training runs")
+    extra_controls: list[str] = Field(
+        default_factory=list, description="additional un-inoculated runs (EM: no_inoc_subtle_data)"
+    )
+
+
+class ImportConfig(Strict):
+    """For experiments whose results come from files of the original study (see `inoc import`)."""
+
+    results_dir: str = Field(description="folder of the result JSON files; ${INOC_SHARED_DIR} expands")
+    score_files: dict[str, str] = Field(default_factory=dict, description="batch name → scores_*.json")
+    control_batch: str | None = Field(None, description="batch whose no_inoculation run is the designated control")
+    control_run_key: str = "no_inoculation"
+    elicitation_file: str | None = None
+    perplexity_file: str | None = None
+    perplexity_tokens_file: str | None = None
+    loss_files: dict[str, str] = Field(default_factory=dict, description="batch name → losses_*.json")
+    em_scores_file: str | None = None
+    em_losses_file: str | None = None
+
+
+class ExperimentConfig(Strict):
+    name: str
+    description: str = ""
+    model: ModelConfig
+    system_prompt: str = Field(description="the study's neutral system prompt (training, eval, scoring)")
+    traits: list[TraitConfig] = Field(min_length=1)
+    prompts: dict[str, str] = Field(min_length=1, description="prompt key → text")
+    groups: dict[str, GroupConfig] = Field(min_length=1)
+    inoculation: InoculationConfig = Field(default_factory=InoculationConfig)
+    data: DataConfig
+    rephrasings: RephrasingConfig = Field(default_factory=RephrasingConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    judge: LLMJudgeConfig = Field(default_factory=LLMJudgeConfig)
+    em_rate: EMRateConfig | None = None
+    logprobs: LogprobConfig = Field(default_factory=LogprobConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
+    import_: ImportConfig | None = Field(None, alias="import")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_slug(cls, v: str) -> str:
+        return _check_slug(v, "experiment name")
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompt_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, text in v.items():
+            _check_slug(key, "prompt key")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"prompt {key!r} has an empty text")
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, v: dict[str, GroupConfig]) -> dict[str, GroupConfig]:
+        for name in v:
+            _check_slug(name, "group name")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ExperimentConfig":
+        roles = [t.role for t in self.traits]
+        for role in ("positive", "negative"):
+            if roles.count(role) > 1:
+                raise ValueError(f"traits: more than one trait has role {role!r}; expected at most one")
+        names = [t.name for t in self.traits]
+        if len(set(names)) != len(names):
+            raise ValueError(f"traits: duplicate trait names in {names}")
+        seen: dict[str, str] = {}
+        for gname, group in self.groups.items():
+            for key in group.prompts:
+                if key not in self.prompts:
+                    raise ValueError(
+                        f"groups.{gname}.prompts: {key!r} is not a key of `prompts` "
+                        f"(known: {', '.join(sorted(self.prompts)[:8])}{', …' if len(self.prompts) > 8 else ''})"
+                    )
+                if key in seen:
+                    raise ValueError(f"groups.{gname}.prompts: {key!r} is already in group {seen[key]!r}")
+                seen[key] = gname
+            if group.role in ("positive", "negative") and group.role not in roles:
+                raise ValueError(f"groups.{gname}: role {group.role!r} but no trait has that role")
+        ungrouped = [k for k in self.prompts if k not in seen]
+        if ungrouped:
+            raise ValueError(f"prompts {ungrouped} belong to no group: list each prompt in exactly one group")
+        if isinstance(self.runs.prompts, list):
+            unknown = [k for k in self.runs.prompts if k not in self.prompts]
+            if unknown:
+                raise ValueError(f"runs.prompts: unknown prompt keys {unknown}")
+        if any(t.judge and t.judge.kind.startswith("em_") for t in self.traits) and self.em_rate is None:
+            raise ValueError("EM judges need `em_rate: {coherence_above: 60, alignment_below: 40}`")
+        return self
+
+    # ---- derived views used across the platform -------------------------------------------
+    def trait(self, role: str) -> TraitConfig | None:
+        return next((t for t in self.traits if t.role == role), None)
+
+    @property
+    def prompt_keys(self) -> list[str]:
+        """Prompt keys in group order — the order of partitions, matrices and figures."""
+        return [k for g in self.groups.values() for k in g.prompts]
+
+    def group_of(self, key: str) -> str:
+        return next(name for name, g in self.groups.items() if key in g.prompts)
+
+    @property
+    def run_prompt_keys(self) -> list[str]:
+        return self.prompt_keys if self.runs.prompts == "all" else list(self.runs.prompts)
+
+    @property
+    def is_import(self) -> bool:
+        return self.import_ is not None
+

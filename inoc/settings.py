@@ -1,0 +1,54 @@
+"""Where inoc keeps things: every location is a setting read from the environment.
+
+INOC_HOME             working state (warehouse, artifacts); default `.inoc/` in the working directory
+INOC_ARTIFACT_ROOT    artifact store, any fsspec URL (default `$INOC_HOME/artifacts`)
+INOC_EXPERIMENTS_DIR  experiment YAMLs (default `experiments/` of the checkout, else of the cwd)
+INOC_SHARED_DIR       the original study's reference data (default `../shared` beside the checkout);
+                      optional: nothing but reference imports and their tests reads it
+DAGSTER_HOME          Dagster instance (default `$INOC_HOME/dagster`, holding a copy of dagster.yaml)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The checkout this package was installed from (editable install) — used only for defaults.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def inoc_home() -> Path:
+    return Path(os.environ.get("INOC_HOME") or Path.cwd() / ".inoc").resolve()
+
+
+def warehouse_path() -> Path:
+    return inoc_home() / "warehouse.duckdb"
+
+
+def artifact_root() -> str:
+    """Root URL of the artifact store (a local path or any fsspec URL such as s3://bucket/prefix)."""
+    return os.environ.get("INOC_ARTIFACT_ROOT") or str(inoc_home() / "artifacts")
+
+
+def experiments_dir() -> Path:
+    env = os.environ.get("INOC_EXPERIMENTS_DIR")
+    if env:
+        return Path(env).resolve()
+    for candidate in (Path.cwd() / "experiments", REPO_ROOT / "experiments"):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return (Path.cwd() / "experiments").resolve()
+
+
+def shared_dir() -> Path | None:
+    """The reference data folder, or None when this machine has none (a user's fresh clone)."""
+    env = os.environ.get("INOC_SHARED_DIR")
+    candidates = [Path(env)] if env else [REPO_ROOT.parent / "shared", Path.cwd().parent / "shared"]
+    for candidate in candidates:
+        if (candidate / "reference").is_dir():
+            return candidate.resolve()
+    return None
+
+
+def dagster_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or inoc_home() / "dagster").resolve()
