@@ -52,3 +52,21 @@ def shared_dir() -> Path | None:
 
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or inoc_home() / "dagster").resolve()
+
+
+def prepare_dagster_home() -> Path:
+    """Make DAGSTER_HOME exist, hold the repository's dagster.yaml, and be set in the environment.
+
+    A persistent home matters: without one `dagster dev` uses a throw-away folder and loses run
+    history and the dynamic prompt partitions.
+    """
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    source = REPO_ROOT / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if source.is_file() and source.resolve() != target.resolve():
+        text = source.read_text()
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home

@@ -1,9 +1,10 @@
 """Experiment configuration: the schema and its loader."""
 
-from inoc.config.load import ConfigError, Problem, experiment_files, expand_path, load_all, load_experiment, parse_experiment
+from inoc.config.load import Catalog, ConfigError, Problem, experiment_files, expand_path, load_all, load_experiment, parse_experiment
 from inoc.config.schema import ExperimentConfig
 
 __all__ = [
+    "Catalog",
     "ConfigError",
     "ExperimentConfig",
     "Problem",

@@ -155,15 +155,25 @@ def experiment_files(directory: str | Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("_"))
 
 
-def load_all(directory: str | Path) -> tuple[dict[str, ExperimentConfig], list[ConfigError]]:
-    """Every valid experiment of a folder, and the errors of the invalid ones (never raises)."""
-    configs: dict[str, ExperimentConfig] = {}
-    errors: list[ConfigError] = []
+@dataclass
+class Catalog:
+    """The experiments of a folder: valid configs with their files, and the errors of the rest."""
+
+    configs: dict[str, ExperimentConfig]
+    paths: dict[str, Path]
+    errors: list[ConfigError]
+
+
+def load_all(directory: str | Path) -> Catalog:
+    """Every experiment of a folder; an invalid file is reported in `errors`, never raised, so one
+    bad YAML does not take the other experiments (or the UI) down."""
+    catalog = Catalog({}, {}, [])
     for path in experiment_files(directory):
         try:
             cfg = load_experiment(path)
         except ConfigError as exc:
-            errors.append(exc)
+            catalog.errors.append(exc)
             continue
-        configs[cfg.name] = cfg
-    return configs, errors
+        catalog.configs[cfg.name] = cfg
+        catalog.paths[cfg.name] = path
+    return catalog

@@ -1,0 +1,146 @@
+"""`inoc` command line: validate configs, sync partitions, open the UI, query the warehouse, run jobs.
+
+Dagster is imported only by the commands that need it, so `inoc validate` and `inoc sql` start fast.
+Every user-facing error is one clear message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from inoc import settings
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _config_paths(paths: list[str]) -> list[Path]:
+    from inoc.config import experiment_files
+
+    out: list[Path] = []
+    for raw in paths or [str(settings.experiments_dir())]:
+        p = Path(raw)
+        if p.is_dir():
+            found = experiment_files(p)
+            if not found:
+                raise UserError(f"{p}: no experiment YAML files in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from inoc.config import ConfigError, load_experiment
+
+    failed = 0
+    for path in _config_paths(args.paths):
+        try:
+            cfg = load_experiment(path)
+        except ConfigError as exc:
+            failed += 1
+            print(str(exc), file=sys.stderr)
+            continue
+        print(f"ok  {path}  ({cfg.name}: {len(cfg.prompts)} prompts in {len(cfg.groups)} groups, model {cfg.model.id})")
+    if failed:
+        print(f"{failed} invalid experiment file(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    settings.prepare_dagster_home()
+    from dagster import DagsterInstance
+
+    from inoc_assets.sync import apply_sync, plan_sync
+
+    with DagsterInstance.get() as instance:
+        plan = plan_sync(instance, settings.experiments_dir())
+        apply_sync(instance, plan)
+    for err in plan.errors:
+        print(f"skipped invalid config:\n{err}", file=sys.stderr)
+    for defn, keys in plan.to_add.items():
+        print(f"{defn}: added {len(keys)} partition(s): {', '.join(keys)}")
+    for defn, keys in plan.orphaned.items():
+        print(f"{defn}: kept {len(keys)} partition(s) no longer in the YAML: {', '.join(keys)}")
+    if not plan.to_add:
+        print("every configured prompt already has its partition")
+    return 1 if plan.errors else 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = settings.prepare_dagster_home()
+    cmd = [
+        sys.executable, "-m", "dagster", "dev",
+        "-m", "inoc_assets.definitions",
+        "--host", "127.0.0.1", "--port", str(args.port),
+    ]  # fmt: skip
+    print(f"DAGSTER_HOME={home}\nopening the UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, cmd)
+    return 0  # not reached
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+    from tabulate import tabulate
+
+    from warehouse import Warehouse
+
+    wh = Warehouse(settings.warehouse_path())
+    try:
+        frame = wh.query(args.query)
+    except duckdb.Error as exc:
+        raise UserError(f"SQL error: {exc}") from None
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        limit = args.max_rows
+        shown = frame if limit <= 0 or len(frame) <= limit else frame.head(limit)
+        print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"))
+        if len(shown) < len(frame):
+            print(f"… {len(frame) - len(shown)} more rows (use --max-rows 0 or --format csv)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inoc", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="validate experiment YAMLs (files or folders; default experiments/)")
+    p.add_argument("paths", nargs="*")
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("sync", help="register new prompts of every YAML as partitions (never removes any)")
+    p.set_defaults(fn=cmd_sync)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (and daemon) on 127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(fn=cmd_ui)
+
+    p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")
+    p.add_argument("query")
+    p.add_argument("--format", choices=["table", "csv"], default="table")
+    p.add_argument("--max-rows", type=int, default=100)
+    p.set_defaults(fn=cmd_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"inoc: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

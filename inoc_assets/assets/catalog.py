@@ -1,0 +1,163 @@
+"""The experiment's catalogue assets: its configuration and its prompts, in the warehouse.
+
+`<experiment>/experiment` records the experiment (the `experiments` table and a resolved config
+snapshot in the artifact store); `<experiment>/prompt` is partitioned by prompt and records one
+prompt (the `prompts` table and `prompt/<key>.json`). Every downstream per-prompt asset depends on
+the prompt partition, so a new prompt in the YAML is a new partition whose backfill starts here.
+
+Both re-read the YAML when they run: a running code server may hold an older copy, and the sensor
+registers new prompts without a restart.
+"""
+
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from inoc.config import ExperimentConfig, load_experiment
+from inoc_assets.partitions import prompt_partitions
+from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from warehouse import replace_rows
+
+
+def config_digest(cfg: ExperimentConfig) -> str:
+    blob = json.dumps(cfg.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def prompt_record(cfg: ExperimentConfig, key: str) -> dict[str, str]:
+    group = cfg.group_of(key)
+    return {
+        "experiment": cfg.name,
+        "prompt_key": key,
+        "prompt_text": cfg.prompts[key],
+        "prompt_group": group,
+        "prompt_family": cfg.groups[group].family,
+    }
+
+
+def experiment_record(cfg: ExperimentConfig) -> dict[str, str | None]:
+    pos, neg = cfg.trait("positive"), cfg.trait("negative")
+    return {
+        "experiment": cfg.name,
+        "model": cfg.model.id,
+        "positive_trait": pos.name if pos else None,
+        "negative_trait": neg.name if neg else None,
+        "source": "import" if cfg.is_import else "pipeline",
+    }
+
+
+def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+    group = experiment
+
+    @asset(
+        key=AssetKey([experiment, "experiment"]),
+        group_name=group,
+        kinds={"duckdb"},
+        description=f"The `{experiment}` experiment: its row in `experiments` and a resolved config snapshot.",
+        check_specs=[
+            AssetCheckSpec(
+                "warehouse_row_matches_config",
+                asset=AssetKey([experiment, "experiment"]),
+                description="The `experiments` row read back from the warehouse snapshot equals the YAML.",
+            )
+        ],
+    )
+    def experiment_asset(
+        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ):
+        cfg = load_experiment(config_path)
+        record = experiment_record(cfg)
+        wh = warehouse.warehouse
+        with wh.writer() as conn:
+            replace_rows(conn, "experiments", pd.DataFrame([record]), {"experiment": experiment})
+        digest = config_digest(cfg)
+        url = artifacts.store.write_json(cfg.model_dump(mode="json", by_alias=True), experiment, "experiment", "config.json")
+        context.log.info(f"{experiment}: {len(cfg.prompts)} prompts in {len(cfg.groups)} groups, model {cfg.model.id}")
+        back = wh.query("SELECT * FROM experiments WHERE experiment = ?", [experiment]).to_dict("records")
+        yield MaterializeResult(
+            data_version=DataVersion(digest[:16]),
+            metadata={
+                "model": cfg.model.id,
+                "n_prompts": len(cfg.prompts),
+                "groups": ", ".join(cfg.groups),
+                "config_sha256": digest,
+                "config_snapshot": MetadataValue.path(url),
+                "source_file": MetadataValue.path(str(config_path)),
+            },
+        )
+        ok = back == [record]
+        yield AssetCheckResult(
+            check_name="warehouse_row_matches_config",
+            passed=ok,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"read_back": MetadataValue.json(back)},
+        )
+
+    @asset(
+        key=AssetKey([experiment, "prompt"]),
+        group_name=group,
+        kinds={"duckdb"},
+        partitions_def=prompt_partitions(experiment),
+        deps=[AssetKey([experiment, "experiment"])],
+        description="One inoculation prompt (partition = prompt key): its row in `prompts` and prompt/<key>.json.",
+        check_specs=[
+            AssetCheckSpec(
+                "prompt_text_in_warehouse",
+                asset=AssetKey([experiment, "prompt"]),
+                description="The prompt's text, group and family read back from the warehouse equal the YAML.",
+            )
+        ],
+    )
+    def prompt_asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        key = context.partition_key
+        if key not in cfg.prompts:
+            # A prompt removed from the YAML keeps its partition and data; it just cannot be recomputed.
+            raise Failure(
+                description=(
+                    f"prompt {key!r} is no longer in {config_path}; its existing data is kept. "
+                    "Add it back to recompute it."
+                )
+            )
+        record = prompt_record(cfg, key)
+        wh = warehouse.warehouse
+        with wh.writer() as conn:
+            replace_rows(conn, "prompts", pd.DataFrame([record]), {"experiment": experiment, "prompt_key": key})
+        url = artifacts.store.write_json(record, experiment, "prompt", f"{key}.json")
+        back = wh.query(
+            "SELECT * FROM prompts WHERE experiment = ? AND prompt_key = ?", [experiment, key]
+        ).to_dict("records")
+        text_digest = hashlib.sha256(record["prompt_text"].encode()).hexdigest()
+        yield MaterializeResult(
+            data_version=DataVersion(text_digest[:16]),
+            metadata={
+                "prompt_text": record["prompt_text"],
+                "group": record["prompt_group"],
+                "family": record["prompt_family"],
+                "artifact": MetadataValue.path(url),
+            },
+        )
+        yield AssetCheckResult(
+            check_name="prompt_text_in_warehouse",
+            passed=back == [record],
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"read_back": MetadataValue.json(back)},
+        )
+
+    return [experiment_asset, prompt_asset]

@@ -1,0 +1,39 @@
+"""The Dagster code location: one asset group per experiment YAML.
+
+Built from every YAML in the experiments folder (`INOC_EXPERIMENTS_DIR`, default `experiments/`).
+An invalid YAML is logged and skipped so the other experiments stay available.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dagster import Definitions
+
+from inoc import settings
+from inoc.config import load_all
+from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.resources import default_resources
+from inoc_assets.sensors import prompt_partition_sensor
+
+log = logging.getLogger("inoc")
+
+
+def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
+    directory = Path(experiments_dir) if experiments_dir else settings.experiments_dir()
+    catalog = load_all(directory)
+    for err in catalog.errors:
+        log.error("skipping invalid experiment config:\n%s", err)
+    assets = []
+    for name, cfg in catalog.configs.items():
+        assets += catalog_assets(name, catalog.paths[name])
+    return Definitions(
+        assets=assets,
+        sensors=[prompt_partition_sensor(directory)],
+        resources=default_resources(),
+    )
+
+
+defs = build_definitions()
+

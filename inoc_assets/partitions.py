@@ -1,0 +1,26 @@
+"""Partitions: per-experiment dynamic prompt partitions and the 2-D run partitions.
+
+One DynamicPartitionsDefinition per experiment (`<experiment>__prompts`) keeps every partition
+shown in the UI valid for its group (a cross product experiments × prompts would show invalid
+combinations). Run assets are partitioned by prompt × prefix type (Dagster allows two dimensions).
+"""
+
+from __future__ import annotations
+
+from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
+
+PREFIX_TYPES = ("fixed", "mix")
+
+
+def prompt_partitions_name(experiment: str) -> str:
+    return f"{experiment}__prompts"
+
+
+def prompt_partitions(experiment: str) -> DynamicPartitionsDefinition:
+    return DynamicPartitionsDefinition(name=prompt_partitions_name(experiment))
+
+
+def run_partitions(experiment: str) -> MultiPartitionsDefinition:
+    return MultiPartitionsDefinition(
+        {"prompt": prompt_partitions(experiment), "prefix_type": StaticPartitionsDefinition(list(PREFIX_TYPES))}
+    )

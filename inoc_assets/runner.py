@@ -1,0 +1,32 @@
+"""Run asset selections on the persistent instance, so CLI runs show in the UI's run history."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from dagster import AssetKey, DagsterInstance, execute_job
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.execution.execution_result import ExecutionResult
+
+
+
+def run_assets(
+    instance: DagsterInstance,
+    selection: Sequence[AssetKey],
+    partition_key: str | None = None,
+    max_concurrent: int = 4,
+    tags: dict[str, str] | None = None,
+) -> ExecutionResult:
+    """Materialize `selection` in one run with the multiprocess executor (steps in parallel)."""
+    run_tags = dict(tags or {})
+    if partition_key is not None:
+        run_tags["dagster/partition"] = partition_key
+    result = execute_job(
+        ReconstructableRepository.for_module("inoc_assets.definitions", "defs").get_reconstructable_job("__ASSET_JOB"),
+        instance=instance,
+        asset_selection=list(selection),
+        tags=run_tags,
+        run_config={"execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}},
+        raise_on_error=False,
+    )
+    return result

@@ -1,0 +1,7 @@
+"""The DuckDB warehouse: schema and views as SQL (schema.sql, views.sql), connections (db.py).
+
+The tidy tables are the public SQL interface; see README.md in this folder."""
+
+from warehouse.db import Warehouse, apply_schema, replace_rows
+
+__all__ = ["Warehouse", "apply_schema", "replace_rows"]

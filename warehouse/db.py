@@ -1,0 +1,154 @@
+"""Connections to the DuckDB warehouse: one serialized writer, lock-free readers.
+
+DuckDB allows one read-write process per file, and while it holds the file even read-only opens
+from other processes fail. So:
+- every write goes through `Warehouse.writer()`: an exclusive OS file lock (`warehouse.lock`)
+  serializes writers across processes (parallel Dagster steps wait instead of failing), the
+  connection is short-lived, the schema is applied idempotently, and the write is one transaction;
+- after each write the file is copied to `warehouse_snapshot.duckdb` (temp + atomic rename) while
+  the lock is still held. Readers — `inoc sql`, notebooks, slides — open the snapshot read-only, so
+  they never block a writer and never see a half-applied write.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator
+
+import duckdb
+import pandas as pd
+
+SQL_DIR = Path(__file__).resolve().parent
+SNAPSHOT_NAME = "warehouse_snapshot.duckdb"
+
+ConnectionFactory = Callable[[], ContextManager[duckdb.DuckDBPyConnection]]
+
+
+def schema_sql() -> str:
+    return (SQL_DIR / "schema.sql").read_text() + "\n" + (SQL_DIR / "views.sql").read_text()
+
+
+def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables and (re)create views; idempotent, never drops data."""
+    conn.execute(schema_sql())
+
+
+def _default_factory(path: Path) -> ConnectionFactory:
+    @contextmanager
+    def factory() -> Iterator[duckdb.DuckDBPyConnection]:
+        conn = duckdb.connect(str(path))
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    return factory
+
+
+class Warehouse:
+    """The warehouse file at `path`; `connect` may supply connections (dagster-duckdb's resource)."""
+
+    def __init__(self, path: str | Path, connect: ConnectionFactory | None = None):
+        self.path = Path(path)
+        self.snapshot_path = self.path.with_name(SNAPSHOT_NAME)
+        self.lock_path = self.path.with_name(self.path.stem + ".lock")
+        self._connect = connect or _default_factory(self.path)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released by the OS if this process dies
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An exclusive write connection; everything inside is one transaction."""
+        with self._lock():
+            with self._connect() as conn:
+                apply_schema(conn)
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                conn.execute("CHECKPOINT")
+            self._publish_snapshot()
+
+    def _publish_snapshot(self) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".snapshot-", suffix=".duckdb")
+        os.close(fd)
+        try:
+            shutil.copyfile(self.path, tmp)
+            os.replace(tmp, self.snapshot_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def ensure(self) -> None:
+        """Create the file with the schema (and its snapshot) if missing."""
+        with self.writer():
+            pass
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the latest snapshot; never blocks or is blocked by writers."""
+        if not self.snapshot_path.exists():
+            self.ensure()
+        # The snapshot may be replaced while open: we keep reading the inode we opened.
+        for attempt in range(5):
+            try:
+                conn = duckdb.connect(str(self.snapshot_path), read_only=True)
+                break
+            except duckdb.IOException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self.reader() as conn:
+            return conn.execute(sql, params or []).df()
+
+
+def replace_rows(
+    conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, key: dict[str, Any]
+) -> int:
+    """Replace the rows of `table` matching `key` (column → value; None matches NULL) with `frame`.
+
+    Insertion is by column name, never by position (positional inserts silently swap same-typed
+    columns). Idempotent: re-materializing a partition replaces, never duplicates.
+    """
+    clauses, params = [], []
+    for col, value in key.items():
+        if value is None:
+            clauses.append(f'"{col}" IS NULL')
+        else:
+            clauses.append(f'"{col}" = ?')
+            params.append(value)
+    where = " AND ".join(clauses) or "TRUE"
+    conn.execute(f'DELETE FROM "{table}" WHERE {where}', params)
+    if len(frame):
+        for col, value in key.items():
+            if col not in frame.columns:
+                frame = frame.assign(**{col: value})
+        conn.register("_inoc_frame", frame)
+        try:
+            conn.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _inoc_frame')
+        finally:
+            conn.unregister("_inoc_frame")
+    return len(frame)

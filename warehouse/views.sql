@@ -1,0 +1,35 @@
+-- Views over the tidy tables. Recreated on every write connection (CREATE OR REPLACE).
+
+-- Per (run, step, condition, trait): mean with the 95% CI of SPEC §11,
+-- mean ± 1.96·SE, SE = std(ddof=1)/sqrt(n) over non-NaN scores. NaN scores are counted, not averaged.
+CREATE OR REPLACE VIEW run_summary AS
+SELECT
+    experiment, run, step, condition, trait,
+    count(*) FILTER (WHERE NOT isnan(score))                      AS n,
+    count(*) FILTER (WHERE score IS NULL OR isnan(score))         AS n_nan,
+    avg(score) FILTER (WHERE NOT isnan(score))                    AS mean,
+    avg(score) FILTER (WHERE NOT isnan(score))
+      - 1.96 * stddev_samp(score) FILTER (WHERE NOT isnan(score))
+        / sqrt(count(*) FILTER (WHERE NOT isnan(score)))          AS ci_lo,
+    avg(score) FILTER (WHERE NOT isnan(score))
+      + 1.96 * stddev_samp(score) FILTER (WHERE NOT isnan(score))
+        / sqrt(count(*) FILTER (WHERE NOT isnan(score)))          AS ci_hi
+FROM trait_scores
+GROUP BY ALL;
+
+-- Per (prompt, trait): elicitation mean with CI, and its strength relative to the 'neutral' row (pp).
+CREATE OR REPLACE VIEW elicitation_summary AS
+WITH s AS (
+    SELECT experiment, prompt_key, trait,
+           count(*) FILTER (WHERE NOT isnan(score))                AS n,
+           count(*) FILTER (WHERE score IS NULL OR isnan(score))   AS n_nan,
+           avg(score) FILTER (WHERE NOT isnan(score))              AS mean,
+           stddev_samp(score) FILTER (WHERE NOT isnan(score))      AS sd
+    FROM elicitation_scores GROUP BY ALL
+)
+SELECT s.experiment, s.prompt_key, s.trait, s.n, s.n_nan, s.mean,
+       s.mean - 1.96 * s.sd / sqrt(s.n) AS ci_lo,
+       s.mean + 1.96 * s.sd / sqrt(s.n) AS ci_hi,
+       s.mean - b.mean                  AS relative_pp
+FROM s LEFT JOIN s AS b
+  ON b.experiment = s.experiment AND b.trait = s.trait AND b.prompt_key = 'neutral';
