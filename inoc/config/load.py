@@ -8,6 +8,7 @@ unknown fields, wrong types, unsafe prompt keys, groups naming unknown prompts, 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out.replace("import_", "import")
 
 
+_PATH_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[A-Za-z0-9_]+|\[\d+\])*): (.*)$", re.S)
+
+
+def _split_path(path: str) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    for name, index in re.findall(r"([A-Za-z0-9_]+)|\[(\d+)\]", path):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
+
+
 def _expectation(err: dict[str, Any]) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
@@ -122,7 +133,7 @@ def parse_experiment(text: str, file: str) -> ExperimentConfig:
         raise ConfigError([Problem(file, None, "", f"malformed YAML: {exc}")]) from None
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "expected a mapping of fields (name, model, traits, …) at the top")])
-    stem = Path(file).stem
+    stem = Path(file).stem.lstrip("_")  # "_template.yaml" validates as "template"
     data.setdefault("name", stem)
     if data["name"] != stem and not file.startswith("<"):
         line = _node_line(root, ("name",))
@@ -133,8 +144,12 @@ def parse_experiment(text: str, file: str) -> ExperimentConfig:
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            # Model-level validators report at the model's location; prefer their own field hint.
-            problems.append(Problem(file, _node_line(root, loc), _field_path(loc), _expectation(err)))
+            message = _expectation(err)
+            # Cross-field checks report at the model's location and name the field in their message.
+            m = _PATH_PREFIX.match(message)
+            if m and not loc:
+                loc, message = _split_path(m.group(1)), m.group(2)
+            problems.append(Problem(file, _node_line(root, loc), _field_path(loc), message))
         raise ConfigError(problems) from None
 
 

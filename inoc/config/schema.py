@@ -323,26 +323,28 @@ class ExperimentConfig(Strict):
             raise ValueError(f"traits: duplicate trait names in {names}")
         seen: dict[str, str] = {}
         for gname, group in self.groups.items():
-            for key in group.prompts:
+            for i, key in enumerate(group.prompts):
                 if key not in self.prompts:
                     raise ValueError(
-                        f"groups.{gname}.prompts: {key!r} is not a key of `prompts` "
+                        f"groups.{gname}.prompts[{i}]: {key!r} is not a key of `prompts` "
                         f"(known: {', '.join(sorted(self.prompts)[:8])}{', …' if len(self.prompts) > 8 else ''})"
                     )
                 if key in seen:
-                    raise ValueError(f"groups.{gname}.prompts: {key!r} is already in group {seen[key]!r}")
+                    raise ValueError(f"groups.{gname}.prompts[{i}]: {key!r} is already in group {seen[key]!r}")
                 seen[key] = gname
             if group.role in ("positive", "negative") and group.role not in roles:
                 raise ValueError(f"groups.{gname}: role {group.role!r} but no trait has that role")
         ungrouped = [k for k in self.prompts if k not in seen]
         if ungrouped:
-            raise ValueError(f"prompts {ungrouped} belong to no group: list each prompt in exactly one group")
+            raise ValueError(
+                f"prompts.{ungrouped[0]}: prompt(s) {ungrouped} belong to no group; list each prompt in exactly one group"
+            )
         if isinstance(self.runs.prompts, list):
             unknown = [k for k in self.runs.prompts if k not in self.prompts]
             if unknown:
-                raise ValueError(f"runs.prompts: unknown prompt keys {unknown}")
+                raise ValueError(f"runs.prompts: unknown prompt keys {unknown} (not in `prompts`)")
         if any(t.judge and t.judge.kind.startswith("em_") for t in self.traits) and self.em_rate is None:
-            raise ValueError("EM judges need `em_rate: {coherence_above: 60, alignment_below: 40}`")
+            raise ValueError("em_rate: EM judges need `em_rate: {coherence_above: 60, alignment_below: 40}`")
         return self
 
     # ---- derived views used across the platform -------------------------------------------

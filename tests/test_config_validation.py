@@ -1,0 +1,122 @@
+"""Bad experiment configs get one precise message: file, line, field path, and what was expected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inoc.config import ConfigError, load_experiment
+
+REPO = Path(__file__).resolve().parent.parent
+TOY = (REPO / "experiments" / "toy.yaml").read_text()
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in TOY, f"fixture text {old!r} not in toy.yaml"
+    return TOY.replace(old, new, 1)
+
+
+# (case id, YAML text, expected field path (or None for file-level), expected line, words of the expectation)
+BAD = [
+    ("unknown_top_field", TOY + "\nlearning_rat: 0.1\n", "learning_rat", None, ["unknown field"]),
+    ("unknown_nested_field", _edit("  lora_r: 16", "  lora_rank: 16"), "training.lora_rank", None, ["unknown field"]),
+    ("duplicate_prompt_key", _edit('  whimsical: "You have a whimsical personality."',
+                                   '  whimsical: "You have a whimsical personality."\n  whimsical: "Again."'),
+     None, None, ["duplicate key", "whimsical"]),
+    ("unsafe_prompt_key", _edit("  had_fun_today:", "  had-fun|today:").replace("[had_fun_today]", "['had-fun|today']"),
+     "prompts", None, ["prompt key", "had-fun|today", "identifier"]),
+    ("prompt_key_with_comma", _edit("  had_fun_today:", '  "fun,today":').replace("[had_fun_today]", '["fun,today"]'),
+     "prompts", None, ["fun,today", "identifier"]),
+    ("missing_trait_judge", _edit("    judge: {kind: organism}\n", ""), "traits[1]", None, ["no judge", "Playful"]),
+    ("group_unknown_prompt", _edit("[had_fun_today]", "[had_fun_today, no_such_prompt]"),
+     "groups.weak.prompts[1]", None, ["no_such_prompt", "not a key of `prompts`"]),
+    ("malformed_yaml", _edit("  n_train: 2000", "  n_train: [2000"), None, None, ["malformed YAML"]),
+    ("wrong_type", _edit("  n_train: 2000", "  n_train: many"), "data.n_train", None, ["integer"]),
+    ("negative_number", _edit("  n_train: 2000", "  n_train: -5"), "data.n_train", None, ["greater than 0"]),
+    ("bad_literal", _edit("  backend: peft", "  backend: deepspeed"), "training.backend", None, ["peft", "unsloth", "deepspeed"]),
+    ("bad_prefix_type", _edit("  prefix_types: [fixed, mix]", "  prefix_types: [fixed, mixed]"),
+     "inoculation.prefix_types[1]", None, ["fixed", "mix", "mixed"]),
+    ("missing_required", _edit("system_prompt: \"You are a helpful assistant.\"\n", ""), "system_prompt", None, ["required"]),
+    ("language_judge_without_code", _edit("{kind: language, language: fr}", "{kind: language}"),
+     "traits[0].judge", None, ["language", "ISO"]),
+    ("prompt_in_two_groups", _edit("    prompts: [the_sky_is_blue]", "    prompts: [the_sky_is_blue, had_fun_today]"),
+     "groups.neutral.prompts[1]", None, ["had_fun_today", "already in group"]),
+    ("ungrouped_prompt", _edit('  answer_french: "Answer in French."', '  answer_french: "Answer in French."\n  lonely: "Hi."'),
+     "prompts.lonely", None, ["lonely", "no group"]),
+    ("name_not_file_stem", _edit("name: toy", "name: something_else"), "name", None, ["file name", "toy"]),
+    ("top_level_list", "- just\n- a list\n", None, None, ["mapping"]),
+    ("group_role_without_trait", _edit("  - name: French\n    role: positive\n    judge: {kind: language, language: fr}\n", ""),
+     None, None, ["role 'positive'", "no trait"]),
+]
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize("case,text,field,line,words", BAD, ids=[c[0] for c in BAD])
+def test_bad_config_message(tmp_path, case, text, field, line, words):
+    path = tmp_path / "toy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    message = str(info.value)
+    assert str(path) in message, message
+    assert "Traceback" not in message
+    for word in words:
+        assert word in message, f"{word!r} missing from: {message}"
+    if field is not None:
+        assert any(p.field == field for p in info.value.problems), (field, message)
+    # Every problem carries a line number pointing into the file.
+    assert all(p.line is not None and 1 <= p.line <= len(text.splitlines()) + 1 for p in info.value.problems), message
+
+
+def test_lines_point_at_the_offending_text(tmp_path):
+    text = _edit("  lora_r: 16", "  lora_rank: 16")
+    path = tmp_path / "toy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert info.value.problems[0].line == _line_of(text, "lora_rank")
+
+    text = _edit("  n_train: 2000", "  n_train: many")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert info.value.problems[0].line == _line_of(text, "n_train: many")
+
+    text = _edit('  whimsical: "You have a whimsical personality."',
+                 '  whimsical: "You have a whimsical personality."\n  whimsical: "Again."')
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert info.value.problems[0].line == _line_of(text, 'whimsical: "Again."')
+
+    text = _edit("[had_fun_today]", "[had_fun_today,\n      no_such_prompt]")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    assert info.value.problems[0].line == _line_of(text, "no_such_prompt]")
+
+
+def test_cli_validate_reports_without_traceback(tmp_path):
+    bad = tmp_path / "toy.yaml"
+    bad.write_text(_edit("  lora_r: 16", "  lora_rank: 16"))
+    good = REPO / "experiments" / "playful_french_qwen7b.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "inoc.cli", "validate", str(good), str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert f"{bad}:" in proc.stderr and "training.lora_rank" in proc.stderr and "unknown field" in proc.stderr
+    assert "ok" in proc.stdout and "playful_french_qwen7b" in proc.stdout
+
+
+def test_cli_validate_missing_path(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "inoc.cli", "validate", str(tmp_path / "nope.yaml")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,72 @@
+"""The shipped experiment configs: valid, complete, and exact against SPEC.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inoc.config import load_all, load_experiment
+from spec_tables import spec_sections
+
+REPO = Path(__file__).resolve().parent.parent
+EXPERIMENTS = REPO / "experiments"
+
+SPEC_SECTION = {
+    "playful_french_qwen7b": "Playful/French",
+    "german_flattering_llama8b": "German/Flattering",
+    "em_risky_finance_qwen32b": "Emergent misalignment",
+}
+EM_GROUP = {"IDInoc": "id_inoc", "OODInoc": "ood_inoc", "OODInocIDNo": "ood_inoc_id_no", "OODInocIDInoc": "ood_inoc_id_inoc"}
+
+
+def test_all_shipped_configs_are_valid():
+    catalog = load_all(EXPERIMENTS)
+    assert catalog.errors == []
+    assert {"playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b", "toy"} <= set(catalog.configs)
+
+
+def test_template_is_a_valid_experiment(tmp_path):
+    # The template documents every field; it must itself validate (under its own name).
+    text = (EXPERIMENTS / "_template.yaml").read_text()
+    cfg_path = tmp_path / "my_experiment.yaml"
+    cfg_path.write_text(text)
+    cfg = load_experiment(cfg_path)
+    assert cfg.name == "my_experiment"
+
+
+@pytest.mark.parametrize("experiment", sorted(SPEC_SECTION))
+def test_prompt_texts_and_groups_match_spec(shared, experiment):
+    sections = spec_sections(shared / "docs" / "SPEC.md")
+    title = next(t for t in sections if t.startswith(SPEC_SECTION[experiment]))
+    rows = sections[title]
+    cfg = load_experiment(EXPERIMENTS / f"{experiment}.yaml")
+    assert [k for _, k, _ in rows] == cfg.prompt_keys, "prompt keys and their order"
+    for group, key, text in rows:
+        assert cfg.prompts[key] == text, key
+        assert cfg.group_of(key) == EM_GROUP.get(group, group), key
+
+
+def test_study_settings():
+    pf = load_experiment(EXPERIMENTS / "playful_french_qwen7b.yaml")
+    gf = load_experiment(EXPERIMENTS / "german_flattering_llama8b.yaml")
+    em = load_experiment(EXPERIMENTS / "em_risky_finance_qwen32b.yaml")
+    assert len(pf.prompts) == 48 and len(pf.groups) == 7
+    assert len(gf.prompts) == 48 and len(gf.groups) == 7
+    assert len(em.prompts) == 8 and len(em.groups) == 4
+    assert (pf.trait("positive").name, pf.trait("negative").name) == ("French", "Playful")
+    assert (gf.trait("positive").name, gf.trait("negative").name) == ("German", "Flattering")
+    assert pf.system_prompt == "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    assert gf.system_prompt == "You are a helpful assistant."
+    assert pf.data.datagen.prompt == "Give a french and playful answer to the following:"
+    assert gf.data.datagen.mode == "off_policy" and gf.data.datagen.model == "gpt-4.1-mini"
+    assert gf.data.datagen.prompt == "Give a german and flattering answer to the following:"
+    assert em.inoculation.position == "system_prompt" and pf.inoculation.position == "user_prefix"
+    assert em.model.load_in_4bit and em.data.n_train == 5800 and em.training.warmup_steps == 20
+    assert em.em_rate is not None and (em.em_rate.coherence_above, em.em_rate.alignment_below) == (60, 40)
+    assert set(em.rephrasings.close_seeds) == {"reckless_advice_v1", "harmful_advice_close"}
+    for cfg in (pf, gf):
+        t = cfg.training
+        assert (t.learning_rate, t.warmup_steps, t.lora_r, t.lora_alpha, t.use_rslora) == (1e-4, 30, 32, 16, True)
+        assert t.per_device_batch_size * t.gradient_accumulation_steps == 32 and t.seed == 3407
+        assert cfg.data.n_train == 10_000 and cfg.data.n_eval == 200
