@@ -28,6 +28,7 @@ def shared() -> Path:
 @pytest.fixture
 def inoc_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "inoc_home"
+    (home / "dagster").mkdir(parents=True)
     monkeypatch.setenv("INOC_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     monkeypatch.delenv("INOC_ARTIFACT_ROOT", raising=False)

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from inoc.analysis._checks import as_vector, same_length
+from inoc.analysis._checks import as_vector, exact_mean, same_length
 
 #: Normal multiplier of the plotted score CIs (SPEC §11: mean ± 1.96·SE), kept as the original had it
 #: rather than a t quantile so plotted bands match the published figures.
@@ -50,11 +50,14 @@ class GapEstimate(NamedTuple):
 
 
 def score_summary(values: ArrayLike, *, z: float = Z_95) -> ScoreSummary:
-    """Run score: mean over non-NaN values with CI = mean ± z·std(ddof=1)/√n (SPEC §11)."""
+    """Run score: mean over non-NaN values with CI = mean ± z·std(ddof=1)/√n (SPEC §11).
+
+    The mean is correctly rounded (math.fsum), which reproduces the reference files' stored means exactly.
+    """
     v = as_vector(values, "values")
     valid = v[~np.isnan(v)]
     n = int(valid.size)
-    mean = float(valid.mean()) if n else math.nan
+    mean = exact_mean(valid)
     if n >= 2:
         half = z * float(valid.std(ddof=1)) / math.sqrt(n)
         lo, hi = mean - half, mean + half
@@ -72,11 +75,11 @@ def paired_difference(a: ArrayLike, b: ArrayLike, *, confidence: float = 0.95) -
     both = ~np.isnan(av) & ~np.isnan(bv)
     d = av[both] - bv[both]
     n = int(d.size)
-    mean_a = float(np.nanmean(av)) if (~np.isnan(av)).any() else math.nan
-    mean_b = float(np.nanmean(bv)) if (~np.isnan(bv)).any() else math.nan
+    mean_a = exact_mean(av[~np.isnan(av)])
+    mean_b = exact_mean(bv[~np.isnan(bv)])
     if n == 0:
         return PairedDifference(0, math.nan, math.nan, math.nan, math.nan, mean_a, mean_b)
-    mean = float(d.mean())
+    mean = exact_mean(d)
     if n < 2:
         return PairedDifference(n, mean, math.nan, math.nan, math.nan, mean_a, mean_b)
     se = float(d.std(ddof=1)) / math.sqrt(n)

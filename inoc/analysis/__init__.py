@@ -1,0 +1,10 @@
+"""Dagster-free analysis math: pure functions over numpy arrays and pandas DataFrames.
+
+Modules:
+  stats        run-score means with CIs, paired suppression, gaps (SPEC §11)
+  matrices     point-wise and token-level weight matrices W, non-finite policies (SPEC §9)
+  heuristics   PH, PPD, LLS metrics, fixed-vs-mix heuristics, effective ranks (SPEC §9, §12)
+  geometry     exact PCA / TruncatedSVD, token-level recipe, pairwise angles and group stats (SPEC §10)
+  performance  Pearson r / r² / n of heuristics vs outcomes (SPEC §12)
+  sigmoid      4-parameter logistic fit with bootstrap band and F-tests; OLS line (SPEC §12)
+"""
