@@ -108,6 +108,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_main(args: argparse.Namespace) -> int:
+    settings.prepare_dagster_home()
+    from inoc_assets.main_job import MainJobError, run_main
+
+    try:
+        run_main(log_level=args.log_level)
+    except MainJobError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inoc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="start the Dagster UI (and daemon) on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(fn=cmd_ui)
+
+    p = sub.add_parser("main", help="run the main job on the embedded default and print the suppression table")
+    p.add_argument("--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)")
+    p.set_defaults(fn=cmd_main)
 
     p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")
     p.add_argument("query")

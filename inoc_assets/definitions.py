@@ -14,6 +14,8 @@ from dagster import Definitions
 from inoc import settings
 from inoc.config import load_all
 from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.assets.imported import imported_assets, imported_key
+from inoc_assets.assets.outcomes import suppression_asset
 from inoc_assets.resources import default_resources
 from inoc_assets.sensors import prompt_partition_sensor
 
@@ -27,7 +29,13 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
         log.error("skipping invalid experiment config:\n%s", err)
     assets = []
     for name, cfg in catalog.configs.items():
-        assets += catalog_assets(name, catalog.paths[name])
+        path = catalog.paths[name]
+        assets += catalog_assets(name, path)
+        if cfg.is_import:
+            # Results come from files; the analysis layer reads them from the warehouse like computed ones.
+            assets += imported_assets(name, path)
+            if cfg.import_.score_files:
+                assets.append(suppression_asset(name, path, imported_key(name, "scores")))
     return Definitions(
         assets=assets,
         sensors=[prompt_partition_sensor(directory)],

@@ -14,19 +14,26 @@ def run_assets(
     instance: DagsterInstance,
     selection: Sequence[AssetKey],
     partition_key: str | None = None,
+    partition_range: tuple[str, str] | None = None,
     max_concurrent: int = 4,
+    log_level: str = "DEBUG",
     tags: dict[str, str] | None = None,
 ) -> ExecutionResult:
     """Materialize `selection` in one run with the multiprocess executor (steps in parallel)."""
     run_tags = dict(tags or {})
     if partition_key is not None:
         run_tags["dagster/partition"] = partition_key
+    if partition_range is not None:
+        run_tags["dagster/asset_partition_range_start"], run_tags["dagster/asset_partition_range_end"] = partition_range
     result = execute_job(
         ReconstructableRepository.for_module("inoc_assets.definitions", "defs").get_reconstructable_job("__ASSET_JOB"),
         instance=instance,
         asset_selection=list(selection),
         tags=run_tags,
-        run_config={"execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}},
+        run_config={
+            "execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}},
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+        },
         raise_on_error=False,
     )
     return result

@@ -56,3 +56,45 @@ CREATE TABLE IF NOT EXISTS training_losses (
     grad_norm       DOUBLE,
     epoch           DOUBLE
 );
+
+-- Base-model log-probabilities: mean per-token lp of each sampled completion (SPEC §9).
+-- vector: train_default / ctrl_default (prompt_key NULL), train_inoc, ctrl_inoc, train_mix, ...
+CREATE TABLE IF NOT EXISTS logprob_vectors (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR,
+    vector          VARCHAR NOT NULL,
+    example_idx     INTEGER NOT NULL,
+    lp              DOUBLE
+);
+
+-- Token-level log-probabilities (W_tokens); one row per completion token.
+CREATE TABLE IF NOT EXISTS logprob_tokens (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR,
+    vector          VARCHAR NOT NULL,
+    example_idx     INTEGER NOT NULL,
+    token_idx       INTEGER NOT NULL,
+    lp              DOUBLE
+);
+
+-- Suppression of each prompt's runs against the experiment's designated control (SPEC §11):
+-- paired per-instruction differences at the final step, default condition, t-based 95% CI.
+-- target: 'trait' (the trait the prompt's group elicits), 'cross_trait' (the other), NULL (neutral).
+CREATE TABLE IF NOT EXISTS suppression (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    prompt_group    VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    trait_role      VARCHAR NOT NULL,
+    target          VARCHAR,
+    control_run     VARCHAR NOT NULL,
+    run             VARCHAR NOT NULL,
+    step            INTEGER NOT NULL,
+    n               INTEGER NOT NULL,
+    control_score   DOUBLE,
+    run_score       DOUBLE,
+    suppression     DOUBLE,
+    ci_lo           DOUBLE,
+    ci_hi           DOUBLE
+);

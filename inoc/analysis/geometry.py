@@ -26,6 +26,10 @@ from inoc.analysis.performance import PearsonResult, pearson
 
 #: Columns per float64 block when streaming over a wide matrix (bounds temporary memory).
 BLOCK_COLS = 8192
+#: Components with s ≤ NULL_RTOL·s₁ are returned as zero (axis, coordinates, s). The Gram path
+#: resolves s only down to ~√eps·s₁ ≈ 1.5e-8·s₁, so below this a direction would be rounding noise;
+#: such a component explains < 1e-14 of the variance.
+NULL_RTOL = 1e-7
 
 ROLES = ("negative", "positive", "neutral")
 PAIR_TYPES = ("within_negative", "within_positive", "cross_trait", "negative_x_neutral", "positive_x_neutral")
@@ -110,12 +114,11 @@ def _thin_svd(
         order = np.argsort(evals)[::-1][:r]
         s = np.sqrt(np.clip(evals[order], 0.0, None))
         U = evecs[:, order]
-        tiny = s <= (s[0] if s[0] > 0 else 1.0) * 1e-12  # null directions: no well-defined axis
+        tiny = s <= s[0] * NULL_RTOL if s[0] > 0 else np.ones(r, dtype=bool)
         inv = np.where(tiny, 0.0, 1.0 / np.where(tiny, 1.0, s))
         V = np.empty((r, K))
         for sl in _blocks(K):
             V[:, sl] = (U.T @ _block64(X, sl, mean, scale)) * inv[:, None]
-        s = np.where(tiny, 0.0, s)
     else:
         # Tall: at most K columns, so a float64 copy is small; LAPACK's thin SVD is exact.
         Z = X.astype(np.float64)
@@ -125,7 +128,12 @@ def _thin_svd(
             Z /= scale
         total_ss = float(np.sum(Z * Z))
         Uf, sf, Vt = np.linalg.svd(Z, full_matrices=False)
-        U, s, V = Uf[:, :r], sf[:r], Vt[:r]
+        U, s, V = Uf[:, :r].copy(), sf[:r].copy(), Vt[:r].copy()
+        tiny = s <= s[0] * NULL_RTOL if s[0] > 0 else np.ones(r, dtype=bool)
+    # Null directions have no well-defined axis (any orthonormal completion is as good): zero them.
+    U[:, tiny] = 0.0
+    V[tiny] = 0.0
+    s = np.where(tiny, 0.0, s)
     # sklearn's svd_flip(u_based_decision=False): largest-|loading| of each component positive.
     signs = np.sign(V[np.arange(r), np.argmax(np.abs(V), axis=1)])
     signs[signs == 0] = 1.0

@@ -220,8 +220,8 @@ def fixed_vs_mix_table(
     keys = check_keys(keys, F.shape[0])
     raw = [fixed_vs_mix_heuristics(F[i], M[i], min_finite=min_finite) for i in range(F.shape[0])]
     eligible = np.array([r["n"] >= min_finite for r in raw])
-    rows = [{"variant": "raw", "prompt_key": k, **r} for k, r in zip(keys, raw)]
-    for variant, method in (("pca_rank1", "pca"), ("svd_rank1", "svd")):
+    rows = [{"variant": FIXED_VS_MIX_VARIANTS[0], "prompt_key": k, **r} for k, r in zip(keys, raw)]
+    for variant, method in zip(FIXED_VS_MIX_VARIANTS[1:], ("pca", "svd")):
         recon: dict[int, dict[str, float]] = {}
         idx = np.flatnonzero(eligible)
         if idx.size >= (2 if method == "pca" else 1):

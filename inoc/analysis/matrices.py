@@ -41,7 +41,6 @@ def token_weight_matrix(
     inoc_tokens: Sequence[Sequence[Sequence[float]]],
     *,
     align: Literal["pad", "truncate"] = "pad",
-    skip_empty: bool = True,
     decimals: int | None = None,
     dtype: type = np.float32,
 ) -> np.ndarray:
@@ -49,11 +48,12 @@ def token_weight_matrix(
 
     default_tokens[k] is the list of per-token log-probs of example k with no prefix; inoc_tokens[n][k]
     the same under prompt n. For each (n, k) the first L = min(len(default_k), len(inoc_nk)) tokens
-    are compared. Rows of unequal length are right-padded with 0 (`align="pad"`, the slides builder)
-    or cut to the shortest row (`align="truncate"`, the angle analysis); in practice all prompts score
-    the same completions, so rows have equal length. `skip_empty` drops examples with L = 0 (they add
-    no columns either way). `decimals` re-rounds each diff, as one original builder did. float32 by
-    default: the Qwen-7B matrix is 48 × ~352,000.
+    are compared (an example with L = 0 adds no columns, which is all the original's "skip empty
+    examples" did). Rows of unequal length are right-padded with 0 (`align="pad"`, the slides
+    builder) or cut to the shortest row (`align="truncate"`, the angle analysis); in practice all
+    prompts score the same completions, so rows have equal length. `decimals` re-rounds each diff, as
+    one original builder did. float32 by default: the Qwen-7B matrix is 48 × ~352,000; rows are filled
+    one at a time, so no float64 copy of the whole matrix exists.
     """
     if align not in ("pad", "truncate"):
         raise ValueError(f"align: expected 'pad' or 'truncate', got {align!r}")
@@ -61,36 +61,39 @@ def token_weight_matrix(
         raise ValueError("default_tokens: no examples")
     if len(inoc_tokens) == 0:
         raise ValueError("inoc_tokens: no prompts")
-    defaults = [np.asarray(t, dtype=np.float64) for t in default_tokens]
-    rows: list[list[np.ndarray]] = []
+    defaults = []
+    for k, t in enumerate(default_tokens):
+        d = np.asarray(t, dtype=np.float64)
+        if d.ndim != 1:
+            raise ValueError(f"default_tokens[{k}]: expected a flat list of log-probs")
+        defaults.append(d)
+    # Pass 1: overlap lengths only (cheap), so the matrix can be allocated before any diff exists.
+    overlaps = []
     for n, per_example in enumerate(inoc_tokens):
         if len(per_example) != len(defaults):
             raise ValueError(
                 f"inoc_tokens[{n}]: {len(per_example)} examples, expected {len(defaults)} (one per default example)"
             )
-        parts = []
-        for k, toks in enumerate(per_example):
-            inoc = np.asarray(toks, dtype=np.float64)
-            if inoc.ndim != 1 or defaults[k].ndim != 1:
-                raise ValueError(f"inoc_tokens[{n}][{k}] / default_tokens[{k}]: expected flat lists of log-probs")
-            L = min(inoc.size, defaults[k].size)
-            if L == 0 and skip_empty:
-                continue
-            parts.append(inoc[:L] - defaults[k][:L])
-        rows.append(parts)
-    lengths = [sum(p.size for p in parts) for parts in rows]
+        overlaps.append([min(len(toks), d.size) for toks, d in zip(per_example, defaults)])
+    lengths = [sum(row) for row in overlaps]
     width = max(lengths) if align == "pad" else min(lengths)
     if width == 0:
         raise ValueError("inoc_tokens: no token overlaps with default_tokens; the matrix would be empty")
-    W = np.zeros((len(rows), width), dtype=dtype)
-    for n, parts in enumerate(rows):
+    W = np.zeros((len(inoc_tokens), width), dtype=dtype)
+    # Pass 2: fill row by row.
+    for n, per_example in enumerate(inoc_tokens):
         pos = 0
-        for p in parts:
-            if pos >= width:
-                break
-            take = min(p.size, width - pos)
-            chunk = p[:take] if decimals is None else np.round(p[:take], decimals)
-            W[n, pos : pos + take] = chunk
+        for k, (toks, L) in enumerate(zip(per_example, overlaps[n])):
+            take = min(L, width - pos)
+            if take <= 0:
+                if pos >= width:
+                    break
+                continue
+            inoc = np.asarray(toks[:take], dtype=np.float64)
+            if inoc.ndim != 1:
+                raise ValueError(f"inoc_tokens[{n}][{k}]: expected a flat list of log-probs")
+            diff = inoc - defaults[k][:take]
+            W[n, pos : pos + take] = diff if decimals is None else np.round(diff, decimals)
             pos += take
     return W
 

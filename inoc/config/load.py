@@ -120,19 +120,52 @@ def expand_path(value: str) -> str:
     return os.path.expandvars(value)
 
 
-def parse_experiment(text: str, file: str) -> ExperimentConfig:
-    """Validate YAML text; `file` is used in messages and to default/check the experiment name."""
+def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
     try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        return yaml.compose(text, Loader=_UniqueKeyLoader), yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise ConfigError([Problem(file, line, "", f"malformed YAML: {exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(file, None, "", f"malformed YAML: {exc}")]) from None
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; any other value (lists included) replaces the parent's."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _resolve_extends(data: dict[str, Any], root: yaml.Node | None, file: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    """`extends: <experiment>` inherits every field of experiments/<experiment>.yaml (same folder)."""
+    parent_name = data.pop("extends", None)
+    if parent_name is None:
+        return data
+    line = _node_line(root, ("extends",))
+    if not isinstance(parent_name, str) or file.startswith("<"):
+        raise ConfigError([Problem(file, line, "extends", "expected the name of another experiment file in the same folder")])
+    parent = Path(file).with_name(f"{parent_name}.yaml")
+    if str(parent) in seen:
+        raise ConfigError([Problem(file, line, "extends", f"circular inheritance: {' -> '.join(seen + (str(parent),))}")])
+    if not parent.is_file():
+        raise ConfigError([Problem(file, line, "extends", f"no experiment file {parent.name} beside this one")])
+    p_root, p_data = _read_yaml(parent.read_text(encoding="utf-8"), str(parent))
+    if not isinstance(p_data, dict):
+        raise ConfigError([Problem(str(parent), 1, "", "expected a mapping of fields at the top")])
+    p_data = _resolve_extends(p_data, p_root, str(parent), seen + (str(parent),))
+    p_data.pop("name", None)
+    return _deep_merge(p_data, data)
+
+
+def parse_experiment(text: str, file: str) -> ExperimentConfig:
+    """Validate YAML text; `file` is used in messages and to default/check the experiment name."""
+    root, data = _read_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "expected a mapping of fields (name, model, traits, …) at the top")])
+    data = _resolve_extends(data, root, file, (file,))
     stem = Path(file).stem.lstrip("_")  # "_template.yaml" validates as "template"
     data.setdefault("name", stem)
     if data["name"] != stem and not file.startswith("<"):

@@ -278,7 +278,7 @@ class ExperimentConfig(Strict):
     prompts: dict[str, str] = Field(min_length=1, description="prompt key → text")
     groups: dict[str, GroupConfig] = Field(min_length=1)
     inoculation: InoculationConfig = Field(default_factory=InoculationConfig)
-    data: DataConfig
+    data: DataConfig | None = Field(None, description="required unless the experiment imports its results")
     rephrasings: RephrasingConfig = Field(default_factory=RephrasingConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -314,6 +314,8 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "ExperimentConfig":
+        if self.data is None and self.import_ is None:
+            raise ValueError("data: required field is missing (only experiments with `import:` may omit it)")
         roles = [t.role for t in self.traits]
         for role in ("positive", "negative"):
             if roles.count(role) > 1:

@@ -285,7 +285,9 @@ class FakeOpenAIServer:
     def start(self) -> "FakeOpenAIServer":
         self._httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -51,6 +51,11 @@ def _load(name: str) -> dict:
 
 
 @pytest.fixture(scope="session")
+def gf_roles() -> dict[str, str]:
+    return dict(GF_ROLES)
+
+
+@pytest.fixture(scope="session")
 def gf_perplexity() -> dict:
     return _load(GF_PERPLEXITY)
 

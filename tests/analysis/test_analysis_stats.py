@@ -91,6 +91,7 @@ def test_suppression_and_gap_signs():
     assert (g.ci_lo, g.ci_hi) == pytest.approx((g.gap - h, g.gap + h))
 
 
+@pytest.mark.shared
 def test_reference_score_means_and_nan_counts(gf_scores):
     """Every stored (run, step, condition, trait) `mean` is reproduced exactly, NaN excluded."""
     checked = with_nan = 0
@@ -109,6 +110,7 @@ def test_reference_score_means_and_nan_counts(gf_scores):
     assert checked > 100 and with_nan > 0
 
 
+@pytest.mark.shared
 def test_reference_suppression_equals_difference_of_means_without_nans(gf_scores):
     control = gf_scores["no_inoculation"]["steps"]["313"]["default"]
     run = gf_scores["answer_german"]["steps"]["313"]["default"]

@@ -1,0 +1,1 @@
+"""Importers for result files produced outside inoc (the original study's JSON formats)."""

@@ -1,0 +1,112 @@
+"""Outcome tables from the warehouse's tidy rows: suppression per prompt, fixed and mix (SPEC §11).
+
+Works the same on imported and computed experiments: both land as `runs` + `trait_scores`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from inoc.analysis.stats import suppression
+from inoc.config import ExperimentConfig
+
+SUPPRESSION_COLUMNS = [
+    "experiment", "prompt_key", "prompt_group", "prefix_type", "trait", "trait_role", "target",
+    "control_run", "run", "step", "n", "control_score", "run_score", "suppression", "ci_lo", "ci_hi",
+]  # fmt: skip
+
+
+def control_run_id(cfg: ExperimentConfig, runs: pd.DataFrame) -> str:
+    """The experiment's designated control run (the original designated one per experiment)."""
+    if cfg.import_ is not None:
+        batch = cfg.import_.control_batch or next(iter(cfg.import_.score_files), None)
+        run = f"{batch}/{cfg.import_.control_run_key}"
+    else:
+        run = "no_inoculation"
+    if run not in set(runs.run):
+        raise ValueError(f"{cfg.name}: designated control run {run!r} is not among the experiment's runs")
+    return run
+
+
+def final_default_scores(scores: pd.DataFrame) -> dict[tuple[str, str], tuple[int, np.ndarray]]:
+    """(run, trait) → (final step, per-instruction default-condition scores at that step)."""
+    d = scores[scores.condition == "default"]
+    final = d.groupby(["run", "trait"]).step.transform("max")
+    d = d[d.step == final].sort_values(["run", "trait", "instruction_idx"])
+    return {
+        (run, trait): (int(g.step.iloc[0]), g.score.to_numpy(dtype=float))
+        for (run, trait), g in d.groupby(["run", "trait"], sort=False)
+    }
+
+
+def _target(role: str, trait_role: str) -> str | None:
+    if role not in ("positive", "negative"):
+        return None
+    return "trait" if role == trait_role else "cross_trait"
+
+
+def suppression_table(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (prompt, prefix type, trait) that has a run: paired suppression vs the control."""
+    control = control_run_id(cfg, runs)
+    finals = final_default_scores(scores)
+    missing = (-1, np.array([]))
+    traits = [t for t in cfg.traits if t.role in ("positive", "negative")]
+    # When several batches trained the same prompt, the first batch in config order wins (as the original).
+    batch_order = list(cfg.import_.score_files) if cfg.import_ else []
+    runs = runs.assign(_order=runs.batch.map(lambda b: batch_order.index(b) if b in batch_order else len(batch_order)))
+    rows = []
+    for key in cfg.prompt_keys:
+        group = cfg.group_of(key)
+        role = cfg.groups[group].role
+        for prefix_type in ("fixed", "mix"):
+            match = runs[(runs.prompt_key == key) & (runs.prefix_type == prefix_type)].sort_values("_order")
+            if match.empty:
+                continue
+            run = match.run.iloc[0]
+            for trait in traits:
+                _, ctrl = finals.get((control, trait.name), missing)
+                step, vals = finals.get((run, trait.name), missing)
+                if len(ctrl) != len(vals) or len(vals) == 0:
+                    raise ValueError(
+                        f"{cfg.name}: run {run!r} has {len(vals)} final {trait.name} scores but the control has {len(ctrl)}"
+                    )
+                s = suppression(ctrl, vals)
+                rows.append(
+                    {
+                        "experiment": cfg.name, "prompt_key": key, "prompt_group": group, "prefix_type": prefix_type,
+                        "trait": trait.name, "trait_role": trait.role, "target": _target(role, trait.role),
+                        "control_run": control, "run": run, "step": step, "n": s.n,
+                        "control_score": s.mean_a, "run_score": s.mean_b,
+                        "suppression": s.mean, "ci_lo": s.ci_lo, "ci_hi": s.ci_hi,
+                    }
+                )  # fmt: skip
+    return pd.DataFrame(rows, columns=SUPPRESSION_COLUMNS)
+
+
+def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
+    """Wide, printable view: per prompt, the targeted trait's suppression for fixed and mix with CIs."""
+
+    def cell(r: pd.Series) -> str:
+        if math.isnan(r.suppression):
+            return "n/a"
+        ci = "" if math.isnan(r.ci_lo) else f" [{r.ci_lo:.1f}, {r.ci_hi:.1f}]"
+        return f"{r.suppression:.1f}{ci}"
+
+    if table.empty:
+        return pd.DataFrame(columns=["prompt", "group", "trait", "fixed", "mix"])
+    # Neutral prompts target no trait: show both traits for them.
+    shown = table[(table.target == "trait") | table.target.isna()]
+    out = (
+        shown.assign(cell=shown.apply(cell, axis=1))
+        .pivot_table(index=["prompt_key", "prompt_group", "trait"], columns="prefix_type", values="cell", aggfunc="first", sort=False)
+        .reset_index()
+        .rename(columns={"prompt_key": "prompt", "prompt_group": "group"})
+    )
+    for col in ("fixed", "mix"):
+        if col not in out:
+            out[col] = "—"
+    out = out.fillna("—")
+    return out[["prompt", "group", "trait", "fixed", "mix"]]

@@ -1,0 +1,63 @@
+"""Assets of experiments whose results are imported from files instead of computed.
+
+One asset per kind of result file (scores, elicitation, losses, logprobs). Each parses all of its
+files before writing, then replaces the experiment's rows in one transaction: a malformed file
+fails the step with the file and JSON path, and leaves the warehouse as it was.
+"""
+
+from pathlib import Path
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+
+from inoc.config import load_experiment
+from inoc.importers.experiment import configured_kinds, nan_counts, parse_configured, results_dir, write_parsed
+from inoc.importers.reference import ReferenceFormatError
+from inoc_assets.resources import WarehouseResource
+
+DESCRIPTIONS = {
+    "scores": "Run scores per (run, step, condition, trait, instruction) from scores_*.json → `runs`, `trait_scores`.",
+    "elicitation": "Base-model elicitation scores per prompt and trait → `elicitation_scores`.",
+    "losses": "Training losses per run → `training_losses`.",
+    "logprobs": "Base-model logprob vectors (and token-level lps) → `logprob_vectors`, `logprob_tokens`.",
+}
+
+
+def imported_key(experiment: str, kind: str) -> AssetKey:
+    return AssetKey([experiment, f"imported_{kind}"])
+
+
+def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefinition:
+    @asset(
+        key=imported_key(experiment, kind),
+        group_name=experiment,
+        kinds={"duckdb"},
+        deps=[AssetKey([experiment, "experiment"])],
+        description=DESCRIPTIONS[kind],
+    )
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        cfg = load_experiment(config_path)
+        try:
+            folder = results_dir(cfg)
+            parsed = parse_configured(cfg, kind)
+        except (ReferenceFormatError, FileNotFoundError) as exc:
+            raise Failure(description=f"import of {kind} for {experiment} failed, nothing written: {exc}") from None
+        with warehouse.warehouse.writer() as conn:
+            counts = write_parsed(conn, experiment, parsed)
+        for note in parsed.notes:
+            context.log.warning(note)
+        context.log.info(f"{experiment}: imported {counts} from {folder}")
+        meta = {f"rows_{t}": n for t, n in counts.items()}
+        meta.update({f"nan_{t}": n for t, n in nan_counts(parsed).items()})
+        meta["source_folder"] = MetadataValue.path(str(folder))
+        if "runs" in parsed.tables:
+            meta["n_runs"] = len(parsed.tables["runs"])
+        if parsed.notes:
+            meta["skipped"] = MetadataValue.md("\n".join(f"- {n}" for n in parsed.notes))
+        return MaterializeResult(metadata=meta)
+
+    return _asset
+
+
+def imported_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+    cfg = load_experiment(config_path)
+    return [_import_asset(experiment, config_path, kind) for kind in configured_kinds(cfg)]

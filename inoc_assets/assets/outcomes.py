@@ -1,0 +1,77 @@
+"""Outcome assets: suppression per prompt (fixed and mix, with CIs) and its figure."""
+
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from inoc import figures
+from inoc.config import load_experiment
+from inoc.outcomes import format_suppression, suppression_table
+from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from warehouse import replace_rows
+
+
+def suppression_asset(experiment: str, config_path: Path, scores_source: AssetKey) -> AssetsDefinition:
+    key = AssetKey([experiment, "suppression"])
+
+    @asset(
+        key=key,
+        group_name=experiment,
+        kinds={"duckdb"},
+        deps=[scores_source],
+        description=(
+            "Trait and cross-trait suppression of every prompt's fixed and mix runs against the designated "
+            "control: paired per-instruction differences at the final step, default condition, t-based 95% CI "
+            "→ `suppression` table and a bar chart."
+        ),
+        check_specs=[
+            AssetCheckSpec(
+                "every_run_has_its_suppression",
+                asset=key,
+                description="Each prompt run in `runs` has a suppression row for every trait, with n > 1 pairs.",
+            )
+        ],
+    )
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        wh = warehouse.warehouse
+        runs = wh.query("SELECT * FROM runs WHERE experiment = ?", [experiment])
+        scores = wh.query(
+            "SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?",
+            [experiment],
+        )
+        table = suppression_table(cfg, runs, scores)
+        with wh.writer() as conn:
+            replace_rows(conn, "suppression", table.drop(columns=["experiment"]), {"experiment": experiment})
+        png = figures.suppression_bars(table, f"{experiment}: suppression vs {table.control_run.iloc[0] if len(table) else 'control'}")
+        url = artifacts.store.write_bytes(png, experiment, "figures", "suppression.png")
+        printable = format_suppression(table)
+        yield MaterializeResult(
+            metadata={
+                "n_rows": len(table),
+                "n_prompts": int(table.prompt_key.nunique()),
+                "table": MetadataValue.md(printable.to_markdown(index=False)),
+                "figure": MetadataValue.md(figures.markdown_image(png, "suppression")),
+                "figure_path": MetadataValue.path(url),
+            }
+        )
+        prompt_runs = runs[runs.prompt_key.notna() & runs.prompt_key.isin(cfg.prompt_keys)]
+        n_traits = sum(t.role in ("positive", "negative") for t in cfg.traits)
+        expected = len(prompt_runs.drop_duplicates(["prompt_key", "prefix_type"])) * n_traits
+        ok = len(table) == expected and bool((table.n > 1).all())
+        yield AssetCheckResult(
+            check_name="every_run_has_its_suppression",
+            passed=ok,
+            metadata={"rows": len(table), "expected_rows": expected, "min_pairs": int(table.n.min()) if len(table) else 0},
+        )
+
+    return _asset
