@@ -119,6 +119,37 @@ def cmd_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_materialize(args: argparse.Namespace) -> int:
+    settings.prepare_dagster_home()
+    from dagster import AssetKey, DagsterInstance
+
+    from inoc_assets.definitions import build_definitions
+    from inoc_assets.runner import run_assets
+    from inoc_assets.sync import apply_sync, plan_sync
+
+    defs = build_definitions()
+    known = {k.to_user_string(): k for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    selection = []
+    for name in args.assets:
+        if name not in known:
+            close = [k for k in known if k.startswith(name.split("/")[0] + "/")]
+            raise UserError(f"unknown asset {name!r}; assets of that experiment: {', '.join(sorted(close)) or 'none'}")
+        selection.append(known[name])
+    with DagsterInstance.get() as instance:
+        apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
+        graph = defs.resolve_asset_graph()
+        partitioned = [k for k in selection if graph.get(k).partitions_def is not None]
+        if partitioned and not (args.partition or args.all_partitions):
+            raise UserError(f"{partitioned[0].to_user_string()} is partitioned by prompt: pass --partition KEY or --all-partitions")
+        rng = None
+        if args.all_partitions and partitioned:
+            keys = graph.get(partitioned[0]).partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+            rng = (keys[0], keys[-1])
+        result = run_assets(instance, selection, partition_key=args.partition, partition_range=rng, log_level=args.log_level)
+    print(f"run {result.run_id}: {'success' if result.success else 'FAILED (see inoc ui → Runs)'}")
+    return 0 if result.success else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inoc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("main", help="run the main job on the embedded default and print the suppression table")
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)")
     p.set_defaults(fn=cmd_main)
+
+    p = sub.add_parser("materialize", help="materialize assets (e.g. toy/experiment) in one run on the local instance")
+    p.add_argument("assets", nargs="+", help="asset keys as experiment/asset")
+    p.add_argument("--partition", help="prompt key, for prompt-partitioned assets")
+    p.add_argument("--all-partitions", action="store_true", help="every registered prompt, in one run")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(fn=cmd_materialize)
 
     p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")
     p.add_argument("query")

@@ -191,6 +191,9 @@ def _completion_json(info: RequestInfo, reply: Reply) -> bytes:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the body would wait for
+    # the client's delayed ACK (~40 ms per request), which is an artefact, not latency we simulate.
+    disable_nagle_algorithm = True
     server: "_HTTPServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr access logs
