@@ -14,6 +14,7 @@ from dagster import Definitions
 from inoc import settings
 from inoc.config import load_all
 from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.assets.geometry import geometry_asset
 from inoc_assets.assets.imported import imported_assets, imported_key
 from inoc_assets.assets.outcomes import suppression_asset
 from inoc_assets.resources import default_resources
@@ -36,6 +37,10 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
             assets += imported_assets(name, path)
             if cfg.import_.score_files:
                 assets.append(suppression_asset(name, path, imported_key(name, "scores")))
+            kinds = {k.path[-1] for a in assets for k in a.keys if k.path[0] == name}
+            if "imported_logprobs" in kinds:
+                deps = [imported_key(name, k) for k in ("logprobs", "elicitation") if f"imported_{k}" in kinds]
+                assets.append(geometry_asset(name, path, deps))
     return Definitions(
         assets=assets,
         sensors=[prompt_partition_sensor(directory)],

@@ -53,6 +53,8 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
             cfg = catalog.configs[exp]
             kinds = [k for k in ("scores", "elicitation", "losses", "logprobs") if k in _kinds(cfg)]
             selection += [AssetKey([exp, "experiment"]), *[imported_key(exp, k) for k in kinds], AssetKey([exp, "suppression"])]
+            if "logprobs" in kinds:
+                selection.append(AssetKey([exp, "prompt_geometry"]))
         _step(f"importing and analysing {', '.join(experiments)} ({len(selection)} assets)")
         result = run_assets(instance, selection, log_level=log_level)
         if not result.success:

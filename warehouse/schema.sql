@@ -98,3 +98,54 @@ CREATE TABLE IF NOT EXISTS suppression (
     ci_lo           DOUBLE,
     ci_hi           DOUBLE
 );
+
+-- Per-prompt heuristics (tidy): prefix_type 'fixed'/'mix' for W-based ones, NULL for elicitation.
+CREATE TABLE IF NOT EXISTS prompt_heuristics (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    prefix_type     VARCHAR,
+    heuristic       VARCHAR NOT NULL,
+    value           DOUBLE
+);
+
+-- Explained variance of the W decompositions. matrix: fixed, mix, fixed_tokens, mix_tokens;
+-- method: pca (centred; token level StandardScaler first), truncated_svd (uncentred).
+CREATE TABLE IF NOT EXISTS pca_variance (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    method          VARCHAR NOT NULL,
+    component       INTEGER NOT NULL,       -- from 1
+    explained_variance_ratio DOUBLE        -- a fraction (sklearn's definition)
+);
+
+CREATE TABLE IF NOT EXISTS prompt_coords (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    method          VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    component       INTEGER NOT NULL,
+    value           DOUBLE
+);
+
+-- Pairwise angles (degrees) between prompts in three representations: raw W rows, PCA top-2
+-- coordinates (pca2), TruncatedSVD top-2 coordinates (svd2). Both orders of each pair are stored.
+CREATE TABLE IF NOT EXISTS prompt_angles (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    representation  VARCHAR NOT NULL,
+    prompt_a        VARCHAR NOT NULL,
+    prompt_b        VARCHAR NOT NULL,
+    angle_deg       DOUBLE
+);
+
+-- Angle statistics by pair type (within_negative, within_positive, cross_trait,
+-- negative_x_neutral, positive_x_neutral): mean, population std (ddof 0), unordered pair count.
+CREATE TABLE IF NOT EXISTS angle_groups (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    representation  VARCHAR NOT NULL,
+    pair_type       VARCHAR NOT NULL,
+    mean_deg        DOUBLE,
+    std_deg         DOUBLE,
+    n_pairs         INTEGER
+);

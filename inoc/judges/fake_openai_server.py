@@ -229,7 +229,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             if owner.latency_s:
                 owner._stop.wait(owner.latency_s)
-            reply = owner.responder(info)
+            try:
+                reply = owner.responder(info)
+            except Exception as exc:  # a bug in a test's responder: answer 500 and say why
+                reply = Reply.error(500, f"fake server responder failed: {type(exc).__name__}: {exc}")
             info.reply_kind = reply.kind if reply.kind != "raw" else f"raw_{reply.status}"
             if reply.kind in ("logprobs", "message"):
                 self._send(200, _completion_json(info, reply))

@@ -305,9 +305,10 @@ class OpenAILogprobJudge(Judge):
                     task.cancel()
                 if unfinished:
                     await asyncio.gather(*unfinished, return_exceptions=True)
-                for task in finished:
-                    if task.exception() is not None:
-                        raise task.exception()
+                errors = [task.exception() for task in finished if not task.cancelled()]
+                first_error = next((e for e in errors if e is not None), None)
+                if first_error is not None:
+                    raise first_error
             finally:
                 await client.close()
 

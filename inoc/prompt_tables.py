@@ -1,0 +1,173 @@
+"""Per-prompt heuristic and geometry tables, built from the warehouse's tidy rows.
+
+The math lives in `inoc.analysis`; this module only assembles W matrices from `logprob_vectors` /
+`logprob_tokens` rows (prompts in config group order) and lays the results out as the warehouse's
+tidy tables: `prompt_heuristics`, `pca_variance`, `prompt_coords`, `prompt_angles`, `angle_groups`.
+It works the same on imported and computed logprobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from inoc.analysis.geometry import ROLES, angle_group_stats, angle_matrices, pca, token_decompositions, truncated_svd
+from inoc.analysis.heuristics import lls_metrics_table, pointwise_perplexity_drift
+from inoc.analysis.matrices import clean_nonfinite, token_weight_matrix, weight_matrix
+from inoc.config import ExperimentConfig
+
+#: Components kept in the point-wise (48 × 1000) and token-level decompositions.
+POINT_COMPONENTS = 5
+TOKEN_COMPONENTS = 3
+REPRESENTATIONS = {"raw": "raw", "pca": "pca2", "svd": "svd2"}
+
+
+@dataclass
+class WMatrix:
+    name: str  # fixed | mix | fixed_tokens | mix_tokens
+    keys: list[str]
+    W: np.ndarray
+
+
+def _ordered(cfg: ExperimentConfig, present: set[str]) -> list[str]:
+    return [k for k in cfg.prompt_keys if k in present]
+
+
+def point_matrices(cfg: ExperimentConfig, vectors: pd.DataFrame) -> list[WMatrix]:
+    """W_fixed (lp_train_inoc − lp_train_default) and W_mix (lp_train_mix − lp_train_default)."""
+    if vectors.empty:
+        return []
+    base = vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")].sort_values("example_idx")
+    if base.empty:
+        return []
+    default = base.lp.to_numpy(float)
+    out = []
+    for name, vector in (("fixed", "train_inoc"), ("mix", "train_mix")):
+        rows = vectors[vectors.vector == vector]
+        keys = _ordered(cfg, set(rows.prompt_key.dropna()))
+        if len(keys) < 2:
+            continue
+        wide = rows.pivot(index="prompt_key", columns="example_idx", values="lp").loc[keys]
+        out.append(WMatrix(name, keys, weight_matrix(wide.to_numpy(float), default)))
+    return out
+
+
+def token_matrices(cfg: ExperimentConfig, tokens: pd.DataFrame) -> list[WMatrix]:
+    """Token-level W: per-token lp differences of every sampled completion, concatenated per prompt."""
+    if tokens.empty:
+        return []
+
+    def lists(frame: pd.DataFrame) -> list[np.ndarray]:
+        frame = frame.sort_values(["example_idx", "token_idx"])
+        return [g.lp.to_numpy(float) for _, g in frame.groupby("example_idx", sort=True)]
+
+    default = lists(tokens[tokens.prompt_key.isna() & (tokens.vector == "train_default")])
+    if not default:
+        return []
+    out = []
+    for name, vector in (("fixed_tokens", "train_inoc"), ("mix_tokens", "train_mix")):
+        rows = tokens[tokens.vector == vector]
+        keys = _ordered(cfg, set(rows.prompt_key.dropna()))
+        if len(keys) < 2:
+            continue
+        per_prompt = [lists(rows[rows.prompt_key == k]) for k in keys]
+        out.append(WMatrix(name, keys, token_weight_matrix(default, per_prompt, align="pad")))
+    return out
+
+
+def decomposition_tables(experiment: str, matrices: list[WMatrix]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`pca_variance` and `prompt_coords` rows for every matrix (PCA and TruncatedSVD)."""
+    var_rows, coord_rows = [], []
+    for m in matrices:
+        X = clean_nonfinite(m.W, "zero")
+        if m.name.endswith("_tokens"):
+            k = min(TOKEN_COMPONENTS, *X.shape)
+            decs = token_decompositions(X, k)
+            decs = {"pca": decs["pca"], "truncated_svd": decs["svd"]}
+        else:
+            k = min(POINT_COMPONENTS, *X.shape)
+            decs = {"pca": pca(X, k), "truncated_svd": truncated_svd(X, k)}
+        for method, dec in decs.items():
+            for c, ratio in enumerate(dec.explained_variance_ratio, start=1):
+                var_rows.append((experiment, m.name, method, c, float(ratio)))
+            for i, key in enumerate(m.keys):
+                for c in range(dec.coords.shape[1]):
+                    coord_rows.append((experiment, m.name, method, key, c + 1, float(dec.coords[i, c])))
+    pca_variance = pd.DataFrame(var_rows, columns=["experiment", "matrix", "method", "component", "explained_variance_ratio"])
+    prompt_coords = pd.DataFrame(coord_rows, columns=["experiment", "matrix", "method", "prompt_key", "component", "value"])
+    return pca_variance, prompt_coords
+
+
+def prompt_roles(cfg: ExperimentConfig) -> dict[str, str]:
+    return {k: cfg.groups[cfg.group_of(k)].role for k in cfg.prompt_keys}
+
+
+def angle_tables(cfg: ExperimentConfig, matrices: list[WMatrix]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`prompt_angles` (every ordered pair) and `angle_groups` (pair-type statistics) per matrix."""
+    roles = prompt_roles(cfg)
+    pair_rows, group_frames = [], []
+    for m in matrices:
+        X = clean_nonfinite(m.W, "zero")  # the original's angle analysis set non-finite entries to 0
+        for rep_key, angles in angle_matrices(X, 2).items():
+            rep = REPRESENTATIONS[rep_key]
+            n = len(m.keys)
+            ii, jj = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+            off = ii != jj
+            pair_rows.append(
+                pd.DataFrame(
+                    {
+                        "experiment": cfg.name,
+                        "matrix": m.name,
+                        "representation": rep,
+                        "prompt_a": np.asarray(m.keys)[ii[off]],
+                        "prompt_b": np.asarray(m.keys)[jj[off]],
+                        "angle_deg": angles[off],
+                    }
+                )
+            )
+            keep = [i for i, k in enumerate(m.keys) if roles.get(k) in ROLES]
+            if len(keep) >= 2:
+                stats = angle_group_stats(angles[np.ix_(keep, keep)], [m.keys[i] for i in keep], roles)
+                group_frames.append(
+                    stats.rename(columns={"mean": "mean_deg", "std": "std_deg", "n": "n_pairs"}).assign(
+                        experiment=cfg.name, matrix=m.name, representation=rep
+                    )
+                )
+    cols = ["experiment", "matrix", "representation", "pair_type", "mean_deg", "std_deg", "n_pairs"]
+    pairs = pd.concat(pair_rows, ignore_index=True) if pair_rows else pd.DataFrame(
+        columns=["experiment", "matrix", "representation", "prompt_a", "prompt_b", "angle_deg"]
+    )
+    groups = pd.concat(group_frames, ignore_index=True)[cols] if group_frames else pd.DataFrame(columns=cols)
+    return pairs, groups
+
+
+def heuristics_table(
+    cfg: ExperimentConfig, vectors: pd.DataFrame, matrices: list[WMatrix], elicitation: pd.DataFrame
+) -> pd.DataFrame:
+    """Tidy `prompt_heuristics(experiment, prompt_key, prefix_type, heuristic, value)`.
+
+    fixed/mix rows: the LLS metrics of W_fixed / W_mix rows (ph, gamma, sigma, snr, snr_abs, mald);
+    fixed rows also PPD from the control completions. Prefix-independent rows (prefix_type NULL):
+    elicitation_<trait> in pp over the no-prefix baseline.
+    """
+    rows = []
+    for m in matrices:
+        if m.name not in ("fixed", "mix"):
+            continue
+        table = lls_metrics_table(m.W, m.keys)
+        for key, rec in table.iterrows():
+            for h in ("ph", "gamma", "sigma", "snr", "snr_abs", "mald"):
+                rows.append((cfg.name, key, m.name, h, float(rec[h])))
+    ctrl = vectors[vectors.vector == "ctrl_default"].sort_values("example_idx") if not vectors.empty else vectors
+    if len(ctrl):
+        ctrl_default = ctrl.lp.to_numpy(float)
+        inoc = vectors[vectors.vector == "ctrl_inoc"]
+        for key in _ordered(cfg, set(inoc.prompt_key.dropna())):
+            v = inoc[inoc.prompt_key == key].sort_values("example_idx").lp.to_numpy(float)
+            rows.append((cfg.name, key, "fixed", "ppd", pointwise_perplexity_drift(v, ctrl_default)))
+    for rec in elicitation.itertuples():
+        if rec.prompt_key != "neutral" and rec.prompt_key in cfg.prompts:
+            rows.append((cfg.name, rec.prompt_key, None, f"elicitation_{rec.trait}", float(rec.relative_pp)))
+    return pd.DataFrame(rows, columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])

@@ -1,0 +1,82 @@
+"""Prompt heuristics and W-matrix geometry (PCA, TruncatedSVD, angles) with their figures."""
+
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from inoc import figures
+from inoc.config import load_experiment
+from inoc.prompt_tables import angle_tables, decomposition_tables, heuristics_table, point_matrices, prompt_roles, token_matrices
+from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from warehouse import replace_rows
+
+TABLES = ("prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups")
+
+
+def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
+    key = AssetKey([experiment, "prompt_geometry"])
+
+    @asset(
+        key=key,
+        group_name=experiment,
+        kinds={"duckdb"},
+        deps=deps,
+        description=(
+            "Per-prompt heuristics (PH, PPD, γ, σ, SNR, MALD; elicitation) and the geometry of the W matrices "
+            "(fixed, mix, token level): PCA and TruncatedSVD variance and coordinates, pairwise angles in three "
+            "representations and their pair-type statistics → prompt_heuristics, pca_variance, prompt_coords, "
+            "prompt_angles, angle_groups; PCA scatters and angle heatmaps."
+        ),
+        check_specs=[
+            AssetCheckSpec(
+                "matrix_shapes",
+                asset=key,
+                description="Every W matrix has one row per prompt with logprobs and the same number of columns "
+                "as the baseline has examples (point-wise) or at least as many as any row's tokens.",
+            )
+        ],
+    )
+    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        wh = warehouse.warehouse
+        vectors = wh.query("SELECT prompt_key, vector, example_idx, lp FROM logprob_vectors WHERE experiment = ?", [experiment])
+        tokens = wh.query(
+            "SELECT prompt_key, vector, example_idx, token_idx, lp FROM logprob_tokens WHERE experiment = ?", [experiment]
+        )
+        elicitation = wh.query("SELECT * FROM elicitation_summary WHERE experiment = ?", [experiment])
+        matrices = point_matrices(cfg, vectors) + token_matrices(cfg, tokens)
+        pca_variance, prompt_coords = decomposition_tables(experiment, matrices)
+        pairs, groups = angle_tables(cfg, matrices)
+        heur = heuristics_table(cfg, vectors, matrices, elicitation)
+        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups)))
+        with wh.writer() as conn:
+            for table, frame in frames.items():
+                replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})
+        roles = prompt_roles(cfg)
+        meta: dict = {f"rows_{t}": len(f) for t, f in frames.items()}
+        meta["matrices"] = MetadataValue.md("\n".join(f"- `{m.name}`: {m.W.shape[0]} × {m.W.shape[1]}" for m in matrices) or "none")
+        for m in matrices:
+            sel = (pca_variance.matrix == m.name) & (pca_variance.method == "pca")
+            png = figures.pca_scatter(
+                prompt_coords[(prompt_coords.matrix == m.name) & (prompt_coords.method == "pca")],
+                pca_variance[sel], roles, f"{experiment}: PCA of W_{m.name}",
+            )  # fmt: skip
+            url = artifacts.store.write_bytes(png, experiment, "figures", f"pca_{m.name}.png")
+            meta[f"pca_{m.name}"] = MetadataValue.md(figures.markdown_image(png, f"pca {m.name}"))
+            raw = pairs[(pairs.matrix == m.name) & (pairs.representation == "raw")]
+            png = figures.angle_heatmap(raw, m.keys, f"{experiment}: angles between W_{m.name} rows")
+            artifacts.store.write_bytes(png, experiment, "figures", f"angles_{m.name}.png")
+            meta[f"angles_{m.name}"] = MetadataValue.md(figures.markdown_image(png, f"angles {m.name}"))
+            meta[f"figures_{m.name}"] = MetadataValue.path(url.rsplit("/", 1)[0])
+            ratios = pca_variance[sel].explained_variance_ratio.head(2).tolist()
+            context.log.info(f"W_{m.name} {m.W.shape}: PCA PC1 {100 * ratios[0]:.1f}%, PC2 {100 * ratios[1]:.1f}%")
+        yield MaterializeResult(metadata=meta)
+        problems = [
+            f"{m.name}: {m.W.shape}" for m in matrices
+            if m.W.shape[0] != len(m.keys) or (m.name in ("fixed", "mix") and m.W.shape[1] != len(
+                vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")]))
+        ]  # fmt: skip
+        yield AssetCheckResult(check_name="matrix_shapes", passed=not problems, metadata={"problems": MetadataValue.json(problems)})
+
+    return _asset
