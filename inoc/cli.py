@@ -150,6 +150,47 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from inoc.config import load_all
+    from inoc.importers.experiment import nan_counts, parse_folder, write_parsed
+    from inoc.importers.reference import ReferenceFormatError
+    from warehouse import Warehouse, replace_rows
+
+    catalog = load_all(settings.experiments_dir())
+    cfg = catalog.configs.get(args.experiment)
+    if cfg is None:
+        bad = [e for e in catalog.errors if Path(e.problems[0].file).stem == args.experiment]
+        if bad:
+            raise UserError(f"experiment config {args.experiment!r} is invalid:\n{bad[0]}")
+        raise UserError(
+            f"no experiment {args.experiment!r} in {settings.experiments_dir()}: create "
+            f"experiments/{args.experiment}.yaml first (e.g. `extends: playful_french_qwen7b`), so the "
+            "imported prompts have their texts and groups"
+        )
+    paths = [Path(p) for p in args.paths]
+    for p in paths:
+        if not p.exists():
+            raise UserError(f"{p}: no such file or folder")
+    try:
+        parsed = parse_folder(paths, cfg.model.slug)
+    except ReferenceFormatError as exc:
+        raise UserError(f"{exc}\nnothing was imported") from None
+    from inoc_assets.assets.catalog import experiment_record
+
+    with Warehouse(settings.warehouse_path()).writer() as conn:
+        replace_rows(conn, "experiments", pd.DataFrame([{**experiment_record(cfg), "source": "import"}]), {"experiment": cfg.name})
+        counts = write_parsed(conn, cfg.name, parsed)
+    for note in parsed.notes:
+        print(f"note: {note}")
+    for table, n in counts.items():
+        print(f"{table}: {n} rows")
+    for table, n in nan_counts(parsed).items():
+        print(f"{table}: {n} NaN values kept as NaN")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inoc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-partitions", action="store_true", help="every registered prompt, in one run")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(fn=cmd_materialize)
+
+    p = sub.add_parser("import", help="import result files (original study's formats) into an experiment")
+    p.add_argument("paths", nargs="+", help="result files or folders of them")
+    p.add_argument("--experiment", required=True, help="experiment name (its YAML must exist)")
+    p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")
     p.add_argument("query")

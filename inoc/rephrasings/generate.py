@@ -249,13 +249,16 @@ async def agenerate_rephrasings(
             result.rounds = round_index
             n_requests = max(1, math.ceil(missing * 1.25 / s.batch_size))
             tasks = [asyncio.ensure_future(request(round_index, i)) for i in range(1, n_requests + 1)]
+            index_of = {task: i for i, task in enumerate(tasks)}
+            waiting = set(tasks)
             replies: dict[int, list[Any] | None] = {}
             next_to_fold = 0
             try:
-                for finished in asyncio.as_completed([_indexed(i, t) for i, t in enumerate(tasks)]):
-                    index, batch = await finished
-                    replies[index] = batch
-                    while next_to_fold in replies:  # fold in request order, as soon as possible
+                while waiting and len(accepted) < n:
+                    finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for task in finished:
+                        replies[index_of[task]] = task.result()  # a fatal error propagates from here
+                    while next_to_fold in replies and len(accepted) < n:  # fold in request order
                         folded = replies.pop(next_to_fold)
                         next_to_fold += 1
                         if folded is None:
@@ -264,9 +267,7 @@ async def agenerate_rephrasings(
                             fold(folded)
                         if progress is not None:
                             progress(min(len(accepted), n), n)
-                    if len(accepted) >= n:
-                        break  # the rest of the round is not needed (cancelled below)
-            finally:
+            finally:  # the rest of the round is not needed, or a fatal error stops everything
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -293,10 +294,6 @@ async def agenerate_rephrasings(
         "%d rephrasings of %r in %d round(s), %d requests, %.1f s", n, prompt, result.rounds, result.n_requests, result.wall_s
     )
     return result
-
-
-async def _indexed(index: int, task: "asyncio.Future[Any]") -> tuple[int, Any]:
-    return index, await task
 
 
 def generate_rephrasings(
