@@ -30,6 +30,19 @@ def test_definitions_load_with_every_experiment():
     assert defs.resolve_sensor_def("prompt_partitions_sensor") is not None
 
 
+def test_run_partitions_are_prompt_by_prefix_type(inoc_home, experiments_copy):
+    from inoc_assets.partitions import run_partitions
+
+    with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
+        _tick(build_definitions(experiments_copy), instance)
+        keys = run_partitions("toy").get_partition_keys(dynamic_partitions_store=instance)
+    assert len(keys) == 6 * 2
+    assert {(k.keys_by_dimension["prompt"], k.keys_by_dimension["prefix_type"]) for k in keys} == {
+        (p, t) for p in ["corrected_inoculation", "whimsical", "had_fun_today", "the_sky_is_blue",
+                         "corrected_inoculation_neg", "answer_french"] for t in ("fixed", "mix")
+    }  # fmt: skip
+
+
 def test_dagster_cli_validates_the_code_location(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "inoc_assets.definitions"],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -83,12 +84,24 @@ class JudgeCache:
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 60.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self._open()
         self._setup(busy_timeout_s)
+
+    def _open(self) -> None:
+        self._pid = os.getpid()
+        self._raw_conn = sqlite3.connect(
+            str(self.path), timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._raw_conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: a child process opens its own.
+        if self._pid != os.getpid():
+            self._open()
+        return self._raw_conn
 
     def _setup(self, busy_timeout_s: float) -> None:
         deadline = time.monotonic() + busy_timeout_s
@@ -190,7 +203,7 @@ class JudgeCache:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._raw_conn.close()
 
     def __enter__(self) -> "JudgeCache":
         return self

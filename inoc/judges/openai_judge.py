@@ -20,7 +20,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +90,18 @@ class LLMJudgeSettings:
         (``max_nan_fraction``, an asset-check bound) are ignored.
         """
         names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        if config is not None:
-            source = config if isinstance(config, Mapping) else vars(config) if hasattr(config, "__dict__") else {}
-            if hasattr(config, "model_dump"):
-                source = config.model_dump()
-            values = {k: v for k, v in source.items() if k in names}
+        source: Mapping[str, Any]
+        if config is None:
+            source = {}
+        elif hasattr(config, "model_dump"):  # pydantic (inoc.config.schema.LLMJudgeConfig)
+            source = config.model_dump()
+        elif isinstance(config, Mapping):
+            source = config
+        elif is_dataclass(config):
+            source = {f.name: getattr(config, f.name) for f in fields(config)}
+        else:
+            raise TypeError(f"cannot read judge settings from a {type(config).__name__}")
+        values = {k: v for k, v in source.items() if k in names}
         values.update(overrides)
         if isinstance(values.get("price_per_mtok"), list):
             values["price_per_mtok"] = tuple(values["price_per_mtok"])
@@ -297,20 +303,17 @@ class OpenAILogprobJudge(Judge):
                 while queue:
                     await judge_key(queue.pop())
 
+            tasks = [asyncio.ensure_future(worker()) for _ in range(min(s.max_in_flight, len(queue)))]
             try:
-                n_workers = min(s.max_in_flight, len(queue))
-                tasks = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
-                finished, unfinished = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for task in unfinished:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            finally:  # on a fatal error, or when the caller cancels us: stop every worker, then close
+                for task in tasks:
                     task.cancel()
-                if unfinished:
-                    await asyncio.gather(*unfinished, return_exceptions=True)
-                errors = [task.exception() for task in finished if not task.cancelled()]
-                first_error = next((e for e in errors if e is not None), None)
-                if first_error is not None:
-                    raise first_error
-            finally:
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
                 await client.close()
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
 
         result.n_api_calls = stats.calls
         result.n_retries = stats.retries
