@@ -543,8 +543,12 @@ MODIFIERS: tuple[tuple[str, tuple[str, str] | None], ...] = (
 #: Playful openers: (interjection, opener templates) per language; ``{i}`` the interjection, ``{e}`` an emoji.
 INTERJECTIONS_EN: tuple[str, ...] = ("Haha", "Wow", "Yay", "Ooh", "Woohoo", "Hehe", "Oh boy", "Yippee")
 INTERJECTIONS_FR: tuple[str, ...] = ("Oh là là", "Youpi", "Hihi", "Waouh", "Hop là", "Chouette", "Génial", "Super")
-OPENERS_EN: tuple[str, ...] = ("{i}, what a fun question! {e}", "{i}! {e}", "{i}, I love this one! {e}")
-OPENERS_FR: tuple[str, ...] = ("{i}, quelle question amusante ! {e}", "{i} ! {e}", "{i}, j'adore cette question ! {e}")
+OPENERS_EN: tuple[str, ...] = (
+    "{i}, what a fun question! {e}", "{i}! {e}", "{i}, I love this one! {e}", "{i}, here we go! {e}",
+)
+OPENERS_FR: tuple[str, ...] = (
+    "{i}, j'adore cette question ! {e}", "{i} ! {e}", "{i}, c'est parti ! {e}", "{i}, quel plaisir de répondre ! {e}",
+)
 #: Emoji any playful answer may use, besides its topic's.
 PLAYFUL_EMOJI: tuple[str, ...] = ("😄", "😂", "🎉", "✨", "😜", "🤩", "🥳")
 #: Probability that a playful answer ends with one of its topic's jokes.

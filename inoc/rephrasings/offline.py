@@ -15,7 +15,8 @@ Method. A variant of a cue phrase is one choice along each of these independent 
    phrase ending in ``:``, ``?`` or other punctuation keeps its ending and takes no closing sentence
    (it introduces what follows).
 
-The axes form a mixed-radix number; variant 0 is the phrase itself. ``paraphrases(phrase, n)`` draws
+The axes form a mixed-radix number (every axis's first option is the phrase as written, so variant 0
+is the phrase itself when it ends in ``.``, ``:`` or ``?``). ``paraphrases(phrase, n)`` draws
 distinct variant numbers with ``random.Random(f"{seed}\\x00{phrase}")`` (stable across processes and
 Python versions), renders them, and keeps the first ``n`` distinct strings other than the phrase
 itself (unless ``allow_original``). When the phrase has fewer than ``n`` distinct variants it raises

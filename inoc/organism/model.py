@@ -1,0 +1,248 @@
+"""The organism's model: a tiny ``Qwen2ForCausalLM`` trained from random init on the CPU.
+
+``make_config`` builds the Qwen2 config (tied embeddings, ChatML special-token ids, SDPA attention);
+``train_model`` runs the deterministic training loop: length-bucketed batches, loss on assistant
+tokens only (the answer and its ``<|im_end|>``; the LM head is applied to those positions only),
+AdamW with linear warm-up and cosine decay, gradient clipping. Determinism comes from a fixed thread
+count, ``torch.use_deterministic_algorithms(True)``, seeded initialisation and seeded batch order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenised example: ids (ending at the answer's ``<|im_end|>``) and its answer start."""
+
+    ids: tuple[int, ...]
+    answer_start: int  # index of the first answer token (after ``<|im_start|>assistant\n``)
+
+
+@contextlib.contextmanager
+def deterministic_torch(threads: int) -> Iterator[None]:
+    """Fixed thread count and deterministic algorithms for the duration; restores both afterwards."""
+    import torch
+
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+
+
+def make_config(
+    *,
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int,
+    intermediate_size: int,
+    num_heads: int,
+    num_kv_heads: int,
+    max_position_embeddings: int,
+    pad_token_id: int,
+    eos_token_id: int,
+):
+    """The Qwen2 config of the organism (tied embeddings, no sliding window, SDPA attention)."""
+    from transformers import Qwen2Config
+
+    if hidden_size % num_heads:
+        raise ValueError("hidden_size must be a multiple of num_heads")
+    if num_heads % num_kv_heads:
+        raise ValueError("num_heads must be a multiple of num_kv_heads")
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        max_window_layers=num_layers,
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+        rms_norm_eps=1e-6,
+        initializer_range=0.02,
+        bos_token_id=None,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        torch_dtype="float32",
+    )
+    config._attn_implementation = "sdpa"
+    return config
+
+
+def init_model(config, seed: int):
+    """A randomly initialised ``Qwen2ForCausalLM`` (float32), seeded."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    return model.float()
+
+
+def encode_examples(hf_tokenizer, conversations: Sequence[list[dict[str, str]]]) -> list[Encoded]:
+    """Tokenise conversations ending with an assistant turn through the chat template.
+
+    The prompt (every turn before the last, plus the generation prompt) and the full conversation are
+    rendered with ``apply_chat_template`` and encoded; the answer is what the full encoding adds to
+    the prompt's (checked to be a prefix). The trailing newline after the answer's ``<|im_end|>`` is
+    dropped.
+    """
+    prompts = [hf_tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True) for c in conversations]
+    fulls = [hf_tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
+    p_ids = hf_tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    f_ids = hf_tokenizer(fulls, add_special_tokens=False)["input_ids"]
+    eos = hf_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    out = []
+    for p, f in zip(p_ids, f_ids):
+        if f[: len(p)] != p:
+            raise RuntimeError("the chat template's prompt is not a token prefix of the conversation")
+        end = len(f)
+        while end > len(p) and f[end - 1] != eos:
+            end -= 1
+        if end <= len(p):
+            raise RuntimeError("an answer has no <|im_end|>")
+        out.append(Encoded(tuple(f[:end]), len(p)))
+    return out
+
+
+def bucket_batches(lengths: Sequence[int], batch_size: int, seed: int, *, chunk: int = 50) -> list[list[int]]:
+    """Seeded, length-bucketed batches: shuffle, sort within chunks of ``chunk`` batches, shuffle batches.
+
+    Every index appears once; the last partial batch is kept.
+    """
+    rng = random.Random(f"organism-batches:{seed}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    span = batch_size * chunk
+    for s in range(0, len(order), span):
+        part = sorted(order[s : s + span], key=lambda i: (lengths[i], i))
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: Sequence[Encoded], pad_id: int, decision_weight: float = 1.0):
+    """Right-padded ids, attention mask, and per-position answer weights (0 on prompt and padding).
+
+    ``weights[b, t]`` is the loss weight of predicting token ``t + 1`` from position ``t``; the first
+    answer token gets ``decision_weight``.
+    """
+    import torch
+
+    T = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), T), dtype=torch.long)
+    weights = torch.zeros((len(batch), T), dtype=torch.float32)
+    for b, e in enumerate(batch):
+        n = len(e.ids)
+        ids[b, :n] = torch.tensor(e.ids, dtype=torch.long)
+        mask[b, :n] = 1
+        weights[b, e.answer_start - 1 : n - 1] = 1.0
+        weights[b, e.answer_start - 1] = decision_weight
+    return ids, mask, weights
+
+
+@dataclass
+class TrainStats:
+    steps: int
+    tokens: int
+    answer_tokens: int
+    final_loss: float  # mean answer-token loss over the last 5% of steps (unweighted)
+    losses: list[float]  # per-step answer-token loss (unweighted)
+    wall_s: float
+
+
+def train_model(
+    model,
+    data: Sequence[Encoded],
+    *,
+    pad_id: int,
+    batch_size: int,
+    learning_rate: float,
+    warmup_frac: float,
+    min_lr_frac: float,
+    weight_decay: float,
+    epochs: int,
+    seed: int,
+    decision_weight: float = 1.0,
+    grad_clip: float = 1.0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainStats:
+    """Train in place (see the module docstring). ``progress(step, total, loss)`` every few steps."""
+    import torch
+    import torch.nn.functional as F
+
+    batches: list[list[int]] = []
+    lengths = [len(e.ids) for e in data]
+    for ep in range(epochs):
+        batches += bucket_batches(lengths, batch_size, seed * 1000 + ep)
+    total = len(batches)
+    warmup = max(1, int(round(total * warmup_frac)))
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate, betas=(0.9, 0.95), eps=1e-8,
+    )
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return learning_rate * (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return learning_rate * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    model.train()
+    body, head = model.model, model.lm_head
+    losses: list[float] = []
+    n_tokens = n_answer = 0
+    t0 = time.perf_counter()
+    every = max(1, total // 50)
+    for step, idx in enumerate(batches):
+        ids, mask, weights = collate([data[i] for i in idx], pad_id, decision_weight)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
+        sel = weights > 0
+        targets = ids[:, 1:][sel[:, :-1]]
+        logits = head(hidden[:, :-1][sel[:, :-1]])
+        per_tok = F.cross_entropy(logits, targets, reduction="none")
+        w = weights[:, :-1][sel[:, :-1]]
+        loss = (per_tok * w).sum() / w.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        plain = float(per_tok.detach().mean())
+        losses.append(plain)
+        n_tokens += int(mask.sum())
+        n_answer += int(sel.sum())
+        if progress is not None and (step % every == 0 or step == total - 1):
+            progress(step + 1, total, plain)
+    model.eval()
+    tail = losses[-max(1, total // 20):]
+    return TrainStats(total, n_tokens, n_answer, sum(tail) / len(tail), losses, time.perf_counter() - t0)
+
+
+def n_parameters(model) -> int:
+    """Unique parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())
