@@ -110,3 +110,33 @@ def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
             out[col] = "—"
     out = out.fillna("—")
     return out[["prompt", "group", "trait", "fixed", "mix"]]
+
+
+#: Heuristic columns of `slides_dataset` (X) and the suppression measures they should predict (Y).
+PERFORMANCE_HEURISTICS = ["elicitation", "ph_combined", "ph_prefix", "pc1", "pc2", "sv1", "sv2"]
+
+
+def heuristic_performance_table(slides: pd.DataFrame) -> pd.DataFrame:
+    """Pearson r, r², p, n of each heuristic against each suppression measure (SPEC §12), per
+    experiment and pooled over experiments and traits (`scope` = experiment name or 'pooled')."""
+    from inoc.analysis.performance import heuristic_performance
+
+    own = slides[slides.target == "trait"]
+    targets = {
+        "trait_suppression_all": (own, "suppression"),
+        "trait_suppression_fixed": (own[own.prefix_type == "fixed"], "suppression"),
+        "trait_suppression_mix": (own[own.prefix_type == "mix"], "suppression"),
+        "cross_trait_suppression_all": (own, "cross_trait_suppression"),
+        "gap_mix": (own[own.prefix_type == "mix"], "gap"),
+    }
+    frames = []
+    scopes = [("pooled", None)] + [(e, e) for e in sorted(slides.experiment.unique())]
+    for scope, exp in scopes:
+        for outcome, (rows, column) in targets.items():
+            sub = rows if exp is None else rows[rows.experiment == exp]
+            if sub.empty:
+                continue
+            t = heuristic_performance(sub, PERFORMANCE_HEURISTICS, {outcome: column})
+            frames.append(t.assign(scope=scope))
+    cols = ["scope", "heuristic", "outcome", "r", "r2", "p", "n"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

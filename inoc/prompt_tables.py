@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from inoc.analysis.geometry import ROLES, angle_group_stats, angle_matrices, pca, token_decompositions, truncated_svd
-from inoc.analysis.heuristics import lls_metrics_table, pointwise_perplexity_drift
+from inoc.analysis.heuristics import fixed_vs_mix_table, lls_metrics_table, pointwise_perplexity_drift
+from inoc.analysis.performance import pearson
 from inoc.analysis.matrices import clean_nonfinite, token_weight_matrix, weight_matrix
 from inoc.config import ExperimentConfig
 
@@ -171,3 +172,34 @@ def heuristics_table(
         if rec.prompt_key != "neutral" and rec.prompt_key in cfg.prompts:
             rows.append((cfg.name, rec.prompt_key, None, f"elicitation_{rec.trait}", float(rec.relative_pp)))
     return pd.DataFrame(rows, columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])
+
+
+def fixed_vs_mix_rows(experiment: str, matrices: list[WMatrix]) -> pd.DataFrame:
+    """Tidy `fixed_vs_mix_heuristics` rows from W_fixed and W_mix (prompts present in both)."""
+    cols = ["experiment", "variant", "prompt_key", "heuristic", "value"]
+    by = {m.name: m for m in matrices}
+    if "fixed" not in by or "mix" not in by:
+        return pd.DataFrame(columns=cols)
+    keys = [k for k in by["fixed"].keys if k in by["mix"].keys]
+    F = by["fixed"].W[[by["fixed"].keys.index(k) for k in keys]]
+    M = by["mix"].W[[by["mix"].keys.index(k) for k in keys]]
+    wide = fixed_vs_mix_table(F, M, keys)
+    long = wide.drop(columns=["n"]).melt(id_vars=["variant", "prompt_key"], var_name="heuristic", value_name="value")
+    return long.assign(experiment=experiment)[cols]
+
+
+def correlation_rows(experiment: str, coords: pd.DataFrame, heuristics: pd.DataFrame) -> pd.DataFrame:
+    """r of components 1-2 of every decomposition with PH (of the same W) and with elicitation."""
+    cols = ["experiment", "matrix", "method", "component", "heuristic", "r", "n"]
+    rows = []
+    for (matrix, method, comp), g in coords[coords.component <= 2].groupby(["matrix", "method", "component"]):
+        prefix = matrix.replace("_tokens", "")
+        h = heuristics[(heuristics.prefix_type == prefix) & (heuristics.heuristic == "ph")]
+        e = heuristics[heuristics.prefix_type.isna() & heuristics.heuristic.str.startswith("elicitation_")]
+        targets = {"ph": h} | {name: e[e.heuristic == name] for name in sorted(e.heuristic.unique())}
+        for name, frame in targets.items():
+            joined = g.merge(frame[["prompt_key", "value"]], on="prompt_key", suffixes=("", "_h"))
+            if len(joined) >= 3:
+                res = pearson(joined.value, joined.value_h)
+                rows.append((experiment, matrix, method, int(comp), name, res.r, res.n))
+    return pd.DataFrame(rows, columns=cols)

@@ -17,6 +17,7 @@ from inoc_assets.assets.catalog import catalog_assets
 from inoc_assets.assets.geometry import geometry_asset
 from inoc_assets.assets.imported import imported_assets, imported_key
 from inoc_assets.assets.outcomes import suppression_asset
+from inoc_assets.assets.slides import slides_assets
 from inoc_assets.resources import default_resources
 from inoc_assets.sensors import prompt_partition_sensor
 
@@ -41,6 +42,9 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
             if "imported_logprobs" in kinds:
                 deps = [imported_key(name, k) for k in ("logprobs", "elicitation") if f"imported_{k}" in kinds]
                 assets.append(geometry_asset(name, path, deps))
+    # The slides read every experiment's analysis tables.
+    analysis = [k for a in assets for k in a.keys if k.path[-1] in ("experiment", "prompt", "suppression", "prompt_geometry")]
+    assets += slides_assets(analysis)
     return Definitions(
         assets=assets,
         sensors=[prompt_partition_sensor(directory)],

@@ -65,6 +65,10 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
             result = run_assets(instance, [AssetKey([exp, "prompt"])], partition_range=(keys[0], keys[-1]), log_level=log_level)
             if not result.success:
                 raise MainJobError(f"run {result.run_id} failed; see `inoc ui` → Runs")
+        _step("building the slides dataset, heuristic performance and section-1 figures")
+        result = run_assets(instance, [AssetKey(["slides", "slides_dataset"]), AssetKey(["slides", "section1_figures"])], log_level=log_level)
+        if not result.success:
+            raise MainJobError(f"run {result.run_id} failed; see `inoc ui` → Runs")
     wh = Warehouse(settings.warehouse_path())
     for exp in experiments:
         table = wh.query("SELECT * FROM suppression WHERE experiment = ? ORDER BY rowid", [exp])
@@ -74,7 +78,7 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
     print(
         f"\nDone in {time.time() - started:.0f} s.\n"
         f"  warehouse : {settings.warehouse_path()}  (query with: inoc sql \"SELECT * FROM suppression LIMIT 5\")\n"
-        f"  figures   : {settings.artifact_root()}/<experiment>/figures/\n"
+        f"  figures   : {settings.artifact_root()}/<experiment>/figures/ and {settings.artifact_root()}/slides/\n"
         f"  Dagster   : DAGSTER_HOME={home}  (open with: inoc ui)"
     )
 

@@ -149,3 +149,36 @@ CREATE TABLE IF NOT EXISTS angle_groups (
     std_deg         DOUBLE,
     n_pairs         INTEGER
 );
+
+-- Fixed-vs-mix heuristics (SPEC §12, Exp 20): the ten heuristics per prompt, on raw W and on the
+-- rank-1 PCA (centred) and TruncatedSVD (uncentred) reconstructions (variant: raw, pca_rank1, svd_rank1).
+CREATE TABLE IF NOT EXISTS fixed_vs_mix_heuristics (
+    experiment      VARCHAR NOT NULL,
+    variant         VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    heuristic       VARCHAR NOT NULL,
+    value           DOUBLE
+);
+
+-- Pearson correlation of decomposition coordinates with per-prompt heuristics (e.g. PC1 vs PH).
+CREATE TABLE IF NOT EXISTS pca_correlations (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    method          VARCHAR NOT NULL,
+    component       INTEGER NOT NULL,
+    heuristic       VARCHAR NOT NULL,
+    r               DOUBLE,
+    n               INTEGER
+);
+
+-- How well each heuristic predicts each suppression measure (SPEC §12, Exp 22), per experiment
+-- and pooled (scope = 'pooled').
+CREATE TABLE IF NOT EXISTS heuristic_performance (
+    scope           VARCHAR NOT NULL,
+    heuristic       VARCHAR NOT NULL,
+    outcome         VARCHAR NOT NULL,
+    r               DOUBLE,
+    r2              DOUBLE,
+    p               DOUBLE,
+    n               INTEGER
+);

@@ -33,3 +33,14 @@ SELECT s.experiment, s.prompt_key, s.trait, s.n, s.n_nan, s.mean,
        s.mean - b.mean                  AS relative_pp
 FROM s LEFT JOIN s AS b
   ON b.experiment = s.experiment AND b.trait = s.trait AND b.prompt_key = 'neutral';
+
+-- Fixed-vs-mix suppression gap per (prompt, trait): S_fixed − S_mix (positive: fixed suppresses
+-- more), CI half-width sqrt(h_fixed² + h_mix²) with h = (ci_hi − ci_lo)/2 (SPEC-DETAILED §8.1).
+CREATE OR REPLACE VIEW suppression_gap AS
+SELECT f.experiment, f.prompt_key, f.trait, f.target,
+       f.suppression - m.suppression AS gap,
+       f.suppression - m.suppression - sqrt(power((f.ci_hi - f.ci_lo) / 2, 2) + power((m.ci_hi - m.ci_lo) / 2, 2)) AS ci_lo,
+       f.suppression - m.suppression + sqrt(power((f.ci_hi - f.ci_lo) / 2, 2) + power((m.ci_hi - m.ci_lo) / 2, 2)) AS ci_hi
+FROM suppression f
+JOIN suppression m ON m.experiment = f.experiment AND m.prompt_key = f.prompt_key AND m.trait = f.trait
+WHERE f.prefix_type = 'fixed' AND m.prefix_type = 'mix';

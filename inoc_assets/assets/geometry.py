@@ -7,11 +7,23 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Ass
 
 from inoc import figures
 from inoc.config import load_experiment
-from inoc.prompt_tables import angle_tables, decomposition_tables, heuristics_table, point_matrices, prompt_roles, token_matrices
+from inoc.prompt_tables import (
+    angle_tables,
+    correlation_rows,
+    decomposition_tables,
+    fixed_vs_mix_rows,
+    heuristics_table,
+    point_matrices,
+    prompt_roles,
+    token_matrices,
+)
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
 
-TABLES = ("prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups")
+TABLES = (
+    "prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups",
+    "fixed_vs_mix_heuristics", "pca_correlations",
+)  # fmt: skip
 
 
 def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
@@ -26,7 +38,8 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             "Per-prompt heuristics (PH, PPD, γ, σ, SNR, MALD; elicitation) and the geometry of the W matrices "
             "(fixed, mix, token level): PCA and TruncatedSVD variance and coordinates, pairwise angles in three "
             "representations and their pair-type statistics → prompt_heuristics, pca_variance, prompt_coords, "
-            "prompt_angles, angle_groups; PCA scatters and angle heatmaps."
+            "prompt_angles, angle_groups, fixed_vs_mix_heuristics (raw and rank-1 reconstructions), pca_correlations; "
+            "PCA scatters and angle heatmaps."
         ),
         check_specs=[
             AssetCheckSpec(
@@ -49,7 +62,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         pca_variance, prompt_coords = decomposition_tables(experiment, matrices)
         pairs, groups = angle_tables(cfg, matrices)
         heur = heuristics_table(cfg, vectors, matrices, elicitation)
-        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups)))
+        fvm = fixed_vs_mix_rows(experiment, matrices)
+        corr = correlation_rows(experiment, prompt_coords, heur)
+        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr)))
         with wh.writer() as conn:
             for table, frame in frames.items():
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})

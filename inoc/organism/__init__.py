@@ -1,0 +1,1 @@
+"""The model organism (placeholder init; finalized below)."""
