@@ -88,3 +88,108 @@ def angle_heatmap(pairs: pd.DataFrame, keys: list[str], title: str) -> bytes:
     fig.colorbar(im, ax=ax, label="angle (degrees)")
     ax.set_title(title, fontsize=10)
     return to_png(fig)
+
+
+def _no_data(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="grey")
+
+
+def training_curves(summary: pd.DataFrame, title: str) -> bytes:
+    """Mean trait score vs step per run with shaded 95% CI bands; one panel per (trait, condition)."""
+    traits = sorted(summary.trait.unique())
+    conds = [c for c in ("default", "training") if c in set(summary.condition)]
+    fig, axes = plt.subplots(len(traits), len(conds), figsize=(5.5 * len(conds), 3.4 * len(traits)), squeeze=False)
+    runs = list(dict.fromkeys(summary.run))
+    cmap = plt.get_cmap("tab20")
+    for i, trait in enumerate(traits):
+        for j, cond in enumerate(conds):
+            ax = axes[i][j]
+            for k, run in enumerate(runs):
+                s = summary[(summary.run == run) & (summary.trait == trait) & (summary.condition == cond)].sort_values("step")
+                if s.empty:
+                    continue
+                color = "black" if "no_inoculation" in run else cmap(k % 20)
+                ax.plot(s.step, s["mean"], marker="o", markersize=2.5, linewidth=1, color=color, label=run.split("/")[-1])
+                ax.fill_between(s.step, s.ci_lo, s.ci_hi, color=color, alpha=0.15, linewidth=0)
+            ax.set_title(f"{trait} · {cond}", fontsize=9)
+            ax.set_xlabel("training step", fontsize=8)
+            ax.set_ylabel("judge score (0-100, 95% CI)", fontsize=8)
+            ax.set_ylim(-2, 102)
+    axes[0][-1].legend(fontsize=5.5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def loss_curves(losses: pd.DataFrame, title: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run, g in losses.groupby("run", sort=False):
+        g = g.sort_values("step")
+        ax.plot(g.step, g.loss, linewidth=0.9, color="black" if "no_inoculation" in run else None,
+                label=run.split("/")[-1])  # fmt: skip
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=5.5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return to_png(fig)
+
+
+def scatter_grid(frame: pd.DataFrame, xs: list[str], y: str, ylabel: str, title: str, ci: tuple[str, str] | None = None) -> bytes:
+    """One panel per X column: y against it with an OLS line and its 95% band (and y CI bars if given)."""
+    from inoc.analysis.sigmoid import linear_fit
+
+    cols = min(4, len(xs))
+    rows = int(np.ceil(len(xs) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+    for ax, x in zip(axes.flat, xs):
+        xv, yv = frame[x].to_numpy(float), frame[y].to_numpy(float)
+        ok = np.isfinite(xv) & np.isfinite(yv)
+        ax.set_xlabel(x, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=7)
+        if ok.sum() < 3:
+            _no_data(ax, f"{int(ok.sum())} point(s)")
+            continue
+        if ci is not None:
+            lo, hi = frame[ci[0]].to_numpy(float)[ok], frame[ci[1]].to_numpy(float)[ok]
+            ax.errorbar(xv[ok], yv[ok], yerr=np.vstack([yv[ok] - lo, hi - yv[ok]]), fmt="none", ecolor="lightgrey", elinewidth=0.8)
+        ax.scatter(xv[ok], yv[ok], s=14, color="#1f77b4", zorder=2)
+        fit = linear_fit(xv[ok], yv[ok])
+        ax.plot(fit.grid, fit.curve, color="black", linewidth=1)
+        ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0)
+        ax.set_title(f"r = {fit.r:+.2f}, n = {fit.n}", fontsize=8)
+    for ax in list(axes.flat)[len(xs):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def angle_bars(groups: pd.DataFrame, title: str) -> bytes:
+    """Mean pairwise angle per pair type and representation, error bars = ±1 population std."""
+    reps = list(dict.fromkeys(groups.representation))
+    types = list(dict.fromkeys(groups.pair_type))
+    x = np.arange(len(types))
+    width = 0.8 / max(1, len(reps))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, rep in enumerate(reps):
+        g = groups[groups.representation == rep].set_index("pair_type").reindex(types)
+        ax.bar(x + (i - (len(reps) - 1) / 2) * width, g.mean_deg, width, yerr=g.std_deg, capsize=2, label=rep)
+    ax.set_xticks(x, [t.replace("_", " ") for t in types], fontsize=8)
+    ax.set_ylabel("angle (degrees, mean ± std)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(title="representation", fontsize=8)
+    return to_png(fig)
+
+
+def sigmoid_panel(x: np.ndarray, y: np.ndarray, fit, xlabel: str, title: str) -> bytes:
+    """Points with a 4-parameter logistic fit and its bootstrap 95% band (or the OLS fallback)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.scatter(x, y, s=16, color="#1f77b4")
+    ax.plot(fit.grid, fit.curve, color="black", linewidth=1.2, label=fit.method)
+    if np.isfinite(fit.band_lo).any():
+        ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0, label="95% band")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("suppression (pp)")
+    ax.set_title(f"{title}\nR² = {fit.r2:.2f}, n = {fit.n}", fontsize=9)
+    ax.legend(fontsize=8)
+    return to_png(fig)

@@ -14,6 +14,7 @@ from dagster import Definitions
 from inoc import settings
 from inoc.config import load_all
 from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.assets.figures import figures_asset
 from inoc_assets.assets.geometry import geometry_asset
 from inoc_assets.assets.imported import imported_assets, imported_key
 from inoc_assets.assets.outcomes import suppression_asset
@@ -42,6 +43,8 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
             if "imported_logprobs" in kinds:
                 deps = [imported_key(name, k) for k in ("logprobs", "elicitation") if f"imported_{k}" in kinds]
                 assets.append(geometry_asset(name, path, deps))
+            analysis = [k for a in assets for k in a.keys if k.path[0] == name and k.path[-1] != "prompt"]
+            assets.append(figures_asset(name, path, analysis))
     # The slides read every experiment's analysis tables.
     analysis = [k for a in assets for k in a.keys if k.path[-1] in ("experiment", "prompt", "suppression", "prompt_geometry")]
     assets += slides_assets(analysis)

@@ -55,6 +55,7 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
             selection += [AssetKey([exp, "experiment"]), *[imported_key(exp, k) for k in kinds], AssetKey([exp, "suppression"])]
             if "logprobs" in kinds:
                 selection.append(AssetKey([exp, "prompt_geometry"]))
+            selection.append(AssetKey([exp, "figures"]))
         _step(f"importing and analysing {', '.join(experiments)} ({len(selection)} assets)")
         result = run_assets(instance, selection, log_level=log_level)
         if not result.success:

@@ -36,11 +36,14 @@ def test_main_job_prints_the_suppression_table(main_run):
     assert "reference_gf_llama8b: suppression" in out and "reference_pf_qwen7b: suppression" in out
     assert "| answer_german" in out and "| clown_persona" in out
     assert str(home / "warehouse.duckdb") in out
-    for exp, figs in (("reference_gf_llama8b", ["suppression", "pca_fixed", "pca_mix", "angles_fixed"]),
-                      ("reference_pf_qwen7b", ["suppression", "pca_fixed_tokens"])):  # fmt: skip
+    common = ["suppression", "training_curves", "loss_curves", "lls_grid", "angle_bars", "fixed_vs_mix_grid"]
+    for exp, figs in (("reference_gf_llama8b", common + ["pca_fixed", "pca_mix", "angles_fixed"]),
+                      ("reference_pf_qwen7b", common + ["pca_fixed_tokens", "sigmoid_elicitation_mix"])):  # fmt: skip
         for fig in figs:
             png = home / "artifacts" / exp / "figures" / f"{fig}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    for slide in ("elicitation", "ph", "pca", "svd"):
+        assert (home / "artifacts" / "slides" / f"section1_{slide}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_main_job_numbers_equal_the_files_own_aggregates(main_run):
@@ -79,3 +82,31 @@ def test_main_job_without_reference_data_says_what_to_do(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "inoc.cli", "main"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 2
     assert "INOC_SHARED_DIR" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_slides_dataset_and_heuristic_performance(main_run):
+    proc, home, _ = main_run
+    assert proc.returncode == 0
+    wh = Warehouse(home / "warehouse.duckdb")
+    sd = wh.query("SELECT * FROM slides_dataset")
+    # One row per (prompt, trait role, prefix type) of every registered prompt.
+    assert sd.groupby("experiment").size().to_dict() == {"reference_gf_llama8b": 49 * 4, "reference_pf_qwen7b": 48 * 4}
+    assert not sd.duplicated(["experiment", "prompt_key", "trait_role", "prefix_type"]).any()
+    # Rows agree with the tables they come from.
+    supp = wh.query("SELECT * FROM suppression").set_index(["experiment", "prompt_key", "prefix_type", "trait"])
+    for r in sd[sd.suppression.notna()].itertuples():
+        s = supp.loc[(r.experiment, r.prompt_key, r.prefix_type, r.trait_name)]
+        assert (r.suppression, r.suppression_ci_lo, r.no_inoc_score) == (s.suppression, s.ci_lo, s.control_score)
+    gap = sd[(sd.prefix_type == "mix") & sd.gap.notna()].iloc[0]
+    fixed = supp.loc[(gap.experiment, gap.prompt_key, "fixed", gap.trait_name)].suppression
+    assert gap.gap == pytest.approx(fixed - gap.suppression)
+    # Heuristic performance equals an independent Pearson r on the same rows.
+    from scipy import stats
+
+    own = sd[(sd.target == "trait") & (sd.experiment == "reference_gf_llama8b")].dropna(subset=["ph_combined", "suppression"])
+    expect = stats.pearsonr(own.ph_combined, own.suppression)[0]
+    perf = wh.query(
+        "SELECT r, n FROM heuristic_performance WHERE scope = 'reference_gf_llama8b' AND heuristic = 'ph_combined' "
+        "AND outcome = 'trait_suppression_all'"
+    )
+    assert perf.r[0] == pytest.approx(expect, abs=1e-12) and perf.n[0] == len(own)

@@ -182,3 +182,17 @@ CREATE TABLE IF NOT EXISTS heuristic_performance (
     p               DOUBLE,
     n               INTEGER
 );
+
+-- 4-parameter logistic fits of suppression against a heuristic (bootstrap 95% band in the figure).
+CREATE TABLE IF NOT EXISTS sigmoid_fits (
+    experiment      VARCHAR NOT NULL,
+    heuristic       VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    method          VARCHAR NOT NULL,     -- logistic4, or linear when the logistic fit failed
+    a DOUBLE, b DOUBLE, c DOUBLE, d DOUBLE,
+    r2              DOUBLE,               -- nonlinear R²
+    f_vs_linear     DOUBLE,
+    p_vs_linear     DOUBLE,
+    n               INTEGER,
+    n_boot_ok       INTEGER
+);

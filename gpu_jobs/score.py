@@ -1,0 +1,183 @@
+"""``python -m gpu_jobs.score --spec spec.json`` — log p(completion | context) for many pairs.
+
+Output in ``output_dir``: ``scores.parquet``, one row per pair in file order:
+
+* ``id``, ``adapter``, ``meta`` (JSON text of the row's ``meta``)
+* ``n_context`` (tokens before the completion), ``n_tokens`` (completion tokens scored)
+* ``sum_logprob`` (float64), ``mean_logprob`` (= sum / n_tokens; NaN when nothing was scored)
+* ``token_logprobs`` (list<float32>) and ``token_ids`` (list<int32>) when ``token_level``
+* ``truncated`` (``max_length`` cut the completion), ``boundary_exact`` (False when the template's
+  prompt and the completion merged into one token at their boundary; the span then starts after the
+  tokens both tokenizations share)
+
+Only completion tokens count: the span after the rendered prompt (``add_generation_prompt=True``),
+including the end-of-turn tokens the template appends unless ``score_end_of_turn`` is false — the
+``lp`` of SPEC §9 / SPEC-DETAILED §7.1 is ``mean_logprob``. Plus ``_COMPLETE.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from gpu_jobs import chat, io
+from gpu_jobs.inputs import Item, read_items, shards
+from gpu_jobs.report import Reporter
+from gpu_jobs.runner import JobOutcome, debug_pause, main as run_main
+from gpu_jobs.spec import ScoreSpec, SpecError
+
+OUTPUT = "scores.parquet"
+
+
+def encode_items(spec: ScoreSpec, tokenizer: Any, items: Sequence[Item]) -> list[tuple[list[int], int, int, bool, bool]]:
+    """(ids up to the span's end, start, end, truncated, boundary_exact) per item."""
+    encoded = []
+    for it in items:
+        try:
+            enc = chat.encode_completion(tokenizer, it.messages, it.completion or "",
+                                         include_end_of_turn=spec.score_end_of_turn)
+        except ValueError as err:
+            raise SpecError([f"pairs: row {it.index + 1} (id {it.id!r}): {err}"]) from None
+        start, end = max(enc.start, 1), enc.end
+        truncated = False
+        if spec.max_length is not None and end > spec.max_length:
+            end, truncated = max(start, spec.max_length), True
+        encoded.append((enc.ids[:end], start, end, truncated, enc.boundary_exact))
+    return encoded
+
+
+class _HFBackend:
+    def __init__(self, spec: ScoreSpec, tokenizer: Any, device: str, dtype: Any):
+        from gpu_jobs import modeling
+
+        self.spec, self.tok, self.device = spec, tokenizer, device
+        self.model = modeling.load_model(spec.model, device, dtype, adapters=spec.adapters)
+
+    def run(self, items: Sequence[Item], enc: Sequence[tuple]) -> list[list[float]]:
+        from gpu_jobs.hf_score import length_batches, score_batch
+        from gpu_jobs.modeling import use_adapter
+
+        spec = self.spec
+        out: list[Any] = [None] * len(items)
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for k, it in enumerate(items):
+            groups[it.adapter].append(k)
+        for adapter, idx in groups.items():
+            with use_adapter(self.model, adapter):
+                for batch in length_batches([len(enc[k][0]) for k in idx], spec.max_batch_tokens, spec.max_batch_size):
+                    ks = [idx[b] for b in batch]
+                    res = score_batch(self.model, [enc[k][0] for k in ks], [(enc[k][1], enc[k][2]) for k in ks],
+                                      pad_id=self.tok.pad_token_id, device=self.device, logit_chunk=spec.logit_chunk)
+                    for k, r in zip(ks, res):
+                        out[k] = r.tolist()
+        return out
+
+
+class _VllmBackend:
+    def __init__(self, spec: ScoreSpec, dtype_name: str, vllm: Any = None):
+        from gpu_jobs import modeling
+        from gpu_jobs.vllm_engine import VllmEngine
+
+        self.engine = VllmEngine(
+            model_path=modeling.resolve_model_path(spec.model.id),
+            tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
+            dtype=dtype_name, adapters=spec.adapters, options=spec.vllm, revision=spec.model.revision,
+            trust_remote_code=spec.model.trust_remote_code, vllm=vllm,
+        )
+
+    def run(self, items: Sequence[Item], enc: Sequence[tuple]) -> list[list[float]]:
+        return self.engine.prompt_logprobs([e[0] for e in enc], [it.adapter for it in items],
+                                           [(e[1], e[2]) for e in enc])
+
+
+def _table(spec: ScoreSpec, items: Sequence[Item], enc: Sequence[tuple], lps: Sequence[Sequence[float]]):
+    import numpy as np
+    import pyarrow as pa
+
+    sums, means, n_tok = [], [], []
+    for lp in lps:
+        s = float(np.sum(np.asarray(lp, dtype=np.float64)))
+        sums.append(s if lp else math.nan)
+        means.append(s / len(lp) if lp else math.nan)
+        n_tok.append(len(lp))
+    cols: dict[str, Any] = {
+        "id": pa.array([str(it.id) for it in items], pa.string()),
+        "adapter": pa.array([it.adapter for it in items], pa.string()),
+        "n_context": pa.array([e[1] for e in enc], pa.int32()),
+        "n_tokens": pa.array(n_tok, pa.int32()),
+        "sum_logprob": pa.array(sums, pa.float64()),
+        "mean_logprob": pa.array(means, pa.float64()),
+        "truncated": pa.array([e[3] for e in enc], pa.bool_()),
+        "boundary_exact": pa.array([e[4] for e in enc], pa.bool_()),
+        "meta": pa.array([json.dumps(it.meta, sort_keys=True) for it in items], pa.string()),
+    }
+    if spec.token_level:
+        cols["token_logprobs"] = pa.array([list(map(float, lp)) for lp in lps], pa.list_(pa.float32()))
+        cols["token_ids"] = pa.array([list(e[0][e[1]:e[2]]) for e in enc], pa.list_(pa.int32()))
+    return pa.table(cols)
+
+
+def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> JobOutcome:
+    items = read_items(spec.pairs, spec_field="pairs", adapters=spec.adapters, with_completion=True)
+    out = spec.out
+    parts = io.Parts(out, spec_hash, ".parquet")
+    parts.prepare()
+    plan = shards(len(items), spec.shard_size)
+    todo = [k for k in range(len(plan)) if not parts.done(k)]
+    if len(todo) < len(plan):
+        rep.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} parts already done")
+    md: dict[str, Any] = {"backend": spec.backend, "n_pairs": len(items), "parts": len(plan),
+                          "parts_reused": len(plan) - len(todo)}
+    if todo:
+        from gpu_jobs import modeling
+
+        md["threads"] = modeling.setup_torch(spec.threads)
+        device = modeling.resolve_device(spec.device)
+        dtype = modeling.resolve_dtype(spec.model.dtype, device)
+        md.update(device=device, dtype=modeling.dtype_name(dtype))
+        tokenizer = modeling.load_tokenizer(spec.model)
+        backend = (_VllmBackend(spec, modeling.dtype_name(dtype), vllm) if spec.backend == "vllm"
+                   else _HFBackend(spec, tokenizer, device, dtype))
+        rep.log(f"{len(items)} pairs on {spec.backend} ({device}, {md['dtype']})")
+        t0 = time.perf_counter()
+        tokens = scored = 0
+        for count, k in enumerate(todo, 1):
+            shard = [items[i] for i in plan[k]]
+            enc = encode_items(spec, tokenizer, shard)
+            lps = backend.run(shard, enc)
+            io.write_parquet_atomic(parts.path(k), _table(spec, shard, enc, lps))
+            tokens += sum(len(e[0]) for e in enc)
+            scored += sum(len(lp) for lp in lps)
+            rep.progress("score", len(plan) - len(todo) + count, len(plan), unit="parts ",
+                         extra=f"{tokens / (time.perf_counter() - t0):.0f} tokens/s")
+            debug_pause()
+        wall = time.perf_counter() - t0
+        md.update(tokens=tokens, scored_tokens=scored, score_s=round(wall, 3),
+                  tokens_per_s=round(tokens / wall, 1) if wall else None)
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(parts.path(k)) for k in range(len(plan))])
+    if table.num_rows != len(items):
+        raise RuntimeError(f"assembled {table.num_rows} rows, expected {len(items)}")
+    n_rows = io.write_parquet_atomic(out / OUTPUT, table)
+    parts.cleanup()
+    means = table.column("mean_logprob").to_pylist()
+    finite = [m for m in means if m is not None and math.isfinite(m)]
+    md.update(n_scored=len(finite), n_nan=len(means) - len(finite),
+              mean_of_mean_logprob=round(sum(finite) / len(finite), 6) if finite else None)
+    return JobOutcome(outputs=[OUTPUT], rows={OUTPUT: n_rows}, metadata=md)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("score", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

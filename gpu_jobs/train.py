@@ -1,0 +1,331 @@
+"""``python -m gpu_jobs.train --spec spec.json`` — LoRA SFT with the loss on assistant tokens only.
+
+Outputs in ``output_dir``:
+
+* ``checkpoints/step_<N>/`` — PEFT adapters (``adapter_config.json``, ``adapter_model.safetensors``)
+  at the schedule's steps; step 0 is the fresh adapter (B = 0, the base model), the last is the
+  final step. Load with ``PeftModel.from_pretrained(base, path)``; vLLM serves them as LoRARequests.
+* ``losses.parquet`` — one row per optimizer step: step, loss (mean over the step's assistant
+  tokens), lr (the rate that step used), grad_norm (before clipping), epoch, tokens, examples.
+* ``examples.parquet`` — per training example (file order): the prefix it received, its token
+  count, completion tokens trained on, and whether it was truncated or dropped.
+* ``_COMPLETE.json`` — the completion marker (``gpu_jobs.io``).
+
+Semantics (SPEC §6, SPEC-DETAILED §4): examples are shuffled each epoch with the seed; micro-batches
+of ``per_device_batch_size`` (``drop_last``); ``gradient_accumulation_steps`` micro-batches per
+optimizer step, the last step of an epoch taking what is left (10,000 examples / 4 / 8 → 313 steps,
+as the original trainer did); the loss of a step is the sum of token losses over all its
+micro-batches divided by their assistant-token count; the LR follows transformers' schedule with
+``warmup_steps``. A killed run restarts from step 0 on rerun (training is deterministic for a seed).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_jobs import chat, io
+from gpu_jobs.report import Reporter
+from gpu_jobs.runner import JobOutcome, debug_pause, main as run_main
+from gpu_jobs.spec import CheckpointSchedule, SpecError, TrainSpec
+
+IGNORE = -100
+
+
+# ------------------------------------------------------------------------------- schedules
+def dense_steps() -> list[int]:
+    """SPEC §6 dense schedule (without 0 and the last step, which every schedule has)."""
+    return [*range(5, 51, 5), *range(60, 101, 10), *range(120, 251, 20)]
+
+
+def checkpoint_steps(schedule: CheckpointSchedule, total_steps: int) -> list[int]:
+    """The steps that get an adapter: 0, the schedule's steps before the end, and ``total_steps``."""
+    if schedule.kind == "final":
+        inner: list[int] = []
+    elif schedule.kind == "pow2":
+        inner = [2**k for k in range(0, max(total_steps, 1).bit_length() + 1)]
+    elif schedule.kind == "dense":
+        inner = dense_steps()
+    else:
+        inner = list(schedule.steps)
+    return sorted({0, total_steps, *(s for s in inner if 0 <= s <= total_steps)})
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    micro_batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+
+
+def plan_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: int, drop_last: bool = True) -> StepPlan:
+    """Optimizer steps as the HF trainer counts them (a partial accumulation at an epoch's end counts)."""
+    micro = n_examples // batch_size if drop_last else math.ceil(n_examples / batch_size)
+    per_epoch = math.ceil(micro / grad_accum)
+    return StepPlan(micro, per_epoch, per_epoch * epochs)
+
+
+# ------------------------------------------------------------------------------------ data
+def read_rows(spec: TrainSpec) -> list[list[dict[str, str]]]:
+    """The training conversations without a system turn (the assistant turn last), validated row by
+    row; a bad row raises SpecError naming ``data.path`` and the line."""
+    d = spec.data
+    rows: list[list[dict[str, str]]] = []
+    try:
+        for line, row in io.read_jsonl(d.path):
+            if d.limit is not None and len(rows) >= d.limit:
+                break
+            where = f"data.path: {d.path} line {line}"
+            if not isinstance(row, dict):
+                raise SpecError([f"{where}: expected a JSON object"])
+            if d.format == "instruction_completion":
+                for f in (d.instruction_field, d.completion_field):
+                    if not isinstance(row.get(f), str) or not row[f].strip():
+                        raise SpecError([f"{where}: field {f!r} missing or blank"])
+                rows.append([{"role": "user", "content": row[d.instruction_field]},
+                             {"role": "assistant", "content": row[d.completion_field]}])
+            else:
+                try:
+                    msgs = chat.check_messages(row.get(d.messages_field), d.messages_field)
+                except ValueError as err:
+                    raise SpecError([f"{where}: {err}"]) from None
+                if msgs[-1]["role"] != "assistant":
+                    raise SpecError([f"{where}: the last message must be the assistant's (the one trained on)"])
+                if msgs[0]["role"] == "system":
+                    sets_system = spec.system_prompt is not None or (
+                        spec.prefix.position == "system_prompt" and spec.prefix.plan != "none")
+                    if sets_system:
+                        raise SpecError([f"{where}: the row has a system message and the spec sets the system prompt"])
+                rows.append([dict(m) for m in msgs])
+    except ValueError as err:
+        if isinstance(err, SpecError):
+            raise
+        raise SpecError([f"data.path: {err}"]) from None
+    if not rows:
+        raise SpecError([f"data.path: {d.path} holds no training rows"])
+    return rows
+
+
+def conversations(spec: TrainSpec, rows: list[list[dict[str, str]]]) -> tuple[list[list[dict[str, str]]], list[str | None]]:
+    """Apply the prefix plan: the full conversation of each example and the phrase it received."""
+    try:
+        prefixes = chat.assign_prefixes(spec.prefix, len(rows))
+    except ValueError as err:
+        raise SpecError([f"prefix.pool_path: {err}"]) from None
+    convs = []
+    for turns, prefix in zip(rows, prefixes):
+        if turns[0]["role"] == "system":  # a messages row carrying its own system prompt
+            convs.append(chat.build_messages(turns[1:], system_prompt=turns[0]["content"], prefix=prefix,
+                                             position=spec.prefix.position, separator=spec.prefix.separator))
+        else:
+            convs.append(chat.build_messages(turns, system_prompt=spec.system_prompt, prefix=prefix,
+                                             position=spec.prefix.position, separator=spec.prefix.separator))
+    return convs, prefixes
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    labels_from: int  # first trained position
+    n_tokens: int
+    n_trained: int
+    truncated: bool
+
+
+def encode_examples(tokenizer: Any, convs: Sequence[list[dict[str, str]]], max_len: int) -> list[Example]:
+    out = []
+    for conv in convs:
+        enc = chat.encode_completion(tokenizer, conv[:-1], conv[-1]["content"])
+        ids = enc.ids[: min(enc.end, max_len)]
+        out.append(Example(ids, enc.start, len(ids), max(0, len(ids) - enc.start), enc.end > max_len))
+    return out
+
+
+# ------------------------------------------------------------------------------------ training
+def collate(batch: Sequence[Example], pad_id: int, device: str):
+    import torch
+
+    width = max(e.n_tokens for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, e in enumerate(batch):
+        ids[i, : e.n_tokens] = torch.tensor(e.ids)
+        mask[i, : e.n_tokens] = 1
+        labels[i, e.labels_from : e.n_tokens] = ids[i, e.labels_from : e.n_tokens]
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def token_loss_sum(model: Any, ids, mask, labels, softcap: float | None):
+    """Sum of the cross-entropy over assistant tokens; the LM head runs on those positions only."""
+    import torch
+    import torch.nn.functional as F
+
+    from gpu_jobs.modeling import decoder_and_head
+
+    decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    target = labels[:, 1:]
+    sel = target != IGNORE
+    logits = head(hidden[:, :-1][sel]).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return F.cross_entropy(logits, target[sel], reduction="sum")
+
+
+def make_optimizer(spec: TrainSpec, params: list[Any]):
+    import torch
+
+    kw = {"lr": spec.learning_rate, "betas": (spec.adam_beta1, spec.adam_beta2), "eps": spec.adam_epsilon,
+          "weight_decay": spec.weight_decay}
+    if spec.optimizer == "adamw_8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(params, **kw)
+    return torch.optim.AdamW(params, **kw)
+
+
+def save_adapter(model: Any, out_dir, step: int) -> str:
+    rel = f"checkpoints/step_{step}"
+    with io.atomic_dir(out_dir / rel) as tmp:
+        model.save_pretrained(str(tmp))
+    return rel
+
+
+def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any = None) -> JobOutcome:
+    # Everything that can be wrong with the inputs is found before the model loads.
+    rows = read_rows(spec)
+    convs, prefixes = conversations(spec, rows)
+
+    if spec.backend == "unsloth" and unsloth_module is None:
+        import importlib
+
+        unsloth_module = importlib.import_module("unsloth")  # before transformers: it patches them
+
+    import torch
+    from transformers import get_scheduler, set_seed
+
+    from gpu_jobs import modeling, train_backends
+
+    threads = modeling.setup_torch(spec.threads)
+    device = modeling.resolve_device(spec.device)
+    dtype = modeling.resolve_dtype(spec.model.dtype, device)
+    tokenizer = modeling.load_tokenizer(spec.model)
+    examples = encode_examples(tokenizer, convs, spec.max_seq_length)
+    usable = [i for i, e in enumerate(examples) if e.n_trained > 0]
+    if len(usable) < spec.per_device_batch_size:
+        raise SpecError([f"data.path: only {len(usable)} examples have assistant tokens within max_seq_length="
+                         f"{spec.max_seq_length}; a micro-batch needs {spec.per_device_batch_size}"])
+    steps = plan_steps(len(usable), spec.per_device_batch_size, spec.gradient_accumulation_steps, spec.epochs,
+                       spec.drop_last)
+    save_at = checkpoint_steps(spec.checkpoints, steps.total_steps)
+    rep.log(f"{len(rows)} examples ({len(rows) - len(usable)} without assistant tokens after truncation), "
+            f"{steps.total_steps} optimizer steps, checkpoints at {save_at}; device {device}, "
+            f"{modeling.dtype_name(dtype)}, {threads} threads, backend {spec.backend}")
+
+    set_seed(spec.seed)
+    tm = train_backends.load(spec, device, dtype, unsloth_module=unsloth_module)
+    model = tm.model
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params)
+    optimizer = make_optimizer(spec, params)
+    scheduler = get_scheduler(spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps,
+                              num_training_steps=steps.total_steps)
+    amp = dtype in (torch.bfloat16, torch.float16)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.startswith("cuda") else None
+    softcap = modeling.logit_softcap(model)
+    pad_id = tokenizer.pad_token_id
+
+    out = spec.out
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a killed run's adapters belong to no marker
+    saved = [save_adapter(model, out, 0)]
+    rep.log("saved checkpoints/step_0 (the fresh adapter)")
+
+    losses: list[dict[str, Any]] = []
+    step = 0
+    t0 = time.perf_counter()
+    trained_tokens = 0
+    for epoch in range(spec.epochs):
+        g = torch.Generator().manual_seed(spec.seed + epoch)
+        order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
+        bs = spec.per_device_batch_size
+        micro = [order[i : i + bs] for i in range(0, steps.micro_batches_per_epoch * bs, bs)]
+        for first in range(0, len(micro), spec.gradient_accumulation_steps):
+            group = [[examples[i] for i in mb] for mb in micro[first : first + spec.gradient_accumulation_steps]]
+            n_tok = sum(e.n_trained for mb in group for e in mb)
+            lr = scheduler.get_last_lr()[0]
+            total = 0.0
+            for mb in group:
+                ids, mask, labels = collate(mb, pad_id, device)
+                with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype,
+                                    enabled=amp):
+                    loss_sum = token_loss_sum(model, ids, mask, labels, softcap)
+                loss = loss_sum / n_tok
+                (scaler.scale(loss) if scaler else loss).backward()
+                total += float(loss_sum.detach())
+            if scaler:
+                scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.max_grad_norm or float("inf"))
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            trained_tokens += n_tok
+            losses.append({"step": step, "loss": total / n_tok, "lr": lr, "grad_norm": float(grad_norm),
+                           "epoch": step / steps.steps_per_epoch, "tokens": n_tok,
+                           "examples": sum(len(mb) for mb in group)})
+            if not math.isfinite(losses[-1]["loss"]):
+                raise FloatingPointError(f"loss is {losses[-1]['loss']} at step {step}")
+            rep.progress("train", step, steps.total_steps, unit="steps ",
+                         extra=f"loss={losses[-1]['loss']:.4f} lr={lr:.3g}")
+            if step in save_at:
+                saved.append(save_adapter(model, out, step))
+                rep.log(f"saved checkpoints/step_{step}")
+                debug_pause()
+    wall = time.perf_counter() - t0
+
+    import pandas as pd
+
+    io.write_parquet_atomic(out / "losses.parquet", pd.DataFrame(losses, columns=[
+        "step", "loss", "lr", "grad_norm", "epoch", "tokens", "examples"]))
+    used = set(usable)
+    io.write_parquet_atomic(out / "examples.parquet", pd.DataFrame({
+        "example": range(len(examples)),
+        "prefix": prefixes,
+        "n_tokens": [e.n_tokens for e in examples],
+        "n_trained": [e.n_trained for e in examples],
+        "truncated": [e.truncated for e in examples],
+        "used": [i in used for i in range(len(examples))],
+    }))
+    last = [r["loss"] for r in losses[-10:]]
+    return JobOutcome(
+        outputs=["losses.parquet", "examples.parquet", *saved],
+        rows={"losses.parquet": len(losses), "examples.parquet": len(examples)},
+        adapters=saved,
+        metadata={
+            "backend": tm.backend, "device": device, "dtype": modeling.dtype_name(dtype), "threads": threads,
+            "n_examples": len(examples), "n_used": len(usable), "n_truncated": sum(e.truncated for e in examples),
+            "total_steps": steps.total_steps, "checkpoint_steps": save_at, "trainable_params": n_trainable,
+            "first_loss": losses[0]["loss"], "final_loss": losses[-1]["loss"],
+            "final_loss_mean10": sum(last) / len(last), "trained_tokens": trained_tokens,
+            "train_s": round(wall, 3), "trained_tokens_per_s": round(trained_tokens / wall, 1) if wall else None,
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("train", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
