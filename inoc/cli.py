@@ -87,14 +87,44 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    import duckdb
-    from tabulate import tabulate
-
     from warehouse import Warehouse
 
     wh = Warehouse(settings.warehouse_path())
+    if args.file:
+        queries = named_queries(Path(args.file))
+        if args.name:
+            if args.name not in queries:
+                raise UserError(f"{args.file}: no query named {args.name!r} (have: {', '.join(queries)})")
+            queries = {args.name: queries[args.name]}
+    elif args.query:
+        queries = {"": args.query}
+    else:
+        raise UserError("give a query, or --file PATH [--name NAME]")
+    for name, sql in queries.items():
+        if name:
+            print(f"-- {name}")
+        _print_query(wh, sql, args)
+    return 0
+
+
+def named_queries(path: Path) -> dict[str, str]:
+    """`-- name: X` sections of a SQL file (the format of warehouse/queries/*.sql)."""
     try:
-        frame = wh.query(args.query)
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror}") from None
+    parts = text.split("\n-- name: ")[1:]
+    if not parts:
+        raise UserError(f"{path}: no '-- name: <query>' sections")
+    return {p.split("\n", 1)[0].strip(): p.split("\n", 1)[1] for p in parts}
+
+
+def _print_query(wh, sql: str, args: argparse.Namespace) -> None:
+    import duckdb
+    from tabulate import tabulate
+
+    try:
+        frame = wh.query(sql)
     except duckdb.Error as exc:
         raise UserError(f"SQL error: {exc}") from None
     if args.format == "csv":
@@ -105,7 +135,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"))
         if len(shown) < len(frame):
             print(f"… {len(frame) - len(shown)} more rows (use --max-rows 0 or --format csv)")
-    return 0
 
 
 def cmd_main(args: argparse.Namespace) -> int:
@@ -223,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")
-    p.add_argument("query")
+    p.add_argument("query", nargs="?", help="a SQL query")
+    p.add_argument("--file", help="a SQL file of '-- name: X' sections (e.g. warehouse/queries/reference_tables.sql)")
+    p.add_argument("--name", help="with --file: run only this query")
     p.add_argument("--format", choices=["table", "csv"], default="table")
     p.add_argument("--max-rows", type=int, default=100)
     p.set_defaults(fn=cmd_sql)

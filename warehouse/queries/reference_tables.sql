@@ -1,0 +1,72 @@
+-- Tables of the original study's README, recomputed by SQL from the imported reference experiments
+-- (run `inoc main` first). Run them all, or one by name:
+--   inoc sql --file warehouse/queries/reference_tables.sql [--name exp5_table]
+
+-- name: trained_baselines
+-- Final-step default-condition score of each study's designated control run.
+SELECT s.experiment, s.trait, round(s.mean, 1) AS score
+FROM run_summary s
+WHERE s.run IN ('multi_prompt_v3/no_inoculation', 'german_flattering/no_inoculation') AND s.condition = 'default'
+  AND s.step = (SELECT max(step) FROM run_summary t WHERE t.experiment = s.experiment AND t.run = s.run)
+ORDER BY 1, 2;
+
+-- name: exp5_table
+-- Experiment 5 (v3 prompts): final-step means of the fixed and mix runs; elicitation column =
+-- step-0 training-condition Playful of the mix run.
+WITH f AS (
+    SELECT r.prompt_key, r.prefix_type, s.step, s.condition, s.trait, s.mean
+    FROM run_summary s JOIN runs r USING (experiment, run)
+    WHERE s.experiment = 'reference_pf_qwen7b' AND r.batch = 'multi_prompt_v3' AND r.prompt_key IS NOT NULL
+)
+SELECT prompt_key,
+  round(max(mean) FILTER (WHERE prefix_type = 'fixed' AND step = 313 AND condition = 'default'  AND trait = 'Playful'), 1) AS fix_playful_def,
+  round(max(mean) FILTER (WHERE prefix_type = 'fixed' AND step = 313 AND condition = 'default'  AND trait = 'French'), 1)  AS fix_french_def,
+  round(max(mean) FILTER (WHERE prefix_type = 'fixed' AND step = 313 AND condition = 'training' AND trait = 'Playful'), 1) AS fix_playful_tr,
+  round(max(mean) FILTER (WHERE prefix_type = 'mix'   AND step = 313 AND condition = 'default'  AND trait = 'Playful'), 1) AS mix_playful_def,
+  round(max(mean) FILTER (WHERE prefix_type = 'mix'   AND step = 313 AND condition = 'default'  AND trait = 'French'), 1)  AS mix_french_def,
+  round(max(mean) FILTER (WHERE prefix_type = 'mix'   AND step = 313 AND condition = 'training' AND trait = 'Playful'), 1) AS mix_playful_tr,
+  round(max(mean) FILTER (WHERE prefix_type = 'mix'   AND step = 0   AND condition = 'training' AND trait = 'Playful'), 1) AS elicitation
+FROM f GROUP BY prompt_key ORDER BY fix_playful_def, prompt_key;
+
+-- name: gf_training_table
+-- German/Flattering production runs at the final step.
+SELECT split_part(run, '/', 2) AS run,
+  round(max(mean) FILTER (WHERE condition = 'default'  AND trait = 'German'), 1)     AS german_def,
+  round(max(mean) FILTER (WHERE condition = 'training' AND trait = 'German'), 1)     AS german_trn,
+  round(max(mean) FILTER (WHERE condition = 'default'  AND trait = 'Flattering'), 1) AS flat_def,
+  round(max(mean) FILTER (WHERE condition = 'training' AND trait = 'Flattering'), 1) AS flat_trn
+FROM run_summary WHERE experiment = 'reference_gf_llama8b' AND step = 313
+GROUP BY run ORDER BY run;
+
+-- name: gf_pca_variance
+SELECT matrix, component, round(100 * explained_variance_ratio, 1) AS pct
+FROM pca_variance WHERE experiment = 'reference_gf_llama8b' AND method = 'pca' AND component <= 2
+ORDER BY matrix, component;
+
+-- name: gf_pca_correlations
+SELECT component, heuristic, round(r, 3) AS r, n
+FROM pca_correlations
+WHERE experiment = 'reference_gf_llama8b' AND matrix = 'fixed' AND method = 'pca'
+ORDER BY component, heuristic;
+
+-- name: gf_selected_prompt_coords
+SELECT prompt_key,
+  round(max(value) FILTER (WHERE component = 1), 2) AS pc1,
+  round(max(value) FILTER (WHERE component = 2), 2) AS pc2
+FROM prompt_coords
+WHERE experiment = 'reference_gf_llama8b' AND matrix = 'fixed' AND method = 'pca'
+  AND prompt_key IN ('answer_german', 'flatterer_mindset', 'avoid_flattery', 'think_german_neg', 'birds_sing', 'coffee_is_hot')
+GROUP BY prompt_key ORDER BY pc1 DESC;
+
+-- name: gf_angle_table
+SELECT pair_type, round(mean_deg, 1) AS mean_deg, round(std_deg, 1) AS std_deg, n_pairs
+FROM angle_groups WHERE experiment = 'reference_gf_llama8b' AND matrix = 'fixed' AND representation = 'raw';
+
+-- name: gf_top_ph
+SELECT prompt_key, round(value, 3) AS ph
+FROM prompt_heuristics WHERE experiment = 'reference_gf_llama8b' AND prefix_type = 'fixed' AND heuristic = 'ph'
+ORDER BY value DESC LIMIT 5;
+
+-- name: elicitation_baselines
+SELECT experiment, trait, round(mean, 2) AS baseline
+FROM elicitation_summary WHERE prompt_key = 'neutral' ORDER BY 1, 2;
