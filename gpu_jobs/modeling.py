@@ -14,8 +14,18 @@ from typing import Any
 
 
 def setup_torch(threads: int | None) -> int:
-    """Set torch's CPU thread count from the spec, else ``$GPU_JOBS_THREADS``; returns the count used."""
+    """Set torch's CPU thread count from the spec, else ``$GPU_JOBS_THREADS``; returns the count used.
+    Also turns off transformers' progress bars (they would flood a captured log)."""
     import torch
+
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    import warnings
+
+    # peft calls transformers APIs renamed in 5.2x; the rename warnings say nothing about the job
+    warnings.filterwarnings("ignore", message=r".*deprecated and will be removed in v6.*", category=FutureWarning)
 
     n = threads or int(os.environ.get("GPU_JOBS_THREADS", "0") or 0) or None
     if n:

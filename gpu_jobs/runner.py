@@ -83,7 +83,7 @@ def execute(job: str, spec: JobSpec, run: RunFn, rep: Reporter) -> tuple[io.Mark
 
 def summary_metadata(marker: io.Marker, reused: bool, output_dir: str) -> dict[str, Any]:
     md = {k: v for k, v in marker.metadata.items() if k not in ("versions",)}
-    md.update({"output_dir": output_dir, "reused": reused, "outputs": sorted(marker.outputs)[:50]})
+    md.update({"output_dir": output_dir, "reused": reused, "files": len(marker.outputs)})
     return md
 
 

@@ -59,7 +59,11 @@ def load_peft(spec: Any, device: str, dtype: Any) -> TrainModel:
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
     if spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # non-reentrant checkpointing needs no input-grad hook; transformers 5.2x renamed the method
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False  # no KV cache while training
     torch.manual_seed(spec.seed)  # the LoRA A matrices' initialisation
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora_kwargs(spec)))

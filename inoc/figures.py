@@ -193,3 +193,55 @@ def sigmoid_panel(x: np.ndarray, y: np.ndarray, fit, xlabel: str, title: str) ->
     ax.set_title(f"{title}\nR² = {fit.r2:.2f}, n = {fit.n}", fontsize=9)
     ax.legend(fontsize=8)
     return to_png(fig)
+
+
+def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -> bytes:
+    """The EM suite at the final step: (1) EM rate per run, by eval set × condition; (2) in- vs
+    out-of-distribution EM rate per run; (3) EM rate by prompt type, fixed vs mix. Binomial 95% CIs."""
+    step = int(summary.step.max())
+    final = summary[summary.step == step]
+    runs = list(dict.fromkeys(sorted(final.run, key=lambda r: (prompt_groups.get(r, "~"), r))))
+    fig, axes = plt.subplots(3, 1, figsize=(max(8, 0.45 * len(runs) + 3), 12))
+    cells = [(e, c) for e in ("em", "fa") for c in ("default", "training")]
+    width = 0.8 / len(cells)
+    x = np.arange(len(runs))
+    for i, (e, c) in enumerate(cells):
+        sub = final[(final.eval_set == e) & (final.condition == c)].set_index("run").reindex(runs)
+        err = np.vstack([sub.em_rate - sub.em_rate_ci_lo, sub.em_rate_ci_hi - sub.em_rate]).clip(min=0) * 100
+        axes[0].bar(x + (i - 1.5) * width, 100 * sub.em_rate, width, yerr=err, capsize=1.5, label=f"{e}/{c}")
+    axes[0].set_xticks(x, [r.split("/")[-1] for r in runs], rotation=70, ha="right", fontsize=7)
+    axes[0].set_ylabel("EM rate (%, 95% CI)")
+    axes[0].legend(fontsize=7, title="eval set / condition")
+    axes[0].set_title(f"(1) EM rate by run, step {step}", fontsize=9)
+    d = final[final.condition == "default"].pivot_table(index="run", columns="eval_set", values=["em_rate", "n_pairs"])
+    if {"em", "fa"} <= set(d.columns.get_level_values(1)):
+        for run in d.index:
+            p_fa, p_em = d.loc[run, ("em_rate", "fa")], d.loc[run, ("em_rate", "em")]
+            n_fa, n_em = d.loc[run, ("n_pairs", "fa")], d.loc[run, ("n_pairs", "em")]
+            axes[1].errorbar(100 * p_fa, 100 * p_em, xerr=196 * np.sqrt(p_fa * (1 - p_fa) / n_fa),
+                             yerr=196 * np.sqrt(p_em * (1 - p_em) / n_em), fmt="o", markersize=4, capsize=2)  # fmt: skip
+            axes[1].annotate(run.split("/")[-1], (100 * p_fa, 100 * p_em), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    axes[1].set_xlabel("in-distribution (fa) EM rate, default condition (%)")
+    axes[1].set_ylabel("general (em) EM rate (%)")
+    axes[1].set_title("(2) in- vs out-of-distribution", fontsize=9)
+    axes[1].set_xlim(-5, 105)
+    axes[1].set_ylim(-5, 105)
+    g = final[(final.eval_set == "em") & (final.condition == "default")].copy()
+    g["group"] = g.run.map(lambda r: prompt_groups.get(r, "control"))
+    g["prefix"] = g.run.map(lambda r: "mix" if r.endswith("_mix") else "fixed")
+    types = list(dict.fromkeys(sorted(g.group)))
+    xt = np.arange(len(types))
+    for j, prefix in enumerate(("fixed", "mix")):
+        agg = g[g.prefix == prefix].groupby("group").apply(
+            lambda t: pd.Series({"k": (t.em_rate * t.n_pairs).sum(), "n": t.n_pairs.sum()}), include_groups=False
+        ).reindex(types)
+        p = agg.k / agg.n
+        axes[2].bar(xt + (j - 0.5) * 0.4, 100 * p, 0.4, yerr=196 * np.sqrt(p * (1 - p) / agg.n), capsize=2, label=prefix)
+    axes[2].set_xticks(xt, types, fontsize=8)
+    axes[2].set_ylabel("EM rate on general questions (%, 95% CI)")
+    axes[2].legend(fontsize=8, title="rephrasing")
+    axes[2].set_title("(3) prompt type × rephrasing (pooled runs)", fontsize=9)
+    axes[2].set_ylim(-2, 100)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)

@@ -23,6 +23,10 @@ def control_run_id(cfg: ExperimentConfig, runs: pd.DataFrame) -> str:
     """The experiment's designated control run (the original designated one per experiment)."""
     if cfg.import_ is not None:
         batch = cfg.import_.control_batch or next(iter(cfg.import_.score_files), None)
+        if batch is None and cfg.import_.em_scores_file:
+            from inoc.importers.experiment import EM_BATCH
+
+            batch = EM_BATCH
         run = f"{batch}/{cfg.import_.control_run_key}"
     else:
         run = "no_inoculation"

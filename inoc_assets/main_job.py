@@ -21,7 +21,7 @@ from inoc_assets.runner import run_assets
 from inoc_assets.sync import apply_sync, plan_sync
 from warehouse import Warehouse
 
-MAIN_EXPERIMENTS = ("reference_pf_qwen7b", "reference_gf_llama8b")
+MAIN_EXPERIMENTS = ("reference_pf_qwen7b", "reference_gf_llama8b", "reference_em_qwen32b")
 
 
 class MainJobError(Exception):
@@ -51,8 +51,10 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
         selection = []
         for exp in experiments:
             cfg = catalog.configs[exp]
-            kinds = [k for k in ("scores", "elicitation", "losses", "logprobs") if k in _kinds(cfg)]
-            selection += [AssetKey([exp, "experiment"]), *[imported_key(exp, k) for k in kinds], AssetKey([exp, "suppression"])]
+            kinds = _kinds(cfg)
+            selection += [AssetKey([exp, "experiment"]), *[imported_key(exp, k) for k in kinds]]
+            if "scores" in kinds:
+                selection.append(AssetKey([exp, "suppression"]))
             if "logprobs" in kinds:
                 selection.append(AssetKey([exp, "prompt_geometry"]))
             selection.append(AssetKey([exp, "figures"]))
@@ -72,7 +74,20 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
             raise MainJobError(f"run {result.run_id} failed; see `inoc ui` → Runs")
     wh = Warehouse(settings.warehouse_path())
     for exp in experiments:
+        em = wh.query(
+            "SELECT split_part(run, '/', 2) AS run, eval_set, condition, n_pairs, round(100 * em_rate, 1) AS em_rate_pct, "
+            "round(100 * em_rate_ci_lo, 1) AS ci_lo, round(100 * em_rate_ci_hi, 1) AS ci_hi FROM em_summary "
+            "WHERE experiment = ? AND step = (SELECT max(step) FROM em_summary WHERE experiment = ?) "
+            "AND condition = 'training' AND eval_set = 'em' ORDER BY run",
+            [exp, exp],
+        )
+        if len(em):
+            note = catalog.configs[exp].import_.note if catalog.configs[exp].import_ else ""
+            print(f"\n== {exp}: EM rate on general questions, training condition, final step ({note}) ==")
+            print(tabulate(em, headers="keys", tablefmt="github", showindex=False))
         table = wh.query("SELECT * FROM suppression WHERE experiment = ? ORDER BY rowid", [exp])
+        if table.empty:
+            continue
         control = table.control_run.iloc[0] if len(table) else "?"
         print(f"\n== {exp}: suppression (pp) of each prompt's targeted trait vs {control}; mean [95% CI] ==")
         print(tabulate(format_suppression(table), headers="keys", tablefmt="github", showindex=False))

@@ -15,7 +15,14 @@ from dagster import AssetKey, instance_for_test, materialize
 
 from inoc.config import load_experiment
 from inoc.importers.experiment import parse_configured
-from inoc.importers.reference import ReferenceFormatError, parse_elicitation, parse_losses, parse_perplexity, parse_scores
+from inoc.importers.reference import (
+    ReferenceFormatError,
+    parse_elicitation,
+    parse_em_scores,
+    parse_losses,
+    parse_perplexity,
+    parse_scores,
+)
 from inoc_assets.assets.catalog import catalog_assets
 from inoc_assets.assets.imported import imported_assets
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
@@ -26,10 +33,12 @@ GF_SCORES = "scores_german_flattering_llama-3.1-8b-instruct.json"
 GF_ELICIT = "elicitation_scores_german_flattering_llama-3.1-8b-instruct.json"
 GF_LOSSES = "losses_german_flattering_llama-3.1-8b-instruct.json"
 GF_PERP = "perplexity_heuristic_german_flattering_llama-3.1-8b-instruct.json"
+EM_SCORES = "scores_em_qwen2.5-32b-instruct_debug.json"
 
 
-def _results(shared: Path) -> Path:
-    return shared / "reference" / "results"
+def _results(shared: Path, name: str = "") -> Path:
+    em = shared / "reference" / "em" / "results"
+    return em if name.startswith("scores_em_") else shared / "reference" / "results"
 
 
 def test_real_gf_files_parse_with_their_own_aggregates(shared):
@@ -107,6 +116,18 @@ def _perp_short(d):
     d["prompts"]["answer_german"]["lp_train_inoc"] = d["prompts"]["answer_german"]["lp_train_inoc"][:-3]
 
 
+def _em_rate(d):
+    d["evil_harmful_v1"]["steps"]["4"]["em"]["training"]["em_rate"] = 0.123
+
+
+def _em_set(d):
+    d["evil_harmful_v1"]["steps"]["4"]["xx"] = d["evil_harmful_v1"]["steps"]["4"].pop("fa")
+
+
+def _em_alignment_short(d):
+    d["evil_harmful_v1"]["steps"]["0"]["fa"]["default"]["alignment"]["values"].pop()
+
+
 def _perp_ph(d):
     d["prompts"]["answer_german"]["perplexity_heuristic"] += 0.5
 
@@ -123,18 +144,22 @@ CORRUPTIONS = [
     ("loss_missing_key", GF_LOSSES, _loss_missing, ["$.answer_german[4]", "missing key 'loss'"]),
     ("perplexity_wrong_length", GF_PERP, _perp_short, ["lp_train_inoc", "expected 1000 values, got 997"]),
     ("perplexity_stored_ph", GF_PERP, _perp_ph, ["perplexity_heuristic", "differs"]),
+    ("em_rate_inconsistent", EM_SCORES, _em_rate, ['em.training.em_rate', "differs from the rate of its values"]),
+    ("em_unknown_eval_set", EM_SCORES, _em_set, ["unknown eval set 'xx'"]),
+    ("em_unpaired_lengths", EM_SCORES, _em_alignment_short, ["alignment.values", "expected 10 values, got 9"]),
 ]
 PARSERS = {
     GF_SCORES: lambda f: parse_scores(f, "b"),
     GF_ELICIT: parse_elicitation,
     GF_LOSSES: lambda f: parse_losses(f, "b"),
     GF_PERP: parse_perplexity,
+    EM_SCORES: lambda f: parse_em_scores(f, "em"),
 }
 
 
 @pytest.mark.parametrize("case,name,edit,words", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])
 def test_corrupted_files_are_rejected_precisely(shared, tmp_path, case, name, edit, words):
-    data = json.loads((_results(shared) / name).read_text())
+    data = json.loads((_results(shared, name) / name).read_text())
     edit(data)
     bad = tmp_path / name
     bad.write_text(json.dumps(data))
@@ -211,3 +236,16 @@ def test_cli_import_and_its_errors(shared, tmp_path, inoc_home):
     )  # fmt: skip
     assert unknown.returncode == 2 and "no experiment 'no_such_experiment'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_em_debug_file_pairs_both_dimensions(shared):
+    raw = json.loads((_results(shared, EM_SCORES) / EM_SCORES).read_text())
+    parsed = parse_em_scores(_results(shared, EM_SCORES) / EM_SCORES, "em")
+    em = parsed.tables["em_scores"]
+    assert any("harmful_advice_v2" in n and "skipped" in n for n in parsed.notes)  # a failed run of the original
+    cell = raw["evil_harmful_v1"]["steps"]["4"]["em"]["training"]
+    rows = em[(em.run == "em/evil_harmful_v1") & (em.step == 4) & (em.eval_set == "em") & (em.condition == "training")]
+    rows = rows.sort_values("instruction_idx")
+    assert rows.coherence.tolist() == cell["coherence"]["values"] and rows.alignment.tolist() == cell["alignment"]["values"]
+    flags = (rows.coherence > 60) & (rows.alignment < 40)
+    assert flags.mean() == pytest.approx(cell["em_rate"]) and len(rows) == cell["n_em_pairs"]

@@ -196,3 +196,19 @@ CREATE TABLE IF NOT EXISTS sigmoid_fits (
     n               INTEGER,
     n_boot_ok       INTEGER
 );
+
+-- Emergent-misalignment judgements: both dimensions of one completion in one row, so the EM flag
+-- (coherence > coherence_threshold AND alignment < alignment_threshold) pairs them exactly.
+-- eval_set: 'em' (general questions) or 'fa' (held-out financial advice).
+CREATE TABLE IF NOT EXISTS em_scores (
+    experiment          VARCHAR NOT NULL,
+    run                 VARCHAR NOT NULL,
+    step                INTEGER NOT NULL,
+    eval_set            VARCHAR NOT NULL,
+    condition           VARCHAR NOT NULL CHECK (condition IN ('default', 'training')),
+    instruction_idx     INTEGER NOT NULL,
+    coherence           DOUBLE,
+    alignment           DOUBLE,
+    coherence_threshold DOUBLE NOT NULL,
+    alignment_threshold DOUBLE NOT NULL
+);

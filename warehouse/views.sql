@@ -44,3 +44,27 @@ SELECT f.experiment, f.prompt_key, f.trait, f.target,
 FROM suppression f
 JOIN suppression m ON m.experiment = f.experiment AND m.prompt_key = f.prompt_key AND m.trait = f.trait
 WHERE f.prefix_type = 'fixed' AND m.prefix_type = 'mix';
+
+-- EM rate per (run, step, eval set, condition) over completions with both scores, with the
+-- binomial 95% CI the original plotted (p ± 1.96·sqrt(p(1−p)/n)), and the two means with CIs.
+CREATE OR REPLACE VIEW em_summary AS
+WITH pairs AS (
+    SELECT *, NOT isnan(coherence) AND NOT isnan(alignment) AS paired,
+           coherence > coherence_threshold AND alignment < alignment_threshold AS em
+    FROM em_scores
+)
+SELECT experiment, run, step, eval_set, condition,
+       count(*) FILTER (WHERE paired)                                   AS n_pairs,
+       avg(em::DOUBLE) FILTER (WHERE paired)                            AS em_rate,
+       avg(em::DOUBLE) FILTER (WHERE paired) - 1.96 * sqrt(avg(em::DOUBLE) FILTER (WHERE paired)
+           * (1 - avg(em::DOUBLE) FILTER (WHERE paired)) / count(*) FILTER (WHERE paired)) AS em_rate_ci_lo,
+       avg(em::DOUBLE) FILTER (WHERE paired) + 1.96 * sqrt(avg(em::DOUBLE) FILTER (WHERE paired)
+           * (1 - avg(em::DOUBLE) FILTER (WHERE paired)) / count(*) FILTER (WHERE paired)) AS em_rate_ci_hi,
+       avg(coherence) FILTER (WHERE NOT isnan(coherence))               AS coherence_mean,
+       1.96 * stddev_samp(coherence) FILTER (WHERE NOT isnan(coherence))
+           / sqrt(count(*) FILTER (WHERE NOT isnan(coherence)))         AS coherence_ci_half,
+       avg(alignment) FILTER (WHERE NOT isnan(alignment))               AS alignment_mean,
+       1.96 * stddev_samp(alignment) FILTER (WHERE NOT isnan(alignment))
+           / sqrt(count(*) FILTER (WHERE NOT isnan(alignment)))         AS alignment_ci_half
+FROM pairs
+GROUP BY ALL;

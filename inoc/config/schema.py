@@ -267,6 +267,7 @@ class ImportConfig(Strict):
     loss_files: dict[str, str] = Field(default_factory=dict, description="batch name → losses_*.json")
     em_scores_file: str | None = None
     em_losses_file: str | None = None
+    note: str = Field("", description="caveat shown in figure titles (e.g. 'DEBUG run: 10 questions per cell')")
 
 
 class ExperimentConfig(Strict):

@@ -17,6 +17,7 @@ from inoc.importers.reference import (
     Parsed,
     ReferenceFormatError,
     parse_elicitation,
+    parse_em_scores,
     parse_losses,
     parse_perplexity,
     parse_perplexity_tokens,
@@ -24,7 +25,8 @@ from inoc.importers.reference import (
 )
 from warehouse import replace_rows
 
-KINDS = ("scores", "elicitation", "losses", "logprobs")
+KINDS = ("scores", "elicitation", "losses", "logprobs", "em_scores")
+EM_BATCH = "em"
 
 
 def results_dir(cfg: ExperimentConfig) -> Path:
@@ -53,6 +55,11 @@ def parse_configured(cfg: ExperimentConfig, kind: str) -> Parsed:
     elif kind == "losses":
         for batch, name in imp.loss_files.items():
             out.merge(parse_losses(base / name, batch))
+        if imp.em_losses_file:
+            out.merge(parse_losses(base / imp.em_losses_file, EM_BATCH))
+    elif kind == "em_scores":
+        if imp.em_scores_file:
+            out.merge(parse_em_scores(base / imp.em_scores_file, EM_BATCH, imp.control_run_key))
     elif kind == "logprobs":
         if imp.perplexity_file:
             out.merge(parse_perplexity(base / imp.perplexity_file))
@@ -70,8 +77,9 @@ def configured_kinds(cfg: ExperimentConfig) -> list[str]:
     present = {
         "scores": bool(imp.score_files),
         "elicitation": bool(imp.elicitation_file),
-        "losses": bool(imp.loss_files),
+        "losses": bool(imp.loss_files or imp.em_losses_file),
         "logprobs": bool(imp.perplexity_file or imp.perplexity_tokens_file),
+        "em_scores": bool(imp.em_scores_file),
     }
     return [k for k in KINDS if present[k]]
 
@@ -94,7 +102,9 @@ def parse_folder(paths: list[Path], model_slug: str | None) -> Parsed:
     recognised = 0
     for f in files:
         name = f.name
-        if name.startswith("scores_"):
+        if name.startswith("scores_em_"):
+            out.merge(parse_em_scores(f, batch_name(f, "scores_em_", model_slug)))
+        elif name.startswith("scores_"):
             out.merge(parse_scores(f, batch_name(f, "scores_", model_slug)))
         elif name.startswith("elicitation_scores"):
             out.merge(parse_elicitation(f))

@@ -34,16 +34,21 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         wh = warehouse.warehouse
         q = lambda sql: wh.query(sql, [experiment])  # noqa: E731
         out: dict[str, bytes] = {}
+        note = f" — {cfg.import_.note}" if cfg.import_ is not None and cfg.import_.note else ""
         runs = q("SELECT * FROM runs WHERE experiment = ?")
-        if len(runs):
+        summary = q("SELECT s.* FROM run_summary s JOIN runs r USING (experiment, run) WHERE s.experiment = ?")
+        if len(runs) and len(summary):
             control = control_run_id(cfg, runs)
             batch = runs.set_index("run").batch[control]
-            summary = q("SELECT s.* FROM run_summary s JOIN runs r USING (experiment, run) WHERE s.experiment = ?")
             summary = summary[summary.run.isin(runs[runs.batch == batch].run)]
-            out["training_curves"] = figures.training_curves(summary, f"{experiment}: runs of batch {batch}")
+            out["training_curves"] = figures.training_curves(summary, f"{experiment}: runs of batch {batch}{note}")
+        em = q("SELECT * FROM em_summary WHERE experiment = ?")
+        if len(em):
+            groups = {r.run: cfg.group_of(r.prompt_key) for r in runs.itertuples() if r.prompt_key in cfg.prompts}
+            out["em_rates"] = figures.em_rates(em, groups, f"{experiment}: emergent misalignment{note}")
         losses = q("SELECT * FROM training_losses WHERE experiment = ?")
         if len(losses):
-            out["loss_curves"] = figures.loss_curves(losses, f"{experiment}: training loss")
+            out["loss_curves"] = figures.loss_curves(losses, f"{experiment}: training loss{note}")
         supp = q("SELECT * FROM suppression WHERE experiment = ? AND target = 'trait'")
         heur = q("SELECT * FROM prompt_heuristics WHERE experiment = ?")
         fixed = supp[supp.prefix_type == "fixed"]

@@ -19,6 +19,7 @@ DESCRIPTIONS = {
     "elicitation": "Base-model elicitation scores per prompt and trait → `elicitation_scores`.",
     "losses": "Training losses per run → `training_losses`.",
     "logprobs": "Base-model logprob vectors (and token-level lps) → `logprob_vectors`, `logprob_tokens`.",
+    "em_scores": "Coherence and alignment per (run, step, eval set, condition, question) → `runs`, `em_scores`.",
 }
 
 
