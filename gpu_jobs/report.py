@@ -80,18 +80,27 @@ class Reporter:
         self.log(msg)
 
     def metadata(self, metadata: dict[str, Any], *, data_version: str | None = None) -> None:
-        """Attach the job's figures to the materialization (or print them)."""
+        """Attach the job's figures to the materialization (or print them). Never raises: the
+        outputs are complete by now, a reporting problem must not turn them into a failure."""
         clean = {k: _jsonable(v) for k, v in metadata.items()}
-        if self._pipes is not None:
-            single_asset = self._pipes.is_asset_step and len(self._pipes.asset_keys or []) == 1
-            if single_asset:
-                self._pipes.report_asset_materialization(metadata=clean, data_version=data_version)
-            else:  # an op or a multi-asset: the launcher attaches them itself
-                self._pipes.report_custom_message({"gpu_jobs_metadata": clean, "data_version": data_version})
-        else:
+        if self._pipes is None:
             import json
 
             self._print(f"[gpu_jobs.{self.job}] METADATA {json.dumps(clean, sort_keys=True)}")
+            return
+        try:
+            single_asset = self._pipes.is_asset_step and len(self._pipes.asset_keys or []) == 1
+            if single_asset:
+                self._pipes.report_asset_materialization(metadata=_pipes_metadata(clean), data_version=data_version)
+            else:  # an op or a multi-asset: the launcher attaches them itself
+                self._pipes.report_custom_message({"gpu_jobs_metadata": clean, "data_version": data_version})
+        except Exception as err:  # noqa: BLE001
+            self.log(f"could not report metadata through Pipes: {type(err).__name__}: {err}", "warning")
+
+
+def _pipes_metadata(clean: dict[str, Any]) -> dict[str, Any]:
+    """Pipes reads a dict value as ``{raw_value, type}``: containers go in as typed JSON."""
+    return {k: {"raw_value": v, "type": "json"} if isinstance(v, (dict, list)) else v for k, v in clean.items()}
 
 
 def _jsonable(v: Any) -> Any:

@@ -110,3 +110,24 @@ def test_slides_dataset_and_heuristic_performance(main_run):
         "AND outcome = 'trait_suppression_all'"
     )
     assert perf.r[0] == pytest.approx(expect, abs=1e-12) and perf.n[0] == len(own)
+
+
+def test_em_reference_rates_equal_the_file(main_run):
+    proc, home, shared = main_run
+    assert proc.returncode == 0
+    assert "DEBUG run of the original" in proc.stdout
+    raw = json.loads((shared / "reference" / "em" / "results" / "scores_em_qwen2.5-32b-instruct_debug.json").read_text())
+    em = Warehouse(home / "warehouse.duckdb").query("SELECT * FROM em_summary WHERE experiment = 'reference_em_qwen32b'")
+    em = em.set_index(["run", "step", "eval_set", "condition"])
+    checked = 0
+    for run, entry in raw.items():
+        if "error" in entry:
+            continue
+        for step, sets in entry["steps"].items():
+            for eval_set, conds in sets.items():
+                for cond, cell in conds.items():
+                    row = em.loc[(f"em/{run}", int(step), eval_set, cond)]
+                    assert row.em_rate == pytest.approx(cell["em_rate"], abs=1e-12) and row.n_pairs == cell["n_em_pairs"]
+                    checked += 1
+    assert checked == len(em) > 0
+    assert (home / "artifacts" / "reference_em_qwen32b" / "figures" / "em_rates.png").read_bytes()[:4] == b"\x89PNG"
