@@ -181,10 +181,11 @@ def angle_bars(groups: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
-def sigmoid_panel(x: np.ndarray, y: np.ndarray, fit, xlabel: str, title: str) -> bytes:
-    """Points with a 4-parameter logistic fit and its bootstrap 95% band (or the OLS fallback)."""
+def sigmoid_panel(x: np.ndarray, y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, fit, xlabel: str, title: str) -> bytes:
+    """Points (with their 95% CI) and a 4-parameter logistic fit with its bootstrap 95% band (or the OLS fallback)."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.scatter(x, y, s=16, color="#1f77b4")
+    ax.errorbar(x, y, yerr=np.vstack([y - y_lo, y_hi - y]), fmt="none", ecolor="lightgrey", elinewidth=0.8)
+    ax.scatter(x, y, s=16, color="#1f77b4", zorder=2)
     ax.plot(fit.grid, fit.curve, color="black", linewidth=1.2, label=fit.method)
     if np.isfinite(fit.band_lo).any():
         ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0, label="95% band")

@@ -90,7 +90,8 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
                 "n": fit.n, "n_boot_ok": fit.n_boot_ok,
             })  # fmt: skip
             out[f"sigmoid_elicitation_{prefix_type}"] = figures.sigmoid_panel(
-                ok.value.to_numpy(), ok.suppression.to_numpy(), fit, "elicitation of the trait (pp)",
+                ok.value.to_numpy(), ok.suppression.to_numpy(), ok.ci_lo.to_numpy(), ok.ci_hi.to_numpy(), fit,
+                "elicitation of the trait (pp)",
                 f"{experiment} · {prefix_type}: suppression vs elicitation",
             )  # fmt: skip
         with wh.writer() as conn:
