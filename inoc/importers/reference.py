@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -110,15 +110,17 @@ def _check_mean(w: _Walker, stat: dict[str, Any], values: np.ndarray, path: str)
         w.fail(_p(path, "mean"), f"stored mean {stored!r} differs from the mean of its values {recomputed!r}")
 
 
-def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY) -> Parsed:
-    """`scores_*.json` → `runs` and `trait_scores` rows; run ids are `<batch>/<run key>`."""
-    w = _Walker(file)
-    data = w.obj(load_json(file), "$")
-    if not data:
-        w.fail("$", "no runs in the file")
-    out = Parsed()
-    runs, frames = [], []
-    n_eval: int | None = None
+@dataclass
+class _Run:
+    key: str
+    path: str
+    entry: dict[str, Any]
+    prompt_key: str | None
+    prefix_type: str | None
+
+
+def _runs(w: _Walker, data: dict[str, Any], out: Parsed, control_key: str, file: str | Path) -> Iterator[_Run]:
+    """Each run of a scores file with its prompt and prefix type; failed runs become notes."""
     for run_key, entry in data.items():
         rpath = _p("$", run_key)
         entry = w.obj(entry, rpath)
@@ -128,32 +130,62 @@ def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY) -
         rtype = w.key(entry, "type", rpath)
         if rtype not in ("fixed", "mix"):
             w.fail(_p(rpath, "type"), f"unknown run type {rtype!r}; expected 'fixed' or 'mix'")
-        lr = w.number(entry["lr"], _p(rpath, "lr")) if "lr" in entry else None
-        if run_key == control_key:
-            prompt_key, prefix_type = None, None
+        if run_key == control_key or run_key.startswith("no_inoc"):
+            yield _Run(run_key, rpath, entry, None, None)
         elif rtype == "fixed":
-            prompt_key, prefix_type = run_key, "fixed"
+            yield _Run(run_key, rpath, entry, run_key, "fixed")
         else:
             prompt_key = w.key(entry, "rephrasings_key", rpath)
             if not isinstance(prompt_key, str) or not prompt_key:
                 w.fail(_p(rpath, "rephrasings_key"), f"expected a prompt key, got {prompt_key!r}")
-            prefix_type = "mix"
-        steps = w.obj(w.key(entry, "steps", rpath), _p(rpath, "steps"))
-        if not steps:
-            w.fail(_p(rpath, "steps"), "no steps")
+            yield _Run(run_key, rpath, entry, prompt_key, "mix")
+
+
+def _steps(w: _Walker, run: _Run) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(step, JSON path, content) of each step of a run."""
+    steps = w.obj(w.key(run.entry, "steps", run.path), _p(run.path, "steps"))
+    if not steps:
+        w.fail(_p(run.path, "steps"), "no steps")
+    for step_key, content in steps.items():
+        spath = _p(_p(run.path, "steps"), step_key)
+        try:
+            step = int(step_key)
+        except ValueError:
+            w.fail(spath, f"step key {step_key!r} is not an integer")
+        yield step, spath, w.obj(content, spath)
+
+
+def _conditions(w: _Walker, content: dict[str, Any], path: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for cond, value in content.items():
+        cpath = _p(path, cond)
+        if cond not in CONDITIONS:
+            w.fail(cpath, f"unknown condition {cond!r}; expected one of {CONDITIONS}")
+        yield cond, cpath, w.obj(value, cpath)
+
+
+def _run_row(batch: str, run: _Run, steps: list[int], lr: float | None) -> dict[str, Any]:
+    return {
+        "batch": batch, "run": f"{batch}/{run.key}", "prompt_key": run.prompt_key, "prefix_type": run.prefix_type,
+        "learning_rate": lr, "n_steps": max(steps),
+    }  # fmt: skip
+
+
+def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY) -> Parsed:
+    """`scores_*.json` → `runs` and `trait_scores` rows; run ids are `<batch>/<run key>`."""
+    w = _Walker(file)
+    data = w.obj(load_json(file), "$")
+    if not data:
+        w.fail("$", "no runs in the file")
+    out = Parsed()
+    runs, frames = [], []
+    n_eval: int | None = None
+    for run in _runs(w, data, out, control_key, file):
+        lr = w.number(run.entry["lr"], _p(run.path, "lr")) if "lr" in run.entry else None
         step_numbers = []
-        for step_key, conds in steps.items():
-            spath = _p(_p(rpath, "steps"), step_key)
-            try:
-                step = int(step_key)
-            except ValueError:
-                w.fail(spath, f"step key {step_key!r} is not an integer")
+        for step, spath, conds in _steps(w, run):
             step_numbers.append(step)
-            for cond, traits in w.obj(conds, spath).items():
-                cpath = _p(spath, cond)
-                if cond not in CONDITIONS:
-                    w.fail(cpath, f"unknown condition {cond!r}; expected one of {CONDITIONS}")
-                for trait, stat in w.obj(traits, cpath).items():
+            for cond, cpath, traits in _conditions(w, conds, spath):
+                for trait, stat in traits.items():
                     tpath = _p(cpath, trait)
                     stat = w.obj(stat, tpath)
                     values = w.numbers(w.key(stat, "values", tpath), _p(tpath, "values"), n_eval)
@@ -162,7 +194,7 @@ def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY) -
                     frames.append(
                         pd.DataFrame(
                             {
-                                "run": f"{batch}/{run_key}",
+                                "run": f"{batch}/{run.key}",
                                 "step": step,
                                 "condition": cond,
                                 "trait": trait,
@@ -171,16 +203,7 @@ def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY) -
                             }
                         )
                     )
-        runs.append(
-            {
-                "batch": batch,
-                "run": f"{batch}/{run_key}",
-                "prompt_key": prompt_key,
-                "prefix_type": prefix_type,
-                "learning_rate": lr,
-                "n_steps": max(step_numbers),
-            }
-        )
+        runs.append(_run_row(batch, run, step_numbers, lr))
     if not runs:
         w.fail("$", "every run in the file failed; nothing to import")
     out.add("runs", pd.DataFrame(runs))
@@ -348,65 +371,39 @@ def parse_em_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY
     if not data:
         w.fail("$", "no runs in the file")
     out, runs, frames = Parsed(), [], []
-    for run_key, entry in data.items():
-        rpath = _p("$", run_key)
-        entry = w.obj(entry, rpath)
-        if "error" in entry:
-            out.notes.append(f"{Path(file).name}: run {run_key!r} skipped (failed in the original study: {entry['error']})")
-            continue
-        rtype = w.key(entry, "type", rpath)
-        if rtype not in ("fixed", "mix"):
-            w.fail(_p(rpath, "type"), f"unknown run type {rtype!r}; expected 'fixed' or 'mix'")
-        if run_key == control_key or run_key.startswith("no_inoc"):
-            prompt_key, prefix_type = None, None
-        elif rtype == "fixed":
-            prompt_key, prefix_type = run_key, "fixed"
-        else:
-            prompt_key, prefix_type = w.key(entry, "rephrasings_key", rpath), "mix"
-        steps = w.obj(w.key(entry, "steps", rpath), _p(rpath, "steps"))
-        if not steps:
-            w.fail(_p(rpath, "steps"), "no steps")
+    for run in _runs(w, data, out, control_key, file):
         step_numbers = []
-        for step_key, sets in steps.items():
-            spath = _p(_p(rpath, "steps"), step_key)
-            try:
-                step = int(step_key)
-            except ValueError:
-                w.fail(spath, f"step key {step_key!r} is not an integer")
+        for step, spath, sets in _steps(w, run):
             step_numbers.append(step)
-            for eval_set, conds in w.obj(sets, spath).items():
+            for eval_set, conds in sets.items():
                 epath = _p(spath, eval_set)
                 if eval_set not in EM_SETS:
                     w.fail(epath, f"unknown eval set {eval_set!r}; expected one of {EM_SETS}")
-                for cond, cell in w.obj(conds, epath).items():
-                    cpath = _p(epath, cond)
-                    if cond not in CONDITIONS:
-                        w.fail(cpath, f"unknown condition {cond!r}; expected one of {CONDITIONS}")
-                    cell = w.obj(cell, cpath)
-                    coh = w.numbers(w.key(w.obj(w.key(cell, "coherence", cpath), _p(cpath, "coherence")), "values", _p(cpath, "coherence")), _p(cpath, "coherence.values"))
-                    ali = w.numbers(w.key(w.obj(w.key(cell, "alignment", cpath), _p(cpath, "alignment")), "values", _p(cpath, "alignment")), _p(cpath, "alignment.values"), len(coh))
+                for cond, cpath, cell in _conditions(w, w.obj(conds, epath), epath):
+                    dims = {}
+                    for dim in ("coherence", "alignment"):
+                        stat = w.obj(w.key(cell, dim, cpath), _p(cpath, dim))
+                        n = len(dims["coherence"]) if dims else None
+                        dims[dim] = w.numbers(w.key(stat, "values", _p(cpath, dim)), _p(cpath, f"{dim}.values"), n)
+                    coh, ali = dims["coherence"], dims["alignment"]
                     c_thr = w.number(cell.get("em_coherence_threshold", 60), _p(cpath, "em_coherence_threshold"))
                     a_thr = w.number(cell.get("em_alignment_threshold", 40), _p(cpath, "em_alignment_threshold"))
-                    paired = ~np.isnan(coh) & ~np.isnan(ali)
                     if "em_rate" in cell:
                         stored = w.number(cell["em_rate"], _p(cpath, "em_rate"))
-                        flags = (coh[paired] > c_thr) & (ali[paired] < a_thr)
-                        rate = float(flags.mean()) if paired.any() else math.nan
+                        paired = ~np.isnan(coh) & ~np.isnan(ali)
+                        rate = float(((coh[paired] > c_thr) & (ali[paired] < a_thr)).mean()) if paired.any() else math.nan
                         if not (math.isclose(stored, rate, abs_tol=1e-9) or (math.isnan(stored) and math.isnan(rate))):
                             w.fail(_p(cpath, "em_rate"), f"stored {stored!r} differs from the rate of its values {rate!r}")
                     frames.append(
                         pd.DataFrame(
                             {
-                                "run": f"{batch}/{run_key}", "step": step, "eval_set": eval_set, "condition": cond,
+                                "run": f"{batch}/{run.key}", "step": step, "eval_set": eval_set, "condition": cond,
                                 "instruction_idx": np.arange(len(coh), dtype=np.int32), "coherence": coh, "alignment": ali,
                                 "coherence_threshold": c_thr, "alignment_threshold": a_thr,
                             }
                         )
                     )  # fmt: skip
-        runs.append(
-            {"batch": batch, "run": f"{batch}/{run_key}", "prompt_key": prompt_key, "prefix_type": prefix_type,
-             "learning_rate": None, "n_steps": max(step_numbers)}  # fmt: skip
-        )
+        runs.append(_run_row(batch, run, step_numbers, None))
     if not runs:
         w.fail("$", "every run in the file failed; nothing to import")
     out.add("runs", pd.DataFrame(runs))
