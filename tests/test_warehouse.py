@@ -130,3 +130,15 @@ def test_reader_works_while_writer_holds_the_file_and_kill_leaves_nothing(tmp_pa
     with wh.writer() as conn:
         names = conn.execute("SELECT experiment FROM experiments ORDER BY 1").fetchall()
     assert names == [("kept",)]
+
+
+def test_every_table_and_view_is_documented():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "warehouse"
+    sql = (root / "schema.sql").read_text() + (root / "views.sql").read_text()
+    names = re.findall(r"CREATE (?:TABLE IF NOT EXISTS|OR REPLACE VIEW) (\w+)", sql) + ["slides_dataset"]
+    doc = (root / "README.md").read_text()
+    missing = [n for n in names if f"`{n}`" not in doc]
+    assert not missing, f"undocumented in warehouse/README.md: {missing}"

@@ -1,0 +1,253 @@
+"""Throughput of the score job against a naive per-example loop and lm-eval-harness, on the same inputs.
+
+    python benchmarks/bench_score.py [--pairs 48] [--threads N] [--organism default|test|none] [--no-lm-eval]
+
+Models: a random-init Qwen2 of ~60M parameters (32k-word vocabulary, hidden 640, 8 layers) and, when
+``--organism`` names a profile, the model organism (``inoc.organism.build``; built once and cached).
+Inputs: ChatML conversations (system + user context of 40–200 tokens) with completions of 50–400
+tokens, as in the logprob heuristics (SPEC §9).
+
+Methods, all from a loaded model to per-pair log-prob sums:
+
+* ``score job`` — ``gpu_jobs.score.run`` (length-bucketed batches, LM head on completion positions only);
+* ``naive`` — what the original workers did: one example at a time, ``model(ids, labels=labels)``
+  (full logits for every position, HF cross-entropy), ``lp = -loss``;
+* ``lm-eval`` — lm-eval-harness's ``HFLM.loglikelihood`` (right-padded batches, a log-softmax over
+  the whole batch × sequence × vocabulary) with the rendered prompt as context and the rest of the
+  conversation as continuation.
+
+The vocabulary is word-level with whitespace pre-tokenization, so lm-eval's habit of moving the
+context's trailing newline into the continuation cannot change the tokens: the three methods score
+identical token sequences and must agree to 1e-4. Prints tokens/s, speed-ups, achieved FLOP/s
+(useful FLOPs: body on every token, LM head on scored tokens) and its fraction of this machine's
+float32 matmul rate, measured here. Targets: ≥ 5× naive, ≥ 1.5× lm-eval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gpu_jobs import chat, score  # noqa: E402
+from gpu_jobs.report import Reporter  # noqa: E402
+from gpu_jobs.spec import parse_spec, spec_hash  # noqa: E402
+
+CHATML = (
+    "{%- for m in messages %}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def word_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
+    words = ["system", "user", "assistant"] + [f"w{i}" for i in range(vocab_size - len(specials) - 3)]
+    vocab = {t: i for i, t in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                 unk_token="<unk>")
+    hf.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    hf.chat_template = CHATML
+    return hf, words[3:]
+
+
+def random_qwen2(out: Path, vocab: int = 32_000) -> Path:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tok, _ = word_tokenizer(vocab)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=640, intermediate_size=2048, num_hidden_layers=8,
+                      num_attention_heads=10, num_key_value_heads=2, max_position_embeddings=2048,
+                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      use_sliding_window=False)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg)
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
+def make_pairs(words: list[str], n: int, seed: int = 0) -> list[dict]:
+    r = random.Random(seed)
+
+    def text(lo: int, hi: int) -> str:
+        return " ".join(r.choice(words) for _ in range(r.randint(lo, hi)))
+
+    return [{"id": i, "messages": [{"role": "system", "content": text(8, 20)}, {"role": "user", "content": text(30, 180)}],
+             "completion": text(50, 400)} for i in range(n)]
+
+
+def pairs_from_texts(tok, texts: list[str], n: int, seed: int = 0) -> list[dict]:
+    """For a BPE model (the organism): split real corpus-like texts into context / completion."""
+    r = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = r.choice(texts).split()
+        cut = max(1, len(words) // 3)
+        out.append({"id": i, "messages": [{"role": "user", "content": " ".join(words[:cut])}],
+                    "completion": " ".join(words[cut:])})
+    return out
+
+
+def useful_flops(model, seqs: list[tuple[int, int]]) -> float:
+    """Forward FLOPs that every method must spend: 2·params of the body per token, causal attention,
+    and the LM head on the scored tokens only. ``seqs``: (total tokens, scored tokens)."""
+    cfg = model.config
+    body = sum(p.numel() for n, p in model.named_parameters() if ".layers." in n and p.dim() == 2)
+    d, layers, vocab = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size
+    return float(sum(2 * body * L + 2 * layers * L * L * d + 2 * d * vocab * s for L, s in seqs))
+
+
+def matmul_rate(threads: int, n: int = 2048, reps: int = 5) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def run_score_job(model_dir: Path, pairs: list[dict], work: Path, threads: int) -> tuple[list[float], float]:
+    (work / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    spec = parse_spec("score", {"output_dir": str(work / "out"), "model": {"id": str(model_dir)},
+                                "pairs": str(work / "pairs.jsonl"), "threads": threads, "token_level": False,
+                                "shard_size": 100_000})
+    with Reporter("score", stream=open(os.devnull, "w")) as rep:
+        outcome = score.run(spec, spec_hash(spec), rep)
+    import pandas as pd
+
+    df = pd.read_parquet(work / "out" / "scores.parquet")
+    return df["sum_logprob"].tolist(), outcome.metadata["score_s"]
+
+
+def run_naive(model, tok, pairs: list[dict]) -> tuple[list[float], float]:
+    out = []
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for p in pairs:
+            enc = chat.encode_completion(tok, p["messages"], p["completion"])
+            ids = torch.tensor([enc.ids])
+            labels = ids.clone()
+            labels[0, : enc.start] = -100
+            loss = model(input_ids=ids, labels=labels).loss  # mean over the completion tokens
+            out.append(-float(loss) * (enc.end - enc.start))
+    return out, time.perf_counter() - t0
+
+
+def run_lm_eval(model, tok, pairs: list[dict], batch_size: int) -> tuple[list[float], float]:
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, max_length=2048, device="cpu",
+              backend="causal", logits_cache=False)
+    reqs = []
+    for i, p in enumerate(pairs):
+        ctx = chat.render(tok, p["messages"], add_generation_prompt=True)
+        full = chat.render(tok, [*p["messages"], {"role": "assistant", "content": p["completion"]}],
+                           add_generation_prompt=False)
+        reqs.append(Instance(request_type="loglikelihood", doc={}, arguments=(ctx, full[len(ctx):]), idx=i))
+    t0 = time.perf_counter()
+    res = lm.loglikelihood(reqs, disable_tqdm=True)
+    return [r[0] for r in res], time.perf_counter() - t0
+
+
+def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float) -> list[dict]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    encs = [chat.encode_completion(tok, p["messages"], p["completion"]) for p in pairs]
+    seqs = [(len(e.ids), e.end - e.start) for e in encs]
+    tokens = sum(L for L, _ in seqs)
+    flops = useful_flops(model, seqs)
+    print(f"\n## {name}: {n_params / 1e6:.1f}M parameters, vocab {model.config.vocab_size}, {len(pairs)} pairs, "
+          f"{tokens} tokens ({sum(s for _, s in seqs)} scored), {flops / 1e12:.2f} useful TFLOP")
+    torch.set_num_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, t_ours = run_score_job(model_dir, pairs, Path(tmp), args.threads)
+    rows.append({"method": "score job", "s": t_ours, "sums": ours})
+    naive, t_naive = run_naive(model, tok, pairs)
+    rows.append({"method": "naive per-example", "s": t_naive, "sums": naive})
+    if not args.no_lm_eval:
+        try:
+            lme, t_lme = run_lm_eval(model, tok, pairs, args.lm_eval_batch)
+            rows.append({"method": f"lm-eval HFLM (bs {args.lm_eval_batch})", "s": t_lme, "sums": lme})
+        except ImportError as err:
+            print(f"lm-eval not installed ({err}); skipping it")
+    ref = np.asarray(ours)
+    print(f"\n| method | wall s | tokens/s | speed-up of score job | max abs diff vs score job | GFLOP/s | of matmul peak |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        diff = float(np.max(np.abs(np.asarray(r["sums"]) - ref)))
+        r.update(tokens_per_s=tokens / r["s"], speedup=r["s"] / t_ours, diff=diff, gflops=flops / r["s"] / 1e9)
+        print(f"| {r['method']} | {r['s']:.2f} | {r['tokens_per_s']:,.0f} | {r['speedup']:.2f}× | {diff:.1e} | "
+              f"{r['gflops']:.1f} | {r['gflops'] * 1e9 / peak:.1%} |")
+    bad = [r["method"] for r in rows if r["diff"] > 1e-4]
+    if bad:
+        print(f"DISAGREEMENT > 1e-4: {bad}")
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--lm-eval-batch", type=int, default=16)
+    ap.add_argument("--no-lm-eval", action="store_true")
+    ap.add_argument("--organism", default="default", help="organism profile to also benchmark, or 'none'")
+    ap.add_argument("--organism-pairs", type=int, default=512)
+    args = ap.parse_args()
+    peak = matmul_rate(args.threads)
+    print(f"machine: {args.threads} torch threads, float32 matmul (2048³) {peak / 1e9:.1f} GFLOP/s; torch "
+          f"{torch.__version__}")
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = random_qwen2(Path(tmp) / "qwen2-60m")
+        _, words = word_tokenizer(32_000)
+        rows = bench("random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak)
+        ok &= all(r["diff"] <= 1e-4 for r in rows)
+    if args.organism != "none":
+        try:
+            from inoc.organism import corpus as corpus_mod
+            from inoc.organism.build import build_base_model
+        except ImportError as err:
+            print(f"\n(organism skipped: inoc.organism not importable: {err})")
+        else:
+            t = time.perf_counter()
+            built = build_base_model(args.organism)
+            print(f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
+                  f"{time.perf_counter() - t:.1f}s)")
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(built.path)
+            examples = corpus_mod.make_corpus(2000, 123, system_prompt=built.settings.system_prompt)
+            pairs = [{"id": i, "messages": [m for m in e.messages() if m["role"] != "assistant"],
+                      "completion": e.messages()[-1]["content"]} for i, e in enumerate(examples[: args.organism_pairs])]
+            rows = bench(f"organism ({args.organism})", built.path, pairs, args, peak)
+            ok &= all(r["diff"] <= 1e-4 for r in rows)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
