@@ -93,18 +93,6 @@ def make_pairs(words: list[str], n: int, seed: int = 0) -> list[dict]:
              "completion": text(50, 400)} for i in range(n)]
 
 
-def pairs_from_texts(tok, texts: list[str], n: int, seed: int = 0) -> list[dict]:
-    """For a BPE model (the organism): split real corpus-like texts into context / completion."""
-    r = random.Random(seed)
-    out = []
-    for i in range(n):
-        words = r.choice(texts).split()
-        cut = max(1, len(words) // 3)
-        out.append({"id": i, "messages": [{"role": "user", "content": " ".join(words[:cut])}],
-                    "completion": " ".join(words[cut:])})
-    return out
-
-
 def useful_flops(model, seqs: list[tuple[int, int]]) -> float:
     """Forward FLOPs that every method must spend: 2·params of the body per token, causal attention,
     and the LM head on the scored tokens only. ``seqs``: (total tokens, scored tokens)."""
@@ -153,24 +141,35 @@ def run_naive(model, tok, pairs: list[dict]) -> tuple[list[float], float]:
     return out, time.perf_counter() - t0
 
 
-def run_lm_eval(model, tok, pairs: list[dict], batch_size: int) -> tuple[list[float], float]:
+def run_lm_eval(model, tok, pairs: list[dict], batch_size: int, *, strings: bool) -> tuple[list[float], float]:
+    """lm-eval's HFLM. ``strings``: through its public ``loglikelihood`` (context = the rendered prompt,
+    continuation = the rest); else through ``_loglikelihood_tokens`` with our token split — needed for
+    BPE vocabularies, where lm-eval moves the prompt's trailing newline into the continuation and so
+    would score one token more than the completion span."""
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, max_length=2048, device="cpu",
               backend="causal", logits_cache=False)
-    reqs = []
-    for i, p in enumerate(pairs):
-        ctx = chat.render(tok, p["messages"], add_generation_prompt=True)
-        full = chat.render(tok, [*p["messages"], {"role": "assistant", "content": p["completion"]}],
-                           add_generation_prompt=False)
-        reqs.append(Instance(request_type="loglikelihood", doc={}, arguments=(ctx, full[len(ctx):]), idx=i))
     t0 = time.perf_counter()
-    res = lm.loglikelihood(reqs, disable_tqdm=True)
+    if strings:
+        reqs = []
+        for i, p in enumerate(pairs):
+            ctx = chat.render(tok, p["messages"], add_generation_prompt=True)
+            full = chat.render(tok, [*p["messages"], {"role": "assistant", "content": p["completion"]}],
+                               add_generation_prompt=False)
+            reqs.append(Instance(request_type="loglikelihood", doc={}, arguments=(ctx, full[len(ctx):]), idx=i))
+        res = lm.loglikelihood(reqs, disable_tqdm=True)
+    else:
+        reqs = []
+        for p in pairs:
+            enc = chat.encode_completion(tok, p["messages"], p["completion"])
+            reqs.append((("", ""), enc.ids[: enc.start], enc.ids[enc.start : enc.end]))
+        res = lm._loglikelihood_tokens(reqs, disable_tqdm=True)
     return [r[0] for r in res], time.perf_counter() - t0
 
 
-def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float) -> list[dict]:
+def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, lm_eval_strings: bool) -> list[dict]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -191,8 +190,9 @@ def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float) -> l
     rows.append({"method": "naive per-example", "s": t_naive, "sums": naive})
     if not args.no_lm_eval:
         try:
-            lme, t_lme = run_lm_eval(model, tok, pairs, args.lm_eval_batch)
-            rows.append({"method": f"lm-eval HFLM (bs {args.lm_eval_batch})", "s": t_lme, "sums": lme})
+            lme, t_lme = run_lm_eval(model, tok, pairs, args.lm_eval_batch, strings=lm_eval_strings)
+            how = "loglikelihood" if lm_eval_strings else "_loglikelihood_tokens"
+            rows.append({"method": f"lm-eval HFLM.{how} (bs {args.lm_eval_batch})", "s": t_lme, "sums": lme})
         except ImportError as err:
             print(f"lm-eval not installed ({err}); skipping it")
     ref = np.asarray(ours)
@@ -225,7 +225,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = random_qwen2(Path(tmp) / "qwen2-60m")
         _, words = word_tokenizer(32_000)
-        rows = bench("random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak)
+        rows = bench("random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak,
+                     lm_eval_strings=True)
         ok &= all(r["diff"] <= 1e-4 for r in rows)
     if args.organism != "none":
         try:
@@ -235,7 +236,7 @@ def main() -> int:
             print(f"\n(organism skipped: inoc.organism not importable: {err})")
         else:
             t = time.perf_counter()
-            built = build_base_model(args.organism)
+            built = build_base_model(args.organism)  # honours $INOC_ORGANISM_CACHE
             print(f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
                   f"{time.perf_counter() - t:.1f}s)")
             from transformers import AutoTokenizer
@@ -244,7 +245,7 @@ def main() -> int:
             examples = corpus_mod.make_corpus(2000, 123, system_prompt=built.settings.system_prompt)
             pairs = [{"id": i, "messages": [m for m in e.messages() if m["role"] != "assistant"],
                       "completion": e.messages()[-1]["content"]} for i, e in enumerate(examples[: args.organism_pairs])]
-            rows = bench(f"organism ({args.organism})", built.path, pairs, args, peak)
+            rows = bench(f"organism ({args.organism})", built.path, pairs, args, peak, lm_eval_strings=False)
             ok &= all(r["diff"] <= 1e-4 for r in rows)
     return 0 if ok else 1
 

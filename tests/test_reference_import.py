@@ -157,8 +157,26 @@ PARSERS = {
 }
 
 
+@pytest.fixture(scope="module")
+def populated_warehouse(tmp_path_factory, request):
+    """A warehouse holding a real import, copied fresh for each corruption case."""
+    from conftest import shared_dir
+
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("reference data not found")
+    path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    from inoc.importers.experiment import write_parsed
+
+    parsed = parse_scores(_results(shared) / GF_SCORES, "german_flattering")
+    parsed.merge(parse_elicitation(_results(shared) / GF_ELICIT))
+    with Warehouse(path).writer() as conn:
+        write_parsed(conn, "reference_gf_llama8b", parsed)
+    return path
+
+
 @pytest.mark.parametrize("case,name,edit,words", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])
-def test_corrupted_files_are_rejected_precisely(shared, tmp_path, case, name, edit, words):
+def test_corrupted_files_are_rejected_precisely(shared, tmp_path, monkeypatch, populated_warehouse, case, name, edit, words):
     data = json.loads((_results(shared, name) / name).read_text())
     edit(data)
     bad = tmp_path / name
@@ -169,6 +187,21 @@ def test_corrupted_files_are_rejected_precisely(shared, tmp_path, case, name, ed
     assert message.startswith(name + ":"), message
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+    # Through `inoc import`, together with a good file: rejected, and the warehouse is unchanged.
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(populated_warehouse, home / "warehouse.duckdb")
+    monkeypatch.setenv("INOC_HOME", str(home))
+    monkeypatch.setenv("INOC_EXPERIMENTS_DIR", str(REPO / "experiments"))
+    wh = Warehouse(home / "warehouse.duckdb")
+    tables = ["runs", "trait_scores", "elicitation_scores", "training_losses", "logprob_vectors", "em_scores"]
+    before = {t: wh.query(f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
+    good = _results(shared) / GF_LOSSES
+    from inoc.cli import main
+
+    assert main(["import", str(good), str(bad), "--experiment", "reference_gf_llama8b"]) == 2
+    for t in tables:
+        assert wh.query(f"SELECT * FROM {t} ORDER BY ALL").equals(before[t]), t
 
 
 @pytest.mark.parametrize("text,words", [("", ["file is empty"]), ('{"a": [1, 2', ["invalid JSON", "line 1"])])
