@@ -70,3 +70,39 @@ def slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> bytes:
     fig.suptitle(f"Suppression of the prompt's own trait vs {label} (95% CI bars; OLS line with 95% band)", fontsize=10)
     fig.tight_layout()
     return to_png(fig)
+
+
+#: Embedding slides (3b/3c, 4b/4c): prompts placed by their token-level coordinates, coloured by suppression.
+EMBEDDINGS = {"pca_embedding": ("pc", "PCA"), "svd_embedding": ("sv", "TruncatedSVD")}
+
+
+def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) -> bytes:
+    prefix, label = EMBEDDINGS[slide]
+    data = con.execute(QUERY).df()
+    data = data[data.target == "trait"]
+    experiments = sorted(data.experiment.unique()) or ["(no experiment with suppression)"]
+    fig = plt.figure(figsize=(10, 4.2 * len(experiments)))
+    for i, exp in enumerate(experiments):
+        for j, prefix_type in enumerate(("fixed", "mix")):
+            kw = {"projection": "3d"} if dims == 3 else {}
+            ax = fig.add_subplot(len(experiments), 2, 2 * i + j + 1, **kw)
+            sub = data[(data.experiment == exp) & (data.prefix_type == prefix_type)]
+            cols = [f"{prefix}{k}" for k in range(1, dims + 1)]
+            ok = sub[cols + ["suppression"]].notna().all(axis=1).to_numpy()
+            ax.set_title(f"{exp} · {prefix_type}", fontsize=9)
+            method = "pca" if prefix == "pc" else "truncated_svd"
+            names = [f"{label} {k}{_variance_label(con, exp, prefix_type, method) if k == 1 else ''}" for k in range(1, dims + 1)]
+            ax.set_xlabel(names[0], fontsize=7)
+            ax.set_ylabel(names[1], fontsize=7)
+            if dims == 3:
+                ax.set_zlabel(names[2], fontsize=7)
+            if ok.sum() == 0:
+                ax.text2D(0.5, 0.5, "no token-level coordinates", transform=ax.transAxes, ha="center", color="grey") if dims == 3 else \
+                    ax.text(0.5, 0.5, "no token-level coordinates", transform=ax.transAxes, ha="center", color="grey")  # fmt: skip
+                continue
+            pts = [sub[c].to_numpy(float)[ok] for c in cols]
+            sc = ax.scatter(*pts, c=sub.suppression.to_numpy(float)[ok], cmap="viridis", s=22)
+            fig.colorbar(sc, ax=ax, label="suppression (pp)", shrink=0.8)
+    fig.suptitle(f"Prompts in {label} token space ({dims}-D), coloured by suppression of their own trait", fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)

@@ -42,7 +42,7 @@ def test_main_job_prints_the_suppression_table(main_run):
         for fig in figs:
             png = home / "artifacts" / exp / "figures" / f"{fig}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    for slide in ("elicitation", "ph", "pca", "svd"):
+    for slide in ("elicitation", "ph", "pca", "svd", "pca_embedding_2d", "pca_embedding_3d", "svd_embedding_2d", "svd_embedding_3d"):
         assert (home / "artifacts" / "slides" / f"section1_{slide}.png").read_bytes()[:4] == b"\x89PNG"
 
 

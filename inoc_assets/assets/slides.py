@@ -6,7 +6,7 @@ from inoc import figures
 from inoc.outcomes import heuristic_performance_table
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from slides.dataset import build_slides_dataset
-from slides.section1 import SLIDES, slide_figure
+from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
 from warehouse import replace_rows
 
 DATASET_KEY = AssetKey(["slides", "slides_dataset"])
@@ -49,15 +49,19 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         group_name="slides",
         deps=[DATASET_KEY],
         description="Section-1 slide figures from SQL on slides_dataset: suppression vs elicitation, PH, token PCA "
-        "PC1 and TruncatedSVD SV1, each experiments × prefix types, with OLS line and 95% band.",
+        "PC1 and TruncatedSVD SV1 (experiments × prefix types, OLS line and 95% band), and the 2-D/3-D token-space "
+        "prompt embeddings coloured by suppression.",
     )
     def section1_figures(warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
         meta = {}
         with warehouse.warehouse.reader() as con:
-            for slide in SLIDES:
-                png = slide_figure(con, slide)
-                url = artifacts.store.write_bytes(png, "slides", f"section1_{slide}.png")
-                meta[slide] = MetadataValue.md(figures.markdown_image(png, slide))
+            pngs = {slide: slide_figure(con, slide) for slide in SLIDES}
+            for slide in EMBEDDINGS:
+                for dims in (2, 3):
+                    pngs[f"{slide}_{dims}d"] = embedding_figure(con, slide, dims)
+            for name, png in pngs.items():
+                url = artifacts.store.write_bytes(png, "slides", f"section1_{name}.png")
+                meta[name] = MetadataValue.md(figures.markdown_image(png, name))
         meta["folder"] = MetadataValue.path(url.rsplit("/", 1)[0])
         return MaterializeResult(metadata=meta)
 
