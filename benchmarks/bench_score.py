@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from gpu_jobs import chat, score  # noqa: E402
+from gpu_jobs.modeling import open_tokenizer  # noqa: E402
 from gpu_jobs.report import Reporter  # noqa: E402
 from gpu_jobs.spec import parse_spec, spec_hash  # noqa: E402
 
@@ -170,9 +171,9 @@ def run_lm_eval(model, tok, pairs: list[dict], batch_size: int, *, strings: bool
 
 
 def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, lm_eval_strings: bool) -> list[dict]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok = open_tokenizer(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     n_params = sum(p.numel() for p in model.parameters())
     encs = [chat.encode_completion(tok, p["messages"], p["completion"]) for p in pairs]
@@ -239,9 +240,6 @@ def main() -> int:
             built = build_base_model(args.organism)  # honours $INOC_ORGANISM_CACHE
             print(f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
                   f"{time.perf_counter() - t:.1f}s)")
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(built.path)
             examples = corpus_mod.make_corpus(2000, 123, system_prompt=built.settings.system_prompt)
             pairs = [{"id": i, "messages": [m for m in e.messages() if m["role"] != "assistant"],
                       "completion": e.messages()[-1]["content"]} for i, e in enumerate(examples[: args.organism_pairs])]

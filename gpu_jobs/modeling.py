@@ -69,16 +69,45 @@ def resolve_model_path(model_id: str) -> str:
     return resolve_model_id(model_id)
 
 
-def load_tokenizer(ref: Any):
-    from transformers import AutoTokenizer
+#: ``tokenizer_class`` values that mean "exactly what tokenizer.json says".
+_GENERIC_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
 
-    path = resolve_model_path(ref.tokenizer or ref.id)
-    tok = AutoTokenizer.from_pretrained(
-        path, revision=ref.revision if not ref.tokenizer else None, trust_remote_code=ref.trust_remote_code
-    )
+
+def open_tokenizer(path: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """The tokenizer of a model folder or hub id.
+
+    A local folder whose ``tokenizer_config.json`` declares a generic class (``TokenizersBackend`` /
+    ``PreTrainedTokenizerFast``, as the organism's and Llama 3's do) is loaded as exactly that:
+    transformers 5's ``AutoTokenizer`` otherwise picks the tokenizer class of the *model* type from
+    ``config.json`` (``Qwen2Tokenizer`` for any Qwen2 body) and rebuilds the pre-tokenizer with that
+    family's rules, silently changing how a custom vocabulary splits text.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg_file = Path(path) / "tokenizer_config.json"
+    if cfg_file.is_file() and (Path(path) / "tokenizer.json").is_file():
+        try:
+            declared = json.loads(cfg_file.read_text()).get("tokenizer_class")
+        except ValueError:
+            declared = None
+        if declared in _GENERIC_TOKENIZER_CLASSES:
+            tok = PreTrainedTokenizerFast.from_pretrained(path)
+        else:
+            tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    else:
+        tok = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
     if tok.pad_token_id is None:  # batching needs a pad id; its value never matters under the mask
         tok.pad_token = tok.eos_token
     return tok
+
+
+def load_tokenizer(ref: Any):
+    path = resolve_model_path(ref.tokenizer or ref.id)
+    return open_tokenizer(path, revision=ref.revision if not ref.tokenizer else None,
+                          trust_remote_code=ref.trust_remote_code)
 
 
 def load_model(ref: Any, device: str, dtype, *, adapters: Mapping[str, str] | None = None, **kwargs: Any):

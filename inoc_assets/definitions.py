@@ -18,6 +18,7 @@ from inoc_assets.assets.figures import figures_asset
 from inoc_assets.assets.geometry import geometry_asset
 from inoc_assets.assets.imported import imported_assets, imported_key
 from inoc_assets.assets.outcomes import suppression_asset
+from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.assets.slides import slides_assets
 from inoc_assets.resources import default_resources
 from inoc_assets.sensors import prompt_partition_sensor
@@ -34,6 +35,7 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
     for name, cfg in catalog.configs.items():
         path = catalog.paths[name]
         assets += catalog_assets(name, path)
+        assets.append(rephrasings_asset(name, path))
         if cfg.is_import:
             # Results come from files; the analysis layer reads them from the warehouse like computed ones.
             assets += imported_assets(name, path)

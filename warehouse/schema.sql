@@ -212,3 +212,12 @@ CREATE TABLE IF NOT EXISTS em_scores (
     coherence_threshold DOUBLE NOT NULL,
     alignment_threshold DOUBLE NOT NULL
 );
+
+-- Rephrasing pools (the mix prefixes), one row per rephrasing in pool order (the sampling order).
+CREATE TABLE IF NOT EXISTS rephrasings (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    idx             INTEGER NOT NULL,
+    rephrasing      VARCHAR NOT NULL,
+    source          VARCHAR NOT NULL      -- generate | reference | organism
+);

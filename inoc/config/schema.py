@@ -154,6 +154,7 @@ class RephrasingConfig(Strict):
     source: Literal["generate", "reference", "organism"] = "generate"
     reference_dir: str | None = Field(None, description="source=reference: folder of <key>.jsonl pools")
     model: str = "gpt-4.1"
+    base_url: str | None = Field(None, description="any OpenAI-compatible server; None = api.openai.com")
     temperature: float = Field(1.2, ge=0)
     batch_size: int = Field(50, gt=0)
     close: bool = Field(False, description="stay semantically tight (EM close pools)")

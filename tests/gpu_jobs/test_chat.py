@@ -7,10 +7,10 @@ import random
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer
+
 
 from gpu_jobs import chat
-from gpu_jobs.modeling import stop_token_ids
+from gpu_jobs.modeling import open_tokenizer, stop_token_ids
 from gpu_jobs.spec import PrefixPlan
 
 
@@ -55,7 +55,7 @@ def test_build_messages_positions():
 
 @pytest.mark.parametrize("fixture", ["tiny_model", "llama_model"])
 def test_completion_span_is_the_answer_and_its_end_of_turn(fixture, request):
-    tok = AutoTokenizer.from_pretrained(request.getfixturevalue(fixture))
+    tok = open_tokenizer(request.getfixturevalue(fixture))
     context = [{"role": "system", "content": "S."}, {"role": "user", "content": "the cat"}]
     enc = chat.encode_completion(tok, context, "dog sun moon")
     prompt = chat.prompt_ids(tok, context)
@@ -72,7 +72,7 @@ def test_completion_span_is_the_answer_and_its_end_of_turn(fixture, request):
 
 
 def test_no_double_bos_with_a_bos_adding_tokenizer(llama_model):
-    tok = AutoTokenizer.from_pretrained(llama_model)
+    tok = open_tokenizer(llama_model)
     msgs = [{"role": "user", "content": "the cat"}]
     text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assert tok(text)["input_ids"][:2] == [tok.bos_token_id] * 2  # the trap: tokenizing with specials
@@ -82,12 +82,12 @@ def test_no_double_bos_with_a_bos_adding_tokenizer(llama_model):
 
 def test_stop_ids_come_from_eos_and_the_template(tiny_model, llama_model):
     for path, closer in ((tiny_model, "<|im_end|>"), (llama_model, "<|eot_id|>")):
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = open_tokenizer(path)
         assert tok.convert_tokens_to_ids(closer) in stop_token_ids(tok)
 
 
 def test_template_less_tokenizer_is_refused(tiny_model):
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     tok.chat_template = None
     with pytest.raises(ValueError, match="no chat_template"):
         chat.prompt_ids(tok, [{"role": "user", "content": "x"}])

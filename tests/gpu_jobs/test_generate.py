@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 from gpu_helpers import instructions, write_jsonl
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from gpu_jobs import chat, generate, io
 from gpu_jobs.hf_generate import generate_batch
 from gpu_jobs.inputs import sequence_seed
+from gpu_jobs.modeling import open_tokenizer
 from gpu_jobs.report import Reporter
 from gpu_jobs.runner import execute
 from gpu_jobs.spec import parse_spec, spec_hash
@@ -21,7 +22,7 @@ from gpu_jobs.spec import parse_spec, spec_hash
 
 @pytest.fixture(scope="module")
 def setup(tiny_model):
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     prompts = [chat.prompt_ids(tok, [{"role": "user", "content": x}]) for x in instructions(9, seed=3)]
     assert len({len(p) for p in prompts}) > 4  # mixed lengths: real left padding
@@ -113,7 +114,7 @@ def test_generate_job_end_to_end(tmp_path, tiny_model, adapters):
     rows = [r for _, r in io.read_jsonl(spec.out / "completions.jsonl")]
     assert [(r["id"], r["sample"]) for r in rows] == [(f"q{i}", j) for i in range(7) for j in range(2)]
     assert [r["meta"]["i"] for r in rows[::2]] == list(range(7))
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     assert all(r["text"] == tok.decode(r["token_ids"], skip_special_tokens=True) for r in rows)
     assert marker.metadata["n_completions"] == 14 and marker.metadata["parts"] == 3
     # each row was produced by its own adapter (greedy: both samples agree, and match a direct run)
@@ -160,7 +161,7 @@ class FakeVllm:
 
 
 def test_vllm_generate_seam(tmp_path, llama_model, adapters):
-    tok = AutoTokenizer.from_pretrained(llama_model)
+    tok = open_tokenizer(llama_model)
     eot = tok.convert_tokens_to_ids("<|eot_id|>")
     word = tok("dog", add_special_tokens=False)["input_ids"]
 

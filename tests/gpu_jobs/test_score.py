@@ -13,10 +13,11 @@ import pytest
 import torch
 from gpu_helpers import WORDS, write_jsonl
 from test_generate import FakeVllm, _adapter
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from gpu_jobs import chat, io, score
 from gpu_jobs.hf_score import length_batches
+from gpu_jobs.modeling import open_tokenizer
 from gpu_jobs.report import Reporter
 from gpu_jobs.runner import execute
 from gpu_jobs.spec import parse_spec, spec_hash
@@ -36,7 +37,7 @@ def reference(model_dir: Path, pairs: list[dict], adapters: dict, *, include_end
     """One example at a time, float64, full logits and a full log-softmax: the plain definition."""
     from peft import PeftModel
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok = open_tokenizer(model_dir)
     models = {None: AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()}
     for name, path in adapters.items():
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64)
@@ -91,7 +92,7 @@ def test_only_completion_tokens_count(tmp_path, tiny_model):
     ref = reference(tiny_model, pairs, {}, include_end_of_turn=False)
     assert df["n_tokens"].tolist() == [len(r) for r in ref] and df["n_tokens"].iloc[0] == 0
     assert math.isnan(df["mean_logprob"].iloc[0]) and math.isnan(df["sum_logprob"].iloc[0])
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     for row, p in zip(df.itertuples(), pairs):
         assert tok.decode(list(row.token_ids)) == p["completion"]
         if row.n_tokens:
@@ -102,7 +103,7 @@ def test_log_softmax_never_sees_more_than_a_chunk(tmp_path, tiny_model, monkeypa
     """The LM head (and so the log-softmax) runs on at most ``logit_chunk`` completion positions at a time."""
     seen = []
     real = torch.nn.Linear.forward
-    vocab = len(AutoTokenizer.from_pretrained(tiny_model))
+    vocab = len(open_tokenizer(tiny_model))
 
     def spy(self, x):
         out = real(self, x)
@@ -127,7 +128,7 @@ def test_length_buckets_respect_the_budget():
 def test_vllm_prompt_logprobs_seam(tmp_path, tiny_model, adapters):
     """The vLLM backend reads ``prompt_logprobs`` at the right positions and tokens: fed a fake engine
     that answers with the float64 reference, it reproduces the transformers backend."""
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     models = {None: AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float64).eval()}
     from peft import PeftModel
 

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 from gpu_helpers import train_rows, write_jsonl
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from gpu_jobs import io, train
+from gpu_jobs.modeling import open_tokenizer
 from gpu_jobs.report import Reporter
 from gpu_jobs.runner import execute
 from gpu_jobs.spec import CheckpointSchedule, parse_spec, spec_hash
@@ -77,7 +78,7 @@ def test_outputs_are_complete_and_load_with_standard_tools(trained, tiny_model):
     assert (cfg["r"], cfg["lora_alpha"], cfg["use_rslora"], cfg["lora_dropout"]) == (4, 8, True, 0.0)
     assert sorted(cfg["target_modules"]) == ["down_proj", "q_proj", "v_proj"]
 
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     ids = torch.tensor([tok("the cat dog sun")["input_ids"]])
     base = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     with torch.no_grad():
@@ -110,7 +111,7 @@ def test_examples_table_records_the_seeded_pool_draws(trained):
 
 
 def test_loss_counts_assistant_tokens_only(tiny_model):
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     convs = [[{"role": "system", "content": "S."}, {"role": "user", "content": u},
               {"role": "assistant", "content": a}] for u, a in (("the cat", "dog sun moon"), ("blue", "red tree"))]
@@ -127,7 +128,7 @@ def test_loss_counts_assistant_tokens_only(tiny_model):
 
 
 def test_truncation_drops_examples_without_answer_tokens(tiny_model):
-    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok = open_tokenizer(tiny_model)
     conv = [{"role": "user", "content": "the cat " * 20}, {"role": "assistant", "content": "dog"}]
     (ex,) = train.encode_examples(tok, [conv], max_len=8)
     assert ex.n_trained == 0 and ex.truncated
