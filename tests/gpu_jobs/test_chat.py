@@ -91,3 +91,18 @@ def test_template_less_tokenizer_is_refused(tiny_model):
     tok.chat_template = None
     with pytest.raises(ValueError, match="no chat_template"):
         chat.prompt_ids(tok, [{"role": "user", "content": "x"}])
+
+
+def test_tokenizer_json_is_respected_inside_a_qwen2_folder(tmp_path):
+    """transformers 5's AutoTokenizer would load any tokenizer in a Qwen2 folder as Qwen2Tokenizer and
+    re-split text with Qwen's rules; open_tokenizer keeps what tokenizer.json says."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "12", "34", "ab", "cd"])}
+    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>").save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    text = "12 34 ab cd"
+    assert open_tokenizer(str(tmp_path))(text)["input_ids"] == Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(text).ids == [2, 3, 4, 5]
