@@ -1,13 +1,13 @@
 """The main job: the embedded default, end to end, then the suppression table.
 
 Until the model organism and its pipeline exist, the embedded default is the analysis of the
-original study's published results (`reference_pf_qwen7b`, `reference_gf_llama8b`), read in place
+original study's published results (`reference_pf_qwen7b`, `reference_gf_llama8b`,
+`reference_em_qwen32b`), read in place
 from the reference folder. Runs go through the persistent instance, so they show in the UI.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 from dagster import AssetKey, DagsterInstance
@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from inoc import settings
 from inoc.config import load_all
+from inoc.importers.experiment import configured_kinds
 from inoc.outcomes import format_suppression
 from inoc_assets.assets.imported import imported_key
 from inoc_assets.runner import run_assets
@@ -51,7 +52,7 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
         selection = []
         for exp in experiments:
             cfg = catalog.configs[exp]
-            kinds = _kinds(cfg)
+            kinds = configured_kinds(cfg)
             selection += [AssetKey([exp, "experiment"]), *[imported_key(exp, k) for k in kinds]]
             if "scores" in kinds:
                 selection.append(AssetKey([exp, "suppression"]))
@@ -97,18 +98,3 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
         f"  figures   : {settings.artifact_root()}/<experiment>/figures/ and {settings.artifact_root()}/slides/\n"
         f"  Dagster   : DAGSTER_HOME={home}  (open with: inoc ui)"
     )
-
-
-def _kinds(cfg) -> list[str]:
-    from inoc.importers.experiment import configured_kinds
-
-    return configured_kinds(cfg)
-
-
-def main() -> int:
-    try:
-        run_main()
-    except MainJobError as exc:
-        print(f"inoc main: {exc}", file=sys.stderr)
-        return 1
-    return 0
