@@ -18,9 +18,13 @@ Methods, all from a loaded model to per-pair log-prob sums:
 
 The vocabulary is word-level with whitespace pre-tokenization, so lm-eval's habit of moving the
 context's trailing newline into the continuation cannot change the tokens: the three methods score
-identical token sequences and must agree to 1e-4. Prints tokens/s, speed-ups, achieved FLOP/s
-(useful FLOPs: body on every token, LM head on scored tokens) and its fraction of this machine's
-float32 matmul rate, measured here. Targets: ≥ 5× naive, ≥ 1.5× lm-eval.
+identical token sequences. Agreement: the mean log-prob per token (SPEC's ``lp``) to 1e-4 and the
+sums to 1e-4 relative — a sum of ~2,000 nats accumulated in float32 (naive, lm-eval) carries ~1e-4
+absolute rounding; the score job accumulates in float64, and a float64 one-at-a-time reference on
+the first pairs shows who is closer. Prints tokens/s (all tokens processed), speed-ups, achieved
+FLOP/s (useful FLOPs: body on every token, LM head on scored tokens) and its fraction of this
+machine's float32 matmul rate, measured here. Targets: ≥ 5× naive, ≥ 1.5× lm-eval (GPU figures come
+from ``benchmarks/gpu_check.py``). Each method runs ``--repeats`` times, interleaved; the best counts.
 """
 
 from __future__ import annotations
@@ -115,7 +119,12 @@ def matmul_rate(threads: int, n: int = 2048, reps: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def run_score_job(model_dir: Path, pairs: list[dict], work: Path, threads: int) -> tuple[list[float], float]:
+def run_score_job(model_dir: Path, pairs: list[dict], threads: int) -> tuple[list[float], float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return _score_job_in(model_dir, pairs, Path(tmp), threads)
+
+
+def _score_job_in(model_dir: Path, pairs: list[dict], work: Path, threads: int) -> tuple[list[float], float]:
     (work / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     spec = parse_spec("score", {"output_dir": str(work / "out"), "model": {"id": str(model_dir)},
                                 "pairs": str(work / "pairs.jsonl"), "threads": threads, "token_level": False,
@@ -170,7 +179,22 @@ def run_lm_eval(model, tok, pairs: list[dict], batch_size: int, *, strings: bool
     return [r[0] for r in res], time.perf_counter() - t0
 
 
-def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, lm_eval_strings: bool) -> list[dict]:
+def run_reference(model_dir: Path, tok, pairs: list[dict]) -> list[tuple[float, float]]:
+    """float64, one example at a time, full log-softmax: (sum, mean) per pair."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
+    out = []
+    with torch.no_grad():
+        for p in pairs:
+            enc = chat.encode_completion(tok, p["messages"], p["completion"])
+            logp = torch.log_softmax(model(torch.tensor([enc.ids])).logits[0], dim=-1)
+            lp = [float(logp[j - 1, enc.ids[j]]) for j in range(enc.start, enc.end)]
+            out.append((sum(lp), sum(lp) / len(lp)))
+    return out
+
+
+def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, lm_eval_strings: bool) -> bool:
     from transformers import AutoModelForCausalLM
 
     tok = open_tokenizer(str(model_dir))
@@ -178,41 +202,56 @@ def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, l
     n_params = sum(p.numel() for p in model.parameters())
     encs = [chat.encode_completion(tok, p["messages"], p["completion"]) for p in pairs]
     seqs = [(len(e.ids), e.end - e.start) for e in encs]
+    n_scored = [s for _, s in seqs]
     tokens = sum(L for L, _ in seqs)
     flops = useful_flops(model, seqs)
     print(f"\n## {name}: {n_params / 1e6:.1f}M parameters, vocab {model.config.vocab_size}, {len(pairs)} pairs, "
-          f"{tokens} tokens ({sum(s for _, s in seqs)} scored), {flops / 1e12:.2f} useful TFLOP")
+          f"{tokens} tokens ({sum(n_scored)} scored), {flops / 1e12:.2f} useful TFLOP; best of {args.repeats}")
     torch.set_num_threads(args.threads)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ours, t_ours = run_score_job(model_dir, pairs, Path(tmp), args.threads)
-    rows.append({"method": "score job", "s": t_ours, "sums": ours})
-    naive, t_naive = run_naive(model, tok, pairs)
-    rows.append({"method": "naive per-example", "s": t_naive, "sums": naive})
+    methods = {"score job": lambda: run_score_job(model_dir, pairs, args.threads),
+               "naive per-example": lambda: run_naive(model, tok, pairs)}
     if not args.no_lm_eval:
         try:
-            lme, t_lme = run_lm_eval(model, tok, pairs, args.lm_eval_batch, strings=lm_eval_strings)
+            import lm_eval  # noqa: F401
+
             how = "loglikelihood" if lm_eval_strings else "_loglikelihood_tokens"
-            rows.append({"method": f"lm-eval HFLM.{how} (bs {args.lm_eval_batch})", "s": t_lme, "sums": lme})
+            methods[f"lm-eval HFLM.{how} (bs {args.lm_eval_batch})"] = lambda: run_lm_eval(
+                model, tok, pairs, args.lm_eval_batch, strings=lm_eval_strings)
         except ImportError as err:
-            print(f"lm-eval not installed ({err}); skipping it")
-    ref = np.asarray(ours)
-    print(f"\n| method | wall s | tokens/s | speed-up of score job | max abs diff vs score job | GFLOP/s | of matmul peak |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        diff = float(np.max(np.abs(np.asarray(r["sums"]) - ref)))
-        r.update(tokens_per_s=tokens / r["s"], speedup=r["s"] / t_ours, diff=diff, gflops=flops / r["s"] / 1e9)
-        print(f"| {r['method']} | {r['s']:.2f} | {r['tokens_per_s']:,.0f} | {r['speedup']:.2f}× | {diff:.1e} | "
-              f"{r['gflops']:.1f} | {r['gflops'] * 1e9 / peak:.1%} |")
-    bad = [r["method"] for r in rows if r["diff"] > 1e-4]
-    if bad:
-        print(f"DISAGREEMENT > 1e-4: {bad}")
-    return rows
+            print(f"lm-eval not installed ({err}); measuring the naive loop only")
+    results: dict[str, dict] = {}
+    for _ in range(args.repeats):  # interleaved, so a noisy neighbour hurts every method alike
+        for m, fn in methods.items():
+            sums, secs = fn()
+            if m not in results or secs < results[m]["s"]:
+                results[m] = {"s": secs, "sums": np.asarray(sums, dtype=np.float64)}
+    ref_k = min(args.reference_pairs, len(pairs))
+    ref = run_reference(model_dir, tok, pairs[:ref_k])
+    ref_sum = np.array([r[0] for r in ref])
+    ours = results["score job"]
+    scored = np.asarray(n_scored, dtype=np.float64)
+    print("\n| method | wall s | tokens/s | score job speed-up | max abs Δ sum vs score job | max abs Δ mean lp "
+          f"vs score job | max abs Δ sum vs float64 ref ({ref_k} pairs) | GFLOP/s | of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    ok = True
+    for m, r in results.items():
+        d_sum = float(np.max(np.abs(r["sums"] - ours["sums"])))
+        d_mean = float(np.max(np.abs(r["sums"] / scored - ours["sums"] / scored)))
+        d_ref = float(np.max(np.abs(r["sums"][:ref_k] - ref_sum)))
+        rel = float(np.max(np.abs(r["sums"] - ours["sums"]) / np.maximum(1.0, np.abs(ours["sums"]))))
+        ok &= d_mean <= 1e-4 and rel <= 1e-4
+        gflops = flops / r["s"] / 1e9
+        print(f"| {m} | {r['s']:.2f} | {tokens / r['s']:,.0f} | {r['s'] / ours['s']:.2f}× | {d_sum:.1e} | "
+              f"{d_mean:.1e} | {d_ref:.1e} | {gflops:.1f} | {gflops * 1e9 / peak:.1%} |")
+    print("agreement (mean lp to 1e-4 and sums to 1e-4 relative):", "yes" if ok else "NO")
+    return ok
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pairs", type=int, default=48)
+    ap.add_argument("--pairs", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2, help="runs per method, interleaved; the best counts")
+    ap.add_argument("--reference-pairs", type=int, default=4, help="pairs also scored by a float64 reference")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--lm-eval-batch", type=int, default=16)
     ap.add_argument("--no-lm-eval", action="store_true")
@@ -226,9 +265,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = random_qwen2(Path(tmp) / "qwen2-60m")
         _, words = word_tokenizer(32_000)
-        rows = bench("random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak,
-                     lm_eval_strings=True)
-        ok &= all(r["diff"] <= 1e-4 for r in rows)
+        ok &= bench("random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak,
+                    lm_eval_strings=True)
     if args.organism != "none":
         try:
             from inoc.organism import corpus as corpus_mod
@@ -236,15 +274,18 @@ def main() -> int:
         except ImportError as err:
             print(f"\n(organism skipped: inoc.organism not importable: {err})")
         else:
-            t = time.perf_counter()
-            built = build_base_model(args.organism)  # honours $INOC_ORGANISM_CACHE
-            print(f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
-                  f"{time.perf_counter() - t:.1f}s)")
-            examples = corpus_mod.make_corpus(2000, 123, system_prompt=built.settings.system_prompt)
-            pairs = [{"id": i, "messages": [m for m in e.messages() if m["role"] != "assistant"],
-                      "completion": e.messages()[-1]["content"]} for i, e in enumerate(examples[: args.organism_pairs])]
-            rows = bench(f"organism ({args.organism})", built.path, pairs, args, peak, lm_eval_strings=False)
-            ok &= all(r["diff"] <= 1e-4 for r in rows)
+            try:
+                t = time.perf_counter()
+                built = build_base_model(args.organism)  # honours $INOC_ORGANISM_CACHE
+                examples = corpus_mod.make_corpus(args.organism_pairs, 123, system_prompt=built.settings.system_prompt)
+            except Exception as err:  # the organism is young: report, do not hide the Qwen2 figures
+                print(f"\n(organism skipped: {type(err).__name__}: {err})")
+            else:
+                print(f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
+                      f"{time.perf_counter() - t:.1f}s)")
+                pairs = [{"id": i, "messages": e.messages()[:-1], "completion": e.messages()[-1]["content"]}
+                         for i, e in enumerate(examples)]
+                ok &= bench(f"organism ({args.organism})", built.path, pairs, args, peak, lm_eval_strings=False)
     return 0 if ok else 1
 
 

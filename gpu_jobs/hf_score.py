@@ -34,23 +34,24 @@ def score_batch(model: Any, seqs: Sequence[Sequence[int]], spans: Sequence[tuple
                 device: str, logit_chunk: int) -> list[Any]:
     """Per-token log p(seq[j] | seq[:j]) for j in each span ``[start, end)``, as float32 tensors (CPU).
 
-    ``seqs`` may stop at ``end``: later tokens cannot change these numbers (causal attention)."""
+    ``seqs`` may stop at ``end``: later tokens cannot change these numbers (causal attention). No
+    attention mask is passed: with right padding a real token never attends to a pad (pads lie in its
+    future), so plain causal attention is exact at every scored position — and lets SDPA take its
+    causal fast path instead of a masked one."""
     import torch
 
     decoder, head = decoder_and_head(model)
     softcap = logit_softcap(model)
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
     rows, cols, targets = [], [], []
     for b, (s, (start, end)) in enumerate(zip(seqs, spans)):
         ids[b, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-        mask[b, : len(s)] = 1
         rows += [b] * (end - start)
         cols += range(start - 1, end - 1)  # position j-1 predicts token j
         targets += s[start:end]
     with torch.inference_mode():
-        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        hidden = decoder(input_ids=ids.to(device)).last_hidden_state
         sel = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
         tgt = torch.tensor(targets, dtype=torch.long, device=device)
         lps = torch.empty(len(targets), dtype=torch.float32, device=device)

@@ -195,6 +195,7 @@ def build_base_model(
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=root))
             try:
                 manifest = _build_into(settings, digest, tmp, progress)
+                os.chmod(tmp, 0o755)  # mkdtemp makes it private; the model folder is for everyone
                 if target.exists():  # force=True, or a manifest-less leftover
                     trash = root / f".old-{target.name}-{os.getpid()}"
                     os.replace(target, trash)

@@ -16,6 +16,7 @@ pair's content, and the texts are fed in a fixed order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def save_tokenizer(hf, out_dir: str | Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in out.iterdir()}
     hf.save_pretrained(str(out))
+    # transformers 5 writes its own class name ("TokenizersBackend"); the portable name loads the
+    # same tokenizer.json in transformers 4.x and 5.x (and so in vLLM or Unsloth images).
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return sorted({p.name for p in out.iterdir()} - before)
 
 
