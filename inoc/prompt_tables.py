@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from inoc.analysis.geometry import ROLES, angle_group_stats, angle_matrices, pca, token_decompositions, truncated_svd
-from inoc.analysis.heuristics import fixed_vs_mix_table, lls_metrics_table, pointwise_perplexity_drift
+from inoc.analysis.heuristics import fixed_vs_mix_table, lls_metrics_table, perplexity_heuristic, pointwise_perplexity_drift
 from inoc.analysis.performance import pearson
 from inoc.analysis.matrices import clean_nonfinite, token_weight_matrix, weight_matrix
 from inoc.config import ExperimentConfig
@@ -150,7 +150,8 @@ def heuristics_table(
     """Tidy `prompt_heuristics(experiment, prompt_key, prefix_type, heuristic, value)`.
 
     fixed/mix rows: the LLS metrics of W_fixed / W_mix rows (ph, gamma, sigma, snr, snr_abs, mald);
-    fixed rows also PPD from the control completions. Prefix-independent rows (prefix_type NULL):
+    fixed rows also PPD from the control completions, and the trait PH/PPD (`ph_<trait>`, `ppd_<trait>`)
+    on single-trait completion sets where those were scored. Prefix-independent rows (prefix_type NULL):
     elicitation_<trait> in pp over the no-prefix baseline.
     """
     rows = []
@@ -168,6 +169,18 @@ def heuristics_table(
         for key in _ordered(cfg, set(inoc.prompt_key.dropna())):
             v = inoc[inoc.prompt_key == key].sort_values("example_idx").lp.to_numpy(float)
             rows.append((cfg.name, key, "fixed", "ppd", pointwise_perplexity_drift(v, ctrl_default)))
+    # Trait PH / PPD on single-trait completion sets (SPEC §9), where they were scored.
+    for trait in cfg.traits:
+        t = trait.name.lower()
+        base = vectors[(vectors.vector == f"{t}_default") & vectors.prompt_key.isna()] if not vectors.empty else vectors
+        if base.empty:
+            continue
+        default = base.sort_values("example_idx").lp.to_numpy(float)
+        inoc = vectors[vectors.vector == f"{t}_inoc"]
+        for key in _ordered(cfg, set(inoc.prompt_key.dropna())):
+            v = inoc[inoc.prompt_key == key].sort_values("example_idx").lp.to_numpy(float)
+            rows.append((cfg.name, key, "fixed", f"ph_{t}", perplexity_heuristic(v, default)))
+            rows.append((cfg.name, key, "fixed", f"ppd_{t}", pointwise_perplexity_drift(v, default)))
     for rec in elicitation.itertuples():
         if rec.prompt_key != "neutral" and rec.prompt_key in cfg.prompts:
             rows.append((cfg.name, rec.prompt_key, None, f"elicitation_{rec.trait}", float(rec.relative_pp)))

@@ -141,3 +141,17 @@ def test_token_matrix_concatenates_examples():
     d = tokens[tokens.prompt_key.isna()].sort_values(["example_idx", "token_idx"]).lp.to_numpy()
     w = tokens[tokens.prompt_key == "whimsical"].sort_values(["example_idx", "token_idx"]).lp.to_numpy()
     np.testing.assert_allclose(m.W[m.keys.index("whimsical")], (w - d).astype(np.float32), rtol=1e-6)
+
+
+def test_trait_ph_and_ppd_on_single_trait_sets():
+    rng = np.random.default_rng(9)
+    vec = _vectors(rng, TOY.prompt_keys)
+    extra = [pd.DataFrame({"prompt_key": None, "vector": "playful_default", "example_idx": np.arange(8), "lp": rng.normal(-2, 0.3, 8)}),
+             pd.DataFrame({"prompt_key": "whimsical", "vector": "playful_inoc", "example_idx": np.arange(8), "lp": rng.normal(-1.5, 0.3, 8)})]  # fmt: skip
+    vec = pd.concat([vec, *extra], ignore_index=True)
+    h = heuristics_table(TOY, vec, point_matrices(TOY, vec), pd.DataFrame(columns=["prompt_key", "trait", "relative_pp"]))
+    h = h.set_index(["prompt_key", "heuristic"]).value
+    d = extra[1].lp.to_numpy() - extra[0].lp.to_numpy()
+    assert h[("whimsical", "ph_playful")] == pytest.approx(d.mean(), abs=1e-12)
+    assert h[("whimsical", "ppd_playful")] == pytest.approx(np.abs(d).mean(), abs=1e-12)
+    assert ("whimsical", "ph_french") not in h.index  # no French single-trait set was scored

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -295,6 +296,12 @@ def parse_perplexity(file: str | Path) -> Parsed:
         v = w.numbers(w.key(base, field_name, "$.baseline"), f"$.baseline.{field_name}")
         vectors[name] = v
         frames.append(pd.DataFrame({"prompt_key": None, "vector": name, "example_idx": np.arange(len(v)), "lp": v}))
+    # Single-trait completion sets (e.g. lp_french_default) when a merged file carries them.
+    for field_name in base:
+        m = re.fullmatch(r"lp_([a-z]+)_default", field_name)
+        if m and field_name not in _BASELINE_VECTORS:
+            v = w.numbers(base[field_name], f"$.baseline.{field_name}")
+            frames.append(pd.DataFrame({"prompt_key": None, "vector": f"{m.group(1)}_default", "example_idx": np.arange(len(v)), "lp": v}))
     lengths = {"train": len(vectors["train_default"]), "ctrl": len(vectors["ctrl_default"])}
     for key, entry in prompts.items():
         ppath = _p("$.prompts", key)
