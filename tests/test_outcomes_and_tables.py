@@ -150,7 +150,7 @@ def test_trait_ph_and_ppd_on_single_trait_sets():
              pd.DataFrame({"prompt_key": "whimsical", "vector": "playful_inoc", "example_idx": np.arange(8), "lp": rng.normal(-1.5, 0.3, 8)})]  # fmt: skip
     vec = pd.concat([vec, *extra], ignore_index=True)
     h = heuristics_table(TOY, vec, point_matrices(TOY, vec), pd.DataFrame(columns=["prompt_key", "trait", "relative_pp"]))
-    h = h.set_index(["prompt_key", "heuristic"]).value
+    h = h[h.prefix_type == "fixed"].set_index(["prompt_key", "heuristic"]).value
     d = extra[1].lp.to_numpy() - extra[0].lp.to_numpy()
     assert h[("whimsical", "ph_playful")] == pytest.approx(d.mean(), abs=1e-12)
     assert h[("whimsical", "ppd_playful")] == pytest.approx(np.abs(d).mean(), abs=1e-12)
