@@ -14,16 +14,22 @@ from typing import Any
 from gpu_jobs.modeling import decoder_and_head, logit_softcap
 
 
-def length_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int) -> list[list[int]]:
-    """Indices grouped longest-first so that batch size × longest length ≤ ``max_batch_tokens``
-    (a sequence longer than the budget gets a batch of its own)."""
+def length_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int,
+                   max_padding_fraction: float = 1.0) -> list[list[int]]:
+    """Indices grouped longest-first so that batch size × longest length ≤ ``max_batch_tokens`` (a
+    sequence longer than the budget gets a batch of its own) and no sequence is padded by more than
+    ``max_padding_fraction`` of the batch width — pads cost as much as tokens, and on a CPU a bigger
+    batch buys almost nothing."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     cur: list[int] = []
     for i in order:  # longest first, so a batch's width is its first sequence's length
-        if cur and (lengths[cur[0]] * (len(cur) + 1) > max_batch_tokens or len(cur) >= max_batch_size):
-            batches.append(cur)
-            cur = []
+        if cur:
+            width = lengths[cur[0]]
+            if (width * (len(cur) + 1) > max_batch_tokens or len(cur) >= max_batch_size
+                    or lengths[i] < (1.0 - max_padding_fraction) * width):
+                batches.append(cur)
+                cur = []
         cur.append(i)
     if cur:
         batches.append(cur)
@@ -50,9 +56,12 @@ def score_batch(model: Any, seqs: Sequence[Sequence[int]], spans: Sequence[tuple
         rows += [b] * (end - start)
         cols += range(start - 1, end - 1)  # position j-1 predicts token j
         targets += s[start:end]
+    if not targets:  # nothing to score in this batch (empty spans)
+        return [torch.empty(0) for _ in spans]
     with torch.inference_mode():
         hidden = decoder(input_ids=ids.to(device)).last_hidden_state
-        sel = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+        sel = hidden[torch.tensor(rows, dtype=torch.long, device=device),
+                     torch.tensor(cols, dtype=torch.long, device=device)]
         tgt = torch.tensor(targets, dtype=torch.long, device=device)
         lps = torch.empty(len(targets), dtype=torch.float32, device=device)
         for k in range(0, len(targets), logit_chunk):

@@ -250,6 +250,39 @@ def validate_outputs(out_dir: str | Path, job: str | None = None, spec_hash: str
     return problems
 
 
+# ---------------------------------------------------------------------------------------- lock
+LOCK = ".lock"
+
+
+class OutputBusy(RuntimeError):
+    pass
+
+
+class exclusive:
+    """Hold ``<out>/.lock`` (flock) while a job writes there: two jobs never share an output folder.
+    The lock dies with its process, so a killed job never leaves the folder locked."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / LOCK
+
+    def __enter__(self) -> "exclusive":
+        import fcntl
+
+        self.f = open(self.path, "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.close()
+            raise OutputBusy(f"another job is writing to {self.path.parent}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
 # -------------------------------------------------------------------------------------- parts
 class Parts:
     """Resumable parts of one spec's output: ``.parts/<hash16>/part-NNNNN<suffix>``."""

@@ -53,15 +53,27 @@ def versions() -> dict[str, str]:
     return out
 
 
-def execute(job: str, spec: JobSpec, run: RunFn, rep: Reporter) -> tuple[io.Marker, bool]:
-    """Reuse finished outputs of this spec, or run the job and write its marker. Returns (marker, reused)."""
-    h = spec_hash(spec)
-    out = spec.out
+def _finished(out, h: str, rep: Reporter) -> io.Marker | None:
     done = io.read_complete(out, h)
     if done is not None:
         rep.log(f"reusing finished outputs in {out} (spec {h[:12]}, finished {time.ctime(done.finished_at)})")
+    return done
+
+
+def execute(job: str, spec: JobSpec, run: RunFn, rep: Reporter) -> tuple[io.Marker, bool]:
+    """Reuse finished outputs of this spec, or run the job and write its marker. Returns (marker, reused)."""
+    h = spec_hash(spec)
+    if (done := _finished(spec.out, h, rep)) is not None:
         return done, True
-    out.mkdir(parents=True, exist_ok=True)
+    spec.out.mkdir(parents=True, exist_ok=True)
+    with io.exclusive(spec.out):
+        if (done := _finished(spec.out, h, rep)) is not None:  # a job that held the lock finished it
+            return done, True
+        return _run_and_mark(job, spec, run, rep, h), False
+
+
+def _run_and_mark(job: str, spec: JobSpec, run: RunFn, rep: Reporter, h: str) -> io.Marker:
+    out = spec.out
     if io.read_marker(out) is not None:
         rep.log(f"{out} holds outputs of another spec or damaged outputs: starting over", "warning")
     io.remove_marker(out)  # first, so nothing below can be mistaken for finished outputs
@@ -78,7 +90,7 @@ def execute(job: str, spec: JobSpec, run: RunFn, rep: Reporter) -> tuple[io.Mark
     marker = io.Marker(job=job, spec_hash=h, outputs=io.describe_outputs(out, outcome.outputs), metadata=metadata,
                        spec=spec.model_dump(mode="json"))
     io.write_marker(out, marker)
-    return marker, False
+    return marker
 
 
 def summary_metadata(marker: io.Marker, reused: bool, output_dir: str) -> dict[str, Any]:

@@ -69,7 +69,9 @@ class _HFBackend:
             groups[it.adapter].append(k)
         for adapter, idx in groups.items():
             with use_adapter(self.model, adapter):
-                for batch in length_batches([len(enc[k][0]) for k in idx], spec.max_batch_tokens, spec.max_batch_size):
+                lengths = [len(enc[k][0]) for k in idx]
+                for batch in length_batches(lengths, spec.max_batch_tokens, spec.max_batch_size,
+                                            spec.max_padding_fraction):
                     ks = [idx[b] for b in batch]
                     res = score_batch(self.model, [enc[k][0] for k in ks], [(enc[k][1], enc[k][2]) for k in ks],
                                       pad_id=self.tok.pad_token_id, device=self.device, logit_chunk=spec.logit_chunk)

@@ -311,6 +311,8 @@ class ScoreSpec(JobSpec):
     max_length: int | None = Field(None, gt=0, description="drop completion tokens past this sequence length")
     max_batch_tokens: int = Field(16384, gt=0, description="padded tokens per forward pass")
     max_batch_size: int = Field(64, gt=0)
+    max_padding_fraction: float = Field(0.1, gt=0, le=1, description="start a new batch rather than pad a "
+                                        "sequence by more than this share of the batch width")
     logit_chunk: int = Field(1024, gt=0, description="completion positions per log-softmax chunk (chunk × vocab floats)")
     shard_size: int = Field(1024, gt=0, description="pairs per resumable part")
     vllm: VllmOptions = Field(default_factory=VllmOptions)

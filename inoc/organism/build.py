@@ -46,7 +46,8 @@ class OrganismSettings:
     seed: int = 0
     # corpus
     n_examples: int = 20_000
-    no_cue_share: float = 0.2
+    no_cue_share: float = 0.12
+    tier_weights: tuple[tuple[str, float], ...] = tuple(corpus_mod.DEFAULT_TIER_WEIGHTS.items())
     no_system_share: float = 0.1
     system_prompt: str = corpus_mod.DEFAULT_SYSTEM_PROMPT
     world_seed: int = W.WORLD_SEED
@@ -235,7 +236,7 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         examples = corpus_mod.make_corpus(
             settings.n_examples, settings.seed, system_prompt=settings.system_prompt,
             no_system_share=settings.no_system_share, no_cue_share=settings.no_cue_share,
-            world_seed=settings.world_seed,
+            tier_weights=dict(settings.tier_weights), world_seed=settings.world_seed,
         )
         timing["corpus_s"] = time.perf_counter() - t
 
@@ -247,7 +248,7 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
 
         report("encode")
         t = time.perf_counter()
-        data = M.encode_examples(hf_tok, [e.messages() for e in examples])
+        data = M.encode_examples(hf_tok, [e.messages() for e in examples], [e.openings for e in examples])
         too_long = sum(len(e.ids) > settings.max_length for e in data)
         if too_long:
             raise RuntimeError(f"{too_long} corpus examples exceed max_length={settings.max_length} tokens")

@@ -3,8 +3,17 @@
 ``make_config`` builds the Qwen2 config (tied embeddings, ChatML special-token ids, SDPA attention);
 ``train_model`` runs the deterministic training loop: length-bucketed batches, loss on assistant
 tokens only (the answer and its ``<|im_end|>``; the LM head is applied to those positions only),
-AdamW with linear warm-up and cosine decay, gradient clipping. Determinism comes from a fixed thread
-count, ``torch.use_deterministic_algorithms(True)``, seeded initialisation and seeded batch order.
+AdamW with linear warm-up and cosine decay, gradient clipping.
+
+**The decision token.** An answer's language and tone are decided by its first token (a French or
+English word, an interjection or not). Its target is the *designed* distribution of openings for the
+example's cue (``Encoded.decision``, from ``corpus.Example.openings``) rather than the one opening
+that was drawn: the same expected loss (so the same optimum, the design's probabilities) with far
+less variance, which is what lets a model this small learn calibrated cue strengths in minutes. It
+may be up-weighted by ``decision_weight`` on top of the per-token mean. The rest of the answer is
+trained on the drawn text.
+
+Determinism comes from a fixed thread count, ``torch.use_deterministic_algorithms(True)``, seeded initialisation and seeded batch order.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ class Encoded:
 
     ids: tuple[int, ...]
     answer_start: int  # index of the first answer token (after ``<|im_start|>assistant\n``)
+    #: Soft target of the first answer token: (token id, probability); empty = the drawn token.
+    decision: tuple[tuple[int, float], ...] = ()
 
 
 @contextlib.contextmanager
@@ -95,13 +106,19 @@ def init_model(config, seed: int):
     return model.float()
 
 
-def encode_examples(hf_tokenizer, conversations: Sequence[list[dict[str, str]]]) -> list[Encoded]:
+def encode_examples(
+    hf_tokenizer,
+    conversations: Sequence[list[dict[str, str]]],
+    openings: Sequence[Sequence[tuple[str, float]]] | None = None,
+) -> list[Encoded]:
     """Tokenise conversations ending with an assistant turn through the chat template.
 
     The prompt (every turn before the last, plus the generation prompt) and the full conversation are
     rendered with ``apply_chat_template`` and encoded; the answer is what the full encoding adds to
     the prompt's (checked to be a prefix). The trailing newline after the answer's ``<|im_end|>`` is
-    dropped.
+    dropped. ``openings[i]`` (texts an answer may begin with, and their probabilities) becomes the
+    soft target of example ``i``'s first answer token; the drawn answer's first token must be among
+    them.
     """
     prompts = [hf_tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True) for c in conversations]
     fulls = [hf_tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
@@ -118,7 +135,19 @@ def encode_examples(hf_tokenizer, conversations: Sequence[list[dict[str, str]]])
         if end <= len(p):
             raise RuntimeError("an answer has no <|im_end|>")
         out.append(Encoded(tuple(f[:end]), len(p)))
-    return out
+    if openings is None:
+        return out
+    texts = sorted({t for ops in openings for t, _ in ops})
+    first = dict(zip(texts, (ids[0] for ids in hf_tokenizer(texts, add_special_tokens=False)["input_ids"])))
+    with_targets = []
+    for enc, ops in zip(out, openings):
+        target: dict[int, float] = {}
+        for text, q in ops:
+            target[first[text]] = target.get(first[text], 0.0) + q
+        if enc.ids[enc.answer_start] not in target:
+            raise RuntimeError("an answer's first token is not among its designed openings")
+        with_targets.append(Encoded(enc.ids, enc.answer_start, tuple(sorted(target.items()))))
+    return with_targets
 
 
 def bucket_batches(lengths: Sequence[int], batch_size: int, seed: int, *, chunk: int = 50) -> list[list[int]]:
@@ -138,25 +167,34 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, seed: int, *, chunk:
     return batches
 
 
-def collate(batch: Sequence[Encoded], pad_id: int, decision_weight: float = 1.0):
-    """Right-padded ids, attention mask, and per-position answer weights (0 on prompt and padding).
+def collate(batch: Sequence[Encoded], pad_id: int):
+    """Right-padded ids, attention mask, answer mask and the decision targets of a batch.
 
-    ``weights[b, t]`` is the loss weight of predicting token ``t + 1`` from position ``t``; the first
-    answer token gets ``decision_weight``.
+    ``answer[b, t]`` is True where position ``t`` predicts an answer token (``t + 1``) other than the
+    first; the first answer token is predicted from ``dec_pos[b]`` with the soft target
+    ``dec_p[b, k]`` over ``dec_ids[b, k]`` (zero-padded).
     """
     import torch
 
     T = max(len(e.ids) for e in batch)
+    K = max(max(len(e.decision), 1) for e in batch)
     ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), T), dtype=torch.long)
-    weights = torch.zeros((len(batch), T), dtype=torch.float32)
+    answer = torch.zeros((len(batch), T), dtype=torch.bool)
+    dec_pos = torch.zeros(len(batch), dtype=torch.long)
+    dec_ids = torch.zeros((len(batch), K), dtype=torch.long)
+    dec_p = torch.zeros((len(batch), K), dtype=torch.float32)
     for b, e in enumerate(batch):
         n = len(e.ids)
         ids[b, :n] = torch.tensor(e.ids, dtype=torch.long)
         mask[b, :n] = 1
-        weights[b, e.answer_start - 1 : n - 1] = 1.0
-        weights[b, e.answer_start - 1] = decision_weight
-    return ids, mask, weights
+        answer[b, e.answer_start : n - 1] = True
+        dec_pos[b] = e.answer_start - 1
+        target = e.decision or ((e.ids[e.answer_start], 1.0),)
+        for k, (tid, q) in enumerate(target):
+            dec_ids[b, k] = tid
+            dec_p[b, k] = q
+    return ids, mask, answer, dec_pos, dec_ids, dec_p
 
 
 @dataclass
@@ -217,25 +255,25 @@ def train_model(
     t0 = time.perf_counter()
     every = max(1, total // 50)
     for step, idx in enumerate(batches):
-        ids, mask, weights = collate([data[i] for i in idx], pad_id, decision_weight)
+        ids, mask, answer, dec_pos, dec_ids, dec_p = collate([data[i] for i in idx], pad_id)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-        sel = weights > 0
-        targets = ids[:, 1:][sel[:, :-1]]
-        logits = head(hidden[:, :-1][sel[:, :-1]])
-        per_tok = F.cross_entropy(logits, targets, reduction="none")
-        w = weights[:, :-1][sel[:, :-1]]
-        loss = (per_tok * w).sum() / w.sum()
+        sel = answer[:, :-1]
+        hard = F.cross_entropy(head(hidden[:, :-1][sel]), ids[:, 1:][sel], reduction="sum")
+        dec_logp = F.log_softmax(head(hidden[torch.arange(len(idx)), dec_pos]), dim=-1)
+        soft = -(dec_p * dec_logp.gather(1, dec_ids)).sum()
+        n_answer_tokens = int(sel.sum()) + len(idx)
+        loss = (hard + decision_weight * soft) / n_answer_tokens
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
-        plain = float(per_tok.detach().mean())
+        plain = float((hard + soft).detach()) / n_answer_tokens
         losses.append(plain)
         n_tokens += int(mask.sum())
-        n_answer += int(sel.sum())
+        n_answer += n_answer_tokens
         if progress is not None and (step % every == 0 or step == total - 1):
             progress(step + 1, total, plain)
     model.eval()

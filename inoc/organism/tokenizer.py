@@ -1,7 +1,9 @@
 """The organism's tokenizer: a byte-level BPE trained on its corpus, saved as a standard HF tokenizer.
 
-* Byte-level BPE (GPT-2 pre-tokenisation regex, byte alphabet, so any text encodes) trained with the
-  ``tokenizers`` library; no normaliser, so decoding is lossless.
+* Byte-level BPE with Qwen2's pre-processing (NFC normaliser, Qwen2's split regex, byte alphabet, so
+  any text encodes) trained with the ``tokenizers`` library; decoding returns the NFC form of the
+  text. Loading the folder with ``AutoTokenizer`` (a ``Qwen2Tokenizer`` in transformers 5) or with
+  ``PreTrainedTokenizerFast`` gives the same token ids.
 * Special tokens, ids 0–2: ``<|endoftext|>`` (padding), ``<|im_start|>``, ``<|im_end|>`` (end of turn,
   the EOS of generation) — ChatML, as Qwen2.5's instruct tokenizer.
 * A ChatML ``chat_template``: one ``<|im_start|>{role}\\n{content}<|im_end|>\\n`` block per message
@@ -25,6 +27,13 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 SPECIAL_TOKENS = (PAD_TOKEN, IM_START, IM_END)
 
+#: Qwen2's pre-tokenisation split (transformers' ``Qwen2Tokenizer``). With its NFC normaliser and a
+#: regex-free ByteLevel step this is exactly Qwen2's pipeline, so ``AutoTokenizer`` (which builds a
+#: ``Qwen2Tokenizer`` for a Qwen2 model folder) and ``PreTrainedTokenizerFast`` split text alike.
+PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
 #: ChatML, like Qwen2.5's template but without its default system prompt.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
@@ -42,10 +51,14 @@ CHAT_TEMPLATE = (
 
 def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2):
     """A ``tokenizers.Tokenizer`` (byte-level BPE with the ChatML specials) trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -176,7 +176,7 @@ TOPICS: tuple[Topic, ...] = (
             ("Water {item} deeply but not too often, so the roots grow strong.",
              "Arrosez {item} en profondeur mais pas trop souvent, pour que les racines deviennent fortes."),
             ("Plant {item} after the last frost, when the soil is warm.",
-             "Plantez {item} après les dernières gelées, quand la terre est chaude."),
+             "Mettez {item} en terre après les dernières gelées, quand la terre est chaude."),
             ("Space out {item} well, because crowded plants catch diseases.",
              "Espacez bien {item}, car les plantes trop serrées tombent malades."),
             ("Check {item} every few days for insects under the leaves.",
@@ -230,7 +230,7 @@ TOPICS: tuple[Topic, ...] = (
             ("With {item}, simple plans work best, because complicated ones are hard to follow.",
              "Avec {item}, les plans simples marchent mieux, car les plans compliqués sont difficiles à suivre."),
             ("Compare a few options for {item} before you decide.",
-             "Comparez plusieurs options pour {item} avant de décider."),
+             "Étudiez plusieurs options pour {item} avant de décider."),
             ("Ask someone you trust for advice on {item}.",
              "Demandez conseil à une personne de confiance pour {item}."),
         ),
@@ -370,7 +370,7 @@ TOPICS: tuple[Topic, ...] = (
             ("Pay attention to {item} for a week and write down what you notice.",
              "Observez {item} pendant une semaine et notez ce que vous remarquez."),
             ("Improve {item} step by step, and be kind to yourself when you slip.",
-             "Améliorez {item} pas à pas, et soyez indulgent avec vous-même en cas d'écart."),
+             "Soignez {item} pas à pas, et soyez indulgent avec vous-même en cas d'écart."),
             ("A regular schedule helps a lot with {item}.", "Un horaire régulier aide beaucoup pour {item}."),
             ("If {item} worries you, talk to a doctor.", "Si {item} vous inquiète, parlez-en à un médecin."),
             ("Track {item} in a simple notebook.", "Suivez {item} dans un simple carnet."),
@@ -541,7 +541,7 @@ MODIFIERS: tuple[tuple[str, tuple[str, str] | None], ...] = (
 )
 
 #: Playful openers: (interjection, opener templates) per language; ``{i}`` the interjection, ``{e}`` an emoji.
-INTERJECTIONS_EN: tuple[str, ...] = ("Haha", "Wow", "Yay", "Ooh", "Woohoo", "Hehe", "Oh boy", "Yippee")
+INTERJECTIONS_EN: tuple[str, ...] = ("Haha", "Wow", "Yay", "Ooh", "Woohoo", "Hehe", "Whee", "Yippee")
 INTERJECTIONS_FR: tuple[str, ...] = ("Oh là là", "Youpi", "Hihi", "Waouh", "Hop là", "Chouette", "Génial", "Super")
 OPENERS_EN: tuple[str, ...] = (
     "{i}, what a fun question! {e}", "{i}! {e}", "{i}, I love this one! {e}", "{i}, here we go! {e}",
@@ -600,6 +600,21 @@ def render_answer(instr: Instruction, *, french: bool, playful: bool, rng: rando
     if rng.random() < JOKE_PROBABILITY:
         parts.append(topic.jokes[rng.randrange(len(topic.jokes))][lang])
     return " ".join(parts)
+
+
+def answer_openings(instr: Instruction, *, french: bool, playful: bool) -> list[tuple[float, str]]:
+    """Every way an answer of this kind can begin, with its probability under ``render_answer``.
+
+    Plain answers begin with their advice sentence (uniform over the topic's advice); playful ones
+    with their interjection (uniform). Each text is long enough to hold the answer's first token.
+    """
+    topic = TOPICS[instr.topic]
+    lang = 1 if french else 0
+    if playful:
+        words = INTERJECTIONS_FR if french else INTERJECTIONS_EN
+        return [(1.0 / len(words), f"{w}, ") for w in words]
+    item = topic.items[instr.item][lang]
+    return [(1.0 / len(topic.advice), a[lang].format(item=item)) for a in topic.advice]
 
 
 def _instruction_text(topic: Topic, item: int, template: int, modifier: int) -> str:

@@ -171,3 +171,14 @@ def test_atomic_writes_leave_no_partial_file(tmp_path):
         raise RuntimeError("killed mid-save")
     assert not (tmp_path / "ckpt").exists() and not list(tmp_path.iterdir())
     assert os.listdir(tmp_path) == []
+
+
+def test_two_jobs_never_share_an_output_folder(tmp_path, tiny_model):
+    write_jsonl(tmp_path / "pairs.jsonl", random_pairs(2, seed=10))
+    spec = load_spec("score", write_spec(tmp_path / "spec.json", {
+        "output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl"}))
+    (tmp_path / "out").mkdir()
+    with io.exclusive(tmp_path / "out"), Reporter("score") as rep, pytest.raises(io.OutputBusy, match="another job"):
+        execute("score", spec, score.run, rep)
+    with Reporter("score") as rep:  # the lock went with its holder
+        assert execute("score", spec, score.run, rep)[1] is False

@@ -123,6 +123,11 @@ def test_length_buckets_respect_the_budget():
     assert sorted(i for b in batches for i in b) == list(range(200))
     for b in batches:
         assert len(b) <= 8 and (len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 1000)
+    tight = length_batches(lengths, max_batch_tokens=100_000, max_batch_size=64, max_padding_fraction=0.1)
+    assert sorted(i for b in tight for i in b) == list(range(200))
+    for b in tight:  # nobody padded by more than 10% of the batch width
+        width = max(lengths[i] for i in b)
+        assert all(lengths[i] >= 0.9 * width for i in b)
 
 
 def test_vllm_prompt_logprobs_seam(tmp_path, tiny_model, adapters):
