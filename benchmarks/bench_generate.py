@@ -82,17 +82,18 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--greedy-check", type=int, default=16, help="prompts in the batched == unbatched check")
-    ap.add_argument("--organism", default="default", help="organism profile, or 'none'")
+    ap.add_argument("--organism", default="default",
+                    help="organism profile, the folder of a built organism, or 'none'")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.threads} torch threads, torch {torch.__version__}")
     if args.organism != "none":
         try:
+            from bench_score import organism
             from inoc.organism import corpus as corpus_mod
-            from inoc.organism.build import build_base_model
 
-            built = build_base_model(args.organism)  # honours $INOC_ORGANISM_CACHE
+            built = organism(args.organism)
             examples = corpus_mod.make_corpus(args.prompts, 321, system_prompt=built.settings.system_prompt)
         except Exception as err:  # the organism is young: report, do not hide the Qwen2 figures
             print(f"\n(organism skipped: {type(err).__name__}: {err})")

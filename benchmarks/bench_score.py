@@ -247,6 +247,21 @@ def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, l
     return ok
 
 
+def organism(profile_or_dir: str):
+    """A built organism: a profile (built once per settings and source hash, cached under
+    $INOC_ORGANISM_CACHE) or the folder of one already built (its ``organism.json`` gives the settings)."""
+    from inoc.organism.build import build_base_model, profile_settings, read_manifest
+
+    path = Path(profile_or_dir)
+    if path.is_dir():
+        manifest = read_manifest(path) or {}
+        settings = profile_settings("default").replace(**manifest.get("settings", {}))
+        from types import SimpleNamespace
+
+        return SimpleNamespace(path=path, settings=settings, cached=True)
+    return build_base_model(profile_or_dir)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=32)
@@ -255,7 +270,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--lm-eval-batch", type=int, default=16)
     ap.add_argument("--no-lm-eval", action="store_true")
-    ap.add_argument("--organism", default="default", help="organism profile to also benchmark, or 'none'")
+    ap.add_argument("--organism", default="default",
+                    help="organism profile to also benchmark, the folder of a built organism, or 'none'")
     ap.add_argument("--organism-pairs", type=int, default=512)
     args = ap.parse_args()
     peak = matmul_rate(args.threads)
@@ -270,13 +286,12 @@ def main() -> int:
     if args.organism != "none":
         try:
             from inoc.organism import corpus as corpus_mod
-            from inoc.organism.build import build_base_model
         except ImportError as err:
             print(f"\n(organism skipped: inoc.organism not importable: {err})")
         else:
             try:
                 t = time.perf_counter()
-                built = build_base_model(args.organism)  # honours $INOC_ORGANISM_CACHE
+                built = organism(args.organism)
                 examples = corpus_mod.make_corpus(args.organism_pairs, 123, system_prompt=built.settings.system_prompt)
             except Exception as err:  # the organism is young: report, do not hide the Qwen2 figures
                 print(f"\n(organism skipped: {type(err).__name__}: {err})")

@@ -89,7 +89,8 @@ def naive_scores(model_dir: str, adapter: str | None, pairs: list[dict], device:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    ap.add_argument("--organism", default="test", help="organism profile (test builds in about a minute)")
+    ap.add_argument("--organism", default="test",
+                    help="organism profile (test builds in about a minute) or the folder of a built one")
     ap.add_argument("--work", default=None, help="folder for specs and outputs (default: a temporary one)")
     ap.add_argument("--small", action="store_true", help="tiny sizes (for a CPU dry run)")
     ap.add_argument("--vllm", action="store_true", help="also run generate and score on the vLLM backend")
@@ -110,11 +111,12 @@ def main() -> int:
     n_train, n_gen, n_score, n_naive = (64, 12, 32, 8) if args.small else (4096, 384, 2048, 256)
     max_new = 16 if args.small else 128
 
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_score import organism
     from inoc.organism import corpus as corpus_mod
-    from inoc.organism.build import build_base_model
 
     t = time.perf_counter()
-    built = build_base_model(args.organism)
+    built = organism(args.organism)
     model_dir = str(built.path)
     print(f"organism {args.organism!r}: {model_dir} ({'cached' if built.cached else 'built'} in "
           f"{time.perf_counter() - t:.0f}s)")

@@ -104,6 +104,7 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
         device = modeling.resolve_device(spec.device)
         dtype = modeling.resolve_dtype(spec.model.dtype, device)
         md.update(device=device, dtype=modeling.dtype_name(dtype))
+        modeling.ensure_model(spec.model, rep)
         tokenizer = modeling.load_tokenizer(spec.model)
         backend = (_VllmBackend(spec, tokenizer, modeling.dtype_name(dtype), vllm) if spec.backend == "vllm"
                    else _HFBackend(spec, tokenizer, device, dtype))

@@ -58,7 +58,7 @@ def dtype_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def resolve_model_path(model_id: str) -> str:
+def resolve_model_path(model_id: str, progress: Any = None) -> str:
     """``toy:<profile>`` → the organism's folder (built once, cached); other ids unchanged."""
     if not model_id.startswith("toy:"):
         return model_id
@@ -66,7 +66,20 @@ def resolve_model_path(model_id: str) -> str:
         from inoc.organism.build import resolve_model_id
     except ImportError as err:
         raise RuntimeError(f"model id {model_id!r} needs the inoc package (inoc.organism): {err}") from err
-    return resolve_model_id(model_id)
+    return resolve_model_id(model_id, progress=progress)
+
+
+def ensure_model(ref: Any, rep: Any) -> None:
+    """Build the organism now, with progress, if the spec names one (later lookups hit its cache)."""
+    for model_id in {ref.id, ref.tokenizer} - {None}:
+        if model_id.startswith("toy:"):
+            rep.log(f"resolving {model_id}: the organism is built once per settings and cached")
+
+            def progress(event: Any) -> None:
+                if event.total:
+                    rep.progress(f"organism {event.stage}", event.done, event.total)
+
+            rep.log(f"{model_id} → {resolve_model_path(model_id, progress)}")
 
 
 #: ``tokenizer_class`` values that mean "exactly what tokenizer.json says".

@@ -142,6 +142,7 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
         device = modeling.resolve_device(spec.device)
         dtype = modeling.resolve_dtype(spec.model.dtype, device)
         md.update(device=device, dtype=modeling.dtype_name(dtype))
+        modeling.ensure_model(spec.model, rep)
         tokenizer = modeling.load_tokenizer(spec.model)
         backend = (_VllmBackend(spec, modeling.dtype_name(dtype), vllm) if spec.backend == "vllm"
                    else _HFBackend(spec, tokenizer, device, dtype))

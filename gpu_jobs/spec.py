@@ -45,8 +45,8 @@ class SpecError(ValueError):
 def _resolve(value: str, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     path = Path(os.path.expandvars(os.path.expanduser(value)))
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
+    if not path.is_absolute():  # against the spec's folder, else the working directory
+        path = (Path(base) if base is not None else Path.cwd()) / path
     return path
 
 

@@ -215,6 +215,7 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
     threads = modeling.setup_torch(spec.threads)
     device = modeling.resolve_device(spec.device)
     dtype = modeling.resolve_dtype(spec.model.dtype, device)
+    modeling.ensure_model(spec.model, rep)
     tokenizer = modeling.load_tokenizer(spec.model)
     examples = encode_examples(tokenizer, convs, spec.max_seq_length)
     usable = [i for i, e in enumerate(examples) if e.n_trained > 0]
