@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# One checkpoint-schedule model for the experiment config and the train job's spec.
+from gpu_jobs.spec import CheckpointSchedule
+
 #: Prompt keys, group names and experiment names become Dagster partition keys and SQL values.
 #: Dagster silently drops keys with `|` and breaks backfills on `,` — only slugs are allowed.
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -161,19 +164,6 @@ class RephrasingConfig(Strict):
     min_pool: int = Field(100, gt=0, description="a mix run refuses a pool smaller than this")
     allow_original: bool = False
     close_seeds: dict[str, str] = Field(default_factory=dict, description="extra prompts with close pools only")
-
-
-class CheckpointSchedule(Strict):
-    kind: Literal["final", "pow2", "dense", "list"] = "final"
-    steps: list[int] = Field(default_factory=list, description="kind=list: explicit steps")
-
-    @model_validator(mode="after")
-    def _list_needs_steps(self) -> "CheckpointSchedule":
-        if self.kind == "list" and not self.steps:
-            raise ValueError("schedule kind 'list' needs `steps`")
-        if any(s < 0 for s in self.steps):
-            raise ValueError("checkpoint steps must be >= 0")
-        return self
 
 
 class TrainingConfig(Strict):
