@@ -80,9 +80,12 @@ class OrganismSettings:
 #: Named profiles: ``toy:<profile>`` model ids resolve to these.
 PROFILES: dict[str, OrganismSettings] = {
     "default": OrganismSettings(),
+    # ~4x less compute than "default": learns the format, both languages, the tone and the extreme
+    # conditions (no cue, datagen prompt, strong French cues, strong Playful cues) but not the full
+    # tier ladder (negations and medium/weak levels stay blurred). For tests.
     "test": OrganismSettings(
-        profile="test", n_examples=6_000, vocab_size=1024, hidden_size=64, num_layers=2,
-        intermediate_size=192, num_heads=2, num_kv_heads=1, batch_size=32, learning_rate=5e-3,
+        profile="test", n_examples=16_000, vocab_size=1024, hidden_size=96, num_layers=2,
+        intermediate_size=256, num_heads=3, num_kv_heads=1, batch_size=16, learning_rate=8e-3,
     ),
 }
 
@@ -159,10 +162,15 @@ def file_digests(path: str | Path) -> dict[str, str]:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any] | None:
+    """The manifest of a finished build, or None (missing, unreadable, or a listed file is gone)."""
     try:
-        return json.loads((Path(path) / MANIFEST).read_text())
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all((Path(path) / name).is_file() for name in files):
+        return None
+    return manifest
 
 
 def build_base_model(
@@ -298,9 +306,10 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "files": file_digests(out),
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    (out / MANIFEST).write_text(text)
     report("done", stats.steps, stats.steps, stats.final_loss)
-    return manifest
+    return json.loads(text)  # as a cached build would read it back
 
 
 def resolve_model_id(model_id: str, cache_root: str | Path | None = None,

@@ -73,9 +73,15 @@ class Row:
     n_nan_playful: int
     both: float  # share of completions with French ≥ 50 and Playful ≥ 50
     examples: list[str] = field(default_factory=list)
+    completions: list[str] = field(default_factory=list, repr=False)
+    french_scores: list[float] = field(default_factory=list, repr=False)
+    playful_scores: list[float] = field(default_factory=list, repr=False)
 
     def score(self, trait: str) -> float:
         return self.french if trait == "French" else self.playful
+
+    def scores(self, trait: str) -> list[float]:
+        return self.french_scores if trait == "French" else self.playful_scores
 
 
 @dataclass
@@ -195,8 +201,18 @@ def elicit(
         pl = [playful_score(t) for t in chunk]
         both = [f >= 50 and p >= 50 for f, p in zip(fr, pl) if not (math.isnan(f) or math.isnan(p))]
         rows.append(Row(cond, k, _nanmean(fr), _nanmean(pl), sum(map(math.isnan, fr)), sum(map(math.isnan, pl)),
-                        100.0 * sum(both) / max(1, len(both)), chunk[:keep_examples]))
+                        100.0 * sum(both) / max(1, len(both)), chunk[:keep_examples], chunk, fr, pl))
     return rows
+
+
+def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the non-NaN values (NaN, NaN when there are fewer than two)."""
+    v = [x for x in values if not math.isnan(x)]
+    if len(v) < 2:
+        return (v[0] if v else math.nan), math.nan
+    m = sum(v) / len(v)
+    var = sum((x - m) ** 2 for x in v) / (len(v) - 1)
+    return m, math.sqrt(var / len(v))
 
 
 TIER_ORDER = ("strong", "medium", "weak", "neutral", "negated")

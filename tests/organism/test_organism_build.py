@@ -129,3 +129,11 @@ def test_autotokenizer_and_fast_tokenizer_split_alike(built):
     msgs = [{"role": "user", "content": "Hi"}]
     assert auto.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == \
         fast.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def test_a_damaged_cached_folder_is_rebuilt(tmp_path):
+    first = build_base_model(MINI, tmp_path)
+    (first.path / "model.safetensors").unlink()
+    again = build_base_model(MINI, tmp_path)
+    assert not again.cached and again.path == first.path
+    assert file_digests(again.path) == first.manifest["files"]  # rebuilt, identically
