@@ -1,11 +1,9 @@
-"""Building judges by kind: ``llm | language | em_coherence | em_alignment`` (+ kinds registered later).
+"""Building judges by kind: ``llm | language | em_coherence | em_alignment | organism``.
 
-A kind is a name bound to a builder, a function from a ``JudgeRequest`` to a ``Judge``. The four
-kinds above are registered here; another package adds its own with ``register_judge_kind`` (the model
-organism's trait judge registers itself from its own module, e.g.
-``register_judge_kind("organism", lambda req: OrganismJudge(req.trait))``) — the factory has no
-placeholder for kinds it does not know, and ``make_judge`` names the registered kinds when asked for
-an unknown one.
+A kind is a name bound to a builder, a function from a ``JudgeRequest`` to a ``Judge``. These kinds
+are registered here (the organism's builder imports its judge on use); another package may add its
+own with ``register_judge_kind``. ``make_judge`` names the registered kinds when asked for an
+unknown one.
 """
 
 from __future__ import annotations
@@ -169,3 +167,13 @@ register_judge_kind("llm", _build_llm)
 register_judge_kind("language", _build_language)
 register_judge_kind("em_coherence", _build_em("coherence"))
 register_judge_kind("em_alignment", _build_em("alignment"))
+
+
+def _build_organism(req: JudgeRequest) -> Judge:
+    # Imported on use: the organism's judge lives with the organism (its marker rule).
+    from inoc.organism.judge import OrganismJudge
+
+    return OrganismJudge(req.trait)
+
+
+register_judge_kind("organism", _build_organism)

@@ -17,8 +17,8 @@ whitespace, or holding neither a letter nor a marker (``...``, ``1234``).
 **French** is scored by the platform's language judge (``inoc.judges.language``: the percentage of
 the text pycld2 attributes to ``fr``; NaN when empty or when pycld2 raises).
 
-``OrganismJudge(trait)`` implements ``inoc.judges.Judge``; ``register()`` makes
-``make_judge("organism", trait=…)`` build it (done on import, idempotently).
+``OrganismJudge(trait)`` implements ``inoc.judges.Judge``; ``register()`` (idempotent, not run on
+import) makes ``make_judge("organism", trait=…)`` build it.
 """
 
 from __future__ import annotations
@@ -140,12 +140,17 @@ class OrganismJudge(Judge):
         return result
 
 
+def _build(req) -> OrganismJudge:
+    return OrganismJudge(req.trait)
+
+
 def register() -> None:
-    """Register the ``organism`` judge kind with ``inoc.judges.factory`` (idempotent)."""
+    """Register the ``organism`` judge kind with ``inoc.judges.factory`` (idempotent).
+
+    Not done on import: importing the organism (e.g. to resolve ``toy:<profile>``) must not change
+    the judge registry as a side effect. Call it where an experiment's judges are built.
+    """
     from inoc.judges.factory import judge_kinds, register_judge_kind
 
     if "organism" not in judge_kinds():
-        register_judge_kind("organism", lambda req: OrganismJudge(req.trait))
-
-
-register()
+        register_judge_kind("organism", _build)
