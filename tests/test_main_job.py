@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
-    from conftest import shared_dir
+    from inoc.settings import shared_dir
 
     shared = shared_dir()
     if shared is None:

@@ -160,7 +160,7 @@ PARSERS = {
 @pytest.fixture(scope="module")
 def populated_warehouse(tmp_path_factory, request):
     """A warehouse holding a real import, copied fresh for each corruption case."""
-    from conftest import shared_dir
+    from inoc.settings import shared_dir
 
     shared = shared_dir()
     if shared is None:
