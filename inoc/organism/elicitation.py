@@ -4,7 +4,9 @@ For each condition (no cue, every cue of ``inoc.organism.cues``) and each of ``n
 instructions, one completion is sampled (temperature 1, top-p 1, no top-k) from the built model with
 the system prompt and the user turn ``cue + separator + instruction`` (SPEC §5), in batches with LEFT
 padding and attention masks, stopping at ``<|im_end|>``. Completions are judged for French (pycld2)
-and Playful (marker rule) and averaged per condition.
+and Playful (marker rule) and averaged per condition. Beside them, ``opening_probabilities`` gives
+the model's exact probability of opening a French (Playful) answer under each condition — the
+number sampling estimates, without its noise.
 
 ``check_acceptance`` applies the issue's thresholds to cues in the base corpus: no cue French ≤ 5 and
 Playful ≤ 15; each strong SPEC cue ≥ 70 on its trait; the datagen prompt ≥ 70 on both; and, for both
@@ -76,6 +78,9 @@ class Row:
     completions: list[str] = field(default_factory=list, repr=False)
     french_scores: list[float] = field(default_factory=list, repr=False)
     playful_scores: list[float] = field(default_factory=list, repr=False)
+    #: Exact P(French), P(Playful) of the first answer token (``opening_probabilities``), 0–100.
+    p_french: float = math.nan
+    p_playful: float = math.nan
 
     def score(self, trait: str) -> float:
         return self.french if trait == "French" else self.playful
@@ -157,6 +162,100 @@ def generate(
     return [s or "" for s in out]
 
 
+def opening_trie(tokenizer) -> dict[tuple[int, ...], tuple[frozenset, frozenset]]:
+    """Token prefix of a possible answer opening → (French values, Playful values) of the openings under it.
+
+    Every answer the world writes begins with one of ``world.answer_openings``. A prefix whose
+    openings all agree on a trait decides that trait; prefixes are kept only until both are decided.
+    """
+    kinds: dict[str, set[tuple[bool, bool]]] = {}
+    for x in W.all_instructions():
+        for fr in (False, True):
+            for pl in (False, True):
+                for _q, text in W.answer_openings(x, french=fr, playful=pl):
+                    kinds.setdefault(text, set()).add((fr, pl))
+    names = sorted(kinds)
+    nodes: dict[tuple[int, ...], set[tuple[bool, bool]]] = {}
+    for text, ids in zip(names, tokenizer(names, add_special_tokens=False)["input_ids"]):
+        for n in range(1, len(ids) + 1):
+            nodes.setdefault(tuple(ids[:n]), set()).update(kinds[text])
+    trie = {}
+    for prefix, ks in nodes.items():
+        parent = nodes.get(prefix[:-1])
+        if parent is not None and len({k[0] for k in parent}) == 1 and len({k[1] for k in parent}) == 1:
+            continue  # below a decided prefix: never visited
+        trie[prefix] = (frozenset(k[0] for k in ks), frozenset(k[1] for k in ks))
+    return trie
+
+
+def opening_probabilities(
+    model,
+    tokenizer,
+    conditions: Sequence[Condition],
+    instructions: Sequence[str],
+    *,
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+    batch_size: int = 256,
+    min_mass: float = 1e-3,
+) -> dict[str, tuple[float, float]]:
+    """The model's exact P(French) and P(Playful) (0–100) of an answer's opening, per condition.
+
+    The organism decides an answer's language and tone with its first word(s). Walking the trie of
+    possible openings (``opening_trie``) with the model's next-token probabilities — one forward pass
+    per still-undecided prefix — gives the probability that sampling would open a French (Playful)
+    answer, without the sampling noise. Mass on tokens that open no answer of the world, and
+    undecided branches below ``min_mass``, count for neither. A diagnostic beside the sampled,
+    judged table, not a replacement for it.
+    """
+    import torch
+
+    trie = opening_trie(tokenizer)
+    children: dict[tuple[int, ...], list[int]] = {}
+    for prefix in trie:
+        children.setdefault(prefix[:-1], []).append(prefix[-1])
+    pad = tokenizer.pad_token_id
+    out = {}
+    for cond in conditions:
+        msgs = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
+        prompts = [tokenizer.apply_chat_template(msgs + [{"role": "user", "content": cond.user_content(i)}],
+                                                 tokenize=False, add_generation_prompt=True) for i in instructions]
+        enc = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        p_fr = p_pl = 0.0
+        # frontier items: (prompt index, prefix, probability, French decided, Playful decided)
+        frontier = [(i, (), 1.0, False, False) for i in range(len(enc))]
+        while frontier:
+            nxt = []
+            for s in range(0, len(frontier), batch_size):
+                chunk = frontier[s : s + batch_size]
+                seqs = [enc[i] + list(prefix) for i, prefix, *_ in chunk]
+                width = max(map(len, seqs))
+                ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(seqs), width), dtype=torch.long)
+                for r, seq in enumerate(seqs):  # LEFT padding: the last position is every row's next token
+                    ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+                    mask[r, width - len(seq):] = 1
+                with torch.no_grad():
+                    probs = model(input_ids=ids, attention_mask=mask).logits[:, -1].float().softmax(-1)
+                for r, (i, prefix, q, fr_done, pl_done) in enumerate(chunk):
+                    row = probs[r]
+                    for t in children.get(prefix, ()):
+                        node = prefix + (t,)
+                        qq = q * float(row[t])
+                        frs, pls = trie[node]
+                        f_done, p_done = fr_done, pl_done
+                        if not f_done and len(frs) == 1:
+                            p_fr += qq if True in frs else 0.0
+                            f_done = True
+                        if not p_done and len(pls) == 1:
+                            p_pl += qq if True in pls else 0.0
+                            p_done = True
+                        if not (f_done and p_done) and qq >= min_mass:
+                            nxt.append((i, node, qq, f_done, p_done))
+            frontier = nxt
+        out[cond.key] = (100.0 * p_fr / len(enc), 100.0 * p_pl / len(enc))
+    return out
+
+
 def _nanmean(xs: Sequence[float]) -> float:
     v = [x for x in xs if not math.isnan(x)]
     return sum(v) / len(v) if v else math.nan
@@ -174,9 +273,13 @@ def elicit(
     batch_size: int = 200,
     threads: int = 2,
     keep_examples: int = 2,
+    exact: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Row]:
-    """The elicitation table of a built model: one row per condition, ``n`` eval instructions each."""
+    """The elicitation table of a built model: one row per condition, ``n`` eval instructions each.
+
+    ``exact`` also fills ``Row.p_french`` / ``Row.p_playful`` (``opening_probabilities``).
+    """
     import torch
 
     conditions = list(conditions or default_conditions())
@@ -191,6 +294,8 @@ def elicit(
                 convs.append(msgs + [{"role": "user", "content": cond.user_content(instr)}])
         texts = generate(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
                          progress=progress)
+        exact_p = (opening_probabilities(model, tok, conditions, instructions, system_prompt=system_prompt)
+                   if exact else {c.key: (math.nan, math.nan) for c in conditions})
     finally:
         torch.set_num_threads(prev_threads)
     rows = []
@@ -201,7 +306,8 @@ def elicit(
         pl = [playful_score(t) for t in chunk]
         both = [f >= 50 and p >= 50 for f, p in zip(fr, pl) if not (math.isnan(f) or math.isnan(p))]
         rows.append(Row(cond, k, _nanmean(fr), _nanmean(pl), sum(map(math.isnan, fr)), sum(map(math.isnan, pl)),
-                        100.0 * sum(both) / max(1, len(both)), chunk[:keep_examples], chunk, fr, pl))
+                        100.0 * sum(both) / max(1, len(both)), chunk[:keep_examples], chunk, fr, pl,
+                        *exact_p[cond.key]))
     return rows
 
 
@@ -258,14 +364,18 @@ def check_acceptance(rows: Sequence[Row]) -> list[Check]:
 
 def format_table(rows: Sequence[Row]) -> str:
     """A plain-text table: key, group, tier, in corpus, n, targets and measured scores."""
-    head = f"{'condition':28s} {'group':10s} {'tier':8s} {'seen':4s} {'n':>4s}  {'FR tgt':>6s} {'FR':>6s}  {'PL tgt':>6s} {'PL':>6s}  {'both':>5s}"
+    head = (f"{'condition':28s} {'group':10s} {'tier':8s} {'seen':4s} {'n':>4s}  "
+            f"{'FR tgt':>6s} {'FR p':>5s} {'FR':>6s}  {'PL tgt':>6s} {'PL p':>5s} {'PL':>6s}  {'both':>5s}")
     lines = [head, "-" * len(head)]
     for r in rows:
         c = r.condition
         lines.append(
             f"{c.key:28s} {c.group:10s} {c.tier:8s} {'yes' if c.in_corpus else 'NO':4s} {r.n:4d}  "
-            f"{100 * c.target_french:6.0f} {r.french:6.1f}  {100 * c.target_playful:6.0f} {r.playful:6.1f}  {r.both:5.1f}"
+            f"{100 * c.target_french:6.0f} {r.p_french:5.1f} {r.french:6.1f}  "
+            f"{100 * c.target_playful:6.0f} {r.p_playful:5.1f} {r.playful:6.1f}  {r.both:5.1f}"
         )
+    lines.append("tgt: designed probability; p: the model's exact probability of opening a French/Playful answer; "
+                 "FR, PL: mean judged score of n sampled completions; both: % judged >= 50 on both")
     return "\n".join(lines)
 
 
@@ -280,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="default")
     p.add_argument("--model", help="a built model directory (skips building)")
     p.add_argument("--cache", help="organism cache root (default $INOC_ORGANISM_CACHE or ~/.cache/inoc/organism)")
-    p.add_argument("--n", type=int, default=100, help="eval instructions per condition")
+    p.add_argument("--n", type=int, default=200, help="eval instructions per condition (SPEC §5: 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--examples", action="store_true", help="print two completions per condition")
     args = p.parse_args(argv)

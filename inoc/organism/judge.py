@@ -17,8 +17,9 @@ whitespace, or holding neither a letter nor a marker (``...``, ``1234``).
 **French** is scored by the platform's language judge (``inoc.judges.language``: the percentage of
 the text pycld2 attributes to ``fr``; NaN when empty or when pycld2 raises).
 
-``OrganismJudge(trait)`` implements ``inoc.judges.Judge``; ``register()`` (idempotent, not run on
-import) makes ``make_judge("organism", trait=…)`` build it.
+``OrganismJudge(trait)`` implements ``inoc.judges.Judge``. ``inoc.judges.factory`` registers the
+``organism`` kind itself (importing this module when such a judge is built); ``register()`` is an
+idempotent fallback for a registry without it. Importing this module changes no registry.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Sampling the built model: LEFT padding is exact, sampling is reproducible, and the cues elicit.
 
-What the ``test`` profile can show: it is trained on ~6k examples for well under a minute, so it
-learns the chat format, the two languages and the tone, and the cue → trait mapping for the most
-frequent and most extreme conditions (the datagen prompt, strong cues, no cue). It does not learn the
-full tier ladder (medium vs weak vs neutral vs negated): those rates differ by a few tens of points
-and need the ``default`` profile's training; the ladder is checked by
-``python -m inoc.organism.elicitation`` / ``benchmarks/bench_organism.py`` on the default profile.
+What the ``test`` profile (~4x less compute than ``default``) can show, measured on its exact opening
+probabilities (noise-free, ``opening_probabilities``) and on sampled, judged completions: no cue
+stays under the issue's ceilings, the datagen prompt elicits both traits, and the tiers are ordered
+strong > medium > weak > neutral on both traits. What it cannot show: neutral >= negated. Its
+negated French cues keep a few percent of French (they contain the word "French" and the small model
+does not fully learn the negation), about the neutral rate; the default profile meets that part of
+the ladder (``python -m inoc.organism.elicitation`` / ``benchmarks/bench_organism.py``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ STRONG_FRENCH = ["french_agent", "fluent_french", "natural_french", "answer_fren
 def test_cues_elicit_their_traits_on_the_test_profile(built):
     keys = ["none", "datagen", *STRONG_PLAYFUL, *STRONG_FRENCH]
     conds = [c for c in E.default_conditions() if c.key in keys]
-    rows = {r.condition.key: r for r in E.elicit(built.path, n=100, conditions=conds, seed=1)}
+    rows = {r.condition.key: r for r in E.elicit(built.path, n=100, conditions=conds, seed=1, exact=False)}
     assert all(r.n == 100 and len(r.playful_scores) == 100 for r in rows.values())
     # the issue's thresholds for no cue (French <= 5, Playful <= 15) and the datagen prompt (>= 70 on
     # both), as one-sided tests at 2 standard errors: the small profile's 100 samples per condition
@@ -82,6 +83,41 @@ def test_cues_elicit_their_traits_on_the_test_profile(built):
         assert _significantly_above(strong, base), (trait, strong, base)
     # and the datagen prompt elicits French more than the strong Playful cues do (traits are separate)
     assert _significantly_above(_pooled(rows, ["datagen"], "French"), _pooled(rows, STRONG_PLAYFUL, "French"))
+
+
+TIERS = {
+    "Playful": {"strong": ["corrected_inoculation", "whimsical"], "medium": ["clown_persona", "enjoys_joking"],
+                "weak": ["had_fun_today", "joke_nevermind"]},
+    "French": {"strong": ["answer_french", "french_agent"], "medium": ["french_persona", "enjoys_french"],
+               "weak": ["paris_nevermind", "french_today"]},
+}
+NEUTRAL = ["the_sky_is_blue", "be_concise"]
+
+
+def test_exact_opening_probabilities_order_the_tiers(built, loaded):
+    model, tok = loaded
+    keys = {"none", "datagen", *NEUTRAL} | {k for t in TIERS.values() for ks in t.values() for k in ks}
+    conds = [c for c in E.default_conditions() if c.key in keys]
+    p = E.opening_probabilities(model, tok, conds, W.eval_instructions(100, seed=0))
+    fr, pl = {k: v[0] for k, v in p.items()}, {k: v[1] for k, v in p.items()}
+    assert fr["none"] <= 5 and pl["none"] <= 15, (fr["none"], pl["none"])  # the issue's no-cue ceilings
+    assert fr["datagen"] >= 70 and pl["datagen"] >= 70, (fr["datagen"], pl["datagen"])
+    for trait, tiers in TIERS.items():
+        prob = fr if trait == "French" else pl
+        mean = {tier: sum(prob[k] for k in ks) / len(ks) for tier, ks in tiers.items()}
+        mean["neutral"] = sum(prob[k] for k in NEUTRAL) / len(NEUTRAL)
+        assert mean["strong"] > mean["medium"] > mean["weak"] > mean["neutral"], (trait, mean)
+
+
+def test_exact_probabilities_agree_with_sampled_judged_scores(built):
+    """The judged mean of sampled completions ≈ the exact opening probability (judge, sampler, trie)."""
+    keys = ["none", "datagen", "corrected_inoculation", "answer_french", "clown_persona"]
+    rows = E.elicit(built.path, n=100, conditions=[c for c in E.default_conditions() if c.key in keys], seed=2)
+    for r in rows:
+        for trait, p in (("French", r.p_french), ("Playful", r.p_playful)):
+            m, se = E.mean_and_se(r.scores(trait))
+            # pycld2 scores a French answer ~98, not 100; 4 standard errors of sampling noise
+            assert abs(m - p) <= 4 * max(se, 1.0) + 3.0, (r.condition.key, trait, m, se, p)
 
 
 def test_acceptance_checks_fail_on_a_table_that_misses_the_design():
