@@ -14,7 +14,7 @@ from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import Warehouse
 
-SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdefghij"
+SECRET = "fake-test-key.DO-NOT-LEAK.0123456789abcdefghij"
 
 
 def _resources(home: Path) -> dict:

@@ -8,7 +8,7 @@ from inoc.judges import LLMJudgeSettings
 from inoc.judges.fake_openai_server import FakeOpenAIServer
 
 #: The fake API key every test uses; no log, exception, metadata or file may contain it.
-FAKE_KEY = "sk-test-SECRET-9f3c2a7e41b8d605"
+FAKE_KEY = "fake-test-key.SECRET.9f3c2a7e41b8d605"
 
 
 def fast_settings(server: FakeOpenAIServer, **overrides) -> LLMJudgeSettings:
