@@ -121,8 +121,17 @@ class Warehouse:
             conn.close()
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        with self.reader() as conn:
-            return conn.execute(sql, params or []).df()
+        # A writer may swap the snapshot while DuckDB is reading it (DuckDB can reopen the file by
+        # path); a fresh open then sees the complete new snapshot, so an I/O error is retried.
+        for attempt in range(5):
+            try:
+                with self.reader() as conn:
+                    return conn.execute(sql, params or []).df()
+            except duckdb.IOException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 def replace_rows(
