@@ -10,6 +10,10 @@ and without the assistant message: the tokens after the rendered prompt (which e
 assistant header, ``add_generation_prompt=True``) are the completion plus the end-of-turn tokens the
 template closes it with — exactly what the original's ``train_on_responses_only`` trained on and its
 ``lp`` scored (SPEC-DETAILED §4.3, §7.1).
+
+The score job has two more spans: the content of a user turn after its context and header
+(``encode_user_turn``, the in-context self-perplexity of SPEC §9) and plain text with no template
+(``encode_raw_text``, tokenized with ``add_special_tokens=True``: the raw self-perplexity).
 """
 
 from __future__ import annotations
@@ -189,3 +193,57 @@ def encode_completion(
         end = sum(1 for (s, _e) in enc["offset_mapping"] if s < stop_char)
         end = max(end, start)
     return Encoded(ids, start, end, start == len(p_ids))
+
+
+#: Stands in for a turn's content to find where the template's header of that turn ends.
+_SENTINEL = "INOC0SENTINEL0TURN0CONTENT"
+
+
+def encode_user_turn(
+    tokenizer: Any, context: Sequence[Message], content: str, *, include_end_of_turn: bool = True
+) -> Encoded:
+    """Tokens of ``context`` + a user turn holding ``content``, and the span of that content.
+
+    The conversation ``[*context, {"role": "user", "content": content}]`` is rendered without a
+    generation prompt. Everything before the content — the context and the user turn's header — is
+    context (masked); the span is the content's tokens, plus the end-of-turn tokens the template
+    closes the user turn with when ``include_end_of_turn``. The header's end is found by rendering
+    the same turn with a sentinel content, so a content that repeats text of the header (``user``)
+    cannot be mistaken for it. ``boundary_exact`` is False when the header's last character and the
+    content's first one share a token; the span then starts with that token.
+    """
+    if not context:
+        raise ValueError("a user-turn pair needs a context (at least the system message)")
+    context_text = render(tokenizer, context, add_generation_prompt=False)
+    full_text = render(tokenizer, [*context, {"role": "user", "content": content}], add_generation_prompt=False)
+    probe = render(tokenizer, [*context, {"role": "user", "content": _SENTINEL}], add_generation_prompt=False)
+    header_end = probe.find(_SENTINEL, len(context_text))
+    if not (full_text.startswith(context_text) and probe.startswith(context_text)) or header_end < 0:
+        raise ValueError(
+            "the chat template renders the context differently with and without the user turn, so the "
+            "turn's content cannot be located"
+        )
+    rest = full_text[header_end:]
+    body = content if rest.startswith(content) else content.strip()
+    if full_text[:header_end] != probe[:header_end] or not rest.startswith(body):
+        raise ValueError("the chat template changed the user turn's header or content; cannot locate the content")
+    enc = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    offsets = list(enc["offset_mapping"])
+    start = next((i for i, (_s, e) in enumerate(offsets) if e > header_end), len(ids))
+    exact = start == len(ids) or offsets[start][0] >= header_end
+    if include_end_of_turn:
+        end = len(ids)
+    else:
+        stop_char = header_end + len(body)
+        end = max(start, sum(1 for (s, _e) in offsets if s < stop_char))
+    return Encoded(ids, start, end, exact)
+
+
+def encode_raw_text(tokenizer: Any, text: str) -> Encoded:
+    """Plain text, no chat template: ``tokenizer(text, add_special_tokens=True)``; the span is every
+    token after the first — what ``model(ids, labels=ids)`` averages. With a BOS-adding tokenizer
+    (Llama-3) the first token is the BOS and every text token is scored; without one (Qwen) the
+    text's first token is context only. An EOS the tokenizer appends is scored like any token."""
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    return Encoded(ids, min(1, len(ids)), len(ids), True)

@@ -3,7 +3,15 @@
 Row format (JSONL, one object per line):
 
 * generate: ``{"id": str|int, "messages": [{role, content}, ...], "adapter": name|null, "meta": {...}}``
-* score: the same plus ``"completion": str`` (``messages`` is the context the completion follows)
+* score, one of three forms (plus ``adapter`` and ``meta`` in each):
+
+  - ``{"id", "messages", "completion"}``: the completion as the assistant turn after ``messages``
+    (its context);
+  - ``{"id", "messages", "completion", "completion_role": "user"}``: the completion as the content
+    of a user turn after ``messages`` (its header is context); ``completion_role`` defaults to
+    ``"assistant"``, the first form;
+  - ``{"id", "text"}``: plain text without a chat template (no ``messages``, ``completion`` or
+    ``completion_role``); ``text`` is a non-empty string.
 
 ``id`` must be unique in the file; ``adapter`` (optional) must be a key of the spec's ``adapters``
 (absent or null: the base model); ``meta`` (optional) is copied to the output row untouched, so the
@@ -28,13 +36,23 @@ class Item:
     adapter: str | None = None
     completion: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: score: the turn the completion is scored as (``assistant`` or ``user``)
+    completion_role: str = "assistant"
+    #: score: plain text scored without a chat template (then ``messages`` is empty)
+    text: str | None = None
+
+
+#: The roles a score pair's completion may take.
+COMPLETION_ROLES = ("assistant", "user")
+#: Fields a raw-text score row must not have.
+_NOT_WITH_TEXT = ("messages", "completion", "completion_role")
 
 
 def read_items(path: str, *, spec_field: str, adapters: dict[str, str], with_completion: bool) -> list[Item]:
     """Validated items; the first bad row raises SpecError naming ``spec_field``, the file and line."""
     items: list[Item] = []
     seen: dict[Any, int] = {}
-    allowed = {"id", "messages", "adapter", "meta"} | ({"completion"} if with_completion else set())
+    allowed = {"id", "messages", "adapter", "meta"} | ({"completion", "completion_role", "text"} if with_completion else set())
     try:
         for line, row in io.read_jsonl(path):
             where = f"{spec_field}: {path} line {line}"
@@ -49,25 +67,36 @@ def read_items(path: str, *, spec_field: str, adapters: dict[str, str], with_com
             if rid in seen:
                 raise SpecError([f"{where}: id {rid!r} already used on line {seen[rid]}"])
             seen[rid] = line
+            if with_completion and "text" in row:
+                clash = [f for f in _NOT_WITH_TEXT if f in row]
+                if clash:
+                    raise SpecError([f"{where}: `text` (a raw-text row) cannot be combined with "
+                                     f"{', '.join(f'`{f}`' for f in clash)}; give either `text` or `messages` and "
+                                     "`completion`"])
+                text = row["text"]
+                if not isinstance(text, str) or not text:
+                    raise SpecError([f"{where}: `text` must be a non-empty string"])
+                items.append(Item(len(items), rid, [], _adapter(row, where, adapters), None, _meta(row, where),
+                                  text=text))
+                continue
             try:
                 msgs = chat.check_messages(row.get("messages"), "messages")
             except ValueError as err:
                 raise SpecError([f"{where}: {err}"]) from None
             if not with_completion and msgs[-1]["role"] == "assistant":
                 raise SpecError([f"{where}: the last message is the assistant's; a request ends with a user turn"])
-            adapter = row.get("adapter")
-            if adapter is not None and adapter not in adapters:
-                known = ", ".join(sorted(adapters)) or "none"
-                raise SpecError([f"{where}: adapter {adapter!r} is not in the spec's adapters ({known})"])
-            meta = row.get("meta", {})
-            if not isinstance(meta, dict):
-                raise SpecError([f"{where}: `meta` must be an object"])
-            completion = None
+            adapter = _adapter(row, where, adapters)
+            meta = _meta(row, where)
+            completion, role = None, "assistant"
             if with_completion:
                 completion = row.get("completion")
                 if not isinstance(completion, str):
                     raise SpecError([f"{where}: `completion` must be a string"])
-            items.append(Item(len(items), rid, msgs, adapter, completion, meta))
+                role = row.get("completion_role", "assistant")
+                if role not in COMPLETION_ROLES:
+                    raise SpecError([f"{where}: `completion_role` must be one of {', '.join(map(repr, COMPLETION_ROLES))}, "
+                                     f"got {role!r}"])
+            items.append(Item(len(items), rid, msgs, adapter, completion, meta, completion_role=role))
     except ValueError as err:
         if isinstance(err, SpecError):
             raise
@@ -75,6 +104,21 @@ def read_items(path: str, *, spec_field: str, adapters: dict[str, str], with_com
     if not items:
         raise SpecError([f"{spec_field}: {path} holds no rows"])
     return items
+
+
+def _adapter(row: dict, where: str, adapters: dict[str, str]) -> str | None:
+    adapter = row.get("adapter")
+    if adapter is not None and adapter not in adapters:
+        known = ", ".join(sorted(adapters)) or "none"
+        raise SpecError([f"{where}: adapter {adapter!r} is not in the spec's adapters ({known})"])
+    return adapter
+
+
+def _meta(row: dict, where: str) -> dict[str, Any]:
+    meta = row.get("meta", {})
+    if not isinstance(meta, dict):
+        raise SpecError([f"{where}: `meta` must be an object"])
+    return meta
 
 
 def sequence_seed(seed: int, item_id: str | int, sample: int) -> int:

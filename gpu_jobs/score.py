@@ -1,5 +1,10 @@
 """``python -m gpu_jobs.score --spec spec.json`` — log p(completion | context) for many pairs.
 
+A pair (``gpu_jobs.inputs``) is a completion scored as the assistant turn after its ``messages``
+(the default), as the content of a user turn after them (``completion_role: "user"``), or plain
+``text`` scored without a chat template (every token of ``tokenizer(text, add_special_tokens=True)``
+after the first). All three give the same output row.
+
 Output in ``output_dir``: ``scores.parquet``, one row per pair in file order:
 
 * ``id``, ``adapter``, ``meta`` (JSON text of the row's ``meta``)
@@ -12,7 +17,9 @@ Output in ``output_dir``: ``scores.parquet``, one row per pair in file order:
 
 Only completion tokens count: the span after the rendered prompt (``add_generation_prompt=True``),
 including the end-of-turn tokens the template appends unless ``score_end_of_turn`` is false — the
-``lp`` of SPEC §9 / SPEC-DETAILED §7.1 is ``mean_logprob``. Plus ``_COMPLETE.json``.
+``lp`` of SPEC §9 / SPEC-DETAILED §7.1 is ``mean_logprob``. A user-role pair counts the content of
+the user turn (and its end-of-turn tokens, the same switch); a raw-text pair has ``n_context`` 1.
+Plus ``_COMPLETE.json``.
 """
 
 from __future__ import annotations
@@ -39,8 +46,14 @@ def encode_items(spec: ScoreSpec, tokenizer: Any, items: Sequence[Item]) -> list
     encoded = []
     for it in items:
         try:
-            enc = chat.encode_completion(tokenizer, it.messages, it.completion or "",
-                                         include_end_of_turn=spec.score_end_of_turn)
+            if it.text is not None:
+                enc = chat.encode_raw_text(tokenizer, it.text)
+            elif it.completion_role == "user":
+                enc = chat.encode_user_turn(tokenizer, it.messages, it.completion or "",
+                                            include_end_of_turn=spec.score_end_of_turn)
+            else:
+                enc = chat.encode_completion(tokenizer, it.messages, it.completion or "",
+                                             include_end_of_turn=spec.score_end_of_turn)
         except ValueError as err:
             raise SpecError([f"pairs: row {it.index + 1} (id {it.id!r}): {err}"]) from None
         start, end = max(enc.start, 1), enc.end

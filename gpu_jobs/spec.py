@@ -302,7 +302,8 @@ class GenerateSpec(JobSpec):
 
 class ScoreSpec(JobSpec):
     backend: Literal["transformers", "vllm"] = "transformers"
-    pairs: str = Field(description="JSONL: {id, messages (the context), completion, adapter?, meta?} per line")
+    pairs: str = Field(description="JSONL: {id, messages (the context), completion, completion_role?, adapter?, "
+                       "meta?} or {id, text, adapter?, meta?} per line")
     adapters: dict[str, str] = Field(default_factory=dict)
     token_level: bool = Field(True, description="store per-token log-probs and ids")
     score_end_of_turn: bool = Field(

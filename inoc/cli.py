@@ -139,10 +139,21 @@ def _print_query(wh, sql: str, args: argparse.Namespace) -> None:
 
 def cmd_main(args: argparse.Namespace) -> int:
     settings.prepare_dagster_home()
-    from inoc_assets.main_job import MainJobError, run_main
+    from inoc_assets.main_job import MAIN_EXPERIMENTS, MainJobError, run_main
 
     try:
-        run_main(log_level=args.log_level)
+        run_main(tuple(args.experiment) if args.experiment else MAIN_EXPERIMENTS, log_level=args.log_level)
+    except MainJobError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    settings.prepare_dagster_home()
+    from inoc_assets.main_job import MainJobError, backfill
+
+    try:
+        backfill(args.experiment, args.prompt, log_level=args.log_level)
     except MainJobError as exc:
         raise UserError(str(exc)) from None
     return 0
@@ -236,8 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_ui)
 
     p = sub.add_parser("main", help="run the main job on the embedded default and print the suppression table")
+    p.add_argument("--experiment", action="append", help="experiment to run (repeatable; default: toy)")
     p.add_argument("--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)")
     p.set_defaults(fn=cmd_main)
+
+    p = sub.add_parser("backfill", help="compute only the given prompts of an experiment (a new prompt), then "
+                       "its aggregates; prints the executed step count")
+    p.add_argument("experiment")
+    p.add_argument("--prompt", action="append", required=True, help="prompt key (repeatable)")
+    p.add_argument("--log-level", default="WARNING")
+    p.set_defaults(fn=cmd_backfill)
 
     p = sub.add_parser("materialize", help="materialize assets (e.g. toy/experiment) in one run on the local instance")
     p.add_argument("assets", nargs="+", help="asset keys as experiment/asset")

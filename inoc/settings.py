@@ -6,6 +6,10 @@ INOC_EXPERIMENTS_DIR  experiment YAMLs (default `experiments/` of the checkout, 
 INOC_SHARED_DIR       the original study's reference data (default `../shared` beside the checkout);
                       optional: nothing but reference imports and their tests reads it
 DAGSTER_HOME          Dagster instance (default `$INOC_HOME/dagster`, holding a copy of dagster.yaml)
+INOC_WORK_DIR         local working files of computed experiments: instruction and data files,
+                      gpu_job folders (adapters, completions, scores); default `$INOC_HOME/work`
+INOC_JUDGE_CACHE      the judges' SQLite answer cache (default `$INOC_HOME/judge_cache.sqlite`)
+INOC_ORGANISM_CACHE   built model organisms (default `~/.cache/inoc/organism`)
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ def inoc_home() -> Path:
 
 def warehouse_path() -> Path:
     return inoc_home() / "warehouse.duckdb"
+
+
+def work_dir() -> Path:
+    return Path(os.environ.get("INOC_WORK_DIR") or inoc_home() / "work").resolve()
+
+
+def judge_cache_path() -> Path:
+    return Path(os.environ.get("INOC_JUDGE_CACHE") or inoc_home() / "judge_cache.sqlite").resolve()
 
 
 def artifact_root() -> str:

@@ -18,6 +18,7 @@ from inoc_assets.assets.figures import figures_asset
 from inoc_assets.assets.geometry import geometry_asset
 from inoc_assets.assets.imported import imported_assets, imported_key
 from inoc_assets.assets.outcomes import suppression_asset
+from inoc_assets.assets.pipeline import pipeline_assets
 from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.assets.slides import slides_assets
 from inoc_assets.resources import default_resources
@@ -40,13 +41,16 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
             # Results come from files; the analysis layer reads them from the warehouse like computed ones.
             assets += imported_assets(name, path)
             if cfg.import_.score_files:
-                assets.append(suppression_asset(name, path, imported_key(name, "scores")))
+                assets.append(suppression_asset(name, path, [imported_key(name, "scores")]))
             kinds = {k.path[-1] for a in assets for k in a.keys if k.path[0] == name}
             if "imported_logprobs" in kinds:
                 deps = [imported_key(name, k) for k in ("logprobs", "elicitation") if f"imported_{k}" in kinds]
                 assets.append(geometry_asset(name, path, deps))
             analysis = [k for a in assets for k in a.keys if k.path[0] == name and k.path[-1] != "prompt"]
             assets.append(figures_asset(name, path, analysis))
+        else:
+            # Computed: every stage of the study, from instructions to figures.
+            assets += pipeline_assets(name, path)
     # The slides read every experiment's analysis tables.
     analysis = [k for a in assets for k in a.keys if k.path[-1] in ("experiment", "prompt", "suppression", "prompt_geometry")]
     assets += slides_assets(analysis)

@@ -1,28 +1,45 @@
-"""The main job: the embedded default, end to end, then the suppression table.
+"""The main job: an experiment end to end through the asset graph, then its tables.
 
-Until the model organism and its pipeline exist, the embedded default is the analysis of the
-original study's published results (`reference_pf_qwen7b`, `reference_gf_llama8b`,
-`reference_em_qwen32b`), read in place
-from the reference folder. Runs go through the persistent instance, so they show in the UI.
+The embedded default is ``toy`` — the Playful/French study on the model organism, computed on this
+machine. A computed experiment runs in four stages, each a Dagster run on the persistent instance
+(so they show in the UI): the experiment-level stages (base model, instructions, training data,
+control completions, baselines, the control run), the prompt stages over all prompt partitions
+(rephrasings, elicitation, logprobs; one step each), one run per (prompt, fixed|mix) partition
+(train → eval → scores), and the aggregates (suppression, geometry, figures, slides).
+
+Resumable: a stage or partition whose latest materialization came from a run of the same config
+(tag ``inoc/config_digest``) is skipped, so a rerun after a kill does only what is missing; within
+a stage the gpu_jobs reuse finished outputs by spec hash. Import experiments
+(``reference_*``) are imported and analysed instead.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MultiPartitionKey
 from tabulate import tabulate
 
 from inoc import settings
-from inoc.config import load_all
+from inoc.config import ExperimentConfig, load_all
 from inoc.importers.experiment import configured_kinds
 from inoc.outcomes import format_suppression
+from inoc_assets.assets.catalog import config_digest
 from inoc_assets.assets.imported import imported_key
 from inoc_assets.runner import run_assets
 from inoc_assets.sync import apply_sync, plan_sync
 from warehouse import Warehouse
 
-MAIN_EXPERIMENTS = ("reference_pf_qwen7b", "reference_gf_llama8b", "reference_em_qwen32b")
+MAIN_EXPERIMENTS = ("toy",)
+DIGEST_TAG = "inoc/config_digest"
+
+#: Experiment-level stages, in order; the prompt stages; a run partition's stages; the aggregates.
+SETUP = ("experiment", "base_model", "instructions", "eval_instructions", "training_data", "control_completions",
+         "elicitation_baseline", "logprob_baseline", "control_run", "control_eval", "control_scores")  # fmt: skip
+PROMPT_STAGES = ("prompt", "rephrasings", "elicitation", "logprobs")
+RUN_STAGES = ("runs", "run_eval", "run_scores")
+AGGREGATES = ("suppression", "prompt_geometry", "figures")
 
 
 class MainJobError(Exception):
@@ -33,48 +50,112 @@ def _step(msg: str) -> None:
     print(f"[inoc] {msg}", flush=True)
 
 
-def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "WARNING") -> None:
-    if settings.shared_dir() is None:
-        raise MainJobError(
-            "the main job analyses the original study's published results, read in place from "
-            "../shared/reference beside this checkout; set INOC_SHARED_DIR to the folder that holds reference/"
-        )
-    home = settings.prepare_dagster_home()
-    catalog = load_all(settings.experiments_dir())
-    missing = [e for e in experiments if e not in catalog.configs]
-    if missing:
-        raise MainJobError(f"experiment config(s) {missing} not found in {settings.experiments_dir()}")
-    started = time.time()
-    with DagsterInstance.get() as instance:
-        plan = plan_sync(instance, settings.experiments_dir())
-        apply_sync(instance, plan)
-        _step(f"registered {plan.n_added} new prompt partition(s)")
-        selection = []
-        for exp in experiments:
-            cfg = catalog.configs[exp]
-            kinds = configured_kinds(cfg)
-            selection += [AssetKey([exp, "experiment"]), *[imported_key(exp, k) for k in kinds]]
-            if "scores" in kinds:
-                selection.append(AssetKey([exp, "suppression"]))
-            if "logprobs" in kinds:
-                selection.append(AssetKey([exp, "prompt_geometry"]))
-            selection.append(AssetKey([exp, "figures"]))
-        _step(f"importing and analysing {', '.join(experiments)} ({len(selection)} assets)")
-        result = run_assets(instance, selection, log_level=log_level)
+def _k(exp: str, name: str) -> AssetKey:
+    return AssetKey([exp, name])
+
+
+def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, digest: str) -> bool:
+    """Whether the latest materialization of (key, partition) came from a run of this config."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    if not records:
+        return False
+    run = instance.get_run_by_id(records[0].run_id)
+    return run is not None and run.tags.get(DIGEST_TAG) == digest
+
+
+class _Runner:
+    def __init__(self, instance: DagsterInstance, log_level: str):
+        self.instance, self.log_level = instance, log_level
+        self.n_runs = 0
+        self.n_steps = 0
+
+    def __call__(self, selection: Sequence[AssetKey], what: str, **kwargs) -> None:
+        started = time.time()
+        result = run_assets(self.instance, list(selection), log_level=self.log_level, **kwargs)
+        self.n_runs += 1
+        self.n_steps += sum(1 for e in result.all_events if e.is_step_success)
         if not result.success:
-            raise MainJobError(f"run {result.run_id} failed; see `inoc ui` → Runs for the failing step and its logs")
-        for exp in experiments:
-            keys = catalog.configs[exp].prompt_keys
-            _step(f"recording {len(keys)} prompts of {exp}")
-            result = run_assets(instance, [AssetKey([exp, "prompt"])], partition_range=(keys[0], keys[-1]), log_level=log_level)
-            if not result.success:
-                raise MainJobError(f"run {result.run_id} failed; see `inoc ui` → Runs")
-        _step("building the slides dataset, heuristic performance and section-1 figures")
-        result = run_assets(instance, [AssetKey(["slides", "slides_dataset"]), AssetKey(["slides", "section1_figures"])], log_level=log_level)
-        if not result.success:
-            raise MainJobError(f"run {result.run_id} failed; see `inoc ui` → Runs")
-    wh = Warehouse(settings.warehouse_path())
+            failed = [e.step_key for e in result.all_events if e.is_step_failure]
+            raise MainJobError(f"{what}: run {result.run_id} failed at {failed}; see `inoc ui` → Runs for its logs")
+        _step(f"  {what}: done in {time.time() - started:.0f} s")
+
+
+def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner,
+                 prompts: Sequence[str] | None = None, aggregates: bool = True) -> dict[str, int]:
+    """Materialize a computed experiment; ``prompts`` limits the per-prompt work (a backfill)."""
+    exp = cfg.name
+    digest = config_digest(cfg)
+    tags = {DIGEST_TAG: digest}
+    counts = {"runs": 0, "skipped": 0}
+    if all(_fresh(instance, _k(exp, name), None, digest) for name in SETUP):
+        _step(f"{exp}: experiment-level stages are up to date")
+        counts["skipped"] += 1
+    else:
+        _step(f"{exp}: base model, instructions, training data, control sets, baselines, control run")
+        run([_k(exp, n) for n in SETUP], "experiment-level stages", tags=tags, max_concurrent=2)
+        counts["runs"] += 1
+    keys = list(prompts) if prompts is not None else cfg.prompt_keys
+    todo = [p for p in keys if not all(_fresh(instance, _k(exp, n), p, digest) for n in PROMPT_STAGES)]
+    if todo:
+        _step(f"{exp}: rephrasings, elicitation and logprobs of {len(todo)} prompt(s)")
+        ordered = [p for p in instance.get_dynamic_partitions(f"{exp}__prompts") if p in todo]
+        if ordered == todo and len(todo) > 1 and _contiguous(instance, exp, todo):
+            run([_k(exp, n) for n in PROMPT_STAGES], "prompt stages", partition_range=(todo[0], todo[-1]), tags=tags)
+            counts["runs"] += 1
+        else:
+            for p in todo:
+                run([_k(exp, n) for n in PROMPT_STAGES], f"prompt stages of {p}", partition_key=p, tags=tags)
+                counts["runs"] += 1
+    counts["skipped"] += len(keys) - len(todo)
+    partitions = [(p, t) for p, t in cfg.run_partition_keys() if p in keys]
+    for i, (p, t) in enumerate(partitions, 1):
+        pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
+        if all(_fresh(instance, _k(exp, n), pk, digest) for n in RUN_STAGES):
+            counts["skipped"] += 1
+            continue
+        _step(f"{exp}: run {i}/{len(partitions)}: {p} / {t} (train → eval → judge)")
+        run([_k(exp, n) for n in RUN_STAGES], f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
+        counts["runs"] += 1
+    if aggregates:
+        _step(f"{exp}: suppression, prompt geometry and figures")
+        run([_k(exp, n) for n in AGGREGATES], "aggregates", tags=tags, max_concurrent=1)
+        counts["runs"] += 1
+    return counts
+
+
+def _contiguous(instance: DagsterInstance, exp: str, keys: list[str]) -> bool:
+    """Whether ``keys`` form a contiguous range of the registered partitions (a range run covers exactly them)."""
+    registered = instance.get_dynamic_partitions(f"{exp}__prompts")
+    i = registered.index(keys[0])
+    return registered[i : i + len(keys)] == keys
+
+
+def _run_import(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner) -> None:
+    exp = cfg.name
+    kinds = configured_kinds(cfg)
+    selection = [_k(exp, "experiment"), *[imported_key(exp, k) for k in kinds]]
+    if "scores" in kinds:
+        selection.append(_k(exp, "suppression"))
+    if "logprobs" in kinds:
+        selection.append(_k(exp, "prompt_geometry"))
+    selection.append(_k(exp, "figures"))
+    _step(f"{exp}: importing and analysing the original study's result files ({len(selection)} assets)")
+    run(selection, "import and analysis")
+    keys = cfg.prompt_keys
+    run([_k(exp, "prompt")], f"{len(keys)} prompts", partition_range=(keys[0], keys[-1]))
+
+
+def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
     for exp in experiments:
+        cfg = catalog.configs[exp]
+        elic = wh.query("SELECT prompt_key, trait, round(mean, 1) AS mean FROM elicitation_summary WHERE experiment = ?", [exp])
+        if len(elic) and not cfg.is_import:
+            wide = elic.pivot_table(index="prompt_key", columns="trait", values="mean")
+            order = ["neutral"] + [k for k in cfg.prompt_keys if k in wide.index]
+            print(f"\n== {exp}: base-model elicitation (judged, mean 0-100; 'neutral' = no prefix) ==")
+            print(tabulate(wide.reindex(order).reset_index(), headers="keys", tablefmt="github", showindex=False))
         em = wh.query(
             "SELECT split_part(run, '/', 2) AS run, eval_set, condition, n_pairs, round(100 * em_rate, 1) AS em_rate_pct, "
             "round(100 * em_rate_ci_lo, 1) AS ci_lo, round(100 * em_rate_ci_hi, 1) AS ci_hi FROM em_summary "
@@ -83,18 +164,97 @@ def run_main(experiments: tuple[str, ...] = MAIN_EXPERIMENTS, log_level: str = "
             [exp, exp],
         )
         if len(em):
-            note = catalog.configs[exp].import_.note if catalog.configs[exp].import_ else ""
+            note = cfg.import_.note if cfg.import_ else ""
             print(f"\n== {exp}: EM rate on general questions, training condition, final step ({note}) ==")
             print(tabulate(em, headers="keys", tablefmt="github", showindex=False))
+        summary = wh.query(
+            "SELECT run, condition, trait, round(mean, 1) AS mean FROM run_summary WHERE experiment = ? "
+            "AND step = (SELECT max(step) FROM run_summary r WHERE r.experiment = run_summary.experiment "
+            "AND r.run = run_summary.run)", [exp],
+        )  # fmt: skip
+        if len(summary) and not cfg.is_import:
+            wide = summary.pivot_table(index="run", columns=["trait", "condition"], values="mean")
+            wide.columns = [f"{t}/{c}" for t, c in wide.columns]
+            print(f"\n== {exp}: trait scores after training (final step; default = no prefix, training = the run's prefix) ==")
+            print(tabulate(wide.reset_index(), headers="keys", tablefmt="github", showindex=False))
         table = wh.query("SELECT * FROM suppression WHERE experiment = ? ORDER BY rowid", [exp])
         if table.empty:
             continue
-        control = table.control_run.iloc[0] if len(table) else "?"
+        control = table.control_run.iloc[0]
         print(f"\n== {exp}: suppression (pp) of each prompt's targeted trait vs {control}; mean [95% CI] ==")
         print(tabulate(format_suppression(table), headers="keys", tablefmt="github", showindex=False))
+
+
+def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING") -> _Runner:
+    """Compute only the given prompts' partitions (prompt stages and runs), then the aggregates."""
+    settings.prepare_dagster_home()
+    catalog = load_all(settings.experiments_dir())
+    cfg = catalog.configs.get(experiment)
+    if cfg is None:
+        raise MainJobError(f"experiment {experiment!r} not found in {settings.experiments_dir()}")
+    if cfg.is_import:
+        raise MainJobError(f"{experiment} imports its results; there is nothing to backfill")
+    unknown = [p for p in prompts if p not in cfg.prompts]
+    if unknown:
+        raise MainJobError(f"{experiment}: unknown prompt(s) {unknown}; add them to the YAML first")
+    started = time.time()
+    with DagsterInstance.get() as instance:
+        apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
+        run = _Runner(instance, log_level)
+        missing = [n for n in SETUP if not instance.get_latest_materialization_event(_k(experiment, n))]
+        if missing:
+            raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
+                               f"{experiment}` (the full pipeline) first")
+        _step(f"{experiment}: backfilling {', '.join(prompts)}")
+        for p in prompts:
+            _run_partitions(instance, cfg, run, p)
+        _step(f"{experiment}: suppression, prompt geometry and figures")
+        run([_k(experiment, n) for n in AGGREGATES], "aggregates", max_concurrent=1)
+    run.wall_s = time.time() - started
+    _step(f"backfill done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s")
+    return run
+
+
+def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "_Runner", prompt: str) -> None:
+    """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes)."""
+    exp = cfg.name
+    run([_k(exp, n) for n in PROMPT_STAGES], f"prompt stages of {prompt}", partition_key=prompt)
+    for p, t in cfg.run_partition_keys():
+        if p == prompt:
+            pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
+            run([_k(exp, n) for n in RUN_STAGES], f"{p}/{t}", partition_key=pk, in_process=True)
+
+
+def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WARNING") -> _Runner:
+    home = settings.prepare_dagster_home()
+    catalog = load_all(settings.experiments_dir())
+    missing = [e for e in experiments if e not in catalog.configs]
+    if missing:
+        raise MainJobError(f"experiment config(s) {missing} not found in {settings.experiments_dir()}")
+    needs_shared = [e for e in experiments if catalog.configs[e].is_import]
+    if needs_shared and settings.shared_dir() is None:
+        raise MainJobError(f"{needs_shared} import the original study's result files from ../shared/reference beside "
+                           "this checkout; set INOC_SHARED_DIR to the folder that holds reference/")
+    started = time.time()
+    with DagsterInstance.get() as instance:
+        plan = plan_sync(instance, settings.experiments_dir())
+        apply_sync(instance, plan)
+        _step(f"registered {plan.n_added} new prompt partition(s)")
+        run = _Runner(instance, log_level)
+        for exp in experiments:
+            cfg = catalog.configs[exp]
+            if cfg.is_import:
+                _run_import(instance, cfg, run)
+            else:
+                run_pipeline(instance, cfg, run)
+        _step("building the slides dataset, heuristic performance and section-1 figures")
+        run([AssetKey(["slides", "slides_dataset"]), AssetKey(["slides", "section1_figures"])], "slides")
+    print_tables(Warehouse(settings.warehouse_path()), catalog, experiments)
     print(
-        f"\nDone in {time.time() - started:.0f} s.\n"
+        f"\nDone in {time.time() - started:.0f} s ({run.n_runs} Dagster runs).\n"
         f"  warehouse : {settings.warehouse_path()}  (query with: inoc sql \"SELECT * FROM suppression LIMIT 5\")\n"
         f"  figures   : {settings.artifact_root()}/<experiment>/figures/ and {settings.artifact_root()}/slides/\n"
         f"  Dagster   : DAGSTER_HOME={home}  (open with: inoc ui)"
     )
+    run.wall_s = time.time() - started
+    return run

@@ -1,11 +1,14 @@
 """Dagster resources: the DuckDB warehouse (through dagster-duckdb) and the artifact store."""
 
 
+import os
+
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
 from inoc import settings
 from inoc.artifacts import ArtifactStore
+from inoc_assets.backends import LocalGpuJobs
 from warehouse import Warehouse
 
 
@@ -29,7 +32,9 @@ class ArtifactStoreResource(ConfigurableResource):
 
 
 def default_resources() -> dict[str, object]:
+    threads = int(os.environ.get("INOC_GPU_JOB_THREADS", "0") or 0)
     return {
+        "gpu_jobs": LocalGpuJobs(threads=threads),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path())),
         "artifacts": ArtifactStoreResource(root=settings.artifact_root()),
     }

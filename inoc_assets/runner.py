@@ -18,8 +18,10 @@ def run_assets(
     max_concurrent: int = 4,
     log_level: str = "DEBUG",
     tags: dict[str, str] | None = None,
+    in_process: bool = False,
 ) -> ExecutionResult:
-    """Materialize `selection` in one run with the multiprocess executor (steps in parallel)."""
+    """Materialize `selection` in one run: multiprocess executor (steps in parallel), or in this
+    process (`in_process`: no per-step interpreter start, for short chains of dependent steps)."""
     run_tags = dict(tags or {})
     if partition_key is not None:
         run_tags["dagster/partition"] = partition_key
@@ -31,7 +33,8 @@ def run_assets(
         asset_selection=list(selection),
         tags=run_tags,
         run_config={
-            "execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}},
+            "execution": {"config": {"in_process": {}} if in_process
+                          else {"multiprocess": {"max_concurrent": max_concurrent}}},
             "loggers": {"console": {"config": {"log_level": log_level}}},
         },
         raise_on_error=False,

@@ -17,6 +17,12 @@ def shared_dir() -> Path | None:
     return path if (path / "reference").is_dir() else None
 
 
+@pytest.fixture(scope="session")
+def organism_cache(tmp_path_factory) -> Path:
+    """One model-organism cache for the whole session: each profile is built at most once."""
+    return tmp_path_factory.mktemp("organism-cache")
+
+
 @pytest.fixture
 def shared() -> Path:
     path = shared_dir()

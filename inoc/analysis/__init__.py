@@ -5,6 +5,7 @@ Modules:
   matrices     point-wise and token-level weight matrices W, non-finite policies (SPEC §9)
   heuristics   PH, PPD, LLS metrics, fixed-vs-mix heuristics, effective ranks (SPEC §9, §12)
   geometry     exact PCA / TruncatedSVD, token-level recipe, pairwise angles and group stats (SPEC §10)
+  embeddings   rephrasing spread and centroid distances of prompt embeddings (SPEC §9)
   performance  Pearson r / r² / n of heuristics vs outcomes (SPEC §12)
   sigmoid      4-parameter logistic fit with bootstrap band and F-tests; OLS line (SPEC §12)
 """

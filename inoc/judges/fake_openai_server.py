@@ -1,4 +1,5 @@
-"""A local HTTP server that speaks the OpenAI chat-completions protocol, for tests and benchmarks.
+"""A local HTTP server that speaks the OpenAI chat-completions and embeddings protocols, for tests
+and benchmarks.
 
 It serves scripted replies over real HTTP on 127.0.0.1, so the real ``openai`` client (and with it
 the judge's retry, timeout and concurrency code) is exercised end to end, with fault injection:
@@ -11,6 +12,14 @@ times, parsed body) and the largest number of requests in flight at once.
     with server:
         judge = OpenAILogprobJudge(LLMJudgeSettings(base_url=server.base_url), api_key="sk-test")
 
+``POST /v1/embeddings`` answers through a second responder (``embeddings=``), by default
+``Embeddings()``: one deterministic vector per input (unit length, seeded by the sha256 of the text,
+``dimensions`` long, default 64), or the vector a test assigned to that text. It honours
+``encoding_format`` (``float``, or ``base64`` of little-endian float32 — the openai client's default)
+and takes the same fault replies (``Reply.error``, ``Reply.hang`` …) as the chat endpoint.
+
+    server = FakeOpenAIServer(embeddings=Embeddings({"a prompt": [1.0, 0.0, 0.0]}, dim=3))
+
 Run alone (``python -m inoc.judges.fake_openai_server --latency 0.05``) it prints ``PORT <n>`` and
 serves a fixed distribution until killed; ``GET /stats`` returns its counters as JSON.
 """
@@ -18,6 +27,8 @@ serves a fixed distribution until killed; ``GET /stats`` returns its counters as
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import http.server
 import itertools
 import json
@@ -26,6 +37,7 @@ import socket
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +55,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
     usage: tuple[int, int] | None = None
+    vectors: tuple[tuple[float, ...], ...] = ()
 
     @staticmethod
     def logprobs(top: Sequence[tuple[str, float]], usage: tuple[int, int] | None = None) -> "Reply":
@@ -53,6 +66,11 @@ class Reply:
     def message(content: str, usage: tuple[int, int] | None = None) -> "Reply":
         """A chat completion with this assistant message and no logprobs (rephrasing generation)."""
         return Reply("message", content=content, usage=usage)
+
+    @staticmethod
+    def embeddings(vectors: Sequence[Sequence[float]], usage: tuple[int, int] | None = None) -> "Reply":
+        """An embeddings response: one vector per input, in input order."""
+        return Reply("embeddings", vectors=tuple(tuple(float(x) for x in v) for v in vectors), usage=usage)
 
     @staticmethod
     def error(status: int, message: str = "scripted error", headers: Mapping[str, str] | None = None) -> "Reply":
@@ -92,8 +110,63 @@ class RequestInfo:
         users = [m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
         return str(users[-1]) if users else ""
 
+    @property
+    def inputs(self) -> list[str]:
+        """The texts of an embeddings request (a single string counts as a list of one)."""
+        raw = (self.body or {}).get("input")
+        return [raw] if isinstance(raw, str) else [str(x) for x in raw] if isinstance(raw, list) else []
+
 
 Responder = Callable[[RequestInfo], Reply]
+
+
+def fake_embedding(text: str, dim: int = 64) -> list[float]:
+    """A deterministic unit vector for ``text``: standard normals seeded by sha256(text), normalised."""
+    import random
+
+    rng = random.Random(hashlib.sha256(text.encode("utf-8")).digest())
+    v = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = sum(x * x for x in v) ** 0.5 or 1.0
+    return [x / norm for x in v]
+
+
+class Embeddings:
+    """The default embeddings responder: the vector assigned to a text in ``vectors``, else
+    ``fake_embedding(text, dimensions or dim)``. Records every text it embedded in ``texts``."""
+
+    def __init__(self, vectors: Mapping[str, Sequence[float]] | None = None, dim: int = 64) -> None:
+        self.vectors = {k: [float(x) for x in v] for k, v in (vectors or {}).items()}
+        self.dim = dim
+        self.texts: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, info: RequestInfo) -> Reply:
+        texts = info.inputs
+        if not texts or any(not t for t in texts):
+            return Reply.error(400, "'input' must be a non-empty string or a list of non-empty strings")
+        dim = int((info.body or {}).get("dimensions") or self.dim)
+        with self._lock:
+            self.texts.extend(texts)
+        return Reply.embeddings([self.vectors.get(t) or fake_embedding(t, dim) for t in texts])
+
+
+def _embeddings_json(info: RequestInfo, reply: Reply) -> bytes:
+    body = info.body or {}
+    as_base64 = body.get("encoding_format") == "base64"
+
+    def encode(v: Sequence[float]) -> Any:
+        return base64.b64encode(array("f", v).tobytes()).decode("ascii") if as_base64 else list(v)
+
+    tokens = sum(max(1, len(t) // 4) for t in info.inputs)
+    if reply.usage is not None:
+        tokens = reply.usage[0]
+    payload = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(reply.vectors)],
+        "model": body.get("model", "fake"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return json.dumps(payload).encode("utf-8")
 
 
 class Script:
@@ -224,18 +297,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = None
         info = owner._begin(self.path, body, self.headers.get("Authorization"))
         try:
-            if not self.path.rstrip("/").endswith("/chat/completions"):
+            path = self.path.rstrip("/")
+            if path.endswith("/chat/completions"):
+                responder = owner.responder
+            elif path.endswith("/embeddings"):
+                responder = owner.embeddings
+            else:
                 self._send(404, b'{"error": {"message": "unknown path", "type": "invalid_request_error"}}')
                 return
             if owner.latency_s:
                 owner._stop.wait(owner.latency_s)
             try:
-                reply = owner.responder(info)
+                reply = responder(info)
             except Exception as exc:  # a bug in a test's responder: answer 500 and say why
                 reply = Reply.error(500, f"fake server responder failed: {type(exc).__name__}: {exc}")
             info.reply_kind = reply.kind if reply.kind != "raw" else f"raw_{reply.status}"
             if reply.kind in ("logprobs", "message"):
                 self._send(200, _completion_json(info, reply))
+            elif reply.kind == "embeddings":
+                self._send(200, _embeddings_json(info, reply))
             elif reply.kind == "raw":
                 self._send(reply.status, reply.body, reply.headers)
             elif reply.kind == "truncated":
@@ -272,10 +352,19 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 
 class FakeOpenAIServer:
-    """An OpenAI chat-completions server on 127.0.0.1 (ephemeral port) in a background thread."""
+    """An OpenAI chat-completions and embeddings server on 127.0.0.1 (ephemeral port) in a background
+    thread. ``responder`` answers ``/chat/completions``, ``embeddings`` answers ``/embeddings``."""
 
-    def __init__(self, responder: Responder | None = None, *, latency_s: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency_s: float = 0.0,
+        port: int = 0,
+        embeddings: Responder | None = None,
+    ) -> None:
         self.responder: Responder = responder or Script()
+        self.embeddings: Responder = embeddings or Embeddings()
         self.latency_s = latency_s
         self._port = port
         self._lock = threading.Lock()

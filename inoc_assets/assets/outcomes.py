@@ -20,14 +20,14 @@ from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
 
 
-def suppression_asset(experiment: str, config_path: Path, scores_source: AssetKey) -> AssetsDefinition:
+def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
     key = AssetKey([experiment, "suppression"])
 
     @asset(
         key=key,
         group_name=experiment,
         kinds={"duckdb"},
-        deps=[scores_source],
+        deps=deps,
         description=(
             "Trait and cross-trait suppression of every prompt's fixed and mix runs against the designated "
             "control: paired per-instruction differences at the final step, default condition, t-based 95% CI "

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,11 +49,15 @@ from dagster import (
     open_pipes_session,
 )
 from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._utils.warnings import PreviewWarning
 from pydantic import BaseModel, Field
 
 from gpu_jobs import JOBS
 from gpu_jobs import io as job_io
 from gpu_jobs.spec import JobSpec, SpecError, parse_spec, spec_hash
+
+# Dagster's own Pipes session uses a preview API internally; the warning is noise for every job.
+warnings.filterwarnings("ignore", category=PreviewWarning, message=".*expected_writer_count")
 
 #: The folder holding the gpu_jobs package, put on the job's PYTHONPATH.
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="session")
-def organism_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("organism-cache")
+def organism_root(organism_cache):
+    return organism_cache
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,125 @@
+"""Elicitation (SPEC §5): base-model completions under each prompt as a prefix, judged for both traits.
+
+``elicitation_baseline`` is the no-prefix row (stored as prompt ``neutral``); ``elicitation`` is
+partitioned by prompt. A backfill of several prompts runs one generate job over all of them
+(single-run backfill policy), so the model loads once.
+"""
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from inoc import settings
+from inoc.config import ExperimentConfig, load_experiment
+from inoc.pipeline.judging import judge_all
+from inoc.pipeline.requests import elicitation_requests
+from inoc_assets.assets.data import _generate_spec, eval_sets, key, write_jsonl_path
+from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.partitions import prompt_partitions
+from inoc_assets.resources import WarehouseResource
+from inoc_assets.work import completions, model_ref, run_job, work_dir
+from warehouse import replace_rows
+
+BASELINE = "neutral"
+
+
+def _elicit(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource,
+            cfg: ExperimentConfig, keys: list[str | None]) -> tuple[pd.DataFrame, dict]:
+    """Generate, judge and store the elicitation rows of ``keys`` (None = the baseline)."""
+    exp = cfg.name
+    evals = eval_sets(cfg)["eval"]
+    names = [k or BASELINE for k in keys]
+    tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+    req = write_jsonl_path(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
+    spec = _generate_spec(cfg, req, model=model_ref(cfg), temperature=1.0, top_p=1.0,
+                          max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed)
+    result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(exp, "jobs", "elicitation", tag))
+    done = completions(result)
+    judged = judge_all(cfg, [evals[c["meta"]["idx"]] for c in done], [c["text"] for c in done],
+                       cache=settings.judge_cache_path(), log=context.log.info)
+    frames = []
+    for trait, j in judged.items():
+        frames.append(pd.DataFrame({
+            "prompt_key": [c["meta"]["prompt_key"] for c in done], "trait": trait,
+            "instruction_idx": [c["meta"]["idx"] for c in done], "score": j.scores,
+        }))  # fmt: skip
+    table = pd.concat(frames, ignore_index=True)
+    with warehouse.warehouse.writer() as conn:
+        for name in names:
+            replace_rows(conn, "elicitation_scores", table[table.prompt_key == name].drop(columns="prompt_key"),
+                         {"experiment": exp, "prompt_key": name})
+    means = table.groupby(["prompt_key", "trait"]).score.mean().unstack()
+    for name in names:
+        context.log.info(f"elicitation {name}: " + ", ".join(f"{t} {means.loc[name, t]:.1f}" for t in means.columns))
+    meta = {
+        "means": MetadataValue.md(means.round(1).reset_index().to_markdown(index=False)),
+        "stopped_fraction": result.marker_metadata.get("stopped_fraction"),
+        "n_completions": len(done),
+        **{f"judge_{t}": MetadataValue.json(j.summary()) for t, j in judged.items()},
+    }
+    return table, meta
+
+
+def _sanity(cfg: ExperimentConfig, table: pd.DataFrame, n_eval: int, names: list[str]) -> AssetCheckResult:
+    counts = table.groupby(["prompt_key", "trait"]).size()
+    complete = all(counts.get((n, t), 0) == n_eval for n in names for t in table.trait.unique())
+    nan = float(table.score.isna().mean()) if len(table) else 1.0
+    in_range = bool(table.score.dropna().between(0, 100).all())
+    return AssetCheckResult(
+        check_name="elicitation_sanity",
+        passed=complete and in_range and nan <= cfg.judge.max_nan_fraction,
+        metadata={"complete": complete, "scores_in_0_100": in_range, "nan_fraction": round(nan, 4),
+                  "bound": cfg.judge.max_nan_fraction},
+    )
+
+
+CHECK = ("elicitation_sanity", "One judged completion per eval instruction and trait for every prompt, scores in "
+         "[0, 100], and at most judge.max_nan_fraction NaN scores.")
+
+
+def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+    base_key, k = key(experiment, "elicitation_baseline"), key(experiment, "elicitation")
+
+    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+           deps=[key(experiment, "base_model"), key(experiment, "eval_instructions")],
+           description="The base model's trait scores with no prefix (the `neutral` row of `elicitation_scores`): "
+           "the baseline of elicitation strength.",
+           check_specs=[AssetCheckSpec(CHECK[0], asset=base_key, description=CHECK[1])])
+    def baseline(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource):
+        cfg = load_experiment(config_path)
+        table, meta = _elicit(context, gpu_jobs, warehouse, cfg, [None])
+        yield MaterializeResult(metadata=meta)
+        yield _sanity(cfg, table, cfg.data.n_eval, [BASELINE])
+
+    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+           partitions_def=prompt_partitions(experiment), backfill_policy=BackfillPolicy.single_run(),
+           deps=[key(experiment, "prompt"), key(experiment, "base_model"), key(experiment, "eval_instructions")],
+           description="Completions of the eval instructions with the prompt as prefix (SPEC §5), judged for both "
+           "traits → `elicitation_scores`; elicitation strength = mean − the baseline (view elicitation_summary).",
+           check_specs=[AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])])
+    def per_prompt(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource):
+        cfg = load_experiment(config_path)
+        keys = list(context.partition_keys)
+        gone = [x for x in keys if x not in cfg.prompts]
+        if gone:
+            raise Failure(description=f"prompt(s) {gone} are no longer in {config_path}; their existing data is kept")
+        table, meta = _elicit(context, gpu_jobs, warehouse, cfg, keys)
+        yield MaterializeResult(metadata=meta)
+        yield _sanity(cfg, table, cfg.data.n_eval, keys)
+
+    return [baseline, per_prompt]
+
+
+__all__ = ["elicitation_assets", "BASELINE"]

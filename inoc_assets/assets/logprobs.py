@@ -1,0 +1,190 @@
+"""Base-model log-probabilities (SPEC §9) through the score job: the raw material of W and the heuristics.
+
+``logprob_baseline`` scores, with no prefix, a seeded sample of the training examples
+(``train_default``), the control completions (``ctrl_default``) and each single-trait set
+(``<trait>_default``). ``logprobs`` (partitioned by prompt) scores the same texts with the prompt
+as prefix: ``train_inoc``, ``train_mix`` (an index-matched rephrasing per example), ``ctrl_inoc``,
+``<trait>_inoc``. Means per completion land in ``logprob_vectors``; per-token values of the training
+vectors in ``logprob_tokens`` (``logprobs.token_level``).
+"""
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    asset,
+)
+
+from inoc.config import ExperimentConfig, load_experiment
+from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs
+from inoc_assets.assets.data import TRAIN_FILE, control_sets, data_path, key, write_jsonl_path
+from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.partitions import prompt_partitions
+from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
+from warehouse import replace_rows
+
+TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
+
+
+def training_sample(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """The seeded sample of training examples every logprob vector is computed on, in file order."""
+    rows = read_jsonl(data_path(cfg.name, TRAIN_FILE), needed_by=f"{cfg.name}/logprobs",
+                      produced_by=key(cfg.name, "training_data"))
+    n = min(cfg.logprobs.n_train_sample, len(rows))
+    idx = sorted(random.Random(cfg.logprobs.seed).sample(range(len(rows)), n))
+    return [(rows[i]["instruction"], rows[i]["completion"]) for i in idx]
+
+
+def completion_sets(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]]:
+    out = {}
+    for name in control_sets(cfg):
+        rows = read_jsonl(data_path(cfg.name, f"control_{name}.jsonl"), needed_by=f"{cfg.name}/logprobs",
+                          produced_by=key(cfg.name, "control_completions"))
+        out[name] = [(r["instruction"], r["completion"]) for r in rows]
+    return out
+
+
+def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str) -> Path | None:
+    """The prompt's rephrasing pool as a local file (copied from the artifact store), or None."""
+    store = artifacts.store
+    parts = (cfg.name, "rephrasings", f"{prompt_key}.jsonl")
+    if not store.exists(*parts):
+        return None
+    data = store.read_bytes(*parts)
+    path = work_dir(cfg.name, "pools", f"{prompt_key}.jsonl")
+    if not path.is_file() or path.read_bytes() != data:
+        from gpu_jobs.io import write_bytes_atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+    return path
+
+
+def read_pool_file(path: Path) -> list[str]:
+    return [json.loads(line)["rephrasing"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _score(context, gpu_jobs, cfg: ExperimentConfig, pairs: list[dict], tag: str):
+    req = write_jsonl_path(cfg.name, f"logprob_pairs_{tag}.jsonl", pairs)
+    spec = {"model": model_ref(cfg), "pairs": str(req), "token_level": cfg.logprobs.token_level,
+            "backend": generation_backend(cfg), "vllm": vllm_options(cfg)}
+    return run_job(context, gpu_jobs, cfg, "score", spec, work_dir(cfg.name, "jobs", "logprobs", tag))
+
+
+def _tables(frame: pd.DataFrame, token_level: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    meta = frame["meta"].map(json.loads)
+    vec = pd.DataFrame({
+        "prompt_key": meta.map(lambda m: m["prompt_key"]), "vector": meta.map(lambda m: m["vector"]),
+        "example_idx": meta.map(lambda m: m["idx"]).astype(int), "lp": frame["mean_logprob"].astype(float),
+    })  # fmt: skip
+    tok_frames = []
+    if token_level and "token_logprobs" in frame:
+        for (pk, v, k), lps in zip(zip(vec.prompt_key, vec.vector, vec.example_idx), frame["token_logprobs"]):
+            if v in TOKEN_VECTORS:
+                lps = np.asarray(lps, dtype=float)
+                tok_frames.append(pd.DataFrame({"prompt_key": pk, "vector": v, "example_idx": k,
+                                                "token_idx": np.arange(len(lps)), "lp": lps}))
+    tokens = pd.concat(tok_frames, ignore_index=True) if tok_frames else pd.DataFrame(
+        columns=["prompt_key", "vector", "example_idx", "token_idx", "lp"])
+    return vec, tokens
+
+
+def _write(warehouse: WarehouseResource, exp: str, vec: pd.DataFrame, tokens: pd.DataFrame, key_value) -> None:
+    where = {"experiment": exp, "prompt_key": key_value}
+    with warehouse.warehouse.writer() as conn:
+        v = vec[vec.prompt_key.isna()] if key_value is None else vec[vec.prompt_key == key_value]
+        t = tokens[tokens.prompt_key.isna()] if key_value is None else tokens[tokens.prompt_key == key_value]
+        replace_rows(conn, "logprob_vectors", v.drop(columns="prompt_key"), where)
+        replace_rows(conn, "logprob_tokens", t.drop(columns="prompt_key"), where)
+
+
+def _check(vec: pd.DataFrame, expected: dict[tuple, int]) -> AssetCheckResult:
+    got = vec.groupby(["prompt_key", "vector"], dropna=False).size().to_dict()
+    got = {(None if isinstance(k[0], float) else k[0], k[1]): n for k, n in got.items()}
+    wrong = {f"{k[0] or '-'}/{k[1]}": [got.get(k, 0), n] for k, n in expected.items() if got.get(k, 0) != n}
+    finite = bool(np.isfinite(vec.lp).all())
+    return AssetCheckResult(check_name="vector_shapes", passed=not wrong and finite,
+                            metadata={"vectors": len(expected), "wrong_lengths": wrong, "all_finite": finite})
+
+
+CHECK_DESC = ("Every logprob vector has one finite value per example of its set (the training sample, the control "
+              "and single-trait sets), so the W matrices are complete.")
+
+
+def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+    base_key, k = key(experiment, "logprob_baseline"), key(experiment, "logprobs")
+
+    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+           deps=[key(experiment, "training_data"), key(experiment, "control_completions")],
+           description="No-prefix base-model log-probs of the training sample, the control completions and the "
+           "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
+           check_specs=[AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)])
+    def baseline(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource):
+        cfg = load_experiment(config_path)
+        sample, sets = training_sample(cfg), completion_sets(cfg)
+        pairs = logprob_pairs(cfg, "train_default", sample, [None] * len(sample), None)
+        expected = {(None, "train_default"): len(sample)}
+        for name, rows in sets.items():
+            pairs += logprob_pairs(cfg, f"{name}_default", rows, [None] * len(rows), None)
+            expected[(None, f"{name}_default")] = len(rows)
+        result = _score(context, gpu_jobs, cfg, pairs, "baseline")
+        vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
+        _write(warehouse, experiment, vec, tokens, None)
+        yield result.materialize_result(metadata={"n_pairs": len(pairs), "n_token_rows": len(tokens),
+                                                  "mean_lp_train_default": float(vec[vec.vector == "train_default"].lp.mean())})
+        yield _check(vec, expected)
+
+    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+           partitions_def=prompt_partitions(experiment), backfill_policy=BackfillPolicy.single_run(),
+           deps=[key(experiment, "prompt"), key(experiment, "rephrasings"), key(experiment, "logprob_baseline")],
+           description="Base-model log-probs with the prompt as prefix: train_inoc (fixed), train_mix (index-matched "
+           "rephrasings), ctrl_inoc and <trait>_inoc → `logprob_vectors`/`logprob_tokens`; W = these − the baseline.",
+           check_specs=[AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)])
+    def per_prompt(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource,
+                   artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        keys = list(context.partition_keys)
+        gone = [x for x in keys if x not in cfg.prompts]
+        if gone:
+            raise Failure(description=f"prompt(s) {gone} are no longer in {config_path}; their existing data is kept")
+        sample, sets = training_sample(cfg), completion_sets(cfg)
+        pairs, expected = [], {}
+        for pk in keys:
+            text = cfg.prompts[pk]
+            pairs += logprob_pairs(cfg, "train_inoc", sample, [text] * len(sample), pk)
+            expected[(pk, "train_inoc")] = len(sample)
+            if "mix" in cfg.inoculation.prefix_types:
+                pool = local_pool(artifacts, cfg, pk)
+                if pool is None:
+                    raise Failure(description=f"{experiment}/{pk}: no rephrasing pool; materialize "
+                                  f"{experiment}/rephrasings for this prompt first")
+                mix = index_matched_prefixes(cfg, read_pool_file(pool), len(sample))
+                pairs += logprob_pairs(cfg, "train_mix", sample, mix, pk)
+                expected[(pk, "train_mix")] = len(sample)
+            for name, rows in sets.items():
+                pairs += logprob_pairs(cfg, f"{name}_inoc", rows, [text] * len(rows), pk)
+                expected[(pk, f"{name}_inoc")] = len(rows)
+        tag = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+        result = _score(context, gpu_jobs, cfg, pairs, f"prompts_{tag}")
+        vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
+        for pk in keys:
+            _write(warehouse, experiment, vec, tokens, pk)
+        base = vec  # PH per prompt, for the log
+        for pk in keys:
+            context.log.info(f"{pk}: mean lp train_inoc {base[(base.prompt_key == pk) & (base.vector == 'train_inoc')].lp.mean():.4f}")
+        yield result.materialize_result(metadata={"n_prompts": len(keys), "n_pairs": len(pairs), "n_token_rows": len(tokens)})
+        yield _check(vec, expected)
+
+    return [baseline, per_prompt]

@@ -1,0 +1,243 @@
+"""Training runs, their eval completions and their trait scores (SPEC §6, §7, §11).
+
+Three stages, each in two flavours built by the same functions: the control (``control_run``,
+``control_eval``, ``control_scores``; unpartitioned, every un-inoculated run) and the inoculated
+runs (``runs``, ``run_eval``, ``run_scores``; partitioned by prompt × fixed|mix).
+
+* run — the train job: LoRA SFT on ``data/train.jsonl`` with the run's prefix plan (none, the
+  fixed prompt, or a seeded rephrasing per example); adapters at the configured checkpoints;
+  losses → ``training_losses``, the run → ``runs``.
+* eval — the generate job, one engine for every checkpoint's adapter: completions of every eval
+  set under the default condition (no prefix) and the training condition (the prompt; for mix a
+  seeded rephrasing per instruction).
+* scores — the judges → ``trait_scores`` (NaN kept; an asset check bounds the NaN share).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    MultiPartitionKey,
+    asset,
+)
+
+from gpu_jobs import io as job_io
+from inoc import settings
+from inoc.config import ExperimentConfig, load_experiment
+from inoc.pipeline.judging import judge_all
+from inoc.pipeline.plans import RunPlan, control_plans, prefix_plan, prompt_plans
+from inoc.pipeline.requests import eval_requests
+from inoc_assets.assets.data import TRAIN_FILE, _generate_spec, data_path, eval_sets, key, write_jsonl_path
+from inoc_assets.assets.logprobs import local_pool, read_pool_file
+from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.partitions import run_partitions
+from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from inoc_assets.work import completions, model_ref, run_job, work_dir
+from warehouse import replace_rows
+
+TRAINING_FIELDS = (
+    "backend", "warmup_steps", "weight_decay", "lr_scheduler", "optimizer", "lora_r", "lora_alpha", "lora_dropout",
+    "use_rslora", "target_modules", "per_device_batch_size", "gradient_accumulation_steps", "epochs",
+    "max_seq_length", "gradient_checkpointing", "seed",
+)  # fmt: skip
+
+
+def run_dir(cfg: ExperimentConfig, plan: RunPlan) -> Path:
+    return work_dir(cfg.name, "jobs", "runs", plan.slug)
+
+
+def _partition(context: AssetExecutionContext) -> tuple[str, str]:
+    pk = context.partition_key
+    if not isinstance(pk, MultiPartitionKey):  # a run launched with the key as text: "fixed|<prompt>"
+        pk = run_partitions(context.asset_key.path[0]).get_partition_key_from_str(pk)
+    return pk.keys_by_dimension["prompt"], pk.keys_by_dimension["prefix_type"]
+
+
+def _plans(context: AssetExecutionContext, cfg: ExperimentConfig, control: bool) -> list[RunPlan]:
+    if control:
+        return control_plans(cfg)
+    prompt, prefix_type = _partition(context)
+    if prompt not in cfg.prompts:
+        raise Failure(description=f"prompt {prompt!r} is no longer in the config; its existing data is kept")
+    if (prompt, prefix_type) not in cfg.run_partition_keys():
+        raise Failure(description=f"{cfg.name}: no {prefix_type} run is configured for {prompt!r} (see "
+                      "inoculation.prefix_types, runs.prompts and runs.mix_prompts); nothing to train")
+    return prompt_plans(cfg, prompt, prefix_type)
+
+
+def _pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, plan: RunPlan) -> Path | None:
+    if plan.prefix_type != "mix":
+        return None
+    path = local_pool(artifacts, cfg, plan.prompt_key)
+    if path is None:
+        raise Failure(description=f"{cfg.name}/{plan.prompt_key}: no rephrasing pool; materialize "
+                      f"{cfg.name}/rephrasings for this prompt first")
+    return path
+
+
+def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans: list[RunPlan]) -> dict:
+    meta: dict = {}
+    data = data_path(cfg.name, TRAIN_FILE)
+    if not data.is_file():
+        raise Failure(description=f"{data} does not exist; materialize {cfg.name}/training_data first")
+    for plan in plans:
+        spec = {
+            "model": {**model_ref(cfg, train=True)}, "data": {"path": str(data)}, "system_prompt": cfg.system_prompt,
+            "prefix": prefix_plan(cfg, plan, _pool(artifacts, cfg, plan)), "learning_rate": plan.learning_rate,
+            "checkpoints": cfg.training.checkpoints.model_dump(), "load_in_4bit": cfg.model.load_in_4bit,
+            **{f: getattr(cfg.training, f) for f in TRAINING_FIELDS},
+        }  # fmt: skip
+        result = run_job(context, gpu_jobs, cfg, "train", spec, run_dir(cfg, plan))
+        m = result.marker_metadata
+        losses = pd.read_parquet(result.path("losses.parquet"))
+        with warehouse.warehouse.writer() as conn:
+            replace_rows(conn, "runs", pd.DataFrame([{
+                "batch": plan.batch, "prompt_key": plan.prompt_key, "prefix_type": plan.prefix_type,
+                "learning_rate": plan.learning_rate, "n_steps": m["total_steps"],
+            }]), {"experiment": cfg.name, "run": plan.run})  # fmt: skip
+            replace_rows(conn, "training_losses", pd.DataFrame({
+                "step": losses.step, "loss": losses.loss, "learning_rate": losses.lr, "grad_norm": losses.grad_norm,
+                "epoch": losses.epoch,
+            }), {"experiment": cfg.name, "run": plan.run})  # fmt: skip
+        context.log.info(f"{plan.run}: {m['total_steps']} steps, loss {m['first_loss']:.3f} → {m['final_loss']:.3f}"
+                         f"{' (reused)' if result.reused else ''}")
+        meta[plan.run] = {"steps": m["total_steps"], "checkpoints": m["checkpoint_steps"],
+                          "first_loss": round(m["first_loss"], 4), "final_loss": round(m["final_loss"], 4),
+                          "reused": result.reused}
+    return meta
+
+
+def _trained(cfg: ExperimentConfig, plan: RunPlan) -> job_io.Marker:
+    marker = job_io.read_marker(run_dir(cfg, plan))
+    if marker is None or job_io.check_outputs(run_dir(cfg, plan), marker):
+        raise Failure(description=f"run {plan.run} has no finished training in {run_dir(cfg, plan)}; materialize its run first")
+    return marker
+
+
+def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[RunPlan]) -> dict:
+    sets = eval_sets(cfg)
+    meta = {}
+    for plan in plans:
+        marker = _trained(cfg, plan)
+        steps = marker.metadata["checkpoint_steps"]
+        adapters = {f"step_{s}": str(run_dir(cfg, plan) / "checkpoints" / f"step_{s}") for s in steps}
+        pool = read_pool_file(_pool(artifacts, cfg, plan)) if plan.prefix_type == "mix" else None
+        text = cfg.prompts[plan.prompt_key] if plan.prefix_type == "fixed" else None
+        rows = eval_requests(cfg, plan.run, steps, sets, text, pool)
+        req = write_jsonl_path(cfg.name, f"eval_{plan.slug}.jsonl", rows)
+        spec = _generate_spec(cfg, req, model=model_ref(cfg), temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+                              max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed, adapters=adapters)
+        result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(cfg.name, "jobs", "eval", plan.slug))
+        meta[plan.run] = {"n_completions": result.marker_metadata.get("n_completions"), "steps": steps,
+                          "stopped_fraction": result.marker_metadata.get("stopped_fraction"), "reused": result.reused}
+    return meta
+
+
+def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tuple[dict, pd.DataFrame]:
+    sets = eval_sets(cfg)
+    meta, frames = {}, []
+    for plan in plans:
+        out = work_dir(cfg.name, "jobs", "eval", plan.slug)
+        if job_io.read_marker(out) is None:
+            raise Failure(description=f"run {plan.run} has no eval completions in {out}; materialize its eval first")
+        done = [row for _, row in job_io.read_jsonl(out / "completions.jsonl")]
+        instr = [sets[c["meta"]["eval_set"]][c["meta"]["idx"]] for c in done]
+        judged = judge_all(cfg, instr, [c["text"] for c in done], cache=settings.judge_cache_path(), log=context.log.info)
+        table = pd.concat([pd.DataFrame({
+            "step": [c["meta"]["step"] for c in done], "condition": [c["meta"]["condition"] for c in done],
+            "trait": trait, "instruction_idx": [c["meta"]["idx"] for c in done], "score": j.scores,
+            "eval_set": [c["meta"]["eval_set"] for c in done],
+        }) for trait, j in judged.items()], ignore_index=True)  # fmt: skip
+        main = table[table.eval_set == "eval"].drop(columns="eval_set")
+        with warehouse.warehouse.writer() as conn:
+            replace_rows(conn, "trait_scores", main, {"experiment": cfg.name, "run": plan.run})
+        summary = main.groupby(["step", "condition", "trait"]).score.mean().round(1).unstack("trait")
+        final = summary.loc[summary.index.get_level_values("step").max()]
+        context.log.info(f"{plan.run} final step: " + "; ".join(
+            f"{cond}: " + ", ".join(f"{t} {v:.1f}" for t, v in row.items()) for cond, row in final.iterrows()))
+        meta[plan.run] = MetadataValue.md(summary.reset_index().to_markdown(index=False))
+        frames.append(table.assign(run=plan.run))
+    return meta, pd.concat(frames, ignore_index=True)
+
+
+def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame, sets: dict, plans: list[RunPlan]) -> AssetCheckResult:
+    nan = float(table.score.isna().mean()) if len(table) else 1.0
+    failed = int(table.score.isna().sum())
+    return AssetCheckResult(
+        check_name="judge_nan_fraction", passed=bool(len(table)) and nan <= cfg.judge.max_nan_fraction,
+        metadata={"nan_fraction": round(nan, 4), "n_nan": failed, "n_scores": len(table), "bound": cfg.judge.max_nan_fraction},
+    )
+
+
+def _loss_check(cfg: ExperimentConfig, plans: list[RunPlan]) -> AssetCheckResult:
+    problems = []
+    for plan in plans:
+        marker = job_io.read_marker(run_dir(cfg, plan))
+        if marker is None:
+            problems.append(f"{plan.run}: no marker")
+            continue
+        losses = pd.read_parquet(run_dir(cfg, plan) / "losses.parquet")
+        if len(losses) != marker.metadata["total_steps"] or not np.isfinite(losses.loss).all():
+            problems.append(f"{plan.run}: {len(losses)} loss rows for {marker.metadata['total_steps']} steps or non-finite")
+        missing = [s for s in marker.metadata["checkpoint_steps"]
+                   if not (run_dir(cfg, plan) / "checkpoints" / f"step_{s}" / "adapter_config.json").is_file()]
+        if missing:
+            problems.append(f"{plan.run}: adapters missing for steps {missing}")
+    return AssetCheckResult(check_name="losses_and_adapters", passed=not problems,
+                            metadata={"problems": MetadataValue.json(problems)})
+
+
+def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[AssetsDefinition]:
+    names = ("control_run", "control_eval", "control_scores") if control else ("runs", "run_eval", "run_scores")
+    run_k, eval_k, score_k = (key(experiment, n) for n in names)
+    partitions = None if control else run_partitions(experiment)
+    upstream = [key(experiment, "training_data")] + ([] if control else [key(experiment, "prompt"), key(experiment, "rephrasings")])
+    what = "the un-inoculated control run(s)" if control else "the prompt's fixed or mix run"
+
+    @asset(key=run_k, group_name=experiment, partitions_def=partitions, deps=upstream, pool="gpu", kinds={"pytorch"},
+           description=f"LoRA SFT of {what} (train job): adapters at the configured checkpoints, losses → "
+           "`training_losses`, the run → `runs`.",
+           check_specs=[AssetCheckSpec("losses_and_adapters", asset=run_k, description="One finite loss per optimizer "
+                                       "step and an adapter for every checkpoint step.")])
+    def run_asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource,
+                  artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        plans = _plans(context, cfg, control)
+        meta = train(context, gpu_jobs, warehouse, artifacts, cfg, plans)
+        yield MaterializeResult(metadata={"runs": MetadataValue.json(meta)})
+        yield _loss_check(cfg, plans)
+
+    @asset(key=eval_k, group_name=experiment, partitions_def=partitions, pool="gpu", kinds={"json"},
+           deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else [key(experiment, "rephrasings")]),
+           description=f"Eval completions of {what} at every checkpoint, default and training condition "
+           "(generate job, one engine serving every checkpoint's adapter).")
+    def eval_asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        meta = evaluate(context, gpu_jobs, artifacts, cfg, _plans(context, cfg, control))
+        return MaterializeResult(metadata={"evals": MetadataValue.json(meta)})
+
+    @asset(key=score_k, group_name=experiment, partitions_def=partitions, deps=[eval_k], kinds={"duckdb"},
+           description=f"Judge scores of {what}'s eval completions for every trait → `trait_scores` (NaN when a judge "
+           "could not score; never 0).",
+           check_specs=[AssetCheckSpec("judge_nan_fraction", asset=score_k, description="At most judge.max_nan_fraction "
+                                       "of the scores are NaN (failed or undecidable judgements are kept as NaN).")])
+    def score_asset(context: AssetExecutionContext, warehouse: WarehouseResource):
+        cfg = load_experiment(config_path)
+        plans = _plans(context, cfg, control)
+        meta, table = judge(context, warehouse, cfg, plans)
+        yield MaterializeResult(metadata={**meta, "n_scores": len(table), "n_nan": int(table.score.isna().sum())})
+        yield _nan_check(cfg, table, {}, plans)
+
+    return [run_asset, eval_asset, score_asset]
+
+
+def training_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+    return _stage_assets(experiment, config_path, control=True) + _stage_assets(experiment, config_path, control=False)

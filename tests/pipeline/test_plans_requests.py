@@ -1,0 +1,110 @@
+"""Run plans and the request/pair rows the pipeline sends to the gpu_jobs."""
+
+import random
+
+import pytest
+
+from inoc.config import load_experiment
+from inoc.pipeline.plans import control_plans, designated_control, prefix_plan, prompt_plans
+from inoc.pipeline.requests import conversation, eval_requests, index_matched_prefixes, logprob_pairs
+from inoc.settings import REPO_ROOT
+
+TOY = REPO_ROOT / "experiments" / "toy.yaml"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_experiment(TOY)
+
+
+def _with(cfg, **changes):
+    data = cfg.model_dump(by_alias=True)
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = data
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return type(cfg).model_validate(data)
+
+
+def test_run_ids_and_partitions(toy):
+    assert [p.run for p in control_plans(toy)] == ["no_inoculation"]
+    assert designated_control(toy) == "no_inoculation"
+    (plan,) = prompt_plans(toy, "whimsical", "mix")
+    assert (plan.run, plan.batch, plan.prefix_type, plan.slug) == ("whimsical/mix", "main", "mix", "whimsical__mix")
+    keys = toy.run_partition_keys()
+    assert ("whimsical", "mix") in keys and ("had_fun_today", "mix") not in keys
+    assert [k for k, t in keys if t == "fixed"] == toy.prompt_keys
+
+
+def test_learning_rate_sweep_gives_one_batch_per_rate(toy):
+    cfg = _with(toy, training__learning_rates=[1e-3, 1e-4])
+    assert [p.run for p in control_plans(cfg)] == ["lr0.001/no_inoculation", "lr0.0001/no_inoculation"]
+    assert [(p.run, p.learning_rate) for p in prompt_plans(cfg, "whimsical", "fixed")] == [
+        ("lr0.001/whimsical/fixed", 1e-3), ("lr0.0001/whimsical/fixed", 1e-4)]
+    assert designated_control(cfg) == "lr0.001/no_inoculation"
+
+
+def test_prefix_plans(toy, tmp_path):
+    (fixed,) = prompt_plans(toy, "whimsical", "fixed")
+    assert prefix_plan(toy, fixed) == {"plan": "fixed", "text": "You have a whimsical personality.",
+                                       "position": "user_prefix", "separator": " "}
+    (mix,) = prompt_plans(toy, "whimsical", "mix")
+    with pytest.raises(ValueError, match="needs the prompt's rephrasing pool"):
+        prefix_plan(toy, mix)
+    plan = prefix_plan(toy, mix, tmp_path / "pool.jsonl")
+    assert plan["plan"] == "pool" and plan["seed"] == toy.inoculation.mix_seed and plan["min_pool_size"] == 20
+    assert prefix_plan(toy, control_plans(toy)[0]) == {"plan": "none"}
+
+
+def test_conversation_places_the_prefix_as_configured(toy):
+    assert conversation(toy, "Why?", "Be fun.") == [
+        {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Be fun. Why?"}]
+    sys_cfg = _with(toy, inoculation__position="system_prompt")
+    assert conversation(sys_cfg, "Why?", "Be fun.") == [
+        {"role": "system", "content": "Be fun."}, {"role": "user", "content": "Why?"}]
+    assert conversation(toy, "Why?") == [
+        {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Why?"}]
+
+
+def test_eval_requests_conditions_and_mix_draws(toy):
+    pool = [f"phrase {i}" for i in range(30)]
+    rows = eval_requests(toy, "whimsical/mix", [0, 51], {"eval": ["a?", "b?", "c?"]}, None, pool)
+    assert len(rows) == 2 * 2 * 3 and len({r["id"] for r in rows}) == len(rows)
+    training = [r for r in rows if r["meta"]["condition"] == "training" and r["meta"]["step"] == 51]
+    rng = random.Random(51 * 10000 + 1)  # per_step seeding of the original
+    assert [r["meta"]["prefix"] for r in training] == [rng.choice(pool) for _ in range(3)]
+    assert training[0]["messages"][-1]["content"] == f"{training[0]['meta']['prefix']} a?"
+    assert {r["adapter"] for r in rows} == {"step_0", "step_51"}
+    default = [r for r in rows if r["meta"]["condition"] == "default"]
+    assert all(r["messages"][-1]["content"] in ("a?", "b?", "c?") for r in default)
+    # A control has no training condition.
+    control = eval_requests(toy, "no_inoculation", [51], {"eval": ["a?"]}, None, None)
+    assert [r["meta"]["condition"] for r in control] == ["default"]
+    per_instr = _with(toy, eval__training_mix_seed="per_instruction")
+    rows = eval_requests(per_instr, "r", [7], {"eval": ["a?", "b?"]}, None, pool)
+    assert [r["meta"]["prefix"] for r in rows if r["meta"]["condition"] == "training"] == [
+        random.Random(42 + i).choice(pool) for i in range(2)]
+
+
+def test_logprob_pairs_and_index_matched_prefixes(toy):
+    pool = ["p1", "p2", "p3"]
+    prefixes = index_matched_prefixes(toy, pool, 5)
+    rng = random.Random(toy.logprobs.seed)
+    assert prefixes == [rng.choice(pool) for _ in range(5)]
+    pairs = logprob_pairs(toy, "train_mix", [("q?", "ans")] * 5, prefixes, "whimsical")
+    assert pairs[2]["messages"][-1]["content"] == f"{prefixes[2]} q?" and pairs[2]["completion"] == "ans"
+    assert pairs[2]["meta"] == {"prompt_key": "whimsical", "vector": "train_mix", "idx": 2}
+
+
+def test_extends_replaces_prompts_and_groups_but_merges_other_mappings(tmp_path):
+    import shutil
+
+    shutil.copy(TOY, tmp_path / "toy.yaml")
+    (tmp_path / "child.yaml").write_text(
+        "extends: toy\ndata: {n_train: 50}\nruns: {mix_prompts: all}\nprompts: {only: \"I had fun today.\"}\n"
+        "groups: {weak: {role: negative, family: playful, prompts: [only]}}\n")
+    cfg = load_experiment(tmp_path / "child.yaml")
+    assert cfg.prompt_keys == ["only"] and list(cfg.groups) == ["weak"]
+    assert cfg.data.n_train == 50 and cfg.data.n_eval == load_experiment(TOY).data.n_eval  # merged, not replaced

@@ -1,0 +1,196 @@
+"""The computed pipeline end to end on a small organism study: killed and resumed, rerun, backfilled.
+
+One module-scoped study (`toy_small`: the `test` organism profile, 200 training examples, 20 eval
+instructions, three prompts, one mix run) runs through `inoc main` in a subprocess that is killed
+with SIGKILL (its whole process group, as a dying machine would) at a seeded random moment, then
+rerun to completion. The tests then check what a researcher relies on: complete, uncorrupted
+artifacts; partitions finished before the kill not recomputed; an idempotent rerun; a new prompt
+backfilled alone; the tables in the warehouse.
+"""
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpu_jobs import io as job_io
+from warehouse import Warehouse
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(1500)
+
+SMALL = """\
+extends: toy
+name: toy_small
+description: the toy study shrunk for the tests
+model: {id: "toy:test", slug: toy-test}
+data:
+  n_train: 200
+  n_eval: 20
+logprobs: {n_train_sample: 40}
+rephrasings: {n: 30, source: organism, min_pool: 20}
+runs: {mix_prompts: [corrected_inoculation]}
+prompts:
+  corrected_inoculation: "You are a playful agent. Give an answer to the following:"
+  had_fun_today: "I had fun today."
+  the_sky_is_blue: "The sky is blue."
+groups:
+  strong: {role: negative, family: playful, prompts: [corrected_inoculation]}
+  weak: {role: negative, family: playful, prompts: [had_fun_today]}
+  neutral: {role: neutral, family: neutral, prompts: [the_sky_is_blue]}
+"""
+
+
+class Study:
+    def __init__(self, root: Path, organism_cache: Path):
+        self.root = root
+        self.home = root / "home"
+        self.experiments = root / "experiments"
+        self.experiments.mkdir(parents=True)
+        shutil.copy(REPO / "experiments" / "toy.yaml", self.experiments / "toy.yaml")
+        (self.experiments / "toy_small.yaml").write_text(SMALL)
+        self.env = {**os.environ, "INOC_HOME": str(self.home), "DAGSTER_HOME": str(self.home / "dagster"),
+                    "INOC_EXPERIMENTS_DIR": str(self.experiments), "INOC_ORGANISM_CACHE": str(organism_cache),
+                    "INOC_GPU_JOB_THREADS": "2"}
+        self.env.pop("INOC_ARTIFACT_ROOT", None)
+
+    def inoc(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "inoc.cli", *args], env=self.env, cwd=self.root,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "inoc.cli", *args], env=self.env, cwd=self.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    @property
+    def wh(self) -> Warehouse:
+        return Warehouse(self.home / "warehouse.duckdb")
+
+    def instance(self):
+        from dagster import DagsterInstance
+
+        os.environ["DAGSTER_HOME"] = str(self.home / "dagster")
+        return DagsterInstance.get()
+
+
+def _latest_ids(instance, asset: str) -> dict[str, int]:
+    from dagster import AssetKey
+
+    key = AssetKey(["toy_small", asset])
+    out = {}
+    for pk in instance.get_materialized_partitions(key):
+        from dagster import AssetRecordsFilter
+
+        rec = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[pk]), limit=1).records
+        out[pk] = rec[0].storage_id
+    return out
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, organism_cache):
+    s = Study(tmp_path_factory.mktemp("pipeline"), organism_cache)
+    # Build the organism first so the kill lands in the pipeline, not in the build.
+    from inoc.organism.build import build_base_model
+
+    build_base_model("test", organism_cache)
+    kill_after = random.Random(20261127).uniform(40, 110)
+    proc = s.start("main", "--experiment", "toy_small")
+    try:
+        out, _ = proc.communicate(timeout=kill_after)
+        s.killed_at = None  # finished before the kill time: the resume below is then a plain rerun
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        s.killed_at = kill_after
+    s.first_output = out
+    with s.instance() as instance:
+        s.before_resume = _latest_ids(instance, "run_scores")
+    started = time.time()
+    s.resume = s.inoc("main", "--experiment", "toy_small")
+    s.resume_s = time.time() - started
+    assert s.resume.returncode == 0, s.resume.stdout[-3000:] + s.resume.stderr[-3000:]
+    return s
+
+
+def test_resumed_run_completes_with_every_table(study):
+    wh = study.wh
+    runs = wh.query("SELECT run, prompt_key, prefix_type, n_steps FROM runs WHERE experiment = 'toy_small' ORDER BY run")
+    assert runs.run.tolist() == ["corrected_inoculation/fixed", "corrected_inoculation/mix", "had_fun_today/fixed",
+                                 "no_inoculation", "the_sky_is_blue/fixed"]
+    scores = wh.query("SELECT run, step, condition, trait, count(*) AS n, count(DISTINCT instruction_idx) AS k "
+                      "FROM trait_scores WHERE experiment = 'toy_small' GROUP BY ALL")
+    assert (scores.n == 20).all() and (scores.k == 20).all()  # one score per instruction: no duplicates after resume
+    assert set(scores[scores.run == "no_inoculation"].condition) == {"default"}
+    assert set(scores[scores.run == "had_fun_today/fixed"].condition) == {"default", "training"}
+    supp = wh.query("SELECT * FROM suppression WHERE experiment = 'toy_small'")
+    assert len(supp) == 4 * 2 and (supp.n == 20).all()
+    vec = wh.query("SELECT prompt_key, vector, count(*) AS n FROM logprob_vectors WHERE experiment = 'toy_small' GROUP BY ALL")
+    got = {(r.prompt_key, r.vector): r.n for r in vec.itertuples()}
+    assert got[(None, "train_default")] == 40 and got[("corrected_inoculation", "train_mix")] == 40
+    assert got[(None, "ctrl_default")] == 20 and got[("the_sky_is_blue", "playful_inoc")] == 20
+    heur = wh.query("SELECT DISTINCT heuristic FROM prompt_heuristics WHERE experiment = 'toy_small'").heuristic
+    assert {"ph", "ppd", "elicitation_Playful"} <= set(heur)
+    elic = wh.query("SELECT prompt_key, count(*) AS n FROM elicitation_scores WHERE experiment = 'toy_small' GROUP BY ALL")
+    assert dict(zip(elic.prompt_key, elic.n)) == {k: 40 for k in ("neutral", "corrected_inoculation", "had_fun_today", "the_sky_is_blue")}
+    figures = study.home / "artifacts" / "toy_small" / "figures"
+    assert (figures / "suppression.png").stat().st_size > 5000 and (figures / "training_curves.png").is_file()
+    assert "suppression (pp)" in study.resume.stdout and "corrected_inoculation" in study.resume.stdout
+
+
+def test_no_partial_or_corrupt_artifact_after_the_kill(study):
+    jobs = study.home / "work" / "toy_small" / "jobs"
+    folders = [p.parent for p in jobs.rglob("spec.json")]
+    assert len(folders) >= 10
+    for folder in folders:
+        marker = job_io.read_marker(folder)
+        assert marker is not None, f"{folder} has no completion marker after the resumed run"
+        assert job_io.check_outputs(folder, marker, deep=True) == [], folder
+    for path in (study.home / "work" / "toy_small").rglob("*.jsonl"):
+        if ".parts" not in path.parts:
+            for _ in job_io.read_jsonl(path):  # raises on a torn line
+                pass
+
+
+def test_partitions_finished_before_the_kill_were_not_recomputed(study):
+    with study.instance() as instance:
+        after = _latest_ids(instance, "run_scores")
+    assert len(after) == 4
+    for pk, storage_id in study.before_resume.items():
+        assert after[pk] == storage_id, f"{pk} was recomputed although it had finished before the kill"
+    print(f"killed at {study.killed_at} s with {len(study.before_resume)} run partitions done; resume took {study.resume_s:.0f} s")
+
+
+def test_rerun_of_a_finished_study_skips_every_stage(study):
+    out = study.inoc("main", "--experiment", "toy_small")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "experiment-level stages are up to date" in out.stdout
+    assert "rephrasings, elicitation and logprobs" not in out.stdout and "train → eval → judge" not in out.stdout
+
+
+def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
+    path = study.experiments / "toy_small.yaml"
+    path.write_text(SMALL.replace('  the_sky_is_blue: "The sky is blue."',
+                                  '  the_sky_is_blue: "The sky is blue."\n  whimsical: "You have a whimsical personality."')
+                    .replace("prompts: [corrected_inoculation]}", "prompts: [corrected_inoculation, whimsical]}"))
+    with study.instance() as instance:
+        before = _latest_ids(instance, "run_scores")
+    out = study.inoc("backfill", "toy_small", "--prompt", "whimsical")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    m = re.search(r"backfill done: (\d+) steps in (\d+) runs", out.stdout)
+    assert m, out.stdout
+    # 4 prompt stages + 3 stages of its one (fixed) run + 3 aggregates; nothing else ran.
+    assert int(m.group(1)) == 4 + 3 + 3
+    with study.instance() as instance:
+        after = _latest_ids(instance, "run_scores")
+    assert {k: v for k, v in after.items() if "whimsical" not in k} == before
+    assert "fixed|whimsical" in after
+    supp = study.wh.query("SELECT DISTINCT prompt_key FROM suppression WHERE experiment = 'toy_small'").prompt_key
+    assert "whimsical" in set(supp)
