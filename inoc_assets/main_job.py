@@ -39,7 +39,7 @@ SETUP = ("experiment", "base_model", "instructions", "eval_instructions", "train
          "elicitation_baseline", "logprob_baseline", "control_run", "control_eval", "control_scores")  # fmt: skip
 PROMPT_STAGES = ("prompt", "rephrasings", "elicitation", "logprobs")
 RUN_STAGES = ("runs", "run_eval", "run_scores")
-AGGREGATES = ("suppression", "prompt_geometry", "figures")
+AGGREGATES = ("text_heuristics", "suppression", "prompt_geometry", "figures")
 
 
 class MainJobError(Exception):

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(1500)
 
 SMALL = """\
 extends: toy
+replace: [prompts, groups]
 name: toy_small
 description: the toy study shrunk for the tests
 model: {id: "toy:test", slug: toy-test}
@@ -137,7 +138,8 @@ def test_resumed_run_completes_with_every_table(study):
     assert got[(None, "train_default")] == 40 and got[("corrected_inoculation", "train_mix")] == 40
     assert got[(None, "ctrl_default")] == 20 and got[("the_sky_is_blue", "playful_inoc")] == 20
     heur = wh.query("SELECT DISTINCT heuristic FROM prompt_heuristics WHERE experiment = 'toy_small'").heuristic
-    assert {"ph", "ppd", "elicitation_Playful"} <= set(heur)
+    assert {"ph", "ppd", "elicitation_Playful", "self_ppl_raw", "self_ppl_context", "emb_cos_mean",
+            "emb_l2_neutral"} <= set(heur)
     elic = wh.query("SELECT prompt_key, count(*) AS n FROM elicitation_scores WHERE experiment = 'toy_small' GROUP BY ALL")
     assert dict(zip(elic.prompt_key, elic.n)) == {k: 40 for k in ("neutral", "corrected_inoculation", "had_fun_today", "the_sky_is_blue")}
     figures = study.home / "artifacts" / "toy_small" / "figures"
@@ -186,8 +188,8 @@ def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     m = re.search(r"backfill done: (\d+) steps in (\d+) runs", out.stdout)
     assert m, out.stdout
-    # 4 prompt stages + 3 stages of its one (fixed) run + 3 aggregates; nothing else ran.
-    assert int(m.group(1)) == 4 + 3 + 3
+    # 4 prompt stages + 3 stages of its one (fixed) run + 4 aggregates; nothing else ran.
+    assert int(m.group(1)) == 4 + 3 + 4
     with study.instance() as instance:
         after = _latest_ids(instance, "run_scores")
     assert {k: v for k, v in after.items() if "whimsical" not in k} == before

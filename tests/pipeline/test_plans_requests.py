@@ -98,13 +98,20 @@ def test_logprob_pairs_and_index_matched_prefixes(toy):
     assert pairs[2]["meta"] == {"prompt_key": "whimsical", "vector": "train_mix", "idx": 2}
 
 
-def test_extends_replaces_prompts_and_groups_but_merges_other_mappings(tmp_path):
+def test_extends_replace_list_replaces_prompts_and_groups_and_merges_the_rest(tmp_path):
     import shutil
 
     shutil.copy(TOY, tmp_path / "toy.yaml")
     (tmp_path / "child.yaml").write_text(
-        "extends: toy\ndata: {n_train: 50}\nruns: {mix_prompts: all}\nprompts: {only: \"I had fun today.\"}\n"
+        "extends: toy\nreplace: [prompts, groups]\ndata: {n_train: 50}\nruns: {mix_prompts: all}\nprompts: {only: \"I had fun today.\"}\n"
         "groups: {weak: {role: negative, family: playful, prompts: [only]}}\n")
     cfg = load_experiment(tmp_path / "child.yaml")
     assert cfg.prompt_keys == ["only"] and list(cfg.groups) == ["weak"]
     assert cfg.data.n_train == 50 and cfg.data.n_eval == load_experiment(TOY).data.n_eval  # merged, not replaced
+    (tmp_path / "merged.yaml").write_text("extends: toy\ngroups: {weak: {prompts: [had_fun_today, whimsical]}}\n"
+                                          "groups_typo: 1\n")
+    with pytest.raises(Exception, match="whimsical.*already in group|groups_typo"):
+        load_experiment(tmp_path / "merged.yaml")  # without replace:, groups merge (and errors still name the field)
+    (tmp_path / "bad.yaml").write_text("extends: toy\nreplace: prompts\n")
+    with pytest.raises(Exception, match="bad.yaml:2: replace: expected a list"):
+        load_experiment(tmp_path / "bad.yaml")

@@ -1,0 +1,63 @@
+"""Prompt-text heuristics (SPEC §9): self-perplexity of each prompt through the score job, and the
+embedding statistics of its rephrasing pool and of the prompt groups.
+
+Written to ``<experiment>/heuristics/text_heuristics.parquet``; ``prompt_geometry`` folds the rows
+into ``prompt_heuristics`` (prefix_type NULL) with the W-based ones, so one asset owns that table's
+rows of the experiment. Centroids span every prompt, so this asset is experiment-level: a new
+prompt recomputes it (cheap: one embedding call per text, one scoring pass over the prompts).
+"""
+
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from inoc.config import load_experiment
+from inoc.embedding_heuristics import embedding_heuristics, make_embedder
+from inoc.self_perplexity import SCORE_FIELDS, self_perplexity_pairs, self_perplexity_rows
+from inoc_assets.assets.data import key, write_jsonl_path
+from inoc_assets.assets.logprobs import local_pool, read_pool_file
+from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.resources import ArtifactStoreResource
+from inoc_assets.work import generation_backend, model_ref, run_job, work_dir
+
+FILE = ("heuristics", "text_heuristics.parquet")
+
+
+def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinition:
+    @asset(key=key(experiment, "text_heuristics"), group_name=experiment, kinds={"pytorch"}, pool="gpu",
+           deps=[key(experiment, "base_model"), key(experiment, "rephrasings")],
+           description="Self-perplexity of each prompt (NLL/token, raw and after the system turn; score job on the "
+           "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
+           "centroids) → heuristics/text_heuristics.parquet, folded into `prompt_heuristics` by prompt_geometry.")
+    def _asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, artifacts: ArtifactStoreResource):
+        cfg = load_experiment(config_path)
+        th = cfg.text_heuristics
+        frames, meta = [], {}
+        if th.self_perplexity:
+            req = write_jsonl_path(experiment, "self_perplexity_pairs.jsonl", self_perplexity_pairs(cfg))
+            spec = {"model": model_ref(cfg), "pairs": str(req), "backend": generation_backend(cfg), **SCORE_FIELDS}
+            result = run_job(context, gpu_jobs, cfg, "score", spec, work_dir(experiment, "jobs", "self_perplexity"))
+            frames.append(self_perplexity_rows(experiment, result.path("scores.parquet")))
+        if th.embeddings != "none":
+            pools = {}
+            for k in cfg.prompt_keys:
+                path = local_pool(artifacts, cfg, k)
+                if path is not None:
+                    pools[k] = read_pool_file(path)
+            options = {} if th.embeddings == "minilm" else {"model": th.embedding_model, "base_url": th.embedding_base_url}
+            embedder = make_embedder(th.embeddings, **options)
+            context.log.info(f"embedding {len(cfg.prompt_keys)} prompts and {sum(map(len, pools.values()))} rephrasings")
+            frames.append(embedding_heuristics(cfg, pools, embedder, max_rephrasings=th.max_rephrasings))
+            meta["embedder"] = MetadataValue.json(embedder.metadata())
+            missing = [k for k in cfg.prompt_keys if k not in pools]
+            if missing:
+                context.log.warning(f"no rephrasing pool yet for {missing}: their pool statistics are missing")
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])
+        url = artifacts.store.write_parquet(table, experiment, *FILE)
+        wide = table.pivot_table(index="prompt_key", columns="heuristic", values="value") if len(table) else table
+        return MaterializeResult(metadata={**meta, "n_rows": len(table), "path": MetadataValue.path(url),
+                                           "table": MetadataValue.md(wide.round(3).reset_index().to_markdown(index=False))})
+
+    return _asset
