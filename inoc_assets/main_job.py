@@ -183,6 +183,11 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
         control = table.control_run.iloc[0]
         print(f"\n== {exp}: suppression (pp) of each prompt's targeted trait vs {control}; mean [95% CI] ==")
         print(tabulate(format_suppression(table), headers="keys", tablefmt="github", showindex=False))
+        if cfg.model.id.startswith("toy:"):
+            from inoc.organism.study import format_checks, study_checks
+
+            print(f"\n== {exp}: the model organism's acceptance checks ==")
+            print(format_checks(study_checks(cfg, wh)))
 
 
 def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING") -> _Runner:
