@@ -15,6 +15,7 @@ a stage the gpu_jobs reuse finished outputs by spec hash. Import experiments
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 
@@ -33,6 +34,7 @@ from warehouse import Warehouse
 
 MAIN_EXPERIMENTS = ("toy",)
 DIGEST_TAG = "inoc/config_digest"
+PID_TAG = "inoc/pid"
 
 #: Experiment-level stages, in order; the prompt stages; a run partition's stages; the aggregates.
 SETUP = ("experiment", "base_model", "instructions", "eval_instructions", "training_data", "control_completions",
@@ -65,14 +67,50 @@ def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, dige
     return run is not None and run.tags.get(DIGEST_TAG) == digest
 
 
+def recover_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Fail the runs a killed `inoc main`/`inoc backfill` left behind, freeing their pool slots.
+
+    A run whose process died (SIGKILL, a crash, a machine reboot) stays STARTED forever and keeps its
+    concurrency slots (pool `gpu`), so every later GPU step would wait for them. Runs this CLI
+    launches carry the launching process id; when that process is gone the run is dead. Runs launched
+    from the UI are the daemon's to monitor.
+    """
+    from dagster import DagsterRunStatus, RunsFilter
+
+    dead = []
+    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(RunsFilter(statuses=active)):
+        pid = run.tags.get(PID_TAG)
+        if pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone; marked failed by inoc")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        dead.append(run.run_id)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class _Runner:
     def __init__(self, instance: DagsterInstance, log_level: str):
         self.instance, self.log_level = instance, log_level
         self.n_runs = 0
         self.n_steps = 0
+        dead = recover_dead_runs(instance)
+        if dead:
+            _step(f"marked {len(dead)} run(s) of a killed earlier job as failed and freed their GPU slots")
 
     def __call__(self, selection: Sequence[AssetKey], what: str, **kwargs) -> None:
         started = time.time()
+        kwargs["tags"] = {**kwargs.get("tags", {}), PID_TAG: str(os.getpid())}
         result = run_assets(self.instance, list(selection), log_level=self.log_level, **kwargs)
         self.n_runs += 1
         self.n_steps += sum(1 for e in result.all_events if e.is_step_success)

@@ -142,18 +142,21 @@ class Launcher:
         try:
             while True:
                 out.attempts += 1
-                cluster, new = self._claim(req)
+                cluster, action = self._claim(req)
+                new = action == "launch"
                 out.cluster = cluster
                 try:
-                    if new:
-                        mine.add(cluster)
-                        self.log(f"[sky] launching cluster {cluster} for {req.name} "
-                                 f"(candidates {', '.join(map(str, req.task.candidates))}; "
+                    if action in ("launch", "join"):
+                        if new:
+                            mine.add(cluster)
+                        self.log(f"[sky] {'launching' if new else 'starting / joining'} cluster {cluster} for "
+                                 f"{req.name} (candidates {', '.join(map(str, req.task.candidates))}; "
                                  f"autodown after {p.idle_minutes_to_autostop} idle min)")
                         where = self.sdk.launch(req.task, cluster, idle_minutes=p.idle_minutes_to_autostop, down=True,
                                                 log=lambda s: self.log(f"[sky] {s}"))
-                        self.ledger.record(cluster, owner=req.owner, experiment=req.experiment, status="UP")
-                        out.actions.append(f"launched {cluster}")
+                        if new:
+                            self.ledger.record(cluster, owner=req.owner, experiment=req.experiment, status="UP")
+                        out.actions.append(f"launched {cluster}" if new else f"joined {cluster} (launch)")
                     else:
                         self.log(f"[sky] queueing {req.name} on cluster {cluster}")
                         where = self.sdk.exec(req.task, cluster, log=lambda s: self.log(f"[sky] {s}"))
@@ -291,8 +294,10 @@ class Launcher:
         except Exception:  # noqa: BLE001 — cannot even ask: the cluster is as good as gone
             return True
 
-    def _claim(self, req: JobRequest) -> tuple[str, bool]:
-        """Pick the cluster for this job: an idle UP one, else a free name (launch), else the least busy."""
+    def _claim(self, req: JobRequest) -> tuple[str, str]:
+        """Pick the cluster for this job and how to get onto it: ``exec`` on an idle UP one, else ``launch`` a
+        free name (this run owns it), else ``exec`` on the least busy UP one, else ``join`` (a ``launch`` that
+        waits for / restarts a cluster another run is launching or that was stopped)."""
         names = cluster_names(self.policy.cluster_prefix, req.experiment, self.policy.max_clusters)
         with self.ledger.edit() as ledger:
             live = self.sdk.clusters(names)
@@ -306,7 +311,7 @@ class Launcher:
             up = [n for n in up if n in load]
             idle = [n for n in up if load[n] == 0]
             if idle:
-                return idle[0], False
+                return idle[0], "exec"
             now = time.time()
             for n in names:
                 claimed = ledger.get(n, {})
@@ -314,12 +319,12 @@ class Launcher:
                 if n not in live and not launching:
                     ledger[n] = {"owner": req.owner, "experiment": req.experiment, "status": "LAUNCHING",
                                  "updated_at": now}
-                    return n, True
+                    return n, "launch"
             if up:
-                return min(up, key=lambda n: load[n]), False
-            # every name is being launched or is stopped: join the first (launch reuses or restarts it)
+                return min(up, key=lambda n: load[n]), "exec"
+            # every name is being launched or is stopped: join the first (launch waits for it or restarts it)
             pending = [n for n in names if n in live] or names
-            return pending[0], False
+            return pending[0], "join"
 
     # ---------------------------------------------------------------------- following a job
     def _follow(self, logs: Callable[[], object], status: Callable[[], str], tail: deque[str],

@@ -156,16 +156,29 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
             "trait": trait, "instruction_idx": [c["meta"]["idx"] for c in done], "score": j.scores,
             "eval_set": [c["meta"]["eval_set"] for c in done],
         }) for trait, j in judged.items()], ignore_index=True)  # fmt: skip
-        main = table[table.eval_set == "eval"].drop(columns="eval_set")
+        em_traits = {t.judge.kind: t.name for t in cfg.traits if t.judge and t.judge.kind.startswith("em_")}
+        main = table[(table.eval_set == "eval") & ~table.trait.isin(em_traits.values())].drop(columns="eval_set")
         with warehouse.warehouse.writer() as conn:
             replace_rows(conn, "trait_scores", main, {"experiment": cfg.name, "run": plan.run})
-        summary = main.groupby(["step", "condition", "trait"]).score.mean().round(1).unstack("trait")
+            if {"em_coherence", "em_alignment"} <= set(em_traits):  # the EM study: both judges per completion
+                replace_rows(conn, "em_scores", em_rows(cfg, table, em_traits), {"experiment": cfg.name, "run": plan.run})
+        shown = main if len(main) else table.drop(columns="eval_set")
+        summary = shown.groupby(["step", "condition", "trait"]).score.mean().round(1).unstack("trait")
         final = summary.loc[summary.index.get_level_values("step").max()]
         context.log.info(f"{plan.run} final step: " + "; ".join(
             f"{cond}: " + ", ".join(f"{t} {v:.1f}" for t, v in row.items()) for cond, row in final.iterrows()))
         meta[plan.run] = MetadataValue.md(summary.reset_index().to_markdown(index=False))
         frames.append(table.assign(run=plan.run))
     return meta, pd.concat(frames, ignore_index=True)
+
+
+def em_rows(cfg: ExperimentConfig, table: pd.DataFrame, em_traits: dict[str, str]) -> pd.DataFrame:
+    """Coherence and alignment side by side per completion → `em_scores` (SPEC §14)."""
+    keys = ["step", "eval_set", "condition", "instruction_idx"]
+    coh = table[table.trait == em_traits["em_coherence"]].set_index(keys).score.rename("coherence")
+    ali = table[table.trait == em_traits["em_alignment"]].set_index(keys).score.rename("alignment")
+    rows = pd.concat([coh, ali], axis=1).reset_index()
+    return rows.assign(coherence_threshold=cfg.em_rate.coherence_above, alignment_threshold=cfg.em_rate.alignment_below)
 
 
 def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame, sets: dict, plans: list[RunPlan]) -> AssetCheckResult:

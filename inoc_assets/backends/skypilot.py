@@ -102,13 +102,13 @@ class SkyPilotGpuJobs(ConfigurableResource):
         except RenderError as err:
             raise Failure(description=str(err)) from None
         store = ArtifactStore(root)
-        prefix = staging.job_prefix(context.run_id, self._asset_label(context, out))
+        prefix = staging.job_prefix(context.run.run_id, self._asset_label(context, out))
         previous = staging.read_result(store, prefix)
         if not (previous and previous.get("status") == "succeeded" and previous.get("spec_hash") == expected):
             if previous is not None:  # a failed earlier attempt of this step: its result must not be read as ours
                 store.fs.rm(store.url(prefix, staging.RESULT))
             try:
-                staging.stage_inputs(store, prefix, job, parsed, run_id=context.run_id, asset=prefix)
+                staging.stage_inputs(store, prefix, job, parsed, run_id=context.run.run_id, asset=prefix)
                 task = render_task(job, compute=ComputeSettings.of(compute), model_id=parsed.model.id,
                                    artifact_root=root, prefix=prefix, mode=self.mode,
                                    job_timeout_s=int(self.job_timeout_hours * 3600),
@@ -153,7 +153,7 @@ class SkyPilotGpuJobs(ConfigurableResource):
             getattr(context.log, level if level in ("debug", "info", "warning", "error") else "info")(message)
 
         launcher = Launcher(sdk_factory(), policy, log)
-        request = JobRequest(task=task, experiment=experiment, owner=context.run_id, name=f"{job} {prefix}")
+        request = JobRequest(task=task, experiment=experiment, owner=context.run.run_id, name=f"{job} {prefix}")
         try:
             return launcher.run(request)
         except JobFailed as err:
@@ -178,9 +178,10 @@ class SkyPilotGpuJobs(ConfigurableResource):
 
         catalog = load_all(settings.experiments_dir())
         cfg = catalog.configs.get(experiment)
-        if cfg is None:
-            context.log.warning(f"[sky] no experiment {experiment!r} in {settings.experiments_dir()}: budget not checked")
-            return
+        if cfg is None:  # an unpriceable launch is refused, not waved through
+            errors = "\n".join(str(e) for e in catalog.errors if experiment in str(e))
+            raise Failure(description=f"{experiment}: no valid experiment config in {settings.experiments_dir()} to "
+                                      f"check the budget against{':' + chr(10) + errors if errors else ''}")
         tags = getattr(getattr(context, "run", None), "tags", None) or {}
         try:
             from inoc.cloud.accelerators import parse_candidates
