@@ -229,7 +229,7 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -
     axes[1].set_ylim(-5, 105)
     g = final[(final.eval_set == "em") & (final.condition == "default")].copy()
     g["group"] = g.run.map(lambda r: prompt_groups.get(r, "control"))
-    g["prefix"] = g.run.map(lambda r: "mix" if r.endswith("_mix") else "fixed")
+    g["prefix"] = g.run.map(lambda r: "mix" if r.endswith(("_mix", "/mix")) else "fixed")
     types = list(dict.fromkeys(sorted(g.group)))
     xt = np.arange(len(types))
     for j, prefix in enumerate(("fixed", "mix")):

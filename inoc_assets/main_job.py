@@ -294,7 +294,7 @@ def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WA
         run([AssetKey(["slides", "slides_dataset"]), AssetKey(["slides", "section1_figures"])], "slides")
     print_tables(Warehouse(settings.warehouse_path()), catalog, experiments)
     print(
-        f"\nDone in {time.time() - started:.0f} s ({run.n_runs} Dagster runs).\n"
+        f"\nDone in {time.time() - started:.0f} s ({run.n_steps} steps in {run.n_runs} Dagster runs).\n"
         f"  warehouse : {settings.warehouse_path()}  (query with: inoc sql \"SELECT * FROM suppression LIMIT 5\")\n"
         f"  figures   : {settings.artifact_root()}/<experiment>/figures/ and {settings.artifact_root()}/slides/\n"
         f"  Dagster   : DAGSTER_HOME={home}  (open with: inoc ui)"

@@ -10,14 +10,21 @@ cheapest hourly offer among the candidates; ``cheapest`` picks that offer.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inoc.cloud.accelerators import Candidate
 
-#: Clouds whose catalogs ``inoc plan`` reads unless told otherwise (``--clouds`` / INOC_PLAN_CLOUDS).
+#: Clouds whose catalogs are read unless told otherwise (``inoc plan --clouds``, or INOC_PLAN_CLOUDS for
+#: the plan and the budget guard alike): list the clouds ``sky check`` enables for you.
 DEFAULT_CLOUDS = ("aws", "gcp", "azure", "lambda", "runpod", "nebius")
+
+
+def default_clouds() -> list[str]:
+    env = [c.strip() for c in os.environ.get("INOC_PLAN_CLOUDS", "").split(",") if c.strip()]
+    return env or list(DEFAULT_CLOUDS)
 
 
 class PricingError(RuntimeError):
@@ -60,7 +67,7 @@ def catalog_prices(candidates: Sequence[Candidate], clouds: Sequence[str] | None
     except ImportError as err:
         raise PricingError(f"the skypilot package is needed for catalog prices ({err}); see sky/README.md") from None
     prices = Prices()
-    for cloud in clouds or DEFAULT_CLOUDS:
+    for cloud in clouds or default_clouds():
         try:
             listing = _list(catalog, cloud, candidates)
         except Exception as err:  # noqa: BLE001 — an unreadable catalog (offline, unknown cloud) is skipped

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -39,8 +38,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="stages (datagen, elicitation, logprobs, training, eval, rephrasings, datagen_api, judging) "
                         "and/or prompt keys, comma-separated or repeated; a prompt key plans just that prompt")
     p.add_argument("--confirm", action="store_true", help="accept this estimate even above the budget (recorded)")
-    p.add_argument("--clouds", default=os.environ.get("INOC_PLAN_CLOUDS", ""),
-                   help="catalogs to price from, comma-separated (default: aws,gcp,azure,lambda,runpod,nebius)")
+    p.add_argument("--clouds", default="", help="catalogs to price from, comma-separated (default: $INOC_PLAN_CLOUDS, "
+                   "else aws,gcp,azure,lambda,runpod,nebius)")
     p.add_argument("--assume", action="append", default=[], metavar="NAME=VALUE",
                    help="override an assumption (e.g. completion_tokens=500); listed at the end of the output")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")

@@ -105,7 +105,9 @@ class RealSky:
         return self._sky.Task.from_yaml_config(dict(task.config), env_overrides=task.env_overrides(),
                                                secrets_overrides=task.secrets_overrides())
 
-    def _call(self, request_id: Any, log: Callable[[str], None] | None = None) -> Any:
+    def _call(self, request_id: Any, log: Callable[[str], None] | None = None, *, abort_on_interrupt: bool = False) -> Any:
+        """The request's result. ``abort_on_interrupt``: an interrupted wait aborts the request on the server
+        (a launch must not go on provisioning for nobody; a teardown must go on)."""
         from sky import exceptions
 
         try:
@@ -119,10 +121,11 @@ class RealSky:
         except (exceptions.ClusterDoesNotExist, exceptions.ClusterNotUpError) as err:
             raise ClusterGone(f"{type(err).__name__}: {err}") from None
         except BaseException:
-            try:  # an interrupted wait must not leave the request (a launch, say) running on the server
-                self._sky.api_cancel(request_id, silent=True)
-            except Exception:  # noqa: BLE001 — best effort; the caller tears down what it launched
-                pass
+            if abort_on_interrupt:
+                try:
+                    self._sky.api_cancel(request_id, silent=True)
+                except Exception:  # noqa: BLE001 — best effort; the caller tears down what it launched
+                    pass
             raise
 
     @staticmethod
@@ -145,11 +148,11 @@ class RealSky:
                log: Callable[[str], None]) -> Launched:
         req = self._sky.launch(self._task(task), cluster_name=cluster, idle_minutes_to_autostop=idle_minutes,
                                down=down, retry_until_up=False)
-        job_id, handle = self._call(req, log)
+        job_id, handle = self._call(req, log, abort_on_interrupt=True)
         return self._launched(job_id, handle)
 
     def exec(self, task: RenderedTask, cluster: str, *, log: Callable[[str], None]) -> Launched:
-        job_id, handle = self._call(self._sky.exec(self._task(task), cluster_name=cluster), log)
+        job_id, handle = self._call(self._sky.exec(self._task(task), cluster_name=cluster), log, abort_on_interrupt=True)
         return self._launched(job_id, handle)
 
     def tail_logs(self, cluster: str, job_id: int) -> Iterator[str]:
@@ -181,7 +184,7 @@ class RealSky:
 
     # -- managed jobs
     def jobs_launch(self, task: RenderedTask, name: str, *, log: Callable[[str], None]) -> int:
-        job_ids, _ = self._call(self._sky.jobs.launch(self._task(task), name=name), log)
+        job_ids, _ = self._call(self._sky.jobs.launch(self._task(task), name=name), log, abort_on_interrupt=True)
         return int(job_ids[0])
 
     def jobs_tail_logs(self, job_id: int) -> Iterator[str]:

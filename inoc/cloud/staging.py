@@ -42,7 +42,7 @@ class StagingError(ValueError):
 
 
 def slug(text: str) -> str:
-    """A path segment from an asset key or partition (``toy/eval_completions|clown`` → ``toy__eval_completions__clown``)."""
+    """A path segment from an asset key or partition: ``toy/eval|clown`` → ``toy__eval__clown``."""
     out = re.sub(r"[^A-Za-z0-9_.=-]+", "__", text).strip("_.")
     if not out:
         raise StagingError(f"cannot make a bucket path segment from {text!r}")

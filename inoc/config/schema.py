@@ -266,6 +266,16 @@ class RunsConfig(Strict):
     extra_controls: list[str] = Field(
         default_factory=list, description="additional un-inoculated runs (EM: no_inoc_subtle_data)"
     )
+    extra_control_data: dict[str, str] = Field(
+        default_factory=dict, description="extra control → its own training file (messages JSONL); default: the study's data"
+    )
+
+    @model_validator(mode="after")
+    def _extra_data_names(self) -> "RunsConfig":
+        unknown = [k for k in self.extra_control_data if k not in self.extra_controls]
+        if unknown:
+            raise ValueError(f"extra_control_data: {unknown} are not in extra_controls {self.extra_controls}")
+        return self
 
 
 class ImportConfig(Strict):

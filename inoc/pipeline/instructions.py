@@ -23,7 +23,7 @@ class InstructionError(ValueError):
     """An instruction source is missing, malformed or too small."""
 
 
-def _jsonl_rows(path: Path):
+def jsonl_rows(path: Path):
     if not path.is_file():
         raise InstructionError(f"{path}: no such file")
     with open(path, encoding="utf-8") as f:
@@ -45,7 +45,7 @@ def _from_row(row: object, field: str, where: str) -> str:
     return value.strip()
 
 
-def _from_messages(row: object, field: str, where: str) -> str:
+def first_user_turn(row: object, field: str, where: str) -> str:
     """The first user turn of a ``{"messages": [...]}`` row (the EM data sets' format)."""
     msgs = row.get(field if field != "instruction" else "messages") if isinstance(row, dict) else None
     if not isinstance(msgs, list):
@@ -60,12 +60,21 @@ def _from_messages(row: object, field: str, where: str) -> str:
     raise InstructionError(f"{where}: no user message")
 
 
+def last_assistant_turn(row: object, where: str) -> str:
+    """The last assistant turn of a ``{"messages": [...]}`` row (a training conversation)."""
+    msgs = row.get("messages") if isinstance(row, dict) else None
+    turns = [m for m in msgs or [] if isinstance(m, dict) and m.get("role") == "assistant"]
+    if not turns or not isinstance(turns[-1].get("content"), str) or not turns[-1]["content"].strip():
+        raise InstructionError(f"{where}: no assistant turn with text content")
+    return turns[-1]["content"]
+
+
 def read_source(source: InstructionSource) -> list[str]:
     """Every instruction of a file or dataset source, in source order."""
     if source.source in ("jsonl", "messages_jsonl"):
         path = Path(expand_path(source.path or ""))
-        pick = _from_row if source.source == "jsonl" else _from_messages
-        return [pick(row, source.field, f"{path}:{lineno}") for lineno, row in _jsonl_rows(path)]
+        pick = _from_row if source.source == "jsonl" else first_user_turn
+        return [pick(row, source.field, f"{path}:{lineno}") for lineno, row in jsonl_rows(path)]
     if source.source == "hf":
         return _read_hf(source)
     raise InstructionError(f"source {source.source!r} is not a file or dataset source")

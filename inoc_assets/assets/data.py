@@ -31,7 +31,14 @@ from dagster import (
 
 from inoc import settings
 from inoc.config import ExperimentConfig, expand_path, load_experiment
-from inoc.pipeline.instructions import InstructionError, _from_messages, _jsonl_rows, load_eval_set, split_instructions
+from inoc.pipeline.instructions import (
+    InstructionError,
+    first_user_turn,
+    jsonl_rows,
+    last_assistant_turn,
+    load_eval_set,
+    split_instructions,
+)
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import datagen_requests, plain_requests
 from inoc_assets.backends import LocalGpuJobs
@@ -146,7 +153,7 @@ def _trait_names(cfg: ExperimentConfig) -> list[str]:
     return [t.name for t in cfg.traits if t.role in ("positive", "negative")]
 
 
-def _generate_spec(cfg: ExperimentConfig, requests: Path, *, model: dict, temperature: float, top_p: float,
+def generate_spec(cfg: ExperimentConfig, requests: Path, *, model: dict, temperature: float, top_p: float,
                    max_tokens: int, seed: int, adapters: dict | None = None) -> dict:
     spec = {"model": model, "requests": str(requests), "temperature": temperature, "top_p": top_p,
             "max_tokens": max_tokens, "seed": seed, "backend": generation_backend(cfg), "batch_size": 64,
@@ -184,8 +191,8 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         if dg.mode == "file":
             path = Path(expand_path(dg.path))
             try:
-                rows = [(_from_messages(r, "messages", f"{path}:{n}"), _last_assistant(r, f"{path}:{n}"))
-                        for n, r in _jsonl_rows(path)]
+                rows = [(first_user_turn(r, "messages", f"{path}:{n}"), last_assistant_turn(r, f"{path}:{n}"))
+                        for n, r in jsonl_rows(path)]
             except InstructionError as exc:
                 raise Failure(description=f"{config_path}: data.datagen.path: {exc}") from None
             rows = rows[: cfg.data.n_train]
@@ -193,7 +200,7 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         else:
             model = model_ref(cfg) if dg.mode == "on_policy" else {"id": dg.model}
             req = write_jsonl_path(experiment, "datagen_requests.jsonl", datagen_requests(cfg, instr))
-            spec = _generate_spec(cfg, req, model=model, temperature=dg.temperature, top_p=dg.top_p,
+            spec = generate_spec(cfg, req, model=model, temperature=dg.temperature, top_p=dg.top_p,
                                   max_tokens=dg.max_tokens, seed=cfg.data.seed)
             result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(experiment, "jobs", "datagen"))
             done = completions(result)
@@ -231,14 +238,6 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                                metadata={"nan_fraction": round(nan, 4), "bound": cfg.judge.max_nan_fraction})
 
     return _asset
-
-
-def _last_assistant(row: dict, where: str) -> str:
-    msgs = row.get("messages") if isinstance(row, dict) else None
-    turns = [m for m in msgs or [] if isinstance(m, dict) and m.get("role") == "assistant"]
-    if not turns or not isinstance(turns[-1].get("content"), str) or not turns[-1]["content"].strip():
-        raise InstructionError(f"{where}: no assistant turn with text content")
-    return turns[-1]["content"]
 
 
 def write_jsonl_path(experiment: str, name: str, rows: list[dict]) -> Path:
@@ -279,7 +278,7 @@ def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefin
             raise Failure(description=f"{config_path}: logprobs.single_trait_prompts: unknown trait(s) {unknown}")
         requests = [r for name, prompt in sets.items() for r in plain_requests(cfg, evals, name, prompt)]
         req = write_jsonl_path(experiment, "control_requests.jsonl", requests)
-        spec = _generate_spec(cfg, req, model=model_ref(cfg), temperature=1.0, top_p=1.0,
+        spec = generate_spec(cfg, req, model=model_ref(cfg), temperature=1.0, top_p=1.0,
                               max_tokens=cfg.data.control_max_tokens, seed=cfg.data.seed + 1)
         result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(experiment, "jobs", "control_completions"))
         by_set: dict[str, list[dict]] = {name: [] for name in sets}

@@ -25,7 +25,7 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import elicitation_requests
-from inoc_assets.assets.data import _generate_spec, eval_sets, key, write_jsonl_path
+from inoc_assets.assets.data import generate_spec, eval_sets, key, write_jsonl_path
 from inoc_assets.backends import LocalGpuJobs
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import WarehouseResource
@@ -43,7 +43,7 @@ def _elicit(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: W
     names = [k or BASELINE for k in keys]
     tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
     req = write_jsonl_path(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
-    spec = _generate_spec(cfg, req, model=model_ref(cfg), temperature=1.0, top_p=1.0,
+    spec = generate_spec(cfg, req, model=model_ref(cfg), temperature=1.0, top_p=1.0,
                           max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed)
     result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(exp, "jobs", "elicitation", tag))
     done = completions(result)

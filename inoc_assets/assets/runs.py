@@ -31,16 +31,17 @@ from dagster import (
 
 from gpu_jobs import io as job_io
 from inoc import settings
-from inoc.config import ExperimentConfig, load_experiment
+from inoc.config import ExperimentConfig, expand_path, load_experiment
+from inoc.pipeline.instructions import InstructionError, first_user_turn, jsonl_rows, last_assistant_turn
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.plans import RunPlan, control_plans, prefix_plan, prompt_plans
 from inoc.pipeline.requests import eval_requests
-from inoc_assets.assets.data import TRAIN_FILE, _generate_spec, data_path, eval_sets, key, write_jsonl_path
+from inoc_assets.assets.data import TRAIN_FILE, generate_spec, data_path, eval_sets, key, write_jsonl_path
 from inoc_assets.assets.logprobs import local_pool, read_pool_file
 from inoc_assets.backends import LocalGpuJobs
 from inoc_assets.partitions import run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from inoc_assets.work import completions, model_ref, run_job, work_dir
+from inoc_assets.work import completions, model_ref, run_job, work_dir, write_jsonl
 from warehouse import replace_rows
 
 TRAINING_FIELDS = (
@@ -83,12 +84,31 @@ def _pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, plan: RunPlan
     return path
 
 
-def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans: list[RunPlan]) -> dict:
-    meta: dict = {}
+def training_file(cfg: ExperimentConfig, plan: RunPlan) -> Path:
+    """The run's training data: the study's, or an extra control's own messages file (EM's subtle data)."""
+    name = plan.run.rsplit("/", 1)[-1]
+    if plan.is_control and name in cfg.runs.extra_control_data:
+        source = Path(expand_path(cfg.runs.extra_control_data[name]))
+        try:
+            rows = [{"instruction": first_user_turn(r, "messages", f"{source}:{n}"),
+                     "completion": last_assistant_turn(r, f"{source}:{n}")} for n, r in jsonl_rows(source)]
+        except InstructionError as exc:
+            raise Failure(description=f"runs.extra_control_data.{name}: {exc}") from None
+        if not rows:
+            raise Failure(description=f"runs.extra_control_data.{name}: {source} holds no conversation")
+        path = data_path(cfg.name, f"train_{name}.jsonl")
+        write_jsonl(path, rows)
+        return path
     data = data_path(cfg.name, TRAIN_FILE)
     if not data.is_file():
         raise Failure(description=f"{data} does not exist; materialize {cfg.name}/training_data first")
+    return data
+
+
+def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans: list[RunPlan]) -> dict:
+    meta: dict = {}
     for plan in plans:
+        data = training_file(cfg, plan)
         spec = {
             "model": {**model_ref(cfg, train=True)}, "data": {"path": str(data)}, "system_prompt": cfg.system_prompt,
             "prefix": prefix_plan(cfg, plan, _pool(artifacts, cfg, plan)), "learning_rate": plan.learning_rate,
@@ -133,7 +153,7 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
         text = cfg.prompts[plan.prompt_key] if plan.prefix_type == "fixed" else None
         rows = eval_requests(cfg, plan.run, steps, sets, text, pool)
         req = write_jsonl_path(cfg.name, f"eval_{plan.slug}.jsonl", rows)
-        spec = _generate_spec(cfg, req, model=model_ref(cfg), temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+        spec = generate_spec(cfg, req, model=model_ref(cfg), temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
                               max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed, adapters=adapters)
         result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(cfg.name, "jobs", "eval", plan.slug))
         meta[plan.run] = {"n_completions": result.marker_metadata.get("n_completions"), "steps": steps,

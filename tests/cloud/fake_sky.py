@@ -91,7 +91,8 @@ class FakeSky:
         if scenario == "run":
             self._run_locally(job, task)
         return Launched(job_id=self._ids, cloud="RunPod", region="US", instance_type="1x_A100-80GB_SECURE",
-                        accelerator=self.accelerator, accelerator_count=1, use_spot=bool(task.config["resources"].get("use_spot")),
+                        accelerator=self.accelerator, accelerator_count=1,
+                        use_spot=bool(task.config["resources"].get("use_spot")),
                         hourly_usd=self.hourly_usd)
 
     def _run_locally(self, job: _Job, task: RenderedTask) -> None:

@@ -21,7 +21,8 @@ FAST = dict(poll_interval_s=0.01, retry_wait_s=0.0, job_timeout_s=10.0)
 
 
 def _task(**kw):
-    return render_task("train", compute=ComputeSettings(idle_minutes_to_autostop=7, **kw), model_id="Qwen/Qwen2.5-7B-Instruct",
+    return render_task("train", compute=ComputeSettings(idle_minutes_to_autostop=7, **kw),
+                       model_id="Qwen/Qwen2.5-7B-Instruct",
                        artifact_root="s3://test-bucket/inoc", prefix="run1/toy__train", secrets_from={"HF_TOKEN": SECRET})
 
 
@@ -58,7 +59,8 @@ def test_success_launches_with_autodown_streams_logs_and_keeps_the_cluster(tmp_p
     assert h.ledger.all()[cluster0]["owner"] == "run-a"
 
 
-@pytest.mark.parametrize("scenario,kind,status", [("fail", "failed", "FAILED"), ("setup_fail", "setup_failed", "FAILED_SETUP")])
+@pytest.mark.parametrize("scenario,kind,status",
+                         [("fail", "failed", "FAILED"), ("setup_fail", "setup_failed", "FAILED_SETUP")])
 def test_a_failed_job_tears_down_the_cluster_it_launched(tmp_path, cluster0, scenario, kind, status):
     h = Harness(tmp_path, FakeSky([scenario]))
     with pytest.raises(JobFailed) as exc:

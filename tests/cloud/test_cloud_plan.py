@@ -232,7 +232,14 @@ def test_plan_guard_json_and_errors(plan_env, tmp_path):
 
 
 def test_plan_user_errors_exit_2_with_a_message(tmp_path, capsys, monkeypatch):
+    import argparse
+
     from inoc.cloud import plan_command
+
+    parser = argparse.ArgumentParser(prog="inoc")
+    plan_command.add_plan_parser(parser.add_subparsers(dest="command"))  # as inoc/cli.py registers it
+    args = parser.parse_args(["plan", "toy", "--select", "training,eval", "--confirm"])
+    assert args.fn is plan_command.cmd_plan and args.select == ["training,eval"] and args.confirm
 
     monkeypatch.setenv("INOC_EXPERIMENTS_DIR", str(REPO / "experiments"))
     assert plan_command.main(["no_such_experiment"]) == 2
