@@ -7,10 +7,13 @@ export DAGSTER_HOME ?= $(CURDIR)/.inoc/dagster
 
 .PHONY: setup main test validate ui sync bench clean
 
-$(BIN)/inoc: pyproject.toml
+$(BIN)/inoc: pyproject.toml sky/requirements-client.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# The SkyPilot client: its click<8.2 pin conflicts with transformers' hub, so no-deps + its other needs.
+	$(BIN)/pip install -q --no-deps 'skypilot==0.14.1'
+	$(BIN)/pip install -q -r sky/requirements-client.txt
 	@touch $@
 
 setup: $(BIN)/inoc

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from inoc import settings
+from inoc.cloud.plan_command import add_plan_parser
 
 
 class UserError(Exception):
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv"], default="table")
     p.add_argument("--max-rows", type=int, default=100)
     p.set_defaults(fn=cmd_sql)
+    add_plan_parser(sub)
     return parser
 
 

@@ -8,7 +8,8 @@ from dagster_duckdb import DuckDBResource
 
 from inoc import settings
 from inoc.artifacts import ArtifactStore
-from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.backends import LocalGpuJobs, SkyPilotGpuJobs
+from inoc_assets.backends.compute import ComputeBackends
 from warehouse import Warehouse
 
 
@@ -34,7 +35,7 @@ class ArtifactStoreResource(ConfigurableResource):
 def default_resources() -> dict[str, object]:
     threads = int(os.environ.get("INOC_GPU_JOB_THREADS", "0") or 0)
     return {
-        "gpu_jobs": LocalGpuJobs(threads=threads),
+        "gpu_jobs": ComputeBackends(local=LocalGpuJobs(threads=threads), skypilot=SkyPilotGpuJobs()),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path())),
         "artifacts": ArtifactStoreResource(root=settings.artifact_root()),
     }

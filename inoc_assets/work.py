@@ -19,7 +19,8 @@ from dagster import AssetExecutionContext, AssetKey, Failure
 from gpu_jobs import io as job_io
 from inoc import settings
 from inoc.config import ExperimentConfig
-from inoc_assets.backends import GpuJobResult, LocalGpuJobs
+from inoc_assets.backends import GpuJobResult
+from inoc_assets.backends.compute import ComputeBackends
 
 
 def work_dir(experiment: str, *parts: str) -> Path:
@@ -68,13 +69,10 @@ def vllm_options(cfg: ExperimentConfig) -> dict:
             "enforce_eager": m.enforce_eager}
 
 
-def run_job(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, cfg: ExperimentConfig, job: str,
+def run_job(context: AssetExecutionContext, gpu_jobs: ComputeBackends, cfg: ExperimentConfig, job: str,
             spec: dict, out: Path) -> GpuJobResult:
     """Run a gpu_job for this experiment on its configured backend; outputs land in ``out``."""
-    if cfg.compute.backend != "local":
-        raise Failure(description=f"{cfg.name}: compute.backend {cfg.compute.backend!r} is not available here")
-    out.mkdir(parents=True, exist_ok=True)
-    return gpu_jobs.run(context, job, {**spec, "output_dir": str(out), "device": "auto"}, base_dir=out.parent)
+    return gpu_jobs.run_job(context, cfg, job, spec, out)
 
 
 def write_rows_json(path: Path, obj: Any) -> None:

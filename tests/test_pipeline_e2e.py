@@ -2,8 +2,8 @@
 
 One module-scoped study (`toy_small`: the `test` organism profile, 200 training examples, 20 eval
 instructions, three prompts, one mix run) runs through `inoc main` in a subprocess that is killed
-with SIGKILL (its whole process group, as a dying machine would) at a seeded random moment, then
-rerun to completion. The tests then check what a researcher relies on: complete, uncorrupted
+with SIGKILL (its whole process group, as a dying machine would) at a seeded random moment after its
+first training run finished, then rerun to completion. The tests then check what a researcher relies on: complete, uncorrupted
 artifacts; partitions finished before the kill not recomputed; an idempotent rerun; a new prompt
 backfilled alone; the tables in the warehouse.
 """
@@ -102,16 +102,21 @@ def study(tmp_path_factory, organism_cache):
     from inoc.organism.build import build_base_model
 
     build_base_model("test", organism_cache)
-    kill_after = random.Random(20261127).uniform(40, 110)
+    # Kill once the first run partition has finished (the second has started), a seeded moment later.
     proc = s.start("main", "--experiment", "toy_small")
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "run 2/" in line:
+            break
+    s.killed_at = random.Random(20261127).uniform(0, 6)
+    time.sleep(s.killed_at)
     try:
-        out, _ = proc.communicate(timeout=kill_after)
-        s.killed_at = None  # finished before the kill time: the resume below is then a plain rerun
-    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        s.killed_at = kill_after
-    s.first_output = out
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+    s.first_output = "".join(lines)
     with s.instance() as instance:
         s.before_resume = _latest_ids(instance, "run_scores")
     started = time.time()
@@ -167,7 +172,9 @@ def test_partitions_finished_before_the_kill_were_not_recomputed(study):
     assert len(after) == 4
     for pk, storage_id in study.before_resume.items():
         assert after[pk] == storage_id, f"{pk} was recomputed although it had finished before the kill"
-    print(f"killed at {study.killed_at} s with {len(study.before_resume)} run partitions done; resume took {study.resume_s:.0f} s")
+    assert len(study.before_resume) >= 1, study.first_output[-2000:]
+    print(f"killed {study.killed_at:.1f} s into run 2 with {len(study.before_resume)} run partition(s) done; "
+          f"resume took {study.resume_s:.0f} s")
 
 
 def test_rerun_of_a_finished_study_skips_every_stage(study):

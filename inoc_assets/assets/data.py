@@ -41,7 +41,7 @@ from inoc.pipeline.instructions import (
 )
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import datagen_requests, plain_requests
-from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.work import completions, generation_backend, model_ref, read_jsonl, run_job, vllm_options, work_dir, write_jsonl
 
 TRAIN_FILE = "train.jsonl"
@@ -182,7 +182,7 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                            "examples is at most judge.max_nan_fraction."),
         ],  # fmt: skip
     )
-    def _asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs):
+    def _asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends):
         cfg = load_experiment(config_path)
         dg = cfg.data.datagen
         instr = [r["instruction"] for r in read_jsonl(data_path(experiment, "train_instructions.jsonl"),
@@ -269,7 +269,7 @@ def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefin
         check_specs=[AssetCheckSpec("complete_sets", asset=k, description="Every set has one non-empty completion "
                                     "per eval instruction.")],
     )
-    def _asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs):
+    def _asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends):
         cfg = load_experiment(config_path)
         evals = eval_sets(cfg)["eval"]
         sets = control_sets(cfg)

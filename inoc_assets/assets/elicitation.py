@@ -26,7 +26,7 @@ from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import elicitation_requests
 from inoc_assets.assets.data import generate_spec, eval_sets, key, write_jsonl_path
-from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.work import completions, model_ref, run_job, work_dir
@@ -35,7 +35,7 @@ from warehouse import replace_rows
 BASELINE = "neutral"
 
 
-def _elicit(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource,
+def _elicit(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource,
             cfg: ExperimentConfig, keys: list[str | None]) -> tuple[pd.DataFrame, dict]:
     """Generate, judge and store the elicitation rows of ``keys`` (None = the baseline)."""
     exp = cfg.name
@@ -97,7 +97,7 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
            description="The base model's trait scores with no prefix (the `neutral` row of `elicitation_scores`): "
            "the baseline of elicitation strength.",
            check_specs=[AssetCheckSpec(CHECK[0], asset=base_key, description=CHECK[1])])
-    def baseline(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource):
+    def baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, [None])
         yield MaterializeResult(metadata=meta)
@@ -109,7 +109,7 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
            description="Completions of the eval instructions with the prompt as prefix (SPEC §5), judged for both "
            "traits → `elicitation_scores`; elicitation strength = mean − the baseline (view elicitation_summary).",
            check_specs=[AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])])
-    def per_prompt(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource):
+    def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         keys = list(context.partition_keys)
         gone = [x for x in keys if x not in cfg.prompts]

@@ -29,7 +29,7 @@ from dagster import (
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs
 from inoc_assets.assets.data import TRAIN_FILE, control_sets, data_path, key, write_jsonl_path
-from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
@@ -131,7 +131,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
            description="No-prefix base-model log-probs of the training sample, the control completions and the "
            "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
            check_specs=[AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)])
-    def baseline(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource):
+    def baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         sample, sets = training_sample(cfg), completion_sets(cfg)
         pairs = logprob_pairs(cfg, "train_default", sample, [None] * len(sample), None)
@@ -152,7 +152,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
            description="Base-model log-probs with the prompt as prefix: train_inoc (fixed), train_mix (index-matched "
            "rephrasings), ctrl_inoc and <trait>_inoc → `logprob_vectors`/`logprob_tokens`; W = these − the baseline.",
            check_specs=[AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)])
-    def per_prompt(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource,
+    def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource,
                    artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         keys = list(context.partition_keys)

@@ -38,7 +38,7 @@ from inoc.pipeline.plans import RunPlan, control_plans, prefix_plan, prompt_plan
 from inoc.pipeline.requests import eval_requests
 from inoc_assets.assets.data import TRAIN_FILE, generate_spec, data_path, eval_sets, key, write_jsonl_path
 from inoc_assets.assets.logprobs import local_pool, read_pool_file
-from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import completions, model_ref, run_job, work_dir, write_jsonl
@@ -240,7 +240,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
            "`training_losses`, the run → `runs`.",
            check_specs=[AssetCheckSpec("losses_and_adapters", asset=run_k, description="One finite loss per optimizer "
                                        "step and an adapter for every checkpoint step.")])
-    def run_asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, warehouse: WarehouseResource,
+    def run_asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource,
                   artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         plans = _plans(context, cfg, control)
@@ -252,7 +252,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
            deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else [key(experiment, "rephrasings")]),
            description=f"Eval completions of {what} at every checkpoint, default and training condition "
            "(generate job, one engine serving every checkpoint's adapter).")
-    def eval_asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, artifacts: ArtifactStoreResource):
+    def eval_asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         meta = evaluate(context, gpu_jobs, artifacts, cfg, _plans(context, cfg, control))
         return MaterializeResult(metadata={"evals": MetadataValue.json(meta)})

@@ -17,7 +17,7 @@ from inoc.embedding_heuristics import embedding_heuristics, make_embedder
 from inoc.self_perplexity import SCORE_FIELDS, self_perplexity_pairs, self_perplexity_rows
 from inoc_assets.assets.data import key, write_jsonl_path
 from inoc_assets.assets.logprobs import local_pool, read_pool_file
-from inoc_assets.backends import LocalGpuJobs
+from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.resources import ArtifactStoreResource
 from inoc_assets.work import generation_backend, model_ref, run_job, work_dir
 
@@ -30,7 +30,7 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
            description="Self-perplexity of each prompt (NLL/token, raw and after the system turn; score job on the "
            "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
            "centroids) → heuristics/text_heuristics.parquet, folded into `prompt_heuristics` by prompt_geometry.")
-    def _asset(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs, artifacts: ArtifactStoreResource):
+    def _asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         th = cfg.text_heuristics
         frames, meta = [], {}
