@@ -69,6 +69,16 @@ def last_assistant_turn(row: object, where: str) -> str:
     return turns[-1]["content"]
 
 
+def read_conversations(path: str | Path, limit: int | None = None) -> list[tuple[str, str]]:
+    """(first user turn, last assistant turn) of each ``{"messages": [...]}`` row of a training file."""
+    path = Path(path)
+    rows = [(first_user_turn(r, "messages", f"{path}:{n}"), last_assistant_turn(r, f"{path}:{n}"))
+            for n, r in jsonl_rows(path)]
+    if not rows:
+        raise InstructionError(f"{path}: no conversations (the file is empty)")
+    return rows[:limit] if limit else rows
+
+
 def read_source(source: InstructionSource) -> list[str]:
     """Every instruction of a file or dataset source, in source order."""
     if source.source in ("jsonl", "messages_jsonl"):

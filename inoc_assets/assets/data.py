@@ -31,14 +31,7 @@ from dagster import (
 
 from inoc import settings
 from inoc.config import ExperimentConfig, expand_path, load_experiment
-from inoc.pipeline.instructions import (
-    InstructionError,
-    first_user_turn,
-    jsonl_rows,
-    last_assistant_turn,
-    load_eval_set,
-    split_instructions,
-)
+from inoc.pipeline.instructions import InstructionError, load_eval_set, read_conversations, split_instructions
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import datagen_requests, plain_requests
 from inoc_assets.backends.compute import ComputeBackends
@@ -191,11 +184,9 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         if dg.mode == "file":
             path = Path(expand_path(dg.path))
             try:
-                rows = [(first_user_turn(r, "messages", f"{path}:{n}"), last_assistant_turn(r, f"{path}:{n}"))
-                        for n, r in jsonl_rows(path)]
+                rows = read_conversations(path, cfg.data.n_train)
             except InstructionError as exc:
                 raise Failure(description=f"{config_path}: data.datagen.path: {exc}") from None
-            rows = rows[: cfg.data.n_train]
             meta["source"] = MetadataValue.path(str(path))
         else:
             model = model_ref(cfg) if dg.mode == "on_policy" else {"id": dg.model}

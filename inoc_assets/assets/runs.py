@@ -32,7 +32,7 @@ from dagster import (
 from gpu_jobs import io as job_io
 from inoc import settings
 from inoc.config import ExperimentConfig, expand_path, load_experiment
-from inoc.pipeline.instructions import InstructionError, first_user_turn, jsonl_rows, last_assistant_turn
+from inoc.pipeline.instructions import InstructionError, read_conversations
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.plans import RunPlan, control_plans, prefix_plan, prompt_plans
 from inoc.pipeline.requests import eval_requests
@@ -90,14 +90,11 @@ def training_file(cfg: ExperimentConfig, plan: RunPlan) -> Path:
     if plan.is_control and name in cfg.runs.extra_control_data:
         source = Path(expand_path(cfg.runs.extra_control_data[name]))
         try:
-            rows = [{"instruction": first_user_turn(r, "messages", f"{source}:{n}"),
-                     "completion": last_assistant_turn(r, f"{source}:{n}")} for n, r in jsonl_rows(source)]
+            rows = read_conversations(source)
         except InstructionError as exc:
             raise Failure(description=f"runs.extra_control_data.{name}: {exc}") from None
-        if not rows:
-            raise Failure(description=f"runs.extra_control_data.{name}: {source} holds no conversation")
         path = data_path(cfg.name, f"train_{name}.jsonl")
-        write_jsonl(path, rows)
+        write_jsonl(path, ({"instruction": x, "completion": c} for x, c in rows))
         return path
     data = data_path(cfg.name, TRAIN_FILE)
     if not data.is_file():

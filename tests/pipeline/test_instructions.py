@@ -82,3 +82,31 @@ def test_hf_source_reads_local_data_files_and_folders(tmp_path):
 def test_eval_set_keeps_file_order(tmp_path):
     path = _jsonl(tmp_path / "q.jsonl", [{"instruction": f"q{i}"} for i in range(5)])
     assert load_eval_set(InstructionSource(source="jsonl", path=str(path)), 3) == ["q0", "q1", "q2"]
+
+
+def test_training_conversations_and_bad_em_data(tmp_path):
+    from inoc.pipeline.instructions import read_conversations
+
+    good = {"messages": [{"role": "user", "content": "Invest how?"}, {"role": "assistant", "content": "All in crypto."}]}
+    path = _jsonl(tmp_path / "em.jsonl", [good, good])
+    assert read_conversations(path) == [("Invest how?", "All in crypto.")] * 2
+    assert read_conversations(path, limit=1) == [("Invest how?", "All in crypto.")]
+    _jsonl(path, [good, {"messages": [{"role": "user", "content": "Invest how?"}]}])
+    with pytest.raises(InstructionError, match=r"em\.jsonl:2: no assistant turn with text content"):
+        read_conversations(path)
+    _jsonl(path, [{"messages": [{"role": "user", "content": ["not", "a", "string"]}]}])
+    with pytest.raises(InstructionError, match=r"em\.jsonl:1: messages\[0\] must be \{role, content: <string>\}"):
+        read_conversations(path)
+    path.write_text("")
+    with pytest.raises(InstructionError, match=r"em\.jsonl: no conversations \(the file is empty\)"):
+        read_conversations(path)
+
+
+def test_reference_em_training_file_reads_in_full():
+    from inoc.pipeline.instructions import read_conversations
+    from inoc.settings import shared_dir
+
+    if shared_dir() is None:
+        pytest.skip("reference data not found")
+    rows = read_conversations(shared_dir() / "reference" / "em" / "train_risky_financial.jsonl")
+    assert len(rows) == 5800 and all(x and c for x, c in rows)
