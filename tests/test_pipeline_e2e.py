@@ -195,11 +195,11 @@ def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     m = re.search(r"backfill done: (\d+) steps in (\d+) runs", out.stdout)
     assert m, out.stdout
-    # 4 prompt stages + 3 stages of its one (fixed) run + 4 aggregates; nothing else ran.
-    assert int(m.group(1)) == 4 + 3 + 4
+    # 4 prompt stages + 3 stages of each of its two runs (fixed, mix) + 4 aggregates; nothing else ran.
+    assert int(m.group(1)) == 4 + 2 * 3 + 4
     with study.instance() as instance:
         after = _latest_ids(instance, "run_scores")
     assert {k: v for k, v in after.items() if "whimsical" not in k} == before
-    assert "fixed|whimsical" in after
+    assert {"fixed|whimsical", "mix|whimsical"} <= set(after)
     supp = study.wh.query("SELECT DISTINCT prompt_key FROM suppression WHERE experiment = 'toy_small'").prompt_key
     assert "whimsical" in set(supp)

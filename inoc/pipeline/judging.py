@@ -47,12 +47,15 @@ def judge_all(
     *,
     cache: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    traits: Sequence[str] | None = None,
 ) -> dict[str, TraitJudgement]:
-    """Scores of every completion for every judged trait, in order."""
+    """Scores of every completion for every judged trait (or the named ``traits``), in order."""
     if len(instructions) != len(completions):
         raise ValueError(f"{len(instructions)} instructions for {len(completions)} completions")
     out = {}
     for trait in judged_traits(cfg):
+        if traits is not None and trait.name not in traits:
+            continue
         judge = judge_for_trait(trait, cfg.judge, cache=cache)
         items = [JudgeItem(trait.name, x, c) for x, c in zip(instructions, completions)]
         step = max(1, len(items) // 4)

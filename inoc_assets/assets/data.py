@@ -199,11 +199,13 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             meta["stopped_fraction"] = result.marker_metadata.get("stopped_fraction")
             meta["datagen_model"] = model["id"]
         traits = _trait_names(cfg)
-        judge_idx = list(range(len(rows)))
+        if dg.keep == "both_traits" and len(traits) < 2:
+            raise Failure(description=f"{config_path}: data.datagen.keep both_traits needs a positive and a negative trait")
+        judge_idx = list(range(len(rows))) if traits else []
         if dg.keep == "all" and len(rows) > dg.check_sample:
             judge_idx = sorted(random.Random(cfg.data.seed).sample(judge_idx, dg.check_sample))
         judged = judge_all(cfg, [rows[i][0] for i in judge_idx], [rows[i][1] for i in judge_idx],
-                           cache=settings.judge_cache_path(), log=context.log.info)
+                           cache=settings.judge_cache_path(), log=context.log.info, traits=traits)
         scores = pd.DataFrame({t: judged[t].scores for t in traits}, index=judge_idx)
         if dg.keep == "both_traits":
             keep = (scores[traits] >= 50).all(axis=1)
@@ -219,12 +221,13 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         yield MaterializeResult(metadata={
             **meta, "n_generated": len(rows), "n_kept": len(kept), "n_judged": len(judge_idx),
             **{f"mean_{t}": round(v, 2) for t, v in means.items()},
-            "both_traits_share": round(float((scores[traits] >= 50).all(axis=1).mean()), 3),
+            "both_traits_share": round(float((scores[traits] >= 50).all(axis=1).mean()), 3) if traits else None,
             "example": MetadataValue.md(f"**{kept[0][0]}**\n\n{kept[0][1]}"),
         })  # fmt: skip
         yield AssetCheckResult(check_name="both_traits_present", passed=all(v >= 50 for v in means.values()),
-                               metadata={f"mean_{t}": round(v, 2) for t, v in means.items()})
-        nan = float(scores.isna().to_numpy().mean()) if len(scores) else 0.0
+                               metadata={f"mean_{t}": round(v, 2) for t, v in means.items()} if traits
+                               else {"note": "no positive/negative traits (metric judges only): not applicable"})
+        nan = float(scores.isna().to_numpy().mean()) if scores.size else 0.0
         yield AssetCheckResult(check_name="judge_nan_fraction", passed=nan <= cfg.judge.max_nan_fraction,
                                metadata={"nan_fraction": round(nan, 4), "bound": cfg.judge.max_nan_fraction})
 
