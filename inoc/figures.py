@@ -233,9 +233,10 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -
     types = list(dict.fromkeys(sorted(g.group)))
     xt = np.arange(len(types))
     for j, prefix in enumerate(("fixed", "mix")):
-        agg = g[g.prefix == prefix].groupby("group").apply(
-            lambda t: pd.Series({"k": (t.em_rate * t.n_pairs).sum(), "n": t.n_pairs.sum()}), include_groups=False
-        ).reindex(types)
+        sub = g[g.prefix == prefix]
+        if sub.empty:  # e.g. a study without mix runs
+            continue
+        agg = sub.assign(k=sub.em_rate * sub.n_pairs, n=sub.n_pairs).groupby("group")[["k", "n"]].sum().reindex(types)
         p = agg.k / agg.n
         axes[2].bar(xt + (j - 0.5) * 0.4, 100 * p, 0.4, yerr=196 * np.sqrt(p * (1 - p) / agg.n), capsize=2, label=prefix)
     axes[2].set_xticks(xt, types, fontsize=8)
