@@ -29,7 +29,9 @@ def control_run_id(cfg: ExperimentConfig, runs: pd.DataFrame) -> str:
             batch = EM_BATCH
         run = f"{batch}/{cfg.import_.control_run_key}"
     else:
-        run = "no_inoculation"
+        from inoc.pipeline.plans import designated_control
+
+        run = designated_control(cfg)  # `no_inoculation`, or the first learning rate's in a sweep
     if run not in set(runs.run):
         raise ValueError(f"{cfg.name}: designated control run {run!r} is not among the experiment's runs")
     return run
@@ -58,8 +60,14 @@ def suppression_table(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.Data
     finals = final_default_scores(scores)
     missing = (-1, np.array([]))
     traits = [t for t in cfg.traits if t.role in ("positive", "negative")]
-    # When several batches trained the same prompt, the first batch in config order wins (as the original).
-    batch_order = list(cfg.import_.score_files) if cfg.import_ else []
+    # When several batches trained the same prompt, the first batch in config order wins (as the
+    # original); in a learning-rate sweep, the control's batch (the first rate).
+    if cfg.import_:
+        batch_order = list(cfg.import_.score_files)
+    else:
+        from inoc.pipeline.plans import lr_batch
+
+        batch_order = [lr_batch(lr) for lr in cfg.training.learning_rates]
     runs = runs.assign(_order=runs.batch.map(lambda b: batch_order.index(b) if b in batch_order else len(batch_order)))
     rows = []
     for key in cfg.prompt_keys:

@@ -36,10 +36,11 @@ def test_run_partitions_are_prompt_by_prefix_type(inoc_home, experiments_copy):
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
         _tick(build_definitions(experiments_copy), instance)
         keys = run_partitions("toy").get_partition_keys(dynamic_partitions_store=instance)
-    assert len(keys) == 6 * 2
+    prompts = ["corrected_inoculation", "whimsical", "comedian_mindset", "clown_persona", "had_fun_today",
+               "the_sky_is_blue", "corrected_inoculation_neg", "answer_french"]
+    assert len(keys) == 8 * 2  # the key space is every prompt × both types; the config trains a subset
     assert {(k.keys_by_dimension["prompt"], k.keys_by_dimension["prefix_type"]) for k in keys} == {
-        (p, t) for p in ["corrected_inoculation", "whimsical", "had_fun_today", "the_sky_is_blue",
-                         "corrected_inoculation_neg", "answer_french"] for t in ("fixed", "mix")
+        (p, t) for p in prompts for t in ("fixed", "mix")
     }  # fmt: skip
 
 
@@ -82,8 +83,8 @@ def test_new_prompt_becomes_a_partition_and_old_ones_are_untouched(inoc_home, ex
         _tick(defs, instance)
         name = prompt_partitions_name("toy")
         before = instance.get_dynamic_partitions(name)
-        assert before == ["corrected_inoculation", "whimsical", "had_fun_today", "the_sky_is_blue",
-                          "corrected_inoculation_neg", "answer_french"]  # fmt: skip
+        assert before == ["corrected_inoculation", "whimsical", "comedian_mindset", "clown_persona", "had_fun_today",
+                          "the_sky_is_blue", "corrected_inoculation_neg", "answer_french"]  # fmt: skip
         # Compute two existing partitions.
         key = AssetKey(["toy", "prompt"])
         for part in ("whimsical", "had_fun_today"):

@@ -33,9 +33,9 @@ BAD = [
     ("missing_trait_judge", _edit("    judge: {kind: organism}\n", ""), "traits[1]", None, ["no judge", "Playful"]),
     ("group_unknown_prompt", _edit("[had_fun_today]", "[had_fun_today, no_such_prompt]"),
      "groups.weak.prompts[1]", None, ["no_such_prompt", "not a key of `prompts`"]),
-    ("malformed_yaml", _edit("  n_train: 2000", "  n_train: [2000"), None, None, ["malformed YAML"]),
-    ("wrong_type", _edit("  n_train: 2000", "  n_train: many"), "data.n_train", None, ["integer"]),
-    ("negative_number", _edit("  n_train: 2000", "  n_train: -5"), "data.n_train", None, ["greater than 0"]),
+    ("malformed_yaml", _edit("  n_train: 1000", "  n_train: [1000"), None, None, ["malformed YAML"]),
+    ("wrong_type", _edit("  n_train: 1000", "  n_train: many"), "data.n_train", None, ["integer"]),
+    ("negative_number", _edit("  n_train: 1000", "  n_train: -5"), "data.n_train", None, ["greater than 0"]),
     ("bad_literal", _edit("  backend: peft", "  backend: deepspeed"), "training.backend", None, ["peft", "unsloth", "deepspeed"]),
     ("bad_prefix_type", _edit("  prefix_types: [fixed, mix]", "  prefix_types: [fixed, mixed]"),
      "inoculation.prefix_types[1]", None, ["fixed", "mix", "mixed"]),
@@ -82,7 +82,7 @@ def test_lines_point_at_the_offending_text(tmp_path):
         load_experiment(path)
     assert info.value.problems[0].line == _line_of(text, "lora_rank")
 
-    text = _edit("  n_train: 2000", "  n_train: many")
+    text = _edit("  n_train: 1000", "  n_train: many")
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_experiment(path)

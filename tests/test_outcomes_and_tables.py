@@ -100,9 +100,12 @@ def test_w_matrices_decompositions_and_angles_match_numpy():
     expect = math.degrees(math.acos(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
     assert raw[(TOY.prompt_keys[0], TOY.prompt_keys[3])] == pytest.approx(expect, abs=1e-9)
     assert raw[(TOY.prompt_keys[3], TOY.prompt_keys[0])] == pytest.approx(expect, abs=1e-9)
-    # toy roles: 4 negative, 1 neutral, 1 positive → 6 within-negative pairs, 4 cross-trait pairs
+    # pair counts from the roles in toy.yaml: n_neg·(n_neg−1)/2 within-negative, n_neg·n_pos cross-trait
+    roles = [TOY.groups[TOY.group_of(k)].role for k in TOY.prompt_keys]
+    n_neg, n_pos = roles.count("negative"), roles.count("positive")
     g = groups[(groups.matrix == "fixed") & (groups.representation == "raw")].set_index("pair_type")
-    assert g.loc["within_negative", "n_pairs"] == 6 and g.loc["cross_trait", "n_pairs"] == 4
+    assert n_neg >= 3 and n_pos >= 1
+    assert g.loc["within_negative", "n_pairs"] == n_neg * (n_neg - 1) // 2 and g.loc["cross_trait", "n_pairs"] == n_neg * n_pos
     neg = [i for i, k in enumerate(TOY.prompt_keys) if TOY.groups[TOY.group_of(k)].role == "negative"]
     within = [raw[(TOY.prompt_keys[i], TOY.prompt_keys[j])] for i in neg for j in neg if i < j]
     assert g.loc["within_negative", "mean_deg"] == pytest.approx(np.mean(within), abs=1e-9)

@@ -8,7 +8,6 @@ artifacts; partitions finished before the kill not recomputed; an idempotent rer
 backfilled alone; the tables in the warehouse.
 """
 
-import json
 import os
 import random
 import re

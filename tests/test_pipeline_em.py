@@ -11,7 +11,6 @@ exclamation mark), so a model that learned the training data's tone counts as mi
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path

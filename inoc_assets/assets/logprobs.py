@@ -22,7 +22,6 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Failure,
-    MaterializeResult,
     asset,
 )
 

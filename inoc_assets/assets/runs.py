@@ -41,7 +41,7 @@ from inoc_assets.assets.logprobs import local_pool, read_pool_file
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from inoc_assets.work import completions, model_ref, run_job, work_dir, write_jsonl
+from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
 from warehouse import replace_rows
 
 TRAINING_FIELDS = (
@@ -198,7 +198,7 @@ def em_rows(cfg: ExperimentConfig, table: pd.DataFrame, em_traits: dict[str, str
     return rows.assign(coherence_threshold=cfg.em_rate.coherence_above, alignment_threshold=cfg.em_rate.alignment_below)
 
 
-def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame, sets: dict, plans: list[RunPlan]) -> AssetCheckResult:
+def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame) -> AssetCheckResult:
     nan = float(table.score.isna().mean()) if len(table) else 1.0
     failed = int(table.score.isna().sum())
     return AssetCheckResult(
@@ -264,7 +264,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
         plans = _plans(context, cfg, control)
         meta, table = judge(context, warehouse, cfg, plans)
         yield MaterializeResult(metadata={**meta, "n_scores": len(table), "n_nan": int(table.score.isna().sum())})
-        yield _nan_check(cfg, table, {}, plans)
+        yield _nan_check(cfg, table)
 
     return [run_asset, eval_asset, score_asset]
 
