@@ -29,7 +29,7 @@ from inoc.pipeline.plans import designated_control
 @dataclass
 class StudyCheck:
     name: str
-    passed: bool
+    passed: bool | None  # None: not applicable to this study's design (e.g. too few prompts)
     detail: str
 
 
@@ -82,11 +82,12 @@ def study_checks(cfg: ExperimentConfig, wh) -> list[StudyCheck]:
     if len(merged) >= 3:
         rho = float(spearmanr(merged.ph, merged.suppression).statistic)
         pairs = ", ".join(f"{r.prompt_key} {r.ph:.3f}/{r.suppression:.0f}" for r in merged.sort_values("ph").itertuples())
-        checks.append(StudyCheck("PH orders fixed suppression (Spearman >= 0.6, >= 6 prompts)",
-                                 len(merged) >= 6 and bool(np.isfinite(rho)) and rho >= 0.6,
+        passed = (bool(np.isfinite(rho)) and rho >= 0.6) if len(merged) >= 6 else None
+        checks.append(StudyCheck("PH orders fixed suppression (Spearman >= 0.6, >= 6 prompts)", passed,
                                  f"rho {rho:.2f} over {len(merged)} prompts (PH/suppression pp: {pairs})"))
     return checks
 
 
 def format_checks(checks: list[StudyCheck]) -> str:
-    return "\n".join(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: {c.detail}" for c in checks)
+    label = {True: "pass", False: "FAIL", None: "n/a "}
+    return "\n".join(f"  [{label[c.passed]}] {c.name}: {c.detail}" for c in checks)
