@@ -65,7 +65,7 @@ def study_checks(cfg: ExperimentConfig, wh) -> list[StudyCheck]:
         gate = _final(summary, run, "training", neg.name)
         rise = ctrl - base.get(neg.name, 0.0)
         cut = (ctrl - got) / rise if rise > 0 else float("nan")
-        ok = cut >= 0.5 and gate >= 0.8 * ctrl
+        ok = bool(cut >= 0.5 and gate >= 0.8 * ctrl)
         checks.append(StudyCheck(f"{key} fixed cuts {neg.name} by >= 50% of the rise, training condition keeps it", ok,
                                  f"default {got:.1f} vs control {ctrl:.1f} (baseline {base.get(neg.name, 0):.1f}): "
                                  f"cut {100 * cut:.0f}%; training condition {gate:.1f}"))
@@ -73,7 +73,7 @@ def study_checks(cfg: ExperimentConfig, wh) -> list[StudyCheck]:
         if mix in set(summary.run):
             s = supp[(supp.prompt_key == key) & (supp.trait == neg.name)].set_index("prefix_type").suppression
             if {"fixed", "mix"} <= set(s.index):
-                checks.append(StudyCheck(f"{key}: mix suppresses {neg.name} less than fixed", s["mix"] < s["fixed"],
+                checks.append(StudyCheck(f"{key}: mix suppresses {neg.name} less than fixed", bool(s["mix"] < s["fixed"]),
                                          f"fixed {s['fixed']:.1f} pp, mix {s['mix']:.1f} pp"))
 
     target = supp[(supp.prefix_type == "fixed") & ((supp.target == "trait") |
