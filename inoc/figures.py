@@ -28,8 +28,9 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 
 def suppression_bars(table: pd.DataFrame, title: str) -> bytes:
-    """Per prompt (grouped), suppression of its targeted trait, fixed vs mix, with 95% CI error bars."""
-    shown = table[(table.target == "trait")]
+    """Per prompt (grouped), suppression of its targeted trait (neutral prompts: the negative trait),
+    fixed vs mix, with 95% CI error bars."""
+    shown = table[(table.target == "trait") | (table.target.isna() & (table.trait_role == "negative"))]
     if shown.empty:
         shown = table
     prompts = list(dict.fromkeys(shown.prompt_key))
