@@ -18,7 +18,7 @@ def _inoc(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_sync_registers_prompts_once_and_keeps_removed_ones(inoc_home, experiments_copy):
     first = _inoc("sync")
     assert first.returncode == 0, first.stderr
-    assert "toy__prompts: added 6 partition(s)" in first.stdout
+    assert "toy__prompts: added 8 partition(s)" in first.stdout
     assert "playful_french_qwen7b__prompts: added 48 partition(s)" in first.stdout
     assert (inoc_home / "dagster" / "dagster.yaml").read_text().startswith("# inoc's Dagster instance")
     again = _inoc("sync")

@@ -1,4 +1,6 @@
-"""The README's main job, run as a user runs it, and its results checked against the files' own aggregates."""
+"""`inoc main` on the original study's published results (the import experiments), run as a user runs
+it, and its results checked against the files' own aggregates. The default main job (the `toy`
+study on the model organism) is exercised on a smaller profile by test_pipeline_e2e.py."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parent.parent
+IMPORTS = ("reference_pf_qwen7b", "reference_gf_llama8b", "reference_em_qwen32b")
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +24,13 @@ def main_run(tmp_path_factory):
 
     shared = shared_dir()
     if shared is None:
-        pytest.skip("reference data not found: the main job reads it until the model organism exists")
+        pytest.skip("reference data not found: the import experiments read it")
     home = tmp_path_factory.mktemp("main") / ".inoc"
     env = {**os.environ, "INOC_HOME": str(home), "INOC_SHARED_DIR": str(shared), "DAGSTER_HOME": str(home / "dagster")}
     env.pop("INOC_EXPERIMENTS_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "inoc.cli", "main"], capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+    args = [a for e in IMPORTS for a in ("--experiment", e)]
+    proc = subprocess.run([sys.executable, "-m", "inoc.cli", "main", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=900)
     return proc, home, shared
 
 
@@ -79,7 +84,8 @@ def test_main_job_numbers_equal_the_files_own_aggregates(main_run):
 def test_main_job_without_reference_data_says_what_to_do(tmp_path):
     env = {**os.environ, "INOC_HOME": str(tmp_path / ".inoc"), "INOC_SHARED_DIR": str(tmp_path / "nowhere")}
     env["DAGSTER_HOME"] = str(tmp_path / ".inoc" / "dagster")
-    proc = subprocess.run([sys.executable, "-m", "inoc.cli", "main"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "inoc.cli", "main", "--experiment", "reference_gf_llama8b"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 2
     assert "INOC_SHARED_DIR" in proc.stderr and "Traceback" not in proc.stderr
 
