@@ -6,7 +6,8 @@ autodown armed (``gpus_left_without_autodown() == []``).
 
 from __future__ import annotations
 
-import _thread
+import os
+import signal
 import threading
 
 import pytest
@@ -133,9 +134,10 @@ def test_cancellation_while_waiting_cancels_the_job_and_tears_down(tmp_path, clu
 
 
 def test_an_interrupt_arriving_from_outside_mid_wait_is_handled_the_same(tmp_path, cluster0):
-    """A real asynchronous KeyboardInterrupt (as Ctrl-C / a terminated Dagster step delivers it)."""
+    """A real asynchronous KeyboardInterrupt (as Ctrl-C / a terminated Dagster step delivers it): a real
+    SIGINT to this process, which (unlike `_thread.interrupt_main`) also interrupts a blocking wait."""
     h = Harness(tmp_path, FakeSky(["hang"]))
-    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
