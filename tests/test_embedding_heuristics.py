@@ -27,7 +27,7 @@ from inoc.embedding_heuristics import (
 from inoc.judges.fake_openai_server import Embeddings, FakeOpenAIServer, Reply, fake_embedding
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = "sk-test-embedding-key-1234"
+KEY = "test-embedding-key-not-real-1234"
 
 
 @pytest.fixture(autouse=True)
