@@ -15,7 +15,6 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     BackfillPolicy,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -26,6 +25,7 @@ from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import elicitation_requests
 from inoc_assets.assets.data import generate_spec, eval_sets, key, write_jsonl_path
+from inoc_assets.assets.logprobs import partition_prompts
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import WarehouseResource
@@ -111,10 +111,7 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
            check_specs=[AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])])
     def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
-        keys = list(context.partition_keys)
-        gone = [x for x in keys if x not in cfg.prompts]
-        if gone:
-            raise Failure(description=f"prompt(s) {gone} are no longer in {config_path}; their existing data is kept")
+        keys = partition_prompts(context, cfg, config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, keys)
         yield MaterializeResult(metadata=meta)
         yield _sanity(cfg, table, cfg.data.n_eval, keys)

@@ -71,6 +71,24 @@ def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_k
     return path
 
 
+def required_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str) -> Path:
+    """The prompt's pool as a local file; a clear failure when its rephrasings were never materialized."""
+    path = local_pool(artifacts, cfg, prompt_key)
+    if path is None:
+        raise Failure(description=f"{cfg.name}/{prompt_key}: no rephrasing pool; materialize "
+                      f"{cfg.name}/rephrasings for this prompt first")
+    return path
+
+
+def partition_prompts(context: AssetExecutionContext, cfg: ExperimentConfig, config_path: Path) -> list[str]:
+    """The run's prompt partitions, all still in the config (a removed prompt keeps its data)."""
+    keys = list(context.partition_keys)
+    gone = [x for x in keys if x not in cfg.prompts]
+    if gone:
+        raise Failure(description=f"prompt(s) {gone} are no longer in {config_path}; their existing data is kept")
+    return keys
+
+
 def read_pool_file(path: Path) -> list[str]:
     return [json.loads(line)["rephrasing"] for line in path.read_text().splitlines() if line.strip()]
 
@@ -154,10 +172,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
     def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource,
                    artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
-        keys = list(context.partition_keys)
-        gone = [x for x in keys if x not in cfg.prompts]
-        if gone:
-            raise Failure(description=f"prompt(s) {gone} are no longer in {config_path}; their existing data is kept")
+        keys = partition_prompts(context, cfg, config_path)
         sample, sets = training_sample(cfg), completion_sets(cfg)
         pairs, expected = [], {}
         for pk in keys:
@@ -165,10 +180,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
             pairs += logprob_pairs(cfg, "train_inoc", sample, [text] * len(sample), pk)
             expected[(pk, "train_inoc")] = len(sample)
             if "mix" in cfg.inoculation.prefix_types:
-                pool = local_pool(artifacts, cfg, pk)
-                if pool is None:
-                    raise Failure(description=f"{experiment}/{pk}: no rephrasing pool; materialize "
-                                  f"{experiment}/rephrasings for this prompt first")
+                pool = required_pool(artifacts, cfg, pk)
                 mix = index_matched_prefixes(cfg, read_pool_file(pool), len(sample))
                 pairs += logprob_pairs(cfg, "train_mix", sample, mix, pk)
                 expected[(pk, "train_mix")] = len(sample)

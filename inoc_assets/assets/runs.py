@@ -37,7 +37,7 @@ from inoc.pipeline.judging import judge_all
 from inoc.pipeline.plans import RunPlan, control_plans, prefix_plan, prompt_plans
 from inoc.pipeline.requests import eval_requests
 from inoc_assets.assets.data import TRAIN_FILE, generate_spec, data_path, eval_sets, key, write_jsonl_path
-from inoc_assets.assets.logprobs import local_pool, read_pool_file
+from inoc_assets.assets.logprobs import read_pool_file, required_pool
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
@@ -77,11 +77,7 @@ def _plans(context: AssetExecutionContext, cfg: ExperimentConfig, control: bool)
 def _pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, plan: RunPlan) -> Path | None:
     if plan.prefix_type != "mix":
         return None
-    path = local_pool(artifacts, cfg, plan.prompt_key)
-    if path is None:
-        raise Failure(description=f"{cfg.name}/{plan.prompt_key}: no rephrasing pool; materialize "
-                      f"{cfg.name}/rephrasings for this prompt first")
-    return path
+    return required_pool(artifacts, cfg, plan.prompt_key)
 
 
 def training_file(cfg: ExperimentConfig, plan: RunPlan) -> Path:
