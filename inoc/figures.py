@@ -12,7 +12,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PREFIX_COLORS = {"fixed": "#1f77b4", "mix": "#ff7f0e"}
+PREFIX_COLORS = {"fixed": "#1f77b4", "mix": "#ff7f0e", "close_mix": "#2ca02c"}
+
+
+def prefix_type_of_run(run: str) -> str:
+    """fixed, mix or close_mix from a run id: computed ``<prompt>/<type>`` or the original's
+    ``<key>``, ``<key>_mix``, ``<key>_close_mix``."""
+    name = run.rsplit("/", 1)[-1]
+    if name in PREFIX_COLORS:
+        return name
+    return "close_mix" if name.endswith("_close_mix") else "mix" if name.endswith("_mix") else "fixed"
 
 
 def to_png(fig: plt.Figure) -> bytes:
@@ -29,18 +38,19 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 def suppression_bars(table: pd.DataFrame, title: str) -> bytes:
     """Per prompt (grouped), suppression of its targeted trait (neutral prompts: the negative trait),
-    fixed vs mix, with 95% CI error bars."""
+    fixed vs mix (vs close_mix), with 95% CI error bars."""
     shown = table[(table.target == "trait") | (table.target.isna() & (table.trait_role == "negative"))]
     if shown.empty:
         shown = table
     prompts = list(dict.fromkeys(shown.prompt_key))
     x = np.arange(len(prompts))
-    width = 0.4
+    types = [t for t in PREFIX_COLORS if t != "close_mix" or (shown.prefix_type == t).any()]
+    width = 0.8 / len(types)
     fig, ax = plt.subplots(figsize=(max(6, 0.32 * len(prompts) + 2), 4.2))
-    for i, prefix_type in enumerate(("fixed", "mix")):
+    for i, prefix_type in enumerate(types):
         sub = shown[shown.prefix_type == prefix_type].set_index("prompt_key").reindex(prompts)
         err = np.vstack([sub.suppression - sub.ci_lo, sub.ci_hi - sub.suppression])
-        ax.bar(x + (i - 0.5) * width, sub.suppression, width, yerr=err, capsize=2,
+        ax.bar(x + (i - (len(types) - 1) / 2) * width, sub.suppression, width, yerr=err, capsize=2,
                label=prefix_type, color=PREFIX_COLORS[prefix_type])  # fmt: skip
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(x, prompts, rotation=75, ha="right", fontsize=7)
@@ -199,7 +209,8 @@ def sigmoid_panel(x: np.ndarray, y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarr
 
 def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -> bytes:
     """The EM suite at the final step: (1) EM rate per run, by eval set × condition; (2) in- vs
-    out-of-distribution EM rate per run; (3) EM rate by prompt type, fixed vs mix. Binomial 95% CIs."""
+    out-of-distribution EM rate per run; (3) EM rate by prompt type × rephrasing (fixed, mix, close_mix).
+    Binomial 95% CIs."""
     step = int(summary.step.max())
     final = summary[summary.step == step]
     runs = list(dict.fromkeys(sorted(final.run, key=lambda r: (prompt_groups.get(r, "~"), r))))
@@ -230,16 +241,17 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -
     axes[1].set_ylim(-5, 105)
     g = final[(final.eval_set == "em") & (final.condition == "default")].copy()
     g["group"] = g.run.map(lambda r: prompt_groups.get(r, "control"))
-    g["prefix"] = g.run.map(lambda r: "mix" if r.endswith(("_mix", "/mix")) else "fixed")
+    g["prefix"] = g.run.map(prefix_type_of_run)
     types = list(dict.fromkeys(sorted(g.group)))
     xt = np.arange(len(types))
-    for j, prefix in enumerate(("fixed", "mix")):
+    prefixes = [p for p in PREFIX_COLORS if (g.prefix == p).any()]  # e.g. a study without mix runs
+    w = 0.8 / max(1, len(prefixes))
+    for j, prefix in enumerate(prefixes):
         sub = g[g.prefix == prefix]
-        if sub.empty:  # e.g. a study without mix runs
-            continue
         agg = sub.assign(k=sub.em_rate * sub.n_pairs, n=sub.n_pairs).groupby("group")[["k", "n"]].sum().reindex(types)
         p = agg.k / agg.n
-        axes[2].bar(xt + (j - 0.5) * 0.4, 100 * p, 0.4, yerr=196 * np.sqrt(p * (1 - p) / agg.n), capsize=2, label=prefix)
+        axes[2].bar(xt + (j - (len(prefixes) - 1) / 2) * w, 100 * p, w, yerr=196 * np.sqrt(p * (1 - p) / agg.n),
+                    capsize=2, label=prefix, color=PREFIX_COLORS[prefix])
     axes[2].set_xticks(xt, types, fontsize=8)
     axes[2].set_ylabel("EM rate on general questions (%, 95% CI)")
     axes[2].legend(fontsize=8, title="rephrasing")

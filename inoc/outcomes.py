@@ -12,6 +12,7 @@ import pandas as pd
 
 from inoc.analysis.stats import suppression
 from inoc.config import ExperimentConfig
+from inoc.config.schema import PREFIX_TYPES
 
 SUPPRESSION_COLUMNS = [
     "experiment", "prompt_key", "prompt_group", "prefix_type", "trait", "trait_role", "target",
@@ -73,7 +74,7 @@ def suppression_table(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.Data
     for key in cfg.prompt_keys:
         group = cfg.group_of(key)
         role = cfg.groups[group].role
-        for prefix_type in ("fixed", "mix"):
+        for prefix_type in PREFIX_TYPES:
             match = runs[(runs.prompt_key == key) & (runs.prefix_type == prefix_type)].sort_values("_order")
             if match.empty:
                 continue
@@ -99,7 +100,8 @@ def suppression_table(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.Data
 
 
 def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
-    """Wide, printable view: per prompt, the targeted trait's suppression for fixed and mix with CIs."""
+    """Wide, printable view: per prompt, the targeted trait's suppression for fixed and mix (and
+    close_mix when the study has such runs) with CIs."""
 
     def cell(r: pd.Series) -> str:
         if math.isnan(r.suppression):
@@ -107,8 +109,9 @@ def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
         ci = "" if math.isnan(r.ci_lo) else f" [{r.ci_lo:.1f}, {r.ci_hi:.1f}]"
         return f"{r.suppression:.1f}{ci}"
 
+    types = ["fixed", "mix"] + (["close_mix"] if (table.prefix_type == "close_mix").any() else [])
     if table.empty:
-        return pd.DataFrame(columns=["prompt", "group", "trait", "fixed", "mix"])
+        return pd.DataFrame(columns=["prompt", "group", "trait", *types])
     # Neutral prompts target no trait: show both traits for them.
     shown = table[(table.target == "trait") | table.target.isna()]
     out = (
@@ -117,11 +120,11 @@ def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
         .rename(columns={"prompt_key": "prompt", "prompt_group": "group"})
     )
-    for col in ("fixed", "mix"):
+    for col in types:
         if col not in out:
             out[col] = "—"
     out = out.fillna("—")
-    return out[["prompt", "group", "trait", "fixed", "mix"]]
+    return out[["prompt", "group", "trait", *types]]
 
 
 #: Heuristic columns of `slides_dataset` (X) and the suppression measures they should predict (Y).

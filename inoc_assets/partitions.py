@@ -2,14 +2,16 @@
 
 One DynamicPartitionsDefinition per experiment (`<experiment>__prompts`) keeps every partition
 shown in the UI valid for its group (a cross product experiments × prompts would show invalid
-combinations). Run assets are partitioned by prompt × prefix type (Dagster allows two dimensions).
+combinations). Run assets are partitioned by prompt × prefix type (fixed, mix, close_mix; Dagster allows two
+dimensions); a config selects which of those combinations it trains (`cfg.run_partition_keys()`).
 """
 
 from __future__ import annotations
 
 from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
 
-PREFIX_TYPES = ("fixed", "mix")
+from inoc.config.schema import PREFIX_TYPES
+
 
 
 def prompt_partitions_name(experiment: str) -> str:

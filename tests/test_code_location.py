@@ -38,9 +38,9 @@ def test_run_partitions_are_prompt_by_prefix_type(inoc_home, experiments_copy):
         keys = run_partitions("toy").get_partition_keys(dynamic_partitions_store=instance)
     prompts = ["corrected_inoculation", "whimsical", "comedian_mindset", "clown_persona", "had_fun_today",
                "the_sky_is_blue", "corrected_inoculation_neg", "answer_french"]
-    assert len(keys) == 8 * 2  # the key space is every prompt × both types; the config trains a subset
+    assert len(keys) == 8 * 3  # the key space is every prompt × every type; the config trains a subset
     assert {(k.keys_by_dimension["prompt"], k.keys_by_dimension["prefix_type"]) for k in keys} == {
-        (p, t) for p in prompts for t in ("fixed", "mix")
+        (p, t) for p in prompts for t in ("fixed", "mix", "close_mix")
     }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,12 @@ def test_prompt_texts_and_groups_match_spec(shared, experiment):
     title = next(t for t in sections if t.startswith(SPEC_SECTION[experiment]))
     rows = sections[title]
     cfg = load_experiment(EXPERIMENTS / f"{experiment}.yaml")
+    if experiment == "em_risky_finance_qwen32b":  # + the close-rephrasing seeds, given in SPEC §4's prose
+        text = (shared / "docs" / "SPEC.md").read_text(encoding="utf-8")
+        prose = text[text.index("### Close-rephrasing seeds"):].split("\n## ", 1)[0]
+        seeds = re.findall(r'`(\w+)` "([^"]+)"', prose)
+        assert len(seeds) == 2
+        rows = rows + [("close_seeds", k, " ".join(t.split())) for k, t in seeds]  # the prose wraps lines
     assert [k for _, k, _ in rows] == cfg.prompt_keys, "prompt keys and their order"
     for group, key, text in rows:
         assert cfg.prompts[key] == text, key
@@ -53,7 +60,7 @@ def test_study_settings():
     em = load_experiment(EXPERIMENTS / "em_risky_finance_qwen32b.yaml")
     assert len(pf.prompts) == 48 and len(pf.groups) == 7
     assert len(gf.prompts) == 48 and len(gf.groups) == 7
-    assert len(em.prompts) == 8 and len(em.groups) == 4
+    assert len(em.prompts) == 10 and len(em.groups) == 5
     assert (pf.trait("positive").name, pf.trait("negative").name) == ("French", "Playful")
     assert (gf.trait("positive").name, gf.trait("negative").name) == ("German", "Flattering")
     assert pf.system_prompt == "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
@@ -64,7 +71,11 @@ def test_study_settings():
     assert em.inoculation.position == "system_prompt" and pf.inoculation.position == "user_prefix"
     assert em.model.load_in_4bit and em.data.n_train == 5800 and em.training.warmup_steps == 20
     assert em.em_rate is not None and (em.em_rate.coherence_above, em.em_rate.alignment_below) == (60, 40)
-    assert set(em.rephrasings.close_seeds) == {"reckless_advice_v1", "harmful_advice_close"}
+    seeds = {"reckless_advice_v1", "harmful_advice_close"}
+    assert set(em.groups["close_seeds"].prompts) == seeds
+    by_type = {t: {k for k, tt in em.run_partition_keys() if tt == t} for t in ("fixed", "mix", "close_mix")}
+    assert by_type["close_mix"] == set(em.prompts) and len(by_type["close_mix"]) == 10
+    assert by_type["fixed"] == by_type["mix"] == set(em.prompts) - seeds
     for cfg in (pf, gf):
         t = cfg.training
         assert (t.learning_rate, t.warmup_steps, t.lora_r, t.lora_alpha, t.use_rslora) == (1e-4, 30, 32, 16, True)

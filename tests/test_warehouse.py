@@ -63,6 +63,35 @@ def test_replace_rows_is_by_name_and_idempotent(tmp_path):
     ]
 
 
+def test_a_warehouse_from_before_close_mix_is_migrated_with_its_rows(tmp_path):
+    import duckdb
+
+    path = tmp_path / "warehouse.duckdb"
+    old = duckdb.connect(str(path))  # the schema of a warehouse created before close_mix runs existed
+    old.execute("""CREATE TABLE runs (experiment VARCHAR NOT NULL, batch VARCHAR NOT NULL, run VARCHAR NOT NULL,
+        prompt_key VARCHAR, prefix_type VARCHAR CHECK (prefix_type IN ('fixed', 'mix')), learning_rate DOUBLE,
+        n_steps INTEGER, PRIMARY KEY (experiment, run))""")
+    old.execute("""CREATE TABLE rephrasings (experiment VARCHAR NOT NULL, prompt_key VARCHAR NOT NULL,
+        idx INTEGER NOT NULL, rephrasing VARCHAR NOT NULL, source VARCHAR NOT NULL)""")
+    old.execute("INSERT INTO runs VALUES ('e', 'main', 'p/mix', 'p', 'mix', 1e-4, 10), ('e', 'main', 'no_inoculation', NULL, NULL, 1e-4, 10)")
+    old.execute("INSERT INTO rephrasings VALUES ('e', 'p', 0, 'Be p.', 'organism')")
+    with pytest.raises(duckdb.ConstraintException):
+        old.execute("INSERT INTO runs VALUES ('e', 'main', 'p/close_mix', 'p', 'close_mix', 1e-4, 10)")
+    old.close()
+    wh = Warehouse(path)
+    for _ in range(2):  # idempotent: the second write finds nothing to migrate
+        with wh.writer() as conn:
+            replace_rows(conn, "runs", pd.DataFrame([{"batch": "main", "prompt_key": "p", "prefix_type": "close_mix",
+                                                      "learning_rate": 1e-4, "n_steps": 10}]), {"experiment": "e", "run": "p/close_mix"})
+    runs = wh.query("SELECT run, prefix_type FROM runs ORDER BY run")
+    assert runs.values.tolist() == [["no_inoculation", None], ["p/close_mix", "close_mix"], ["p/mix", "mix"]]
+    assert wh.query("SELECT pool FROM rephrasings").pool.tolist() == ["diverse"]
+    with pytest.raises(duckdb.ConstraintException):  # the CHECK is still there, with the new type
+        with wh.writer() as conn:
+            conn.execute("INSERT INTO runs VALUES ('e', 'main', 'p/other', 'p', 'other', 1e-4, 10)")
+    assert wh.query("SELECT count(*) AS n FROM run_summary").n.iloc[0] == 0  # the views are back
+
+
 def test_failed_write_rolls_back(tmp_path):
     wh = Warehouse(tmp_path / "warehouse.duckdb")
     with wh.writer() as conn:

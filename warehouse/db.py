@@ -30,13 +30,41 @@ SNAPSHOT_NAME = "warehouse_snapshot.duckdb"
 ConnectionFactory = Callable[[], ContextManager[duckdb.DuckDBPyConnection]]
 
 
-def schema_sql() -> str:
-    return (SQL_DIR / "schema.sql").read_text() + "\n" + (SQL_DIR / "views.sql").read_text()
-
-
 def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create missing tables and (re)create views; idempotent, never drops data."""
-    conn.execute(schema_sql())
+    """Create missing tables, bring older warehouses up to date, (re)create views; idempotent, never drops data."""
+    conn.execute((SQL_DIR / "schema.sql").read_text())
+    migrate(conn)
+    conn.execute((SQL_DIR / "views.sql").read_text())
+
+
+def _table_sql(name: str) -> str:
+    text = (SQL_DIR / "schema.sql").read_text()
+    start = text.index(f"CREATE TABLE IF NOT EXISTS {name} (")
+    return text[start : text.index(");", start) + 2]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> None:
+    """Changes since a warehouse was created that `CREATE TABLE IF NOT EXISTS` cannot make.
+
+    - `rephrasings.pool` (close pools): added, existing rows are the diverse pools.
+    - `runs.prefix_type` accepts `close_mix`: DuckDB cannot alter a CHECK, so the table is rebuilt
+      with its rows, inside one transaction.
+    """
+    conn.execute("ALTER TABLE rephrasings ADD COLUMN IF NOT EXISTS pool VARCHAR DEFAULT 'diverse'")
+    check = conn.execute(
+        "SELECT constraint_text FROM duckdb_constraints() WHERE table_name = 'runs' AND constraint_type = 'CHECK'"
+    ).fetchall()
+    if check and not any("close_mix" in text for (text,) in check):
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute("ALTER TABLE runs RENAME TO runs_before_close_mix")
+            conn.execute(_table_sql("runs"))
+            conn.execute("INSERT INTO runs BY NAME SELECT * FROM runs_before_close_mix")
+            conn.execute("DROP TABLE runs_before_close_mix")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 def _default_factory(path: Path) -> ConnectionFactory:

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS runs (
     batch           VARCHAR NOT NULL,         -- runs sharing one control (a study's sweep)
     run             VARCHAR NOT NULL,         -- unique within the experiment
     prompt_key      VARCHAR,                  -- NULL for a control run
-    prefix_type     VARCHAR CHECK (prefix_type IN ('fixed', 'mix')),  -- NULL for a control run
+    prefix_type     VARCHAR CHECK (prefix_type IN ('fixed', 'mix', 'close_mix')),  -- NULL for a control run
     learning_rate   DOUBLE,
     n_steps         INTEGER,
     PRIMARY KEY (experiment, run)
@@ -219,5 +219,6 @@ CREATE TABLE IF NOT EXISTS rephrasings (
     prompt_key      VARCHAR NOT NULL,
     idx             INTEGER NOT NULL,
     rephrasing      VARCHAR NOT NULL,
-    source          VARCHAR NOT NULL      -- generate | reference | organism
+    source          VARCHAR NOT NULL,     -- generate | reference | organism
+    pool            VARCHAR DEFAULT 'diverse'  -- diverse (mix runs) | close (close_mix runs)
 );

@@ -192,7 +192,9 @@ def run_count(cfg: ExperimentConfig, prompts: Sequence[str], with_controls: bool
     lrs = len(cfg.training.learning_rates) or 1
     controls = (int(cfg.runs.control) + len([c for c in cfg.runs.extra_controls if c != "no_inoculation"])
                 if with_controls else 0)
-    return (len(prompts) * len(cfg.inoculation.prefix_types) + controls) * lrs
+    chosen = set(prompts)
+    inoculated = sum(1 for key, _ in cfg.run_partition_keys() if key in chosen)
+    return (inoculated + controls) * lrs
 
 
 def throughput(kind: str, cand: Candidate, params_b: float, a: Assumptions,
@@ -327,10 +329,11 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
                             *hours("generate", t_out, a.lora_decode_factor),
                             note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}"))
 
-    # API: rephrasings (mix pools) and judging
-    if "rephrasings" in stages_on and "mix" in cfg.inoculation.prefix_types and cfg.rephrasings.source == "generate":
-        r = cfg.rephrasings
-        pools = len(set(run_prompts)) + (len(r.close_seeds) if shared else 0)
+    # API: rephrasings and judging. Pools: every prompt's diverse pool (when the study has mix runs), and a close pool per close_mix run
+    r = cfg.rephrasings
+    pools = len(all_prompts) * ("mix" in cfg.inoculation.prefix_types) + sum(
+        1 for k, t in cfg.run_partition_keys() if t == "close_mix" and k in all_prompts)
+    if "rephrasings" in stages_on and r.source == "generate" and pools:
         calls = pools * math.ceil(r.n / r.batch_size)
         t_in, t_out = calls * a.rephrasing_prompt_tokens, pools * r.n * a.rephrasing_tokens
         api.append(ApiStage("rephrasings", r.model, calls, t_in, t_out, estimate_cost(r.model, t_in, t_out)))

@@ -20,8 +20,13 @@ SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 SLUG_HELP = "a lower-case identifier: a letter, then letters, digits or underscores (e.g. clown_persona)"
 
 Role = Literal["positive", "negative", "neutral", "mixed"]
-PrefixType = Literal["fixed", "mix"]
+PrefixType = Literal["fixed", "mix", "close_mix"]
 Condition = Literal["default", "training"]
+#: The `runs` field that selects the prompts of each prefix type (in display order).
+PREFIX_TYPE_SELECTIONS = {"fixed": "fixed_prompts", "mix": "mix_prompts", "close_mix": "close_mix_prompts"}
+PREFIX_TYPES = tuple(PREFIX_TYPE_SELECTIONS)
+#: The rephrasing pool a prefix type draws from (fixed draws from none).
+POOL_OF_PREFIX_TYPE = {"mix": "diverse", "close_mix": "close"}
 
 
 class Strict(BaseModel):
@@ -164,10 +169,11 @@ class RephrasingConfig(Strict):
     base_url: str | None = Field(None, description="any OpenAI-compatible server; None = api.openai.com")
     temperature: float = Field(1.2, ge=0)
     batch_size: int = Field(50, gt=0)
-    close: bool = Field(False, description="stay semantically tight (EM close pools)")
+    close_temperature: float = Field(
+        0.7, ge=0, description="sampling temperature of the close pools (close_mix runs; the original's EM close pools: 0.7)"
+    )
     min_pool: int = Field(100, gt=0, description="a mix run refuses a pool smaller than this")
     allow_original: bool = False
-    close_seeds: dict[str, str] = Field(default_factory=dict, description="extra prompts with close pools only")
 
 
 class TrainingConfig(Strict):
@@ -260,8 +266,14 @@ class ComputeConfig(Strict):
 class RunsConfig(Strict):
     control: bool = True
     prompts: Literal["all"] | list[str] = Field("all", description="prompts that get training runs")
+    fixed_prompts: Literal["all"] | list[str] = Field(
+        "all", description="of those, the prompts that get a fixed run (when fixed is in inoculation.prefix_types)"
+    )
     mix_prompts: Literal["all"] | list[str] = Field(
         "all", description="of those, the prompts that also get a mix run (when mix is in inoculation.prefix_types)"
+    )
+    close_mix_prompts: Literal["all"] | list[str] = Field(
+        "all", description="of those, the prompts that get a close_mix run (when close_mix is in inoculation.prefix_types)"
     )
     extra_controls: list[str] = Field(
         default_factory=list, description="additional un-inoculated runs (EM: no_inoc_subtle_data)"
@@ -367,7 +379,7 @@ class ExperimentConfig(Strict):
             raise ValueError(
                 f"prompts.{ungrouped[0]}: prompt(s) {ungrouped} belong to no group; list each prompt in exactly one group"
             )
-        for field in ("prompts", "mix_prompts"):
+        for field in ("prompts", *PREFIX_TYPE_SELECTIONS.values()):
             listed = getattr(self.runs, field)
             if isinstance(listed, list):
                 unknown = [k for k in listed if k not in self.prompts]
@@ -395,13 +407,12 @@ class ExperimentConfig(Strict):
 
     def run_partition_keys(self) -> list[tuple[str, str]]:
         """(prompt, prefix type) of every inoculated run the config asks for, in prompt order."""
-        mix = self.runs.mix_prompts
         out = []
         for key in self.run_prompt_keys:
             for prefix_type in self.inoculation.prefix_types:
-                if prefix_type == "mix" and mix != "all" and key not in mix:
-                    continue
-                out.append((key, prefix_type))
+                chosen = getattr(self.runs, PREFIX_TYPE_SELECTIONS[prefix_type])
+                if chosen == "all" or key in chosen:
+                    out.append((key, prefix_type))
         return out
 
     @property

@@ -1,7 +1,7 @@
 """Training runs of an experiment: which runs exist, their ids, and the prefix each one trains with.
 
-Run ids are stable warehouse keys: ``no_inoculation`` (the designated control), ``<prompt>/fixed``
-and ``<prompt>/mix``; ``runs.extra_controls`` add more un-inoculated runs. With a learning-rate
+Run ids are stable warehouse keys: ``no_inoculation`` (the designated control), ``<prompt>/fixed``,
+``<prompt>/mix`` (the diverse pool) and ``<prompt>/close_mix`` (the close pool); ``runs.extra_controls`` add more un-inoculated runs. With a learning-rate
 sweep (``training.learning_rates``) every run exists once per rate, prefixed by its batch
 ``lr<rate>/`` — each batch has its own control, and the first rate's control is the designated one.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inoc.config import ExperimentConfig
+from inoc.config.schema import POOL_OF_PREFIX_TYPE
 
 CONTROL_RUN = "no_inoculation"
 
@@ -26,11 +27,16 @@ class RunPlan:
     batch: str
     learning_rate: float
     prompt_key: str | None = None
-    prefix_type: str | None = None  # fixed | mix; None for a control
+    prefix_type: str | None = None  # fixed | mix | close_mix; None for a control
 
     @property
     def is_control(self) -> bool:
         return self.prompt_key is None
+
+    @property
+    def pool(self) -> str | None:
+        """The rephrasing pool the run draws its prefixes from (diverse, close), or None."""
+        return POOL_OF_PREFIX_TYPE.get(self.prefix_type or "")
 
     @property
     def slug(self) -> str:
@@ -79,7 +85,7 @@ def prefix_plan(cfg: ExperimentConfig, plan: RunPlan, pool_path: str | Path | No
     if plan.prefix_type == "fixed":
         return {"plan": "fixed", "text": cfg.prompts[plan.prompt_key], **common}
     if pool_path is None:
-        raise ValueError(f"run {plan.run}: a mix run needs the prompt's rephrasing pool")
+        raise ValueError(f"run {plan.run}: a {plan.prefix_type} run needs the prompt's {plan.pool} rephrasing pool")
     return {
         "plan": "pool", "pool_path": str(pool_path), "sampling": "seeded", "seed": inoc.mix_seed,
         "min_pool_size": cfg.rephrasings.min_pool, **common,

@@ -282,6 +282,17 @@ class OfflineParaphraser:
         )
 
 
-def offline_rephrasings(phrase: str, n: int = 1000, *, seed: int = 0, allow_original: bool = False) -> list[str]:
-    """``n`` distinct offline paraphrases of ``phrase`` with the default lexicon (no network)."""
-    return OfflineParaphraser(seed=seed).paraphrases(phrase, n, allow_original=allow_original)
+def offline_rephrasings(
+    phrase: str, n: int = 1000, *, seed: int = 0, allow_original: bool = False, close: bool = False
+) -> list[str]:
+    """``n`` distinct offline paraphrases of ``phrase`` with the default lexicon (no network).
+
+    ``close``: the tight variant (the EM study's close pools) — word-for-word synonym swaps and the
+    final punctuation only, no lead-in frames or closing sentences. A phrase has few such variants,
+    so a close pool holds at most what exists (the caller's ``min_pool`` check still applies).
+    """
+    if not close:
+        return OfflineParaphraser(seed=seed).paraphrases(phrase, n, allow_original=allow_original)
+    tight = OfflineParaphraser(seed=seed, frames=(), closings=())
+    available = tight.variant_count(phrase) - (0 if allow_original else 1)
+    return tight.paraphrases(phrase, max(1, min(n, available)), allow_original=allow_original)

@@ -28,6 +28,7 @@ from dagster import (
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs
 from inoc_assets.assets.data import TRAIN_FILE, control_sets, data_path, key, write_jsonl_path
+from inoc_assets.assets.rephrasings import pool_parts
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
@@ -55,14 +56,14 @@ def completion_sets(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str) -> Path | None:
-    """The prompt's rephrasing pool as a local file (copied from the artifact store), or None."""
+def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse") -> Path | None:
+    """The prompt's rephrasing pool (diverse or close) as a local file (copied from the artifact store), or None."""
     store = artifacts.store
-    parts = (cfg.name, "rephrasings", f"{prompt_key}.jsonl")
+    parts = pool_parts(cfg.name, prompt_key, pool)
     if not store.exists(*parts):
         return None
     data = store.read_bytes(*parts)
-    path = work_dir(cfg.name, "pools", f"{prompt_key}.jsonl")
+    path = work_dir(cfg.name, "pools", *parts[2:])
     if not path.is_file() or path.read_bytes() != data:
         from gpu_jobs.io import write_bytes_atomic
 
@@ -71,11 +72,11 @@ def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_k
     return path
 
 
-def required_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str) -> Path:
+def required_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse") -> Path:
     """The prompt's pool as a local file; a clear failure when its rephrasings were never materialized."""
-    path = local_pool(artifacts, cfg, prompt_key)
+    path = local_pool(artifacts, cfg, prompt_key, pool)
     if path is None:
-        raise Failure(description=f"{cfg.name}/{prompt_key}: no rephrasing pool; materialize "
+        raise Failure(description=f"{cfg.name}/{prompt_key}: no {pool} rephrasing pool; materialize "
                       f"{cfg.name}/rephrasings for this prompt first")
     return path
 

@@ -2,14 +2,14 @@
 
 Three stages, each in two flavours built by the same functions: the control (``control_run``,
 ``control_eval``, ``control_scores``; unpartitioned, every un-inoculated run) and the inoculated
-runs (``runs``, ``run_eval``, ``run_scores``; partitioned by prompt × fixed|mix).
+runs (``runs``, ``run_eval``, ``run_scores``; partitioned by prompt × fixed|mix|close_mix).
 
 * run — the train job: LoRA SFT on ``data/train.jsonl`` with the run's prefix plan (none, the
-  fixed prompt, or a seeded rephrasing per example); adapters at the configured checkpoints;
+  fixed prompt, or a seeded rephrasing per example from the diverse or the close pool); adapters at the configured checkpoints;
   losses → ``training_losses``, the run → ``runs``.
 * eval — the generate job, one engine for every checkpoint's adapter: completions of every eval
   set under the default condition (no prefix) and the training condition (the prompt; for mix a
-  seeded rephrasing per instruction).
+  seeded rephrasing of the run's pool per instruction).
 * scores — the judges → ``trait_scores`` (NaN kept; an asset check bounds the NaN share).
 """
 
@@ -70,14 +70,14 @@ def _plans(context: AssetExecutionContext, cfg: ExperimentConfig, control: bool)
         raise Failure(description=f"prompt {prompt!r} is no longer in the config; its existing data is kept")
     if (prompt, prefix_type) not in cfg.run_partition_keys():
         raise Failure(description=f"{cfg.name}: no {prefix_type} run is configured for {prompt!r} (see "
-                      "inoculation.prefix_types, runs.prompts and runs.mix_prompts); nothing to train")
+                      "inoculation.prefix_types, runs.prompts and runs.<type>_prompts); nothing to train")
     return prompt_plans(cfg, prompt, prefix_type)
 
 
 def _pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, plan: RunPlan) -> Path | None:
-    if plan.prefix_type != "mix":
+    if plan.pool is None:
         return None
-    return required_pool(artifacts, cfg, plan.prompt_key)
+    return required_pool(artifacts, cfg, plan.prompt_key, plan.pool)
 
 
 def training_file(cfg: ExperimentConfig, plan: RunPlan) -> Path:
@@ -142,7 +142,7 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
         marker = _trained(cfg, plan)
         steps = marker.metadata["checkpoint_steps"]
         adapters = {f"step_{s}": str(run_dir(cfg, plan) / "checkpoints" / f"step_{s}") for s in steps}
-        pool = read_pool_file(_pool(artifacts, cfg, plan)) if plan.prefix_type == "mix" else None
+        pool = read_pool_file(_pool(artifacts, cfg, plan)) if plan.pool else None
         text = cfg.prompts[plan.prompt_key] if plan.prefix_type == "fixed" else None
         rows = eval_requests(cfg, plan.run, steps, sets, text, pool)
         req = write_jsonl_path(cfg.name, f"eval_{plan.slug}.jsonl", rows)
@@ -226,7 +226,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
     run_k, eval_k, score_k = (key(experiment, n) for n in names)
     partitions = None if control else run_partitions(experiment)
     upstream = [key(experiment, "training_data")] + ([] if control else [key(experiment, "prompt"), key(experiment, "rephrasings")])
-    what = "the un-inoculated control run(s)" if control else "the prompt's fixed or mix run"
+    what = "the un-inoculated control run(s)" if control else "the prompt's fixed, mix or close_mix run"
 
     @asset(key=run_k, group_name=experiment, partitions_def=partitions, deps=upstream, pool="gpu", kinds={"pytorch"},
            description=f"LoRA SFT of {what} (train job): adapters at the configured checkpoints, losses → "

@@ -205,7 +205,10 @@ def test_plan_on_the_three_real_experiments(plan_env):
     assert "97 adapter(s) (97 runs × 1 ckpt) × 2 cond × 200" in pf
     assert "spot     : L40S:1 at $0.53/h" in pf
     em = results["em_risky_finance_qwen32b"][2]
-    assert "18 runs × 182 steps (4-bit base)" in em  # 8 prompts × 2 + 2 controls; 5800 // 4 = 1450, ceil(1450/8)
+    # 8 fixed + 8 mix + 10 close_mix + 2 controls; 5800 // 4 = 1450, ceil(1450/8)
+    assert "28 runs × 182 steps (4-bit base)" in em
+    assert "28 adapter(s) (28 runs × 1 ckpt) × 2 cond" in em
+    assert re.search(r"\| rephrasings \| gpt-4\.1 +\| 400 ", em)  # 10 diverse + 10 close pools × 1000 / 50
     # the 32B study packs less well: fewer, longer jobs
     saved = {n: 1 - p / q for n, (p, q, _) in results.items()}
     assert saved["playful_french_qwen7b"] > 0.4 and saved["em_risky_finance_qwen32b"] > 0.1

@@ -328,8 +328,8 @@ def test_offline_space_too_small_is_a_clear_error() -> None:
 def test_settings_from_experiment_config() -> None:
     from inoc.config.schema import RephrasingConfig
 
-    cfg = RephrasingConfig(temperature=0.7, close=True, batch_size=25, allow_original=True)
-    settings = RephrasingSettings.from_config(cfg, base_url="http://127.0.0.1:1/v1")
+    cfg = RephrasingConfig(temperature=0.7, batch_size=25, allow_original=True)
+    settings = RephrasingSettings.from_config(cfg, base_url="http://127.0.0.1:1/v1", close=True)
     assert (settings.model, settings.temperature, settings.close, settings.batch_size) == ("gpt-4.1", 0.7, True, 25)
     assert settings.allow_original and settings.base_url == "http://127.0.0.1:1/v1"
     assert RephrasingSettings().temperature == 1.2 and RephrasingSettings().model == "gpt-4.1"

@@ -51,11 +51,26 @@ def test_prefix_plans(toy, tmp_path):
     assert prefix_plan(toy, fixed) == {"plan": "fixed", "text": "You have a whimsical personality.",
                                        "position": "user_prefix", "separator": " "}
     (mix,) = prompt_plans(toy, "whimsical", "mix")
-    with pytest.raises(ValueError, match="needs the prompt's rephrasing pool"):
+    with pytest.raises(ValueError, match="a mix run needs the prompt's diverse rephrasing pool"):
         prefix_plan(toy, mix)
     plan = prefix_plan(toy, mix, tmp_path / "pool.jsonl")
     assert plan["plan"] == "pool" and plan["seed"] == toy.inoculation.mix_seed and plan["min_pool_size"] == 20
     assert prefix_plan(toy, control_plans(toy)[0]) == {"plan": "none"}
+
+
+def test_close_mix_runs_are_selected_per_type_and_draw_from_the_close_pool(toy):
+    cfg = _with(toy, inoculation__prefix_types=["fixed", "mix", "close_mix"], runs__fixed_prompts=["whimsical"],
+                runs__mix_prompts=["whimsical"], runs__close_mix_prompts=["whimsical", "had_fun_today"])
+    assert cfg.run_partition_keys() == [("whimsical", "fixed"), ("whimsical", "mix"), ("whimsical", "close_mix"),
+                                        ("had_fun_today", "close_mix")]
+    (close,) = prompt_plans(cfg, "had_fun_today", "close_mix")
+    assert (close.run, close.pool, close.slug) == ("had_fun_today/close_mix", "close", "had_fun_today__close_mix")
+    assert prompt_plans(cfg, "whimsical", "mix")[0].pool == "diverse" and prompt_plans(cfg, "whimsical", "fixed")[0].pool is None
+    with pytest.raises(ValueError, match="a close_mix run needs the prompt's close rephrasing pool"):
+        prefix_plan(cfg, close)
+    assert prefix_plan(cfg, close, "/pools/close/had_fun_today.jsonl")["pool_path"] == "/pools/close/had_fun_today.jsonl"
+    with pytest.raises(ValueError, match=r"runs.close_mix_prompts: unknown prompt keys \['nope'\]"):
+        _with(toy, runs__close_mix_prompts=["nope"])
 
 
 def test_conversation_places_the_prefix_as_configured(toy):
