@@ -133,15 +133,26 @@ def training_curves(summary: pd.DataFrame, title: str) -> bytes:
 
 
 def loss_curves(losses: pd.DataFrame, title: str) -> bytes:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for run, g in losses.groupby("run", sort=False):
-        g = g.sort_values("step")
-        ax.plot(g.step, g.loss, linewidth=0.9, color="black" if "no_inoculation" in run else None,
-                label=run.split("/")[-1])  # fmt: skip
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=5.5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    """Training loss per run, one panel per prefix type (controls, fixed, mix, close_mix), so a study
+    of many runs stays readable; the control is drawn in black in every panel for reference."""
+    kind = losses.run.map(lambda r: "control" if r.rsplit("/", 1)[-1].startswith("no_inoc") else prefix_type_of_run(r))
+    panels = [k for k in ("control", *PREFIX_COLORS) if (kind == k).any()]
+    control = losses[losses.run.str.rsplit("/", n=1).str[-1] == "no_inoculation"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 4), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        if panel != "control":
+            for run, g in control.groupby("run", sort=False):
+                g = g.sort_values("step")
+                ax.plot(g.step, g.loss, linewidth=1.2, color="black", label=f"{run.split('/')[-1]} (control)")
+        for run, g in losses[kind == panel].groupby("run", sort=False):
+            g = g.sort_values("step")
+            ax.plot(g.step, g.loss, linewidth=0.8, label=run.split("/")[-1])
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("optimizer step")
+        ax.legend(fontsize=5.5, loc="upper right")
+    axes[0][0].set_ylabel("training loss")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return to_png(fig)
 
 

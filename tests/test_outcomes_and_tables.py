@@ -63,6 +63,35 @@ def test_suppression_is_the_paired_t_interval_at_the_final_step():
     assert wide[wide.prompt == "whimsical"].mix.iloc[0] != "—"
 
 
+def test_close_mix_runs_get_their_own_suppression_rows_and_column():
+    rng = np.random.default_rng(3)
+    runs = pd.DataFrame([
+        {"batch": "main", "run": "no_inoculation", "prompt_key": None, "prefix_type": None},
+        {"batch": "main", "run": "whimsical/fixed", "prompt_key": "whimsical", "prefix_type": "fixed"},
+        {"batch": "main", "run": "whimsical/close_mix", "prompt_key": "whimsical", "prefix_type": "close_mix"},
+    ])  # fmt: skip
+    scores, truth = _scores_frame(rng, runs.run.tolist())
+    table = suppression_table(TOY, runs, scores)
+    close = table[(table.prefix_type == "close_mix") & (table.trait == "Playful")].iloc[0]
+    c, x = truth[("no_inoculation", 50, "default", "Playful")], truth[("whimsical/close_mix", 50, "default", "Playful")]
+    ok = ~np.isnan(c) & ~np.isnan(x)
+    assert close.run == "whimsical/close_mix" and close.suppression == pytest.approx((c[ok] - x[ok]).mean(), abs=1e-9)
+    wide = format_suppression(table)
+    assert list(wide.columns) == ["prompt", "group", "trait", "fixed", "mix", "close_mix"]
+    row = wide[wide.prompt == "whimsical"].iloc[0]
+    assert row.mix == "—" and row.close_mix.startswith(f"{close.suppression:.1f} [")
+    assert "close_mix" not in format_suppression(table[table.prefix_type != "close_mix"]).columns
+
+
+def test_run_ids_map_to_their_prefix_type():
+    from inoc.figures import prefix_type_of_run
+
+    cases = {"whimsical/fixed": "fixed", "lr0.001/whimsical/mix": "mix", "p/close_mix": "close_mix",
+             "em/harmful_advice_v1": "fixed", "em/harmful_advice_v1_mix": "mix",
+             "em/harmful_advice_v1_close_mix": "close_mix", "em/harmful_advice_close_mix": "close_mix"}
+    assert {r: prefix_type_of_run(r) for r in cases} == cases
+
+
 def test_missing_control_is_a_clear_error():
     runs = pd.DataFrame([{"batch": "main", "run": "r", "prompt_key": "whimsical", "prefix_type": "fixed"}])
     scores, _ = _scores_frame(np.random.default_rng(0), ["r"])
