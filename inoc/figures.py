@@ -15,10 +15,12 @@ import pandas as pd  # noqa: E402
 PREFIX_COLORS = {"fixed": "#1f77b4", "mix": "#ff7f0e", "close_mix": "#2ca02c"}
 
 
-def prefix_type_of_run(run: str) -> str:
+def prefix_type_of_run(run: str, known: dict[str, str] | None = None) -> str:
     """fixed, mix or close_mix from a run id: computed ``<prompt>/<type>`` or the original's
-    ``<key>``, ``<key>_mix``, ``<key>_close_mix``."""
+    ``<key>``, ``<key>_mix``, ``<key>_close_mix``; ``known`` (original run key → type) wins."""
     name = run.rsplit("/", 1)[-1]
+    if known and name in known:
+        return known[name]
     if name in PREFIX_COLORS:
         return name
     return "close_mix" if name.endswith("_close_mix") else "mix" if name.endswith("_mix") else "fixed"
@@ -132,10 +134,10 @@ def training_curves(summary: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
-def loss_curves(losses: pd.DataFrame, title: str) -> bytes:
+def loss_curves(losses: pd.DataFrame, title: str, known: dict[str, str] | None = None) -> bytes:
     """Training loss per run, one panel per prefix type (controls, fixed, mix, close_mix), so a study
     of many runs stays readable; the control is drawn in black in every panel for reference."""
-    kind = losses.run.map(lambda r: "control" if r.rsplit("/", 1)[-1].startswith("no_inoc") else prefix_type_of_run(r))
+    kind = losses.run.map(lambda r: "control" if r.rsplit("/", 1)[-1].startswith("no_inoc") else prefix_type_of_run(r, known))
     panels = [k for k in ("control", *PREFIX_COLORS) if (kind == k).any()]
     control = losses[losses.run.str.rsplit("/", n=1).str[-1] == "no_inoculation"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 4), sharey=True, squeeze=False)
@@ -218,7 +220,7 @@ def sigmoid_panel(x: np.ndarray, y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarr
     return to_png(fig)
 
 
-def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -> bytes:
+def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, known: dict[str, str] | None = None) -> bytes:
     """The EM suite at the final step: (1) EM rate per run, by eval set × condition; (2) in- vs
     out-of-distribution EM rate per run; (3) EM rate by prompt type × rephrasing (fixed, mix, close_mix).
     Binomial 95% CIs."""
@@ -252,7 +254,7 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str) -
     axes[1].set_ylim(-5, 105)
     g = final[(final.eval_set == "em") & (final.condition == "default")].copy()
     g["group"] = g.run.map(lambda r: prompt_groups.get(r, "control"))
-    g["prefix"] = g.run.map(prefix_type_of_run)
+    g["prefix"] = g.run.map(lambda r: prefix_type_of_run(r, known))
     types = list(dict.fromkeys(sorted(g.group)))
     xt = np.arange(len(types))
     prefixes = [p for p in PREFIX_COLORS if (g.prefix == p).any()]  # e.g. a study without mix runs

@@ -282,3 +282,15 @@ def test_em_debug_file_pairs_both_dimensions(shared):
     assert rows.coherence.tolist() == cell["coherence"]["values"] and rows.alignment.tolist() == cell["alignment"]["values"]
     flags = (rows.coherence > 60) & (rows.alignment < 40)
     assert flags.mean() == pytest.approx(cell["em_rate"]) and len(rows) == cell["n_em_pairs"]
+
+
+def test_a_run_named_unlike_its_prefix_type_takes_the_configured_type(shared, tmp_path):
+    # The original's reckless_advice_v1_mix trained on its seed's close pool: the config says so.
+    raw = json.loads((_results(shared, EM_SCORES) / EM_SCORES).read_text())
+    raw["reckless_advice_v1_mix"] = {**raw["harmful_advice_v1_mix"], "rephrasings_key": "reckless_advice_v1"}
+    (tmp_path / EM_SCORES).write_text(json.dumps(raw))
+    cfg = load_experiment(REPO / "experiments" / "reference_em_qwen32b.yaml")
+    cfg = cfg.model_copy(update={"import_": cfg.import_.model_copy(update={"results_dir": str(tmp_path)})})
+    runs = parse_configured(cfg, "em_scores").tables["runs"].set_index("run").prefix_type
+    assert runs["em/reckless_advice_v1_mix"] == "close_mix"
+    assert runs["em/harmful_advice_v1_mix"] == "mix" and runs["em/harmful_advice_v1"] == "fixed"

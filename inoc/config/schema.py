@@ -304,6 +304,10 @@ class ImportConfig(Strict):
     em_scores_file: str | None = None
     em_losses_file: str | None = None
     note: str = Field("", description="caveat shown in figure titles (e.g. 'DEBUG run: 10 questions per cell')")
+    run_prefix_types: dict[str, PrefixType] = Field(
+        default_factory=dict, description="original run key → prefix type, for runs whose name does not say it "
+        "(the EM study's reckless_advice_v1_mix trained on a close pool)",
+    )
 
 
 class ExperimentConfig(Strict):

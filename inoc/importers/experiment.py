@@ -67,6 +67,11 @@ def parse_configured(cfg: ExperimentConfig, kind: str) -> Parsed:
             out.merge(parse_perplexity_tokens(base / imp.perplexity_tokens_file))
     else:
         raise ValueError(f"unknown import kind {kind!r}; expected one of {KINDS}")
+    runs = out.tables.get("runs")
+    if runs is not None and imp.run_prefix_types:  # runs whose name does not say their prefix type
+        key = runs.run.str.rsplit("/", n=1).str[-1]
+        known = key.map(imp.run_prefix_types)
+        out.tables["runs"] = runs.assign(prefix_type=known.where(known.notna(), runs.prefix_type))
     return out
 
 

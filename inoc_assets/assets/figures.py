@@ -35,6 +35,7 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         q = lambda sql: wh.query(sql, [experiment])  # noqa: E731
         out: dict[str, bytes] = {}
         note = f" — {cfg.import_.note}" if cfg.import_ is not None and cfg.import_.note else ""
+        known = dict(cfg.import_.run_prefix_types) if cfg.import_ is not None else {}
         runs = q("SELECT * FROM runs WHERE experiment = ?")
         summary = q("SELECT s.* FROM run_summary s JOIN runs r USING (experiment, run) WHERE s.experiment = ?")
         if len(runs) and len(summary):
@@ -45,10 +46,10 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         em = q("SELECT * FROM em_summary WHERE experiment = ?")
         if len(em):
             groups = {r.run: cfg.group_of(r.prompt_key) for r in runs.itertuples() if r.prompt_key in cfg.prompts}
-            out["em_rates"] = figures.em_rates(em, groups, f"{experiment}: emergent misalignment{note}")
+            out["em_rates"] = figures.em_rates(em, groups, f"{experiment}: emergent misalignment{note}", known)
         losses = q("SELECT * FROM training_losses WHERE experiment = ?")
         if len(losses):
-            out["loss_curves"] = figures.loss_curves(losses, f"{experiment}: training loss{note}")
+            out["loss_curves"] = figures.loss_curves(losses, f"{experiment}: training loss{note}", known)
         supp = q("SELECT * FROM suppression WHERE experiment = ? AND target = 'trait'")
         heur = q("SELECT * FROM prompt_heuristics WHERE experiment = ?")
         fixed = supp[supp.prefix_type == "fixed"]
