@@ -63,13 +63,16 @@ def _valid(price: float | None) -> bool:
 def catalog_prices(candidates: Sequence[Candidate], clouds: Sequence[str] | None = None) -> Prices:
     """Read the catalog of each cloud and keep the cheapest offer per candidate, on-demand and spot."""
     try:
-        from sky import catalog
+        from sky import catalog, sky_logging
     except ImportError as err:
         raise PricingError(f"the skypilot package is needed for catalog prices ({err}); see sky/README.md") from None
     prices = Prices()
     for cloud in clouds or default_clouds():
         try:
-            listing = _list(catalog, cloud, candidates)
+            # Silenced: SkyPilot's server-side status spinners would print raw <sky-payload> lines, and
+            # a failed fetch is reported once, in the plan's "catalogs not read" line.
+            with sky_logging.silent():
+                listing = _list(catalog, cloud, candidates)
         except Exception as err:  # noqa: BLE001 — an unreadable catalog (offline, unknown cloud) is skipped
             prices.skipped[cloud] = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
             continue
