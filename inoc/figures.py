@@ -67,6 +67,26 @@ def suppression_bars(table: pd.DataFrame, title: str) -> bytes:
     return to_png(fig)
 
 
+def suppression_vs_learning_rate(table: pd.DataFrame, title: str) -> bytes:
+    """Suppression of the targeted trait (neutral prompts: the negative trait) against the learning
+    rate, one line per prompt and prefix type, each point against its own rate's control (95% CI)."""
+    shown = table[(table.target == "trait") | (table.target.isna() & (table.trait_role == "negative"))]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    styles = {"fixed": "-", "mix": "--", "close_mix": ":"}
+    for (key, prefix_type), g in shown.groupby(["prompt_key", "prefix_type"], sort=False):
+        g = g.sort_values("learning_rate")
+        err = np.vstack([g.suppression - g.ci_lo, g.ci_hi - g.suppression])
+        ax.errorbar(g.learning_rate, g.suppression, yerr=err, capsize=2, marker="o", markersize=4,
+                    linestyle=styles.get(prefix_type, "-"), label=f"{key} ({prefix_type})")  # fmt: skip
+    ax.set_xscale("log")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("suppression vs the rate's own control (pp, 95% CI)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    return to_png(fig)
+
+
 ROLE_COLORS = {"negative": "#d62728", "positive": "#1f77b4", "neutral": "#7f7f7f", "mixed": "#9467bd"}
 
 

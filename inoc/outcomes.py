@@ -55,12 +55,58 @@ def _target(role: str, trait_role: str) -> str | None:
     return "trait" if role == trait_role else "cross_trait"
 
 
+def _suppression_rows(cfg: ExperimentConfig, finals: dict, control: str, run: str, key: str, prefix_type: str) -> list[dict]:
+    """One row per positive/negative trait: the run's final default-condition scores against the control's."""
+    group = cfg.group_of(key)
+    role = cfg.groups[group].role
+    missing = (-1, np.array([]))
+    rows = []
+    for trait in (t for t in cfg.traits if t.role in ("positive", "negative")):
+        _, ctrl = finals.get((control, trait.name), missing)
+        step, vals = finals.get((run, trait.name), missing)
+        if len(ctrl) != len(vals) or len(vals) == 0:
+            raise ValueError(f"{cfg.name}: run {run!r} has {len(vals)} final {trait.name} scores but the control "
+                             f"{control!r} has {len(ctrl)}")
+        s = suppression(ctrl, vals)
+        rows.append({
+            "experiment": cfg.name, "prompt_key": key, "prompt_group": group, "prefix_type": prefix_type,
+            "trait": trait.name, "trait_role": trait.role, "target": _target(role, trait.role),
+            "control_run": control, "run": run, "step": step, "n": s.n, "control_score": s.mean_a,
+            "run_score": s.mean_b, "suppression": s.mean, "ci_lo": s.ci_lo, "ci_hi": s.ci_hi,
+        })  # fmt: skip
+    return rows
+
+
+def batch_control(cfg: ExperimentConfig, runs: pd.DataFrame, batch: str) -> str | None:
+    """The control run of one batch (its un-inoculated designated-control run), or None."""
+    name = cfg.import_.control_run_key if cfg.import_ is not None else "no_inoculation"
+    mine = runs[(runs.batch == batch) & runs.prompt_key.isna()].run
+    match = [r for r in mine if r.rsplit("/", 1)[-1] == name]
+    return match[0] if match else None
+
+
+def suppression_by_batch(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Every prompt run of every batch against its own batch's control (a learning-rate sweep: one
+    row per rate; an import: one per original experiment file). Batches without a control are skipped."""
+    finals = final_default_scores(scores)
+    rows = []
+    for batch, in_batch in runs.groupby("batch", sort=False):
+        control = batch_control(cfg, runs, batch)
+        if control is None:
+            continue
+        lr = in_batch.learning_rate.dropna()
+        for r in in_batch[in_batch.prompt_key.isin(cfg.prompt_keys)].itertuples():
+            if not any((r.run, t.name) in finals for t in cfg.traits):
+                continue  # a run without scores (an import's failed run)
+            rows += [{**row, "batch": batch, "learning_rate": float(lr.iloc[0]) if len(lr) else np.nan}
+                     for row in _suppression_rows(cfg, finals, control, r.run, r.prompt_key, r.prefix_type)]
+    return pd.DataFrame(rows, columns=[*SUPPRESSION_COLUMNS, "batch", "learning_rate"])
+
+
 def suppression_table(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (prompt, prefix type, trait) that has a run: paired suppression vs the control."""
     control = control_run_id(cfg, runs)
     finals = final_default_scores(scores)
-    missing = (-1, np.array([]))
-    traits = [t for t in cfg.traits if t.role in ("positive", "negative")]
     # When several batches trained the same prompt, the first batch in config order wins (as the
     # original); in a learning-rate sweep, the control's batch (the first rate).
     if cfg.import_:
@@ -72,30 +118,10 @@ def suppression_table(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.Data
     runs = runs.assign(_order=runs.batch.map(lambda b: batch_order.index(b) if b in batch_order else len(batch_order)))
     rows = []
     for key in cfg.prompt_keys:
-        group = cfg.group_of(key)
-        role = cfg.groups[group].role
         for prefix_type in PREFIX_TYPES:
             match = runs[(runs.prompt_key == key) & (runs.prefix_type == prefix_type)].sort_values("_order")
-            if match.empty:
-                continue
-            run = match.run.iloc[0]
-            for trait in traits:
-                _, ctrl = finals.get((control, trait.name), missing)
-                step, vals = finals.get((run, trait.name), missing)
-                if len(ctrl) != len(vals) or len(vals) == 0:
-                    raise ValueError(
-                        f"{cfg.name}: run {run!r} has {len(vals)} final {trait.name} scores but the control has {len(ctrl)}"
-                    )
-                s = suppression(ctrl, vals)
-                rows.append(
-                    {
-                        "experiment": cfg.name, "prompt_key": key, "prompt_group": group, "prefix_type": prefix_type,
-                        "trait": trait.name, "trait_role": trait.role, "target": _target(role, trait.role),
-                        "control_run": control, "run": run, "step": step, "n": s.n,
-                        "control_score": s.mean_a, "run_score": s.mean_b,
-                        "suppression": s.mean, "ci_lo": s.ci_lo, "ci_hi": s.ci_hi,
-                    }
-                )  # fmt: skip
+            if not match.empty:
+                rows += _suppression_rows(cfg, finals, control, match.run.iloc[0], key, prefix_type)
     return pd.DataFrame(rows, columns=SUPPRESSION_COLUMNS)
 
 

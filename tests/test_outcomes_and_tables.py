@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from inoc.config import load_experiment
-from inoc.outcomes import format_suppression, suppression_table
+from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
 from inoc.prompt_tables import angle_tables, decomposition_tables, heuristics_table, point_matrices, token_matrices
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +81,26 @@ def test_close_mix_runs_get_their_own_suppression_rows_and_column():
     row = wide[wide.prompt == "whimsical"].iloc[0]
     assert row.mix == "—" and row.close_mix.startswith(f"{close.suppression:.1f} [")
     assert "close_mix" not in format_suppression(table[table.prefix_type != "close_mix"]).columns
+
+
+def test_each_batch_is_measured_against_its_own_control():
+    rng = np.random.default_rng(11)
+    runs = pd.DataFrame([
+        {"batch": "lr0.001", "run": "lr0.001/no_inoculation", "prompt_key": None, "prefix_type": None, "learning_rate": 1e-3},
+        {"batch": "lr0.001", "run": "lr0.001/whimsical/fixed", "prompt_key": "whimsical", "prefix_type": "fixed", "learning_rate": 1e-3},
+        {"batch": "lr0.0001", "run": "lr0.0001/no_inoculation", "prompt_key": None, "prefix_type": None, "learning_rate": 1e-4},
+        {"batch": "lr0.0001", "run": "lr0.0001/whimsical/fixed", "prompt_key": "whimsical", "prefix_type": "fixed", "learning_rate": 1e-4},
+        {"batch": "orphan", "run": "orphan/whimsical/fixed", "prompt_key": "whimsical", "prefix_type": "fixed", "learning_rate": 1e-5},
+    ])  # fmt: skip
+    scores, truth = _scores_frame(rng, runs.run.tolist())
+    table = suppression_by_batch(TOY, runs, scores)
+    assert set(table.batch) == {"lr0.001", "lr0.0001"} and len(table) == 2 * 2  # the batch without a control is left out
+    for r in table.itertuples():
+        assert r.control_run == f"{r.batch}/no_inoculation" and r.run == f"{r.batch}/whimsical/fixed"
+        c, x = truth[(r.control_run, 50, "default", r.trait)], truth[(r.run, 50, "default", r.trait)]
+        ok = ~np.isnan(c) & ~np.isnan(x)
+        assert r.suppression == pytest.approx((c[ok] - x[ok]).mean(), abs=1e-9)
+        assert r.learning_rate == {"lr0.001": 1e-3, "lr0.0001": 1e-4}[r.batch]
 
 
 def test_run_ids_map_to_their_prefix_type():

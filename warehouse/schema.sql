@@ -197,6 +197,29 @@ CREATE TABLE IF NOT EXISTS sigmoid_fits (
     n_boot_ok       INTEGER
 );
 
+-- The same per batch: each prompt run against its own batch's control (a learning-rate sweep has
+-- one batch per rate; an import one per original result file).
+CREATE TABLE IF NOT EXISTS suppression_by_batch (
+    experiment      VARCHAR NOT NULL,
+    batch           VARCHAR NOT NULL,
+    learning_rate   DOUBLE,
+    prompt_key      VARCHAR NOT NULL,
+    prompt_group    VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    trait_role      VARCHAR NOT NULL,
+    target          VARCHAR,
+    control_run     VARCHAR NOT NULL,
+    run             VARCHAR NOT NULL,
+    step            INTEGER NOT NULL,
+    n               INTEGER NOT NULL,
+    control_score   DOUBLE,
+    run_score       DOUBLE,
+    suppression     DOUBLE,
+    ci_lo           DOUBLE,
+    ci_hi           DOUBLE
+);
+
 -- Emergent-misalignment judgements: both dimensions of one completion in one row, so the EM flag
 -- (coherence > coherence_threshold AND alignment < alignment_threshold) pairs them exactly.
 -- eval_set: 'em' (general questions) or 'fa' (held-out financial advice).

@@ -15,7 +15,7 @@ from dagster import (
 
 from inoc import figures
 from inoc.config import load_experiment
-from inoc.outcomes import format_suppression, suppression_table
+from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
 
@@ -31,7 +31,8 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         description=(
             "Trait and cross-trait suppression of every prompt's fixed and mix runs against the designated "
             "control: paired per-instruction differences at the final step, default condition, t-based 95% CI "
-            "→ `suppression` table and a bar chart."
+            "→ `suppression` table and a bar chart; every batch against its own control → `suppression_by_batch` "
+            "(and, for a learning-rate sweep, suppression against the rate)."
         ),
         check_specs=[
             AssetCheckSpec(
@@ -50,8 +51,16 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
             [experiment],
         )
         table = suppression_table(cfg, runs, scores)
+        by_batch = suppression_by_batch(cfg, runs, scores)
         with wh.writer() as conn:
             replace_rows(conn, "suppression", table.drop(columns=["experiment"]), {"experiment": experiment})
+            replace_rows(conn, "suppression_by_batch", by_batch.drop(columns=["experiment"]), {"experiment": experiment})
+        extra = {}
+        if by_batch.learning_rate.nunique() > 1:  # a learning-rate sweep
+            sweep = figures.suppression_vs_learning_rate(by_batch, f"{experiment}: suppression by learning rate")
+            extra = {"figure_by_learning_rate": MetadataValue.md(figures.markdown_image(sweep, "suppression_vs_learning_rate")),
+                     "figure_by_learning_rate_path": MetadataValue.path(
+                         artifacts.store.write_bytes(sweep, experiment, "figures", "suppression_vs_learning_rate.png"))}
         png = figures.suppression_bars(table, f"{experiment}: suppression vs {table.control_run.iloc[0] if len(table) else 'control'}")
         url = artifacts.store.write_bytes(png, experiment, "figures", "suppression.png")
         printable = format_suppression(table)
@@ -62,6 +71,8 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
                 "table": MetadataValue.md(printable.to_markdown(index=False)),
                 "figure": MetadataValue.md(figures.markdown_image(png, "suppression")),
                 "figure_path": MetadataValue.path(url),
+                "n_rows_by_batch": len(by_batch),
+                **extra,
             }
         )
         prompt_runs = runs[runs.prompt_key.notna() & runs.prompt_key.isin(cfg.prompt_keys)]
