@@ -4,7 +4,8 @@ The GPU stages and what they run (see the pipeline assets):
 
 ==============  ===============================================================================
 datagen         on-policy training data: the base model answers ``n_train`` instructions
-                (off-policy data comes from an API model and is priced as API; ``file``: free)
+                (off-policy data: here when ``datagen.backend`` is ``generate_job``, priced as the
+                API stage ``datagen_api`` when it is ``openai``; ``file``: free)
 elicitation     the base model answers the eval instructions under every prompt (+ no prompt)
 logprobs        single-trait completion sets (generate), then log p of training completions under
                 every prompt and none (score)
@@ -270,12 +271,18 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
     api: list[ApiStage] = []
 
     # datagen
-    if "datagen" in stages_on and d.datagen.mode == "on_policy":
+    # off-policy: datagen.backend says who serves the model — the generate job (GPU) or an API
+    on_gpu = d.datagen.mode == "on_policy" or (d.datagen.mode == "off_policy" and d.datagen.backend == "generate_job")
+    if "datagen" in stages_on and on_gpu:
         n = d.n_train
         t_in, t_out = n * (a.prompt_tokens + a.prefix_tokens), n * completion(d.datagen.max_tokens, a)
-        stages.append(Stage("datagen", 1, 1, n, t_in, t_out, *hours("generate", t_out),
-                            note=f"{n} on-policy answers, max_tokens {d.datagen.max_tokens}"))
-    if "datagen_api" in stages_on and d.datagen.mode == "off_policy":
+        if d.datagen.mode == "on_policy":
+            factor, note = 1.0, f"{n} on-policy answers, max_tokens {d.datagen.max_tokens}"
+        else:  # throughput scales inversely with the size of the model that generates
+            factor = params_b / (model_params_b(str(d.datagen.model)) or params_b)
+            note = f"{n} off-policy answers by {d.datagen.model}, max_tokens {d.datagen.max_tokens}"
+        stages.append(Stage("datagen", 1, 1, n, t_in, t_out, *hours("generate", t_out, factor), note=note))
+    if "datagen_api" in stages_on and d.datagen.mode == "off_policy" and d.datagen.backend == "openai":
         n = d.n_train
         t_in, t_out = n * (a.prompt_tokens + a.prefix_tokens), n * completion(d.datagen.max_tokens, a)
         api.append(ApiStage("datagen_api", str(d.datagen.model), n, t_in, t_out,

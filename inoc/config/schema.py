@@ -127,6 +127,18 @@ class EvalSet(Strict):
 class DatagenConfig(Strict):
     mode: Literal["on_policy", "off_policy", "file"] = "on_policy"
     model: str | None = Field(None, description="off_policy: the chat model that writes completions")
+    backend: Literal["generate_job", "openai"] = Field(
+        "generate_job",
+        description="off_policy: who serves `model` — generate_job (the GPU generate job loads it) or openai (an "
+        "OpenAI-compatible chat-completions API). Unset (or null) picks: openai when base_url is set or `model` is "
+        "a bare API name (gpt-4.1-mini), generate_job when it is a hub id or path (org/name) or a toy: organism",
+    )
+    base_url: str | None = Field(None, description="backend openai: any OpenAI-compatible server; None = api.openai.com")
+    max_in_flight: int = Field(16, gt=0, description="backend openai: requests in flight at once")
+    max_failed_fraction: float = Field(
+        0.01, ge=0, le=1, description="backend openai: requests that still fail after retries are dropped up to this "
+        "share of the total; more fails the asset"
+    )
     prompt: str | None = Field(None, description="datagen instruction eliciting both traits")
     prompt_position: Literal["user_first_line", "system_prompt"] = "user_first_line"
     path: str | None = Field(None, description="mode=file: messages JSONL with the training conversations")
@@ -138,8 +150,25 @@ class DatagenConfig(Strict):
     )
     check_sample: int = Field(200, gt=0, description="examples judged for the both-traits check when keep=all")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, data: object) -> object:
+        # Resolved here (not left None) so every reader — the asset, the cost estimate — sees one answer.
+        if not isinstance(data, dict) or data.get("backend") is not None:
+            return data
+        model, mode = data.get("model"), data.get("mode", "on_policy")
+        api = mode == "off_policy" and isinstance(model, str) and (
+            bool(data.get("base_url")) or ("/" not in model and not model.startswith("toy:"))
+        )
+        return {**data, "backend": "openai" if api else "generate_job"}
+
     @model_validator(mode="after")
     def _mode_fields(self) -> "DatagenConfig":
+        if self.backend == "openai" and self.mode != "off_policy":
+            raise ValueError(f"datagen backend 'openai' needs mode 'off_policy' (mode '{self.mode}' uses the "
+                             "study model or a file)")
+        if self.base_url and self.backend != "openai":
+            raise ValueError("datagen `base_url` is for backend 'openai' (the generate job loads `model` itself)")
         if self.mode in ("on_policy", "off_policy") and not self.prompt:
             raise ValueError(f"datagen mode '{self.mode}' needs `prompt`")
         if self.mode == "off_policy" and not self.model:

@@ -5,7 +5,8 @@
 * ``instructions`` / ``eval_instructions`` — disjoint train and held-out eval instructions (and the
   extra eval sets) from the configured source → ``data/*.jsonl``.
 * ``training_data`` — datagen by the study model with the datagen prompt (on-policy), by another
-  model (off-policy), or read from a messages file; judged for both traits → ``data/train.jsonl``.
+  model (off-policy: the generate job, or an OpenAI-compatible API with ``datagen.backend: openai``),
+  or read from a messages file; judged for both traits → ``data/train.jsonl``.
 * ``control_completions`` — base-model completions of the eval instructions with no trait asked
   for, plus one set per single-trait prompt (drift measures and the trait-specific heuristics).
 """
@@ -31,6 +32,9 @@ from dagster import (
 
 from inoc import settings
 from inoc.config import ExperimentConfig, expand_path, load_experiment
+from inoc.judges.transport import JudgeError
+from inoc.pipeline.api_datagen import ApiDatagenSettings, DatagenError
+from inoc.pipeline.api_datagen import generate as generate_via_api
 from inoc.pipeline.instructions import InstructionError, load_eval_set, read_conversations, split_instructions
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import datagen_requests, plain_requests
@@ -166,7 +170,8 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         kinds={"json"},
         pool="gpu",
         description="Training conversations: datagen (the datagen prompt elicits both traits; the stored example uses "
-        "the neutral system prompt), judged for both traits; data.datagen.keep=both_traits keeps only examples "
+        "the neutral system prompt; off-policy models with datagen.backend=openai are called over an OpenAI-compatible "
+        "API, resumably), judged for both traits; data.datagen.keep=both_traits keeps only examples "
         "with both → data/train.jsonl.",
         check_specs=[
             AssetCheckSpec("both_traits_present", asset=k, description="The judged training examples score >= 50 on "
@@ -188,6 +193,17 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             except InstructionError as exc:
                 raise Failure(description=f"{config_path}: data.datagen.path: {exc}") from None
             meta["source"] = MetadataValue.path(str(path))
+        elif dg.backend == "openai":  # off-policy from an OpenAI-compatible API (data.datagen.base_url)
+            def report(done: int, total: int) -> None:
+                context.log.info(f"datagen ({dg.model}): {done}/{total}")
+
+            try:
+                api = generate_via_api(datagen_requests(cfg, instr), ApiDatagenSettings.from_config(dg),
+                                       work_dir(experiment, "jobs", "datagen_api"), progress=report, seed=cfg.data.seed)
+            except (DatagenError, JudgeError) as exc:
+                raise Failure(description=f"{config_path}: data.datagen ({dg.model} via the API): {exc}") from None
+            rows = [(instr[c["meta"]["idx"]], c["text"]) for c in api.rows]
+            meta.update(backend=dg.backend, **api.metadata())
         else:
             model = model_ref(cfg) if dg.mode == "on_policy" else {"id": dg.model}
             req = write_jsonl_path(experiment, "datagen_requests.jsonl", datagen_requests(cfg, instr))
