@@ -221,6 +221,16 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
         control = table.control_run.iloc[0]
         print(f"\n== {exp}: suppression (pp) of each prompt's targeted trait vs {control}; mean [95% CI] ==")
         print(tabulate(format_suppression(table), headers="keys", tablefmt="github", showindex=False))
+        if len(cfg.training.learning_rates) > 1:
+            by_lr = wh.query("SELECT * FROM suppression_by_batch WHERE experiment = ? AND (target = 'trait' OR "
+                             "(target IS NULL AND trait_role = 'negative')) ORDER BY learning_rate DESC", [exp])
+            if len(by_lr):
+                wide = by_lr.assign(cell=by_lr.apply(lambda r: f"{r.suppression:.1f} [{r.ci_lo:.1f}, {r.ci_hi:.1f}]", axis=1))
+                wide = wide.pivot_table(index=["prompt_key", "prefix_type", "trait"], columns="learning_rate",
+                                        values="cell", aggfunc="first", sort=False)
+                wide.columns = [f"lr {c:g}" for c in wide.columns]
+                print(f"\n== {exp}: suppression (pp) per learning rate, each against its own rate's control ==")
+                print(tabulate(wide.reset_index(), headers="keys", tablefmt="github", showindex=False))
         if cfg.model.id.startswith("toy:"):
             from inoc.organism.study import format_checks, study_checks
 
