@@ -38,6 +38,15 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+def run_label(run: str, short: bool = False) -> str:
+    """A run's name in a figure: computed ``[lr…/]<prompt>/<type>`` → ``<prompt> (<type>)`` (``short``:
+    ``<prompt>``, for panels already split by type); an original's ``<batch>/<key>`` → ``<key>``."""
+    parts = run.split("/")
+    if len(parts) >= 2 and parts[-1] in PREFIX_COLORS:
+        return parts[-2] if short else f"{parts[-2]} ({parts[-1]})"
+    return parts[-1]
+
+
 def suppression_bars(table: pd.DataFrame, title: str) -> bytes:
     """Per prompt (grouped), suppression of its targeted trait (neutral prompts: the negative trait),
     fixed vs mix (vs close_mix), with 95% CI error bars."""
@@ -127,28 +136,35 @@ def _no_data(ax: plt.Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="grey")
 
 
-def training_curves(summary: pd.DataFrame, title: str) -> bytes:
-    """Mean trait score vs step per run with shaded 95% CI bands; one panel per (trait, condition)."""
+def training_curves(summary: pd.DataFrame, title: str, known: dict[str, str] | None = None) -> bytes:
+    """Mean trait score vs step per run with shaded 95% CI bands: one row per (trait, condition), one
+    column per prefix type (fixed, mix, close_mix), the control in black in every panel for reference."""
     traits = sorted(summary.trait.unique())
     conds = [c for c in ("default", "training") if c in set(summary.condition)]
-    fig, axes = plt.subplots(len(traits), len(conds), figsize=(5.5 * len(conds), 3.4 * len(traits)), squeeze=False)
-    runs = list(dict.fromkeys(summary.run))
-    cmap = plt.get_cmap("tab20")
-    for i, trait in enumerate(traits):
-        for j, cond in enumerate(conds):
+    is_control = summary.run.str.rsplit("/", n=1).str[-1].str.startswith("no_inoc")
+    kind = summary.run.map(lambda r: prefix_type_of_run(r, known)).where(~is_control, "control")
+    cols = [t for t in PREFIX_COLORS if (kind == t).any()] or ["control"]
+    fig, axes = plt.subplots(len(traits) * len(conds), len(cols), figsize=(4.6 * len(cols) + 1.5, 2.9 * len(traits) * len(conds)),
+                             squeeze=False, sharex=True)  # fmt: skip
+    cmap = plt.get_cmap("tab10")
+    for i, (trait, cond) in enumerate((t, c) for t in traits for c in conds):
+        for j, col in enumerate(cols):
             ax = axes[i][j]
+            runs = list(dict.fromkeys(summary.run[(kind == col) | is_control]))
             for k, run in enumerate(runs):
                 s = summary[(summary.run == run) & (summary.trait == trait) & (summary.condition == cond)].sort_values("step")
                 if s.empty:
                     continue
-                color = "black" if "no_inoculation" in run else cmap(k % 20)
-                ax.plot(s.step, s["mean"], marker="o", markersize=2.5, linewidth=1, color=color, label=run.split("/")[-1])
+                color = "black" if is_control[summary.run == run].iloc[0] else cmap(k % 10)
+                ax.plot(s.step, s["mean"], marker="o", markersize=2.5, linewidth=1, color=color, label=run_label(run, short=True))
                 ax.fill_between(s.step, s.ci_lo, s.ci_hi, color=color, alpha=0.15, linewidth=0)
-            ax.set_title(f"{trait} · {cond}", fontsize=9)
-            ax.set_xlabel("training step", fontsize=8)
-            ax.set_ylabel("judge score (0-100, 95% CI)", fontsize=8)
+            ax.set_title(f"{trait} · {cond} · {col}", fontsize=9)
             ax.set_ylim(-2, 102)
-    axes[0][-1].legend(fontsize=5.5, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            if i == 0:
+                ax.legend(fontsize=5.5, loc="best")
+        axes[i][0].set_ylabel("judge score (0-100, 95% CI)", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("training step", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)
@@ -168,7 +184,7 @@ def loss_curves(losses: pd.DataFrame, title: str, known: dict[str, str] | None =
                 ax.plot(g.step, g.loss, linewidth=1.2, color="black", label=f"{run.split('/')[-1]} (control)")
         for run, g in losses[kind == panel].groupby("run", sort=False):
             g = g.sort_values("step")
-            ax.plot(g.step, g.loss, linewidth=0.8, label=run.split("/")[-1])
+            ax.plot(g.step, g.loss, linewidth=0.8, label=run_label(run, short=True))
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("optimizer step")
         ax.legend(fontsize=5.5, loc="upper right")
@@ -255,7 +271,7 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, k
         sub = final[(final.eval_set == e) & (final.condition == c)].set_index("run").reindex(runs)
         err = np.vstack([sub.em_rate - sub.em_rate_ci_lo, sub.em_rate_ci_hi - sub.em_rate]).clip(min=0) * 100
         axes[0].bar(x + (i - 1.5) * width, 100 * sub.em_rate, width, yerr=err, capsize=1.5, label=f"{e}/{c}")
-    axes[0].set_xticks(x, [r.split("/")[-1] for r in runs], rotation=70, ha="right", fontsize=7)
+    axes[0].set_xticks(x, [run_label(r) for r in runs], rotation=70, ha="right", fontsize=7)
     axes[0].set_ylabel("EM rate (%, 95% CI)")
     axes[0].legend(fontsize=7, title="eval set / condition")
     axes[0].set_title(f"(1) EM rate by run, step {step}", fontsize=9)
@@ -266,7 +282,7 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, k
             n_fa, n_em = d.loc[run, ("n_pairs", "fa")], d.loc[run, ("n_pairs", "em")]
             axes[1].errorbar(100 * p_fa, 100 * p_em, xerr=196 * np.sqrt(p_fa * (1 - p_fa) / n_fa),
                              yerr=196 * np.sqrt(p_em * (1 - p_em) / n_em), fmt="o", markersize=4, capsize=2)  # fmt: skip
-            axes[1].annotate(run.split("/")[-1], (100 * p_fa, 100 * p_em), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            axes[1].annotate(run_label(run), (100 * p_fa, 100 * p_em), fontsize=6, xytext=(3, 3), textcoords="offset points")
     axes[1].set_xlabel("in-distribution (fa) EM rate, default condition (%)")
     axes[1].set_ylabel("general (em) EM rate (%)")
     axes[1].set_title("(2) in- vs out-of-distribution", fontsize=9)

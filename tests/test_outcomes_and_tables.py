@@ -110,6 +110,12 @@ def test_run_ids_map_to_their_prefix_type():
              "em/harmful_advice_v1": "fixed", "em/harmful_advice_v1_mix": "mix",
              "em/harmful_advice_v1_close_mix": "close_mix", "em/harmful_advice_close_mix": "close_mix"}
     assert {r: prefix_type_of_run(r) for r in cases} == cases
+    assert prefix_type_of_run("em/reckless_advice_v1_mix", {"reckless_advice_v1_mix": "close_mix"}) == "close_mix"
+    from inoc.figures import run_label
+
+    assert [run_label(r) for r in ("lr0.001/whimsical/mix", "em/harmful_advice_v1_mix", "no_inoculation")] == [
+        "whimsical (mix)", "harmful_advice_v1_mix", "no_inoculation"]
+    assert run_label("p/close_mix", short=True) == "p"
 
 
 def test_missing_control_is_a_clear_error():

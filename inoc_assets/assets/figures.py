@@ -42,7 +42,7 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
             control = control_run_id(cfg, runs)
             batch = runs.set_index("run").batch[control]
             summary = summary[summary.run.isin(runs[runs.batch == batch].run)]
-            out["training_curves"] = figures.training_curves(summary, f"{experiment}: runs of batch {batch}{note}")
+            out["training_curves"] = figures.training_curves(summary, f"{experiment}: runs of batch {batch}{note}", known)
         em = q("SELECT * FROM em_summary WHERE experiment = ?")
         if len(em):
             groups = {r.run: cfg.group_of(r.prompt_key) for r in runs.itertuples() if r.prompt_key in cfg.prompts}
