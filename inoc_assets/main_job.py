@@ -4,7 +4,7 @@ The embedded default is ``toy`` — the Playful/French study on the model organi
 machine. A computed experiment runs in four stages, each a Dagster run on the persistent instance
 (so they show in the UI): the experiment-level stages (base model, instructions, training data,
 control completions, baselines, the control run), the prompt stages over all prompt partitions
-(rephrasings, elicitation, logprobs; one step each), one run per (prompt, fixed|mix) partition
+(rephrasings, elicitation, logprobs; one step each), one run per (prompt, fixed|mix|close_mix) partition
 (train → eval → scores), and the aggregates (suppression, geometry, figures, slides).
 
 Resumable: a stage or partition whose latest materialization came from a run of the same config

@@ -3,7 +3,7 @@
 base_model, instructions, eval_instructions → training_data, control_completions
 prompt[p] → rephrasings[p] → elicitation[p] (+ elicitation_baseline), logprobs[p] (+ logprob_baseline)
 training_data → control_run → control_eval → control_scores
-prompt[p], rephrasings[p], training_data → runs[p × fixed|mix] → run_eval → run_scores
+prompt[p], rephrasings[p], training_data → runs[p × fixed|mix|close_mix] → run_eval → run_scores
 rephrasings → text_heuristics (self-perplexity, embeddings)
 run_scores, control_scores → suppression; logprobs, elicitation, text_heuristics → prompt_geometry; all → figures
 """
