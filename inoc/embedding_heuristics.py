@@ -163,28 +163,13 @@ class OpenAIEmbedder:
         return run_sync(self.aembed(texts))
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
-        from inoc.judges.transport import (
-            CallFailed,
-            CallStats,
-            JudgeFatalError,
-            MalformedResponse,
-            Redactor,
-            RetryPolicy,
-            call_with_retries,
-            make_async_client,
-            resolve_api_key,
-        )
+        from inoc.judges.transport import CallFailed, CallStats, JudgeFatalError, MalformedResponse, connect
 
         texts = _check_texts(texts)
         if not texts:
             return np.zeros((0, self.dimensions or 0))
-        key = resolve_api_key(self.api_key, self.base_url)
-        redact = Redactor(key)
-        policy = RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
-                             backoff_max_s=self.backoff_max_s)
+        api = connect(self, self.api_key)
         stats, rng = CallStats(), random.Random(self.seed)
-        semaphore = asyncio.Semaphore(self.max_in_flight)
-        client = make_async_client(key, self.base_url, self.timeout_s)
         batches = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
 
         async def one(b: int) -> list[list[float]]:
@@ -194,7 +179,7 @@ class OpenAIEmbedder:
                 kwargs["dimensions"] = self.dimensions
 
             async def make_call() -> Any:
-                return await client.embeddings.create(**kwargs)
+                return await api.client.embeddings.create(**kwargs)
 
             def accept(response: Any) -> list[list[float]]:
                 data = getattr(response, "data", None)
@@ -214,8 +199,7 @@ class OpenAIEmbedder:
                 stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
                 return vectors
 
-            return await call_with_retries(make_call, accept, policy=policy, semaphore=semaphore, stats=stats,
-                                           redact=redact, rng=rng, label=f"embedding batch {b + 1}/{len(batches)}")
+            return await api.call(make_call, accept, stats=stats, rng=rng, label=f"embedding batch {b + 1}/{len(batches)}")
 
         tasks = [asyncio.ensure_future(one(b)) for b in range(len(batches))]
         try:
@@ -229,7 +213,7 @@ class OpenAIEmbedder:
             for task in tasks:  # the other batches are not needed once one failed for good
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await client.close()
+            await api.close()
             self.n_requests += stats.calls
             self.n_retries += stats.retries
             self.prompt_tokens += stats.prompt_tokens

@@ -36,17 +36,7 @@ from typing import Any
 from gpu_jobs.io import write_jsonl_atomic
 from inoc.judges.interface import run_sync
 from inoc.judges.pricing import estimate_cost
-from inoc.judges.transport import (
-    CallFailed,
-    CallStats,
-    JudgeConfigError,
-    MalformedResponse,
-    Redactor,
-    RetryPolicy,
-    call_with_retries,
-    make_async_client,
-    resolve_api_key,
-)
+from inoc.judges.transport import CallFailed, CallStats, JudgeConfigError, MalformedResponse, connect
 
 log = logging.getLogger("inoc.datagen")
 
@@ -170,11 +160,10 @@ async def agenerate(
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    key = resolve_api_key(api_key, s.base_url)
-    redact = Redactor(key)
     ids = [json.dumps(r["id"]) for r in requests]  # JSON text: ids may be ints or strings
     if len(set(ids)) != len(ids):
         raise ValueError("datagen request ids must be unique")
+    api = connect(s, api_key)  # before any work: a missing key fails at once
     hashes = {i: s.request_hash(r["messages"]) for i, r in zip(ids, requests)}
     partial = out / PARTIAL_FILE
     done = _load_partial(partial, hashes)
@@ -189,14 +178,11 @@ async def agenerate(
         progress(finished, total)
 
     stats = CallStats()
-    policy = RetryPolicy(max_retries=s.max_retries, backoff_base_s=s.backoff_base_s, backoff_max_s=s.backoff_max_s)
-    semaphore = asyncio.Semaphore(s.max_in_flight)
     rng = random.Random(seed)
-    client = make_async_client(key, s.base_url, s.timeout_s)
 
     async def request(i: str, row: Mapping[str, Any]) -> tuple[str, dict | CallFailed]:
         async def make_call() -> Any:
-            return await client.chat.completions.create(model=s.model, messages=list(row["messages"]),
+            return await api.client.chat.completions.create(model=s.model, messages=list(row["messages"]),
                                                         temperature=s.temperature, top_p=s.top_p,
                                                         max_tokens=s.max_tokens)  # fmt: skip
 
@@ -215,8 +201,7 @@ async def agenerate(
                     "finish_reason": str(choice.finish_reason or "")}  # stop, length or content_filter
 
         try:
-            return i, await call_with_retries(make_call, accept, policy=policy, semaphore=semaphore, stats=stats,
-                                              redact=redact, rng=rng, label=f"datagen request {row['id']}")
+            return i, await api.call(make_call, accept, stats=stats, rng=rng, label=f"datagen request {row['id']}")
         except CallFailed as failure:
             return i, failure
 
@@ -240,7 +225,7 @@ async def agenerate(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await client.close()
+        await api.close()
 
     result.n_calls, result.n_retries = stats.calls, stats.retries
     result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens

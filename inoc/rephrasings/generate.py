@@ -32,17 +32,7 @@ from typing import Any
 
 from inoc.judges.interface import run_sync
 from inoc.judges.pricing import estimate_cost
-from inoc.judges.transport import (
-    CallFailed,
-    CallStats,
-    JudgeConfigError,
-    MalformedResponse,
-    Redactor,
-    RetryPolicy,
-    call_with_retries,
-    make_async_client,
-    resolve_api_key,
-)
+from inoc.judges.transport import CallFailed, CallStats, JudgeConfigError, MalformedResponse, connect
 from inoc.rephrasings.pools import normalize
 from inoc.rephrasings.prompts import system_prompt, user_message
 
@@ -173,20 +163,14 @@ async def agenerate_rephrasings(
     if n < 1:
         raise ValueError("n must be >= 1")
     started = time.perf_counter()
-    key = resolve_api_key(api_key, s.base_url)
-    redact = Redactor(key)
+    api = connect(s, api_key)
     rng = random.Random(seed)
-    policy = RetryPolicy(
-        max_retries=s.max_retries, backoff_base_s=s.backoff_base_s, backoff_max_s=s.backoff_max_s
-    )
     stats = CallStats()
     result = RephrasingResult(rephrasings=[], prompt=prompt, model=s.model)
     accepted: list[str] = []
     seen: set[str] = set()
     original = normalize(prompt)
     system = system_prompt(s.close)
-    semaphore = asyncio.Semaphore(s.max_in_flight)
-    client = make_async_client(key, s.base_url, s.timeout_s)
 
     def fold(batch: list[Any]) -> None:
         for candidate in batch:
@@ -213,7 +197,7 @@ async def agenerate_rephrasings(
         ]
 
         async def make_call() -> Any:
-            return await client.chat.completions.create(
+            return await api.client.chat.completions.create(
                 model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens
             )
 
@@ -227,16 +211,8 @@ async def agenerate_rephrasings(
             return batch
 
         try:
-            return await call_with_retries(
-                make_call,
-                accept,
-                policy=policy,
-                semaphore=semaphore,
-                stats=stats,
-                redact=redact,
-                rng=rng,
-                label=f"rephrasing batch {round_index}.{request_index}",
-            )
+            return await api.call(make_call, accept, stats=stats, rng=rng,
+                                  label=f"rephrasing batch {round_index}.{request_index}")
         except CallFailed as failure:
             log.warning("rephrasing batch %d.%d dropped: %s", round_index, request_index, failure.kind)
             return None
@@ -272,7 +248,7 @@ async def agenerate_rephrasings(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await client.close()
+        await api.close()
 
     result.n_requests = stats.calls
     result.errors = Counter(stats.errors)
