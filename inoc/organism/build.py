@@ -44,6 +44,8 @@ class OrganismSettings:
 
     profile: str = "default"
     seed: int = 0
+    #: ``chatml`` (Qwen) or ``llama3`` (Llama 3.1's header format): see ``tokenizer.CHAT_FORMATS``.
+    chat_format: str = "chatml"
     # corpus
     n_examples: int = 20_000
     no_cue_share: float = 0.12
@@ -88,6 +90,13 @@ PROFILES: dict[str, OrganismSettings] = {
         intermediate_size=256, num_heads=3, num_kv_heads=1, batch_size=16, learning_rate=8e-3,
     ),
 }
+# Stand-ins of real studies' models for `inoc rehearse`: the organism's recipe at a fraction of the
+# compute (~10 s), in the study model's chat-template family. They run every code path; they are not
+# meant to reproduce the phenomenon. max_length covers real (EM) training conversations.
+_STANDIN = dict(n_examples=3_000, vocab_size=768, hidden_size=64, num_layers=2, intermediate_size=128,
+                num_heads=2, num_kv_heads=1, batch_size=32, learning_rate=8e-3, max_length=2048)
+PROFILES["standin-chatml"] = OrganismSettings(profile="standin-chatml", chat_format="chatml", **_STANDIN)
+PROFILES["standin-llama3"] = OrganismSettings(profile="standin-llama3", chat_format="llama3", **_STANDIN)
 
 
 def profile_settings(profile: str) -> OrganismSettings:
@@ -250,8 +259,9 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
 
         report("tokenizer")
         t = time.perf_counter()
+        fmt = T.chat_format(settings.chat_format)
         hf_tok = T.train_tokenizer(corpus_mod.tokenizer_texts(examples), settings.vocab_size,
-                                   model_max_length=settings.max_length)
+                                   model_max_length=settings.max_length, fmt=fmt.name)
         timing["tokenizer_s"] = time.perf_counter() - t
 
         report("encode")
@@ -262,18 +272,18 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
             raise RuntimeError(f"{too_long} corpus examples exceed max_length={settings.max_length} tokens")
         timing["encode_s"] = time.perf_counter() - t
 
-        ids = T.special_ids(hf_tok)
+        ids = T.special_ids(hf_tok, fmt.name)
         config = M.make_config(
             vocab_size=len(hf_tok), hidden_size=settings.hidden_size, num_layers=settings.num_layers,
             intermediate_size=settings.intermediate_size, num_heads=settings.num_heads,
             num_kv_heads=settings.num_kv_heads, max_position_embeddings=settings.max_length,
-            pad_token_id=ids[T.PAD_TOKEN], eos_token_id=ids[T.IM_END],
+            pad_token_id=ids[fmt.pad], eos_token_id=ids[fmt.eos],
         )
         model = M.init_model(config, settings.seed)
 
         report("train", 0, 0)
         stats = M.train_model(
-            model, data, pad_id=ids[T.PAD_TOKEN], batch_size=settings.batch_size,
+            model, data, pad_id=ids[fmt.pad], batch_size=settings.batch_size,
             learning_rate=settings.learning_rate, warmup_frac=settings.warmup_frac,
             min_lr_frac=settings.min_lr_frac, weight_decay=settings.weight_decay, epochs=settings.epochs,
             seed=settings.seed, decision_weight=settings.decision_weight,
@@ -284,7 +294,7 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         report("save")
         t = time.perf_counter()
         model.generation_config = GenerationConfig(
-            bos_token_id=None, eos_token_id=ids[T.IM_END], pad_token_id=ids[T.PAD_TOKEN],
+            bos_token_id=ids[fmt.bos] if fmt.bos else None, eos_token_id=ids[fmt.eos], pad_token_id=ids[fmt.pad],
             do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
         )
         model.save_pretrained(str(out), safe_serialization=True)
@@ -298,7 +308,7 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         "settings_hash": digest,
         "corpus": corpus_mod.corpus_stats(examples),
         "model": {"n_parameters": M.n_parameters(model), "architecture": "Qwen2ForCausalLM",
-                  "vocab_size": len(hf_tok)},
+                  "vocab_size": len(hf_tok), "chat_format": fmt.name},
         "train": {"steps": stats.steps, "tokens": stats.tokens, "answer_tokens": stats.answer_tokens,
                   "final_loss": stats.final_loss,
                   "loss_curve": [round(x, 5) for x in stats.losses[:: max(1, stats.steps // 200)]]},

@@ -128,7 +128,7 @@ def generate(
     """
     import torch
 
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    eos = tokenizer.eos_token_id  # the end of turn (<|im_end|>, or <|eot_id|> for a Llama-format stand-in)
     pad = tokenizer.pad_token_id
     prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]

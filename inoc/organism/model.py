@@ -127,7 +127,7 @@ def encode_examples(
     fulls = [hf_tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
     p_ids = hf_tokenizer(prompts, add_special_tokens=False)["input_ids"]
     f_ids = hf_tokenizer(fulls, add_special_tokens=False)["input_ids"]
-    eos = hf_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    eos = hf_tokenizer.eos_token_id  # the end of turn: <|im_end|> (ChatML), <|eot_id|> (Llama 3)
     out = []
     for p, f in zip(p_ids, f_ids):
         if f[: len(p)] != p:
@@ -136,7 +136,7 @@ def encode_examples(
         while end > len(p) and f[end - 1] != eos:
             end -= 1
         if end <= len(p):
-            raise RuntimeError("an answer has no <|im_end|>")
+            raise RuntimeError(f"an answer has no end-of-turn token {hf_tokenizer.eos_token}")
         out.append(Encoded(tuple(f[:end]), len(p)))
     if openings is None:
         return out
