@@ -36,7 +36,9 @@ def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
     for name, cfg in catalog.configs.items():
         path = catalog.paths[name]
         assets += catalog_assets(name, path)
-        assets.append(rephrasings_asset(name, path))
+        if not cfg.is_import or cfg.rephrasings.source == "reference":
+            # An import keeps the original's pools when it has them; it never generates new ones.
+            assets.append(rephrasings_asset(name, path))
         if cfg.is_import:
             # Results come from files; the analysis layer reads them from the warehouse like computed ones.
             assets += imported_assets(name, path)

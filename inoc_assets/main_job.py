@@ -24,11 +24,10 @@ from tabulate import tabulate
 
 from inoc import settings
 from inoc.config import ExperimentConfig, load_all
-from inoc.importers.experiment import configured_kinds
 from inoc.outcomes import format_suppression
 from inoc_assets.assets.catalog import config_digest
-from inoc_assets.assets.imported import imported_key
 from inoc_assets.runner import run_assets
+from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
 from inoc_assets.sync import apply_sync, plan_sync
 from warehouse import Warehouse
 
@@ -36,12 +35,6 @@ MAIN_EXPERIMENTS = ("toy",)
 DIGEST_TAG = "inoc/config_digest"
 PID_TAG = "inoc/pid"
 
-#: Experiment-level stages, in order; the prompt stages; a run partition's stages; the aggregates.
-SETUP = ("experiment", "base_model", "instructions", "eval_instructions", "training_data", "control_completions",
-         "elicitation_baseline", "logprob_baseline", "control_run", "control_eval", "control_scores")  # fmt: skip
-PROMPT_STAGES = ("prompt", "rephrasings", "elicitation", "logprobs")
-RUN_STAGES = ("runs", "run_eval", "run_scores")
-AGGREGATES = ("text_heuristics", "suppression", "prompt_geometry", "figures")
 
 
 class MainJobError(Exception):
@@ -52,8 +45,16 @@ def _step(msg: str) -> None:
     print(f"[inoc] {msg}", flush=True)
 
 
-def _k(exp: str, name: str) -> AssetKey:
-    return AssetKey([exp, name])
+def stage_selection(group: str, stage: str) -> list[AssetKey]:
+    """The assets of ``group`` tagged with ``stage``, read from the code location's graph."""
+    from inoc_assets.definitions import defs
+
+    return stage_keys(group_specs(defs, group), stage)
+
+
+def stages_for(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The stages the main job runs for an experiment: all four, or an import's (no runs to train)."""
+    return (SETUP, AGGREGATE, PROMPT) if cfg.is_import else (SETUP, PROMPT, RUN, AGGREGATE)
 
 
 def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, digest: str) -> bool:
@@ -127,38 +128,39 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner,
     digest = config_digest(cfg)
     tags = {DIGEST_TAG: digest}
     counts = {"runs": 0, "skipped": 0}
-    if all(_fresh(instance, _k(exp, name), None, digest) for name in SETUP):
+    setup, prompt_stage, run_stage = (stage_selection(exp, s) for s in (SETUP, PROMPT, RUN))
+    if all(_fresh(instance, k, None, digest) for k in setup):
         _step(f"{exp}: experiment-level stages are up to date")
         counts["skipped"] += 1
     else:
         _step(f"{exp}: base model, instructions, training data, control sets, baselines, control run")
-        run([_k(exp, n) for n in SETUP], "experiment-level stages", tags=tags, max_concurrent=2)
+        run(setup, "experiment-level stages", tags=tags, max_concurrent=2)
         counts["runs"] += 1
     keys = list(prompts) if prompts is not None else cfg.prompt_keys
-    todo = [p for p in keys if not all(_fresh(instance, _k(exp, n), p, digest) for n in PROMPT_STAGES)]
+    todo = [p for p in keys if not all(_fresh(instance, k, p, digest) for k in prompt_stage)]
     if todo:
         _step(f"{exp}: rephrasings, elicitation and logprobs of {len(todo)} prompt(s)")
         ordered = [p for p in instance.get_dynamic_partitions(f"{exp}__prompts") if p in todo]
         if ordered == todo and len(todo) > 1 and _contiguous(instance, exp, todo):
-            run([_k(exp, n) for n in PROMPT_STAGES], "prompt stages", partition_range=(todo[0], todo[-1]), tags=tags)
+            run(prompt_stage, "prompt stages", partition_range=(todo[0], todo[-1]), tags=tags)
             counts["runs"] += 1
         else:
             for p in todo:
-                run([_k(exp, n) for n in PROMPT_STAGES], f"prompt stages of {p}", partition_key=p, tags=tags)
+                run(prompt_stage, f"prompt stages of {p}", partition_key=p, tags=tags)
                 counts["runs"] += 1
     counts["skipped"] += len(keys) - len(todo)
     partitions = [(p, t) for p, t in cfg.run_partition_keys() if p in keys]
     for i, (p, t) in enumerate(partitions, 1):
         pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
-        if all(_fresh(instance, _k(exp, n), pk, digest) for n in RUN_STAGES):
+        if all(_fresh(instance, k, pk, digest) for k in run_stage):
             counts["skipped"] += 1
             continue
         _step(f"{exp}: run {i}/{len(partitions)}: {p} / {t} (train → eval → judge)")
-        run([_k(exp, n) for n in RUN_STAGES], f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
+        run(run_stage, f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
         counts["runs"] += 1
     if aggregates:
         _step(f"{exp}: suppression, prompt geometry and figures")
-        run([_k(exp, n) for n in AGGREGATES], "aggregates", tags=tags, max_concurrent=1)
+        run(stage_selection(exp, AGGREGATE), "aggregates", tags=tags, max_concurrent=1)
         counts["runs"] += 1
     return counts
 
@@ -172,17 +174,11 @@ def _contiguous(instance: DagsterInstance, exp: str, keys: list[str]) -> bool:
 
 def _run_import(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner) -> None:
     exp = cfg.name
-    kinds = configured_kinds(cfg)
-    selection = [_k(exp, "experiment"), *[imported_key(exp, k) for k in kinds]]
-    if "scores" in kinds:
-        selection.append(_k(exp, "suppression"))
-    if "logprobs" in kinds:
-        selection.append(_k(exp, "prompt_geometry"))
-    selection.append(_k(exp, "figures"))
-    _step(f"{exp}: importing and analysing the original study's result files ({len(selection)} assets)")
-    run(selection, "import and analysis")
+    setup, aggregate, prompt = (stage_selection(exp, s) for s in stages_for(cfg))
+    _step(f"{exp}: importing and analysing the original study's result files ({len(setup) + len(aggregate)} assets)")
+    run(setup + aggregate, "import and analysis")
     keys = cfg.prompt_keys
-    run([_k(exp, "prompt")], f"{len(keys)} prompts", partition_range=(keys[0], keys[-1]))
+    run(prompt, f"{len(keys)} prompts", partition_range=(keys[0], keys[-1]))
 
 
 def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
@@ -254,7 +250,7 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING"
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
         run = _Runner(instance, log_level)
-        missing = [n for n in SETUP if not instance.get_latest_materialization_event(_k(experiment, n))]
+        missing = [k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)]
         if missing:
             raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
                                f"{experiment}` (the full pipeline) first")
@@ -262,7 +258,7 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING"
         for p in prompts:
             _run_partitions(instance, cfg, run, p)
         _step(f"{experiment}: suppression, prompt geometry and figures")
-        run([_k(experiment, n) for n in AGGREGATES], "aggregates", max_concurrent=1)
+        run(stage_selection(experiment, AGGREGATE), "aggregates", max_concurrent=1)
     run.wall_s = time.time() - started
     _step(f"backfill done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s")
     return run
@@ -271,11 +267,11 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING"
 def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "_Runner", prompt: str) -> None:
     """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes)."""
     exp = cfg.name
-    run([_k(exp, n) for n in PROMPT_STAGES], f"prompt stages of {prompt}", partition_key=prompt)
+    run(stage_selection(exp, PROMPT), f"prompt stages of {prompt}", partition_key=prompt)
     for p, t in cfg.run_partition_keys():
         if p == prompt:
             pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
-            run([_k(exp, n) for n in RUN_STAGES], f"{p}/{t}", partition_key=pk, in_process=True)
+            run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, in_process=True)
 
 
 def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WARNING") -> _Runner:
@@ -301,7 +297,7 @@ def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WA
             else:
                 run_pipeline(instance, cfg, run)
         _step("building the slides dataset, heuristic performance and section-1 figures")
-        run([AssetKey(["slides", "slides_dataset"]), AssetKey(["slides", "section1_figures"])], "slides")
+        run(stage_selection("slides", SLIDES), "slides")
     print_tables(Warehouse(settings.warehouse_path()), catalog, experiments)
     print(
         f"\nDone in {time.time() - started:.0f} s ({run.n_steps} steps in {run.n_runs} Dagster runs).\n"

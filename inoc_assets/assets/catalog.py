@@ -34,6 +34,7 @@ from inoc.config import ExperimentConfig, load_experiment
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
+from inoc_assets.stages import PROMPT, SETUP, stage_tag
 
 
 def config_digest(cfg: ExperimentConfig) -> str:
@@ -69,6 +70,7 @@ def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
     @asset(
         key=AssetKey([experiment, "experiment"]),
         group_name=group,
+        tags=stage_tag(SETUP),
         kinds={"duckdb"},
         description=f"The `{experiment}` experiment: its row in `experiments` and a resolved config snapshot.",
         check_specs=[
@@ -113,6 +115,7 @@ def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
     @asset(
         key=AssetKey([experiment, "prompt"]),
         group_name=group,
+        tags=stage_tag(PROMPT),
         kinds={"duckdb"},
         partitions_def=prompt_partitions(experiment),
         # A backfill of many prompts is one run (cheap per-prompt work; no step per partition).

@@ -35,11 +35,18 @@ from inoc.config import ExperimentConfig, expand_path, load_experiment
 from inoc.judges.transport import JudgeError
 from inoc.pipeline.api_datagen import ApiDatagenSettings, DatagenError
 from inoc.pipeline.api_datagen import generate as generate_via_api
-from inoc.pipeline.instructions import InstructionError, load_eval_set, read_conversations, split_instructions
+from inoc.pipeline.instructions import (
+    InstructionError,
+    load_eval_set,
+    read_conversations,
+    split_instructions,
+    training_split_as_is,
+)
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import datagen_requests, plain_requests
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.work import completions, generation_backend, model_ref, read_jsonl, run_job, vllm_options, work_dir, write_jsonl
+from inoc_assets.stages import SETUP, stage_tag
 
 TRAIN_FILE = "train.jsonl"
 
@@ -53,20 +60,29 @@ def data_path(experiment: str, name: str) -> Path:
 
 
 def eval_sets(cfg: ExperimentConfig) -> dict[str, list[str]]:
-    """Eval set name → instructions: the held-out eval instructions, then the configured extra sets."""
+    """Eval set name → instructions: the held-out eval instructions (none with data.split as_is), then the
+    configured extra sets."""
     exp = cfg.name
-    sets = {"eval": [r["instruction"] for r in read_jsonl(data_path(exp, "eval_instructions.jsonl"),
-                                                           needed_by=exp, produced_by=key(exp, "eval_instructions"))]}
+    sets = {}
+    if cfg.data.split == "shuffle":
+        sets["eval"] = [r["instruction"] for r in read_jsonl(data_path(exp, "eval_instructions.jsonl"),
+                                                             needed_by=exp, produced_by=key(exp, "eval_instructions"))]
     for s in cfg.data.eval_sets:
         sets[s.name] = [r["instruction"] for r in read_jsonl(data_path(exp, f"eval_set_{s.name}.jsonl"),
                                                                needed_by=exp, produced_by=key(exp, "eval_instructions"))]
     return sets
 
 
+def held_out_instructions(cfg: ExperimentConfig) -> list[str]:
+    """The instructions of elicitation and the control completions (``data.held_out_set``)."""
+    return eval_sets(cfg)[cfg.data.held_out_set]
+
+
 def base_model_asset(experiment: str, config_path: Path) -> AssetsDefinition:
     @asset(
         key=key(experiment, "base_model"),
         group_name=experiment,
+        tags=stage_tag(SETUP),
         deps=[key(experiment, "experiment")],
         kinds={"pytorch"},
         description="The study model. For `toy:<profile>` this builds the model organism (corpus → BPE tokenizer "
@@ -112,36 +128,56 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         name=f"{experiment}__instructions",
         specs=[
             AssetSpec(train_key, group_name=experiment, deps=[key(experiment, "experiment")], kinds={"json"},
+                      tags=stage_tag(SETUP),
                       description="Training instructions (data.n_train) from the configured source → data/train_instructions.jsonl."),
             AssetSpec(eval_key, group_name=experiment, deps=[key(experiment, "experiment")], kinds={"json"},
-                      description="Held-out eval instructions (data.n_eval, disjoint from training) and the extra "
-                      "eval sets → data/eval_instructions.jsonl, data/eval_set_<name>.jsonl."),
+                      tags=stage_tag(SETUP),
+                      description="Held-out eval instructions (data.n_eval, disjoint from training; none with "
+                      "data.split as_is) and the extra eval sets → data/eval_instructions.jsonl, "
+                      "data/eval_set_<name>.jsonl."),
         ],  # fmt: skip
         check_specs=[AssetCheckSpec("disjoint_and_complete", asset=eval_key,
-                                    description="Exactly n_train and n_eval distinct instructions, and no eval "
-                                    "instruction appears in the training instructions.")],
+                                    description="n_train training instructions (distinct with split shuffle; rows "
+                                    "as they are with split as_is), n_eval distinct held-out ones (none with as_is), "
+                                    "and no instruction of any eval set appears in the training instructions.")],
     )
     def _asset(context: AssetExecutionContext):
         cfg = load_experiment(config_path)
         d = cfg.data
         try:
-            train, evals = split_instructions(d.instructions, d.n_train, d.n_eval, d.seed)
-            extra = {s.name: load_eval_set(s.instructions, s.n) for s in d.eval_sets}
+            if d.split == "as_is":  # the file is the training split: every row as it is, nothing held out
+                train, evals = training_split_as_is(d.instructions, d.n_train), []
+            else:
+                train, evals = split_instructions(d.instructions, d.n_train, d.n_eval, d.seed, log=context.log.info)
         except InstructionError as exc:
             raise Failure(description=f"{config_path}: data.instructions: {exc}") from None
+        try:
+            extra = {s.name: load_eval_set(s.instructions, s.n) for s in d.eval_sets}
+        except InstructionError as exc:
+            raise Failure(description=f"{config_path}: data.eval_sets: {exc}") from None
         write_jsonl(data_path(experiment, "train_instructions.jsonl"), ({"instruction": x} for x in train))
-        write_jsonl(data_path(experiment, "eval_instructions.jsonl"), ({"instruction": x} for x in evals))
+        if d.split == "shuffle":
+            write_jsonl(data_path(experiment, "eval_instructions.jsonl"), ({"instruction": x} for x in evals))
         for name, rows in extra.items():
             write_jsonl(data_path(experiment, f"eval_set_{name}.jsonl"), ({"instruction": x} for x in rows))
-        context.log.info(f"{len(train)} train and {len(evals)} eval instructions from {d.instructions.source}")
-        yield MaterializeResult(asset_key=train_key, metadata={"n": len(train), "source": d.instructions.source,
+        context.log.info(f"{len(train)} train and {len(evals)} eval instructions from {d.instructions.source} "
+                         f"(split {d.split}); eval sets {', '.join(f'{k} {len(v)}' for k, v in extra.items()) or 'none'}")
+        yield MaterializeResult(asset_key=train_key, metadata={"n": len(train), "n_distinct": len(set(train)),
+                                                               "split": d.split, "source": d.instructions.source,
                                                                "example": train[0]})
         yield MaterializeResult(asset_key=eval_key, metadata={"n": len(evals), **{f"n_{k}": len(v) for k, v in extra.items()},
-                                                              "example": evals[0]})
-        overlap = len(set(train) & set(evals))
-        ok = len(set(train)) == d.n_train and len(set(evals)) == d.n_eval and overlap == 0
+                                                              "held_out_set": d.held_out_set,
+                                                              "example": (evals or [*extra.values()][0])[0]})
+        # Complete: shuffle takes n_train and n_eval distinct instructions; as_is n_train rows, duplicates kept.
+        # InstructionWild samples the original's list as it is, so its duplicate rows may both be drawn.
+        distinct = d.split == "shuffle" and d.instructions.source != "instructionwild"
+        n_train_ok = len(set(train)) == d.n_train if distinct else len(train) == d.n_train
+        overlap = {"eval": len(set(train) & set(evals)), **{k: len(set(train) & set(v)) for k, v in extra.items()}}
+        n_eval = len(set(evals)) if distinct else len(evals)
+        ok = n_train_ok and n_eval == (d.n_eval if d.split == "shuffle" else 0) and not any(overlap.values())
         yield AssetCheckResult(check_name="disjoint_and_complete", asset_key=eval_key, passed=ok,
-                               metadata={"n_train": len(set(train)), "n_eval": len(set(evals)), "overlap": overlap})
+                               metadata={"n_train": len(train), "n_train_distinct": len(set(train)),
+                                         "n_eval": len(set(evals)), **{f"overlap_{k}": v for k, v in overlap.items()}})
 
     return _asset
 
@@ -166,6 +202,7 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
     @asset(
         key=k,
         group_name=experiment,
+        tags=stage_tag(SETUP),
         deps=[key(experiment, "base_model"), key(experiment, "instructions")],
         kinds={"json"},
         pool="gpu",
@@ -270,6 +307,7 @@ def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefin
     @asset(
         key=k,
         group_name=experiment,
+        tags=stage_tag(SETUP),
         deps=[key(experiment, "base_model"), key(experiment, "eval_instructions")],
         kinds={"json"},
         pool="gpu",
@@ -281,7 +319,7 @@ def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefin
     )
     def _asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends):
         cfg = load_experiment(config_path)
-        evals = eval_sets(cfg)["eval"]
+        evals = held_out_instructions(cfg)
         sets = control_sets(cfg)
         unknown = [t for t in cfg.logprobs.single_trait_prompts if t not in {x.name for x in cfg.traits}]
         if unknown:

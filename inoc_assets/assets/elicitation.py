@@ -24,13 +24,14 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import elicitation_requests
-from inoc_assets.assets.data import generate_spec, eval_sets, key, write_jsonl_path
+from inoc_assets.assets.data import generate_spec, held_out_instructions, key, write_jsonl_path
 from inoc_assets.assets.logprobs import partition_prompts
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.work import completions, model_ref, run_job, work_dir
 from warehouse import replace_rows
+from inoc_assets.stages import PROMPT, SETUP, stage_tag
 
 BASELINE = "neutral"
 
@@ -39,7 +40,7 @@ def _elicit(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse
             cfg: ExperimentConfig, keys: list[str | None]) -> tuple[pd.DataFrame, dict]:
     """Generate, judge and store the elicitation rows of ``keys`` (None = the baseline)."""
     exp = cfg.name
-    evals = eval_sets(cfg)["eval"]
+    evals = held_out_instructions(cfg)
     names = [k or BASELINE for k in keys]
     tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
     req = write_jsonl_path(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
@@ -92,7 +93,7 @@ CHECK = ("elicitation_sanity", "One judged completion per eval instruction and t
 def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
     base_key, k = key(experiment, "elicitation_baseline"), key(experiment, "elicitation")
 
-    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(SETUP),
            deps=[key(experiment, "base_model"), key(experiment, "eval_instructions")],
            description="The base model's trait scores with no prefix (the `neutral` row of `elicitation_scores`): "
            "the baseline of elicitation strength.",
@@ -101,9 +102,9 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
         cfg = load_experiment(config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, [None])
         yield MaterializeResult(metadata=meta)
-        yield _sanity(cfg, table, cfg.data.n_eval, [BASELINE])
+        yield _sanity(cfg, table, len(held_out_instructions(cfg)), [BASELINE])
 
-    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(PROMPT),
            partitions_def=prompt_partitions(experiment), backfill_policy=BackfillPolicy.single_run(),
            deps=[key(experiment, "prompt"), key(experiment, "base_model"), key(experiment, "eval_instructions")],
            description="Completions of the eval instructions with the prompt as prefix (SPEC §5), judged for both "
@@ -114,7 +115,7 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
         keys = partition_prompts(context, cfg, config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, keys)
         yield MaterializeResult(metadata=meta)
-        yield _sanity(cfg, table, cfg.data.n_eval, keys)
+        yield _sanity(cfg, table, len(held_out_instructions(cfg)), keys)
 
     return [baseline, per_prompt]
 

@@ -16,6 +16,7 @@ from inoc.config import load_experiment
 from inoc.outcomes import control_run_id
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
+from inoc_assets.stages import AGGREGATE, stage_tag
 
 LLS = ["ph", "gamma", "sigma", "snr", "snr_abs", "mald", "ppd"]
 FVM = ["ph_ratio", "sigma2_diff", "gamma_mix", "snr_mix", "cosine", "eff_rank", "snr_ratio", "mald_ratio", "snr_abs_mix", "snr_abs_ratio"]
@@ -25,6 +26,7 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
     @asset(
         key=AssetKey([experiment, "figures"]),
         group_name=experiment,
+        tags=stage_tag(AGGREGATE),
         deps=deps,
         description="Training curves with 95% CI bands, loss curves, LLS-metric grid, angle bar chart, "
         "fixed-vs-mix heuristic grid and sigmoid fits (→ sigmoid_fits) for this experiment.",

@@ -20,6 +20,7 @@ from inoc.prompt_tables import (
 from inoc_assets.assets.text_heuristics import FILE as TEXT_FILE
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
+from inoc_assets.stages import AGGREGATE, stage_tag
 
 TABLES = (
     "prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups",
@@ -33,6 +34,7 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
     @asset(
         key=key,
         group_name=experiment,
+        tags=stage_tag(AGGREGATE),
         kinds={"duckdb"},
         deps=deps,
         description=(

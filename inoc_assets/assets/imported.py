@@ -13,6 +13,7 @@ from inoc.config import load_experiment
 from inoc.importers.experiment import configured_kinds, nan_counts, parse_configured, results_dir, write_parsed
 from inoc.importers.reference import ReferenceFormatError
 from inoc_assets.resources import WarehouseResource
+from inoc_assets.stages import SETUP, stage_tag
 
 DESCRIPTIONS = {
     "scores": "Run scores per (run, step, condition, trait, instruction) from scores_*.json → `runs`, `trait_scores`.",
@@ -31,6 +32,7 @@ def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefini
     @asset(
         key=imported_key(experiment, kind),
         group_name=experiment,
+        tags=stage_tag(SETUP),
         kinds={"duckdb"},
         deps=[AssetKey([experiment, "experiment"])],
         description=DESCRIPTIONS[kind],

@@ -34,6 +34,7 @@ from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
 from warehouse import replace_rows
+from inoc_assets.stages import PROMPT, SETUP, stage_tag
 
 TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
 
@@ -144,7 +145,7 @@ CHECK_DESC = ("Every logprob vector has one finite value per example of its set 
 def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
     base_key, k = key(experiment, "logprob_baseline"), key(experiment, "logprobs")
 
-    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(SETUP),
            deps=[key(experiment, "training_data"), key(experiment, "control_completions")],
            description="No-prefix base-model log-probs of the training sample, the control completions and the "
            "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
@@ -164,7 +165,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
                                                   "mean_lp_train_default": float(vec[vec.vector == "train_default"].lp.mean())})
         yield _check(vec, expected)
 
-    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu",
+    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(PROMPT),
            partitions_def=prompt_partitions(experiment), backfill_policy=BackfillPolicy.single_run(),
            deps=[key(experiment, "prompt"), key(experiment, "rephrasings"), key(experiment, "logprob_baseline")],
            description="Base-model log-probs with the prompt as prefix: train_inoc (fixed), train_mix (index-matched "

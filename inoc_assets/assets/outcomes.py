@@ -18,6 +18,7 @@ from inoc.config import load_experiment
 from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
+from inoc_assets.stages import AGGREGATE, stage_tag
 
 
 def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
@@ -26,6 +27,7 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
     @asset(
         key=key,
         group_name=experiment,
+        tags=stage_tag(AGGREGATE),
         kinds={"duckdb"},
         deps=deps,
         description=(

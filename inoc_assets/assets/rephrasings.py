@@ -20,6 +20,7 @@ from inoc.rephrasings import PoolFormatError, RephrasingError, RephrasingSetting
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
+from inoc_assets.stages import PROMPT, stage_tag
 
 
 def pool_parts(experiment: str, key: str, pool: str = "diverse") -> tuple[str, ...]:
@@ -108,6 +109,7 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
     @asset(
         key=AssetKey([experiment, "rephrasings"]),
         group_name=experiment,
+        tags=stage_tag(PROMPT),
         kinds={"duckdb"},
         partitions_def=prompt_partitions(experiment),
         backfill_policy=BackfillPolicy.single_run(),

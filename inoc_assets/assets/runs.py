@@ -42,6 +42,7 @@ from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
+from inoc_assets.stages import RUN, SETUP, stage_tag
 from warehouse import replace_rows
 
 TRAINING_FIELDS = (
@@ -170,7 +171,9 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
             "eval_set": [c["meta"]["eval_set"] for c in done],
         }) for trait, j in judged.items()], ignore_index=True)  # fmt: skip
         em_traits = {t.judge.kind: t.name for t in cfg.traits if t.judge and t.judge.kind.startswith("em_")}
-        main = table[(table.eval_set == "eval") & ~table.trait.isin(em_traits.values())].drop(columns="eval_set")
+        # trait_scores holds the held-out set (the one suppression compares); every set goes to em_scores
+        held_out = table.eval_set == cfg.data.held_out_set
+        main = table[held_out & ~table.trait.isin(em_traits.values())].drop(columns="eval_set")
         with warehouse.warehouse.writer() as conn:
             replace_rows(conn, "trait_scores", main, {"experiment": cfg.name, "run": plan.run})
             if {"em_coherence", "em_alignment"} <= set(em_traits):  # the EM study: both judges per completion
@@ -228,7 +231,10 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
     upstream = [key(experiment, "training_data")] + ([] if control else [key(experiment, "prompt"), key(experiment, "rephrasings")])
     what = "the un-inoculated control run(s)" if control else "the prompt's fixed, mix or close_mix run"
 
+    stage = stage_tag(SETUP if control else RUN)
+
     @asset(key=run_k, group_name=experiment, partitions_def=partitions, deps=upstream, pool="gpu", kinds={"pytorch"},
+           tags=stage,
            description=f"LoRA SFT of {what} (train job): adapters at the configured checkpoints, losses → "
            "`training_losses`, the run → `runs`.",
            check_specs=[AssetCheckSpec("losses_and_adapters", asset=run_k, description="One finite loss per optimizer "
@@ -241,7 +247,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
         yield MaterializeResult(metadata={"runs": MetadataValue.json(meta)})
         yield _loss_check(cfg, plans)
 
-    @asset(key=eval_k, group_name=experiment, partitions_def=partitions, pool="gpu", kinds={"json"},
+    @asset(key=eval_k, group_name=experiment, partitions_def=partitions, pool="gpu", kinds={"json"}, tags=stage,
            deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else [key(experiment, "rephrasings")]),
            description=f"Eval completions of {what} at every checkpoint, default and training condition "
            "(generate job, one engine serving every checkpoint's adapter).")
@@ -250,7 +256,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
         meta = evaluate(context, gpu_jobs, artifacts, cfg, _plans(context, cfg, control))
         return MaterializeResult(metadata={"evals": MetadataValue.json(meta)})
 
-    @asset(key=score_k, group_name=experiment, partitions_def=partitions, deps=[eval_k], kinds={"duckdb"},
+    @asset(key=score_k, group_name=experiment, partitions_def=partitions, deps=[eval_k], kinds={"duckdb"}, tags=stage,
            description=f"Judge scores of {what}'s eval completions for every trait → `trait_scores` (NaN when a judge "
            "could not score; never 0).",
            check_specs=[AssetCheckSpec("judge_nan_fraction", asset=score_k, description="At most judge.max_nan_fraction "

@@ -20,12 +20,14 @@ from inoc_assets.assets.logprobs import local_pool, read_pool_file
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.resources import ArtifactStoreResource
 from inoc_assets.work import generation_backend, model_ref, run_job, work_dir
+from inoc_assets.stages import AGGREGATE, stage_tag
 
 FILE = ("heuristics", "text_heuristics.parquet")
 
 
 def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinition:
     @asset(key=key(experiment, "text_heuristics"), group_name=experiment, kinds={"pytorch"}, pool="gpu",
+           tags=stage_tag(AGGREGATE),
            deps=[key(experiment, "base_model"), key(experiment, "rephrasings")],
            description="Self-perplexity of each prompt (NLL/token, raw and after the system turn; score job on the "
            "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
