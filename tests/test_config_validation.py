@@ -48,6 +48,12 @@ BAD = [
      "prompts.lonely", None, ["lonely", "no group"]),
     ("name_not_file_stem", _edit("name: toy", "name: something_else"), "name", None, ["file name", "toy"]),
     ("top_level_list", "- just\n- a list\n", None, None, ["mapping"]),
+    ("bad_split", _edit("  seed: 42\n  datagen:", "  seed: 42\n  split: random\n  datagen:"), "data.split", None,
+     ["shuffle", "as_is", "random"]),
+    ("as_is_split_of_the_organism", _edit("  seed: 42\n  datagen:", "  seed: 42\n  split: as_is\n  datagen:"), "data", None,
+     ["as_is", "organism"]),
+    ("as_is_split_without_eval_sets", _edit("  instructions: {source: organism}", "  instructions: {source: jsonl, path: t.jsonl}\n"
+                                            "  split: as_is"), "data", None, ["as_is", "data.eval_sets"]),
     ("group_role_without_trait", _edit("  - name: French\n    role: positive\n    judge: {kind: language, language: fr}\n", ""),
      None, None, ["role 'positive'", "no trait"]),
 ]

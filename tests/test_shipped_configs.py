@@ -81,3 +81,29 @@ def test_study_settings():
         assert (t.learning_rate, t.warmup_steps, t.lora_r, t.lora_alpha, t.use_rslora) == (1e-4, 30, 32, 16, True)
         assert t.per_device_batch_size * t.gradient_accumulation_steps == 32 and t.seed == 3407
         assert cfg.data.n_train == 10_000 and cfg.data.n_eval == 200
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_em_trains_on_the_original_split_as_is(shared):
+    """SPEC-DETAILED §2.2–2.3: train on all 5,800 rows of the original's split (duplicates kept), evaluate on
+    its 200 fa rows and the 200 em questions, and carve nothing else from the training file."""
+    from inoc.config import expand_path
+
+    em = load_experiment(EXPERIMENTS / "em_risky_finance_qwen32b.yaml")
+    ref = shared / "reference" / "em"
+    d = em.data
+    assert d.split == "as_is" and d.datagen.mode == "file"
+    assert Path(expand_path(d.instructions.path)).resolve() == (ref / "train_risky_financial.jsonl").resolve()
+    assert Path(expand_path(d.datagen.path)).resolve() == (ref / "train_risky_financial.jsonl").resolve()
+    assert d.n_train == len(_lines(ref / "train_risky_financial.jsonl")) == 5800
+    sets = {s.name: s for s in d.eval_sets}
+    assert list(sets) == ["fa", "em"] and d.held_out_set == "fa"
+    assert Path(expand_path(sets["fa"].instructions.path)).resolve() == (ref / "eval_risky_financial.jsonl").resolve()
+    assert sets["fa"].instructions.source == "messages_jsonl"
+    assert Path(expand_path(sets["em"].instructions.path)).resolve() == (ref / "em_eval_questions.jsonl").resolve()
+    assert (sets["em"].instructions.source, sets["em"].instructions.field) == ("jsonl", "question")
+    assert sets["fa"].n == len(_lines(ref / "eval_risky_financial.jsonl")) == 200
+    assert sets["em"].n == len(_lines(ref / "em_eval_questions.jsonl")) == 200

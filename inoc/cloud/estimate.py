@@ -172,10 +172,19 @@ def completion(max_tokens: int, a: Assumptions) -> int:
 
 
 def eval_instructions(cfg: ExperimentConfig) -> int:
+    """Instructions a checkpoint is evaluated on per condition: the held-out set (split shuffle) and the extra sets."""
     data = cfg.data
     if data is None:
         return 0
-    return sum(s.n for s in data.eval_sets) if data.eval_sets else data.n_eval
+    return (data.n_eval if data.split == "shuffle" else 0) + sum(s.n for s in data.eval_sets)
+
+
+def held_out_instructions(cfg: ExperimentConfig) -> int:
+    """Instructions of elicitation and the control completions (``data.held_out_set``)."""
+    data = cfg.data
+    if data is None:
+        return 0
+    return data.n_eval if data.split == "shuffle" else data.eval_sets[0].n
 
 
 def training_steps(cfg: ExperimentConfig) -> int:
@@ -291,10 +300,11 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
     # elicitation: every prompt (+ none) on the eval instructions, base model
     if "elicitation" in stages_on:
         k = len(all_prompts) + (1 if shared else 0)
-        req = k * n_eval * per_ins
+        n_held_out = held_out_instructions(cfg)
+        req = k * n_held_out * per_ins
         t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.eval.max_tokens, a)
         stages.append(Stage("elicitation", 1, k, req, t_in, t_out, *hours("generate", t_out),
-                            note=f"{k} prompt(s) × {n_eval} instructions"))
+                            note=f"{k} prompt(s) × {n_held_out} instructions"))
 
     # logprobs: single-trait completion sets, then scoring under every prompt and none
     if "logprobs" in stages_on:

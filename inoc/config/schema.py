@@ -180,14 +180,41 @@ class DatagenConfig(Strict):
 
 class DataConfig(Strict):
     instructions: InstructionSource
+    split: Literal["shuffle", "as_is"] = Field(
+        "shuffle",
+        description="shuffle: de-duplicate, shuffle with `seed`, first n_train train, next n_eval eval; as_is: the "
+        "source already is the training split (EM) — its first n_train rows in file order, duplicates kept, and no "
+        "eval instructions carved from it (evaluation uses eval_sets)",
+    )
     n_train: int = Field(10_000, gt=0)
-    n_eval: int = Field(200, gt=0)
+    n_eval: int = Field(200, gt=0, description="held-out eval instructions (split shuffle only)")
     seed: int = 42
     datagen: DatagenConfig
     eval_sets: list[EvalSet] = Field(
         default_factory=list, description="extra eval sets (EM: fa, em); empty = the held-out eval instructions"
     )
     control_max_tokens: int = Field(256, gt=0, description="control completions for drift measures")
+
+    @model_validator(mode="after")
+    def _split_fields(self) -> "DataConfig":
+        if self.split == "as_is":
+            if self.instructions.source == "organism":
+                raise ValueError("split: 'as_is' reads a training file; the organism source has its own split "
+                                 "(use split: shuffle)")
+            if not self.eval_sets:
+                raise ValueError("split: 'as_is' carves no eval instructions from the training file; list the "
+                                 "study's eval sets in data.eval_sets (EM: fa and em)")
+        names = [s.name for s in self.eval_sets]
+        reserved = "eval" if self.split == "shuffle" else None
+        if reserved in names or len(set(names)) != len(names):
+            raise ValueError(f"eval_sets: names must be unique and not 'eval' (the held-out set), got {names}")
+        return self
+
+    @property
+    def held_out_set(self) -> str:
+        """The eval set elicitation and the control completions use: the held-out eval instructions, or with
+        split as_is the first configured eval set."""
+        return "eval" if self.split == "shuffle" else self.eval_sets[0].name
 
 
 class RephrasingConfig(Strict):

@@ -3,8 +3,10 @@ Hugging Face dataset (a hub id, or a local folder / data file that `datasets.loa
 
 ``split_instructions(source, n_train, n_eval, seed)`` returns disjoint train and eval lists. The
 organism has its own held-out eval pool; any other source is de-duplicated, shuffled with the seed
-and cut: the first ``n_train`` for training, the next ``n_eval`` for evaluation. ``load_eval_set``
-reads an extra eval set (EM: the in-distribution and general questions) in file order.
+and cut: the first ``n_train`` for training, the next ``n_eval`` for evaluation.
+``training_split_as_is(source, n_train)`` (``data.split: as_is``) takes a file that already is the
+training split as it is: file order, duplicates kept, nothing held out. ``load_eval_set`` reads an
+extra eval set (EM: the in-distribution and general questions) in file order.
 
 Errors name the file and line (or the dataset and row) and what was expected.
 """
@@ -131,6 +133,24 @@ def split_instructions(source: InstructionSource, n_train: int, n_eval: int, see
         )
     random.Random(seed).shuffle(unique)
     return unique[:n_train], unique[n_train : n_train + n_eval]
+
+
+def training_split_as_is(source: InstructionSource, n_train: int) -> list[str]:
+    """``data.split: as_is``: the source already is the training split (the EM study's 5,800-row file).
+
+    Its first ``n_train`` instructions in file order, duplicates kept — the training conversations are the
+    file's rows one for one, so no row may be dropped or reordered here. Fewer rows than ``n_train`` is an
+    error; more are cut (a rehearsal trains on a prefix of the real file).
+    """
+    if source.source == "organism":
+        raise InstructionError("split as_is needs a file or dataset source; the organism has its own split")
+    rows = read_source(source)
+    if len(rows) < n_train:
+        raise InstructionError(
+            f"{source.path or source.hf_id}: {len(rows)} rows, fewer than data.n_train = {n_train} "
+            "(split as_is trains on the file's rows as they are)"
+        )
+    return rows[:n_train]
 
 
 def load_eval_set(source: InstructionSource, n: int) -> list[str]:
