@@ -9,6 +9,8 @@ DAGSTER_HOME          Dagster instance (default `$INOC_HOME/dagster`, holding a 
 INOC_WORK_DIR         local working files of computed experiments: instruction and data files,
                       gpu_job folders (adapters, completions, scores); default `$INOC_HOME/work`
 INOC_JUDGE_CACHE      the judges' SQLite answer cache (default `$INOC_HOME/judge_cache.sqlite`)
+INOC_DOWNLOAD_CACHE   public data files fetched by URL and pinned by hash (InstructionWild);
+                      default `$INOC_HOME/downloads`
 INOC_ORGANISM_CACHE   built model organisms (default `~/.cache/inoc/organism`)
 """
 
@@ -35,6 +37,10 @@ def work_dir() -> Path:
 
 def judge_cache_path() -> Path:
     return Path(os.environ.get("INOC_JUDGE_CACHE") or inoc_home() / "judge_cache.sqlite").resolve()
+
+
+def download_cache() -> Path:
+    return Path(os.environ.get("INOC_DOWNLOAD_CACHE") or inoc_home() / "downloads").resolve()
 
 
 def artifact_root() -> str:

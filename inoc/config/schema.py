@@ -100,12 +100,29 @@ class InoculationConfig(Strict):
     mix_seed: int = Field(42, description="Random(mix_seed).choice(pool) per training example, in file order")
 
 
+#: InstructionWild data_v2, concatenated in this order (SPEC-DETAILED §2.1).
+INSTRUCTIONWILD_FILES = ("user_1.jsonl", "user_2.jsonl", "user_3.jsonl", "user_4.jsonl")
+#: Fields only the instructionwild source reads; set on another source they are a mistake.
+_INSTRUCTIONWILD_FIELDS = ("base_url", "sha256", "allow_missing", "timeout_s")
+
+
 class InstructionSource(Strict):
-    source: Literal["organism", "jsonl", "hf", "messages_jsonl"]
+    source: Literal["organism", "jsonl", "hf", "messages_jsonl", "instructionwild"]
     path: str | None = Field(None, description="file for jsonl/messages_jsonl; ${INOC_SHARED_DIR} expands")
     hf_id: str | None = None
     hf_split: str = "train"
     field: str = Field("instruction", description="JSON field / dataset column holding the instruction")
+    base_url: str | None = Field(
+        None, description="instructionwild: where user_1..4.jsonl are fetched (http(s)://, file:// or a local folder, "
+        "${INOC_SHARED_DIR} expands); None = the public repository at the pinned commit"
+    )
+    sha256: dict[str, str] = Field(
+        default_factory=dict, description="instructionwild: sha256 pins by file name; one given here replaces that file's built-in pins"
+    )
+    allow_missing: bool = Field(
+        False, description="instructionwild: use only the files that can be had (offline rehearsal) and report the rest"
+    )
+    timeout_s: float = Field(60.0, gt=0, description="instructionwild: per-request network timeout")
 
     @model_validator(mode="after")
     def _source_fields(self) -> "InstructionSource":
@@ -113,6 +130,16 @@ class InstructionSource(Strict):
             raise ValueError(f"source '{self.source}' needs `path`")
         if self.source == "hf" and not self.hf_id:
             raise ValueError("source 'hf' needs `hf_id`")
+        if self.source != "instructionwild":
+            stray = [f for f in _INSTRUCTIONWILD_FIELDS if f in self.model_fields_set]
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only source 'instructionwild' reads this (source is "
+                                 f"'{self.source}')")
+        for name, digest in self.sha256.items():
+            if name not in INSTRUCTIONWILD_FILES:
+                raise ValueError(f"sha256: unknown file {name!r} (expected one of {', '.join(INSTRUCTIONWILD_FILES)})")
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(f"sha256.{name}: expected 64 lower-case hex digits, got {digest!r}")
         return self
 
 

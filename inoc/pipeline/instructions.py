@@ -1,9 +1,11 @@
-"""Instruction sources: the model organism's world, a local JSONL file, a messages JSONL file, or a
-Hugging Face dataset (a hub id, or a local folder / data file that `datasets.load_dataset` reads).
+"""Instruction sources: the model organism's world, a local JSONL file, a messages JSONL file, a
+Hugging Face dataset (a hub id, or a local folder / data file that `datasets.load_dataset` reads), or
+InstructionWild data_v2 fetched from its public URLs (``inoc.pipeline.instructionwild``).
 
 ``split_instructions(source, n_train, n_eval, seed)`` returns disjoint train and eval lists. The
-organism has its own held-out eval pool; any other source is de-duplicated, shuffled with the seed
-and cut: the first ``n_train`` for training, the next ``n_eval`` for evaluation.
+organism has its own held-out eval pool; InstructionWild is filtered and sampled as the original did
+(SPEC-DETAILED §2.1); any other source is de-duplicated, shuffled with the seed and cut: the first
+``n_train`` for training, the next ``n_eval`` for evaluation.
 ``training_split_as_is(source, n_train)`` (``data.split: as_is``) takes a file that already is the
 training split as it is: file order, duplicates kept, nothing held out. ``load_eval_set`` reads an
 extra eval set (EM: the in-distribution and general questions) in file order.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from inoc.config import expand_path
@@ -89,6 +92,10 @@ def read_source(source: InstructionSource) -> list[str]:
         return [pick(row, source.field, f"{path}:{lineno}") for lineno, row in jsonl_rows(path)]
     if source.source == "hf":
         return _read_hf(source)
+    if source.source == "instructionwild":
+        from inoc.pipeline import instructionwild
+
+        return instructionwild.load(source).instructions
     raise InstructionError(f"source {source.source!r} is not a file or dataset source")
 
 
@@ -116,8 +123,10 @@ def _read_hf(source: InstructionSource) -> list[str]:
     return [_from_row({source.field: v}, source.field, f"{hf_id}[{i}]") for i, v in enumerate(ds[source.field])]
 
 
-def split_instructions(source: InstructionSource, n_train: int, n_eval: int, seed: int) -> tuple[list[str], list[str]]:
-    """Disjoint (train, eval) instruction lists of the requested sizes."""
+def split_instructions(source: InstructionSource, n_train: int, n_eval: int, seed: int,
+                       log: Callable[[str], None] | None = None) -> tuple[list[str], list[str]]:
+    """Disjoint (train, eval) instruction lists of the requested sizes; ``log`` gets what a source reports
+    (InstructionWild: each file's origin, verification and filter counts, and any file that is missing)."""
     if source.source == "organism":
         from inoc.organism import world
 
@@ -125,6 +134,10 @@ def split_instructions(source: InstructionSource, n_train: int, n_eval: int, see
             return world.train_instructions(n_train, seed), world.eval_instructions(n_eval, seed)
         except ValueError as exc:
             raise InstructionError(str(exc)) from None
+    if source.source == "instructionwild":
+        from inoc.pipeline import instructionwild
+
+        return instructionwild.split(source, n_train, n_eval, seed, log=log)
     unique = list(dict.fromkeys(read_source(source)))
     where = source.path or source.hf_id
     if len(unique) < n_train + n_eval:
