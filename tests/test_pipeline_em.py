@@ -77,6 +77,7 @@ training: {{backend: peft, learning_rate: 1.0e-3, warmup_steps: 2, optimizer: ad
            per_device_batch_size: 16, gradient_accumulation_steps: 1, max_seq_length: 256,
            gradient_checkpointing: false, seed: 1}}
 eval: {{max_tokens: 64, training_mix_seed: per_instruction}}
+elicitation: {{max_tokens: 64}}
 judge: {{model: fake-judge, base_url: "{server.base_url}", max_in_flight: 8}}
 logprobs: {{n_train_sample: 30}}
 text_heuristics: {{embeddings: none}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -107,3 +108,44 @@ def test_em_trains_on_the_original_split_as_is(shared):
     assert (sets["em"].instructions.source, sets["em"].instructions.field) == ("jsonl", "question")
     assert sets["fa"].n == len(_lines(ref / "eval_risky_financial.jsonl")) == 200
     assert sets["em"].n == len(_lines(ref / "em_eval_questions.jsonl")) == 200
+
+
+def _detailed(shared: Path, heading: str) -> str:
+    """One `### ` section of SPEC-DETAILED.md, by the start of its heading."""
+    text = (shared / "docs" / "SPEC-DETAILED.md").read_text(encoding="utf-8")
+    start = text.index("\n### " + heading)
+    end = text.find("\n### ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def test_generation_lengths_are_the_originals(shared):
+    """Eval completions: 256 tokens for PF/GF (§5.1), 512 for EM (§5.4); elicitation and datagen: 2048 (§5.2, §2.2)."""
+    pf_gf_eval = re.search(r"SamplingParams\([^)]*max_tokens=(\d+)\)", _detailed(shared, "5.1 "))
+    em_eval = re.search(r"SamplingParams\([^)]*max_tokens=(\d+)\)", _detailed(shared, "5.4 "))
+    ow = re.search(r"ow\.inference\.create\([^)]*max_tokens=(\d+)", _detailed(shared, "5.2 "))
+    datagen = re.findall(r"max_tokens=(\d+)", _detailed(shared, "2.2 "))
+    assert (pf_gf_eval.group(1), em_eval.group(1), ow.group(1), set(datagen)) == ("256", "512", "2048", {"2048"})
+    pf, gf, em = (load_experiment(EXPERIMENTS / f"{n}.yaml") for n in
+                  ("playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b"))
+    for cfg in (pf, gf):
+        assert cfg.eval.max_tokens == int(pf_gf_eval.group(1)), cfg.name
+        assert cfg.elicitation.max_tokens == int(ow.group(1)), cfg.name
+        assert cfg.data.datagen.max_tokens == int(datagen[0]), cfg.name
+    assert em.eval.max_tokens == int(em_eval.group(1))
+
+
+def test_elicitation_judging_as_the_original(shared):
+    """§5.5: PF's default elicitation path (the v3/v4/v5 keys, and the baseline it wrote first) judged without the
+    instruction; its neg and French runs, and GF, with it."""
+    section = _detailed(shared, "5.5 ")
+    m = re.search(r"`evaluate\.py` \(([^;]+) keys; \*\*judge without the instruction\*\*", section)
+    without = m.group(1).split("/")
+    assert without == ["v3", "v4", "v5"]
+    assert "judge **with** instruction" in section and "async judge with instruction" in section
+    pf = load_experiment(EXPERIMENTS / "playful_french_qwen7b.yaml")
+    gf = load_experiment(EXPERIMENTS / "german_flattering_llama8b.yaml")
+    assert pf.elicitation.judge_without_instruction == [*without, "baseline"]
+    # the baseline is the first entry of the stored PF elicitation file, before the v3-v5 keys
+    stored = list(json.loads((shared / "reference" / "results" / "elicitation_scores.json").read_text()))
+    assert stored[0] == "neutral" and {pf.group_of(k) for k in stored[1:22]} == set(without)
+    assert gf.elicitation.judge_without_instruction == []

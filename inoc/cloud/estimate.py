@@ -302,9 +302,9 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         k = len(all_prompts) + (1 if shared else 0)
         n_held_out = held_out_instructions(cfg)
         req = k * n_held_out * per_ins
-        t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.eval.max_tokens, a)
+        t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.elicitation.max_tokens, a)
         stages.append(Stage("elicitation", 1, k, req, t_in, t_out, *hours("generate", t_out),
-                            note=f"{k} prompt(s) × {n_held_out} instructions"))
+                            note=f"{k} prompt(s) × {n_held_out} instructions, max_tokens {cfg.elicitation.max_tokens}"))
 
     # logprobs: single-trait completion sets, then scoring under every prompt and none
     if "logprobs" in stages_on:
@@ -344,7 +344,8 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         jobs = max(1, math.ceil(adapters / a.adapters_per_eval_job))
         stages.append(Stage("eval", jobs, adapters + (1 if shared else 0), req, t_in, t_out,
                             *hours("generate", t_out, a.lora_decode_factor),
-                            note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}"))
+                            note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}, "
+                                 f"max_tokens {cfg.eval.max_tokens}"))
 
     # API: rephrasings and judging. Pools: every prompt's diverse pool (when the study has mix runs), and a close pool per close_mix run
     r = cfg.rephrasings
@@ -356,10 +357,13 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         api.append(ApiStage("rephrasings", r.model, calls, t_in, t_out, estimate_cost(r.model, t_in, t_out)))
     if "judging" in stages_on:
         judged = [t for t in cfg.traits if t.judge is not None and t.judge.kind in ("llm", "em_coherence", "em_alignment")]
-        completions = sum(s.requests for s in stages if s.stage in ("elicitation", "eval"))
+        by_stage = {s.stage: s.requests for s in stages if s.stage in ("elicitation", "eval")}
+        completions = sum(by_stage.values())
         if judged and completions:
             calls = completions * len(judged)
-            t_in = calls * (a.judge_template_tokens + a.prompt_tokens + completion(cfg.eval.max_tokens, a))
+            lengths = {"elicitation": cfg.elicitation.max_tokens, "eval": cfg.eval.max_tokens}
+            answers = sum(n * completion(lengths[stage], a) for stage, n in by_stage.items())
+            t_in = calls * (a.judge_template_tokens + a.prompt_tokens) + len(judged) * answers
             t_out = calls * cfg.judge.max_tokens
             api.append(ApiStage("judging", cfg.judge.model, calls, t_in, t_out, estimate_cost(cfg.judge.model, t_in, t_out)))
 

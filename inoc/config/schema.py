@@ -287,11 +287,29 @@ class EvalConfig(Strict):
     conditions: list[Condition] = Field(default_factory=lambda: ["default", "training"], min_length=1)
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(2048, gt=0)
+    max_tokens: int = Field(256, gt=0, description="new tokens per eval completion (the original: 256; EM 512)")
     n_per_instruction: int = Field(1, gt=0)
     seed: int = Field(0, description="sampling seed of eval and elicitation generation (per request and sample)")
     training_mix_seed: Literal["per_step", "per_instruction"] = Field(
         "per_step", description="per_step: Random(step*10000+1) per checkpoint; per_instruction: Random(42+i)"
+    )
+
+
+#: The elicitation baseline (the no-prefix row) in ``elicitation.judge_without_instruction``.
+ELICITATION_BASELINE = "baseline"
+
+
+class ElicitationConfig(Strict):
+    """Base-model elicitation (SPEC §5): its own generation length, and which prompts' completions the trait
+    judge sees without their instruction (the original judged its v3–v5 Playful-side runs so)."""
+
+    max_tokens: int = Field(
+        2048, gt=0, description="new tokens per elicitation completion (the original: 2048, as datagen; eval: 256)"
+    )
+    judge_without_instruction: list[str] = Field(
+        default_factory=list,
+        description="groups (and `baseline`, the no-prefix row) whose completions the LLM trait judge rates without "
+        "the instruction (no USER MESSAGE block, SPEC-DETAILED §6.1); the rest are judged with it",
     )
 
 
@@ -406,6 +424,7 @@ class ExperimentConfig(Strict):
     rephrasings: RephrasingConfig = Field(default_factory=RephrasingConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    elicitation: ElicitationConfig = Field(default_factory=ElicitationConfig)
     judge: LLMJudgeConfig = Field(default_factory=LLMJudgeConfig)
     em_rate: EMRateConfig | None = None
     logprobs: LogprobConfig = Field(default_factory=LogprobConfig)
@@ -474,7 +493,22 @@ class ExperimentConfig(Strict):
                     raise ValueError(f"runs.{field}: unknown prompt keys {unknown} (not in `prompts`)")
         if any(t.judge and t.judge.kind.startswith("em_") for t in self.traits) and self.em_rate is None:
             raise ValueError("em_rate: EM judges need `em_rate: {coherence_above: 60, alignment_below: 40}`")
+        if ELICITATION_BASELINE in self.groups and ELICITATION_BASELINE in self.elicitation.judge_without_instruction:
+            raise ValueError(f"elicitation.judge_without_instruction: {ELICITATION_BASELINE!r} names the no-prefix "
+                             "baseline row, and a group has that name too; rename the group")
+        for i, name in enumerate(self.elicitation.judge_without_instruction):
+            if name != ELICITATION_BASELINE and name not in self.groups:
+                raise ValueError(f"elicitation.judge_without_instruction[{i}]: {name!r} is neither a group "
+                                 f"({', '.join(self.groups)}) nor {ELICITATION_BASELINE!r}")
+        if self.elicitation.judge_without_instruction and any(
+                t.judge and t.judge.kind.startswith("em_") for t in self.traits):
+            raise ValueError("elicitation.judge_without_instruction: the EM judges always need the question")
         return self
+
+    def elicitation_shows_instruction(self, prompt_key: str | None) -> bool:
+        """Whether the judge sees the instruction of this prompt's elicitation completions (None: the baseline)."""
+        name = ELICITATION_BASELINE if prompt_key is None else self.group_of(prompt_key)
+        return name not in self.elicitation.judge_without_instruction
 
     # ---- derived views used across the platform -------------------------------------------
     def trait(self, role: str) -> TraitConfig | None:

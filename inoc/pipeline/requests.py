@@ -60,6 +60,19 @@ def elicitation_requests(cfg: ExperimentConfig, keys: Sequence[str | None], inst
     return rows
 
 
+def elicitation_judge_instructions(cfg: ExperimentConfig, rows: Sequence[dict], instructions: Sequence[str],
+                                   baseline: str = "neutral") -> list[str | None]:
+    """The instruction the trait judge sees with each elicitation completion (rows carry the request's meta):
+    None — judged without it — for the groups in ``elicitation.judge_without_instruction`` (``baseline`` there
+    names the no-prefix row, whose meta prompt_key is ``baseline``), as the original's v3–v5 elicitation."""
+    out: list[str | None] = []
+    for row in rows:
+        meta = row["meta"]
+        key = None if meta["prompt_key"] == baseline else meta["prompt_key"]
+        out.append(instructions[meta["idx"]] if cfg.elicitation_shows_instruction(key) else None)
+    return out
+
+
 def training_prefixes(cfg: ExperimentConfig, step: int, n: int, pool: Sequence[str]) -> list[str]:
     """The rephrasing each eval instruction gets under the training condition of a mix run."""
     if cfg.eval.training_mix_seed == "per_step":

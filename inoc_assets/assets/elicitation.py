@@ -23,7 +23,7 @@ from dagster import (
 from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
-from inoc.pipeline.requests import elicitation_requests
+from inoc.pipeline.requests import elicitation_judge_instructions, elicitation_requests
 from inoc_assets.assets.data import generate_spec, held_out_instructions, key, write_jsonl_path
 from inoc_assets.assets.logprobs import partition_prompts
 from inoc_assets.backends.compute import ComputeBackends
@@ -45,10 +45,12 @@ def _elicit(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse
     tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
     req = write_jsonl_path(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
     spec = generate_spec(cfg, req, model=model_ref(cfg), temperature=1.0, top_p=1.0,
-                          max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed)
+                          max_tokens=cfg.elicitation.max_tokens, seed=cfg.eval.seed)
     result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(exp, "jobs", "elicitation", tag))
     done = completions(result)
-    judged = judge_all(cfg, [evals[c["meta"]["idx"]] for c in done], [c["text"] for c in done],
+    # elicitation.judge_without_instruction: those prompts' completions are judged without their instruction
+    shown = {k or BASELINE: cfg.elicitation_shows_instruction(k) for k in keys}
+    judged = judge_all(cfg, elicitation_judge_instructions(cfg, done, evals, BASELINE), [c["text"] for c in done],
                        cache=settings.judge_cache_path(), log=context.log.info)
     frames = []
     for trait, j in judged.items():
@@ -66,6 +68,7 @@ def _elicit(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse
         context.log.info(f"elicitation {name}: " + ", ".join(f"{t} {means.loc[name, t]:.1f}" for t in means.columns))
     meta = {
         "means": MetadataValue.md(means.round(1).reset_index().to_markdown(index=False)),
+        "judged_without_instruction": [n for n in names if not shown[n]],
         "stopped_fraction": result.marker_metadata.get("stopped_fraction"),
         "n_completions": len(done),
         **{f"judge_{t}": MetadataValue.json(j.summary()) for t, j in judged.items()},

@@ -130,3 +130,41 @@ def test_extends_replace_list_replaces_prompts_and_groups_and_merges_the_rest(tm
     (tmp_path / "bad.yaml").write_text("extends: toy\nreplace: prompts\n")
     with pytest.raises(Exception, match="bad.yaml:2: replace: expected a list"):
         load_experiment(tmp_path / "bad.yaml")
+
+
+def test_elicitation_judged_without_instruction_for_the_configured_groups(monkeypatch):
+    """PF: v3/v4/v5 and the baseline judged without the instruction, neg and French with it (SPEC-DETAILED
+    §5.5); the judge request then has no USER MESSAGE block (§6.1)."""
+    from inoc.judges.fake_openai_server import FakeOpenAIServer, Reply
+    from inoc.pipeline.judging import judge_all
+    from inoc.pipeline.requests import elicitation_judge_instructions, elicitation_requests
+
+    pf = load_experiment(REPO_ROOT / "experiments" / "playful_french_qwen7b.yaml")
+    evals = ["Name a fruit.", "What is 2 + 2?"]
+    keys = [None, "clown_persona", "whimsical", "i_like_cats", "whimsical_neg", "french_persona", "answer_french"]
+    rows = elicitation_requests(pf, keys, evals)
+    shown = elicitation_judge_instructions(pf, rows, evals)
+    by_prompt = {}
+    for row, instr in zip(rows, shown):
+        by_prompt.setdefault(row["meta"]["prompt_key"], set()).add(instr)
+    assert by_prompt == {"neutral": {None}, "clown_persona": {None}, "whimsical": {None}, "i_like_cats": {None},
+                         "whimsical_neg": set(evals), "french_persona": set(evals), "answer_french": set(evals)}
+    gf = load_experiment(REPO_ROOT / "experiments" / "german_flattering_llama8b.yaml")
+    gf_rows = elicitation_requests(gf, [None, "german_persona"], evals)
+    assert elicitation_judge_instructions(gf, gf_rows, evals) == evals * 2  # GF: always with the instruction
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = FakeOpenAIServer(lambda info: Reply.logprobs([("40", -0.1)])).start()
+    try:
+        local = pf.model_copy(update={"judge": pf.judge.model_copy(update={"base_url": server.base_url,
+                                                                           "model": "fake-judge"})})
+        judge_all(local, shown[:4], ["Voilà, une pomme !"] * 4, traits=["Playful"])  # baseline rows, then clown_persona
+        judge_all(local, shown[-2:], ["Quatre."] * 2, traits=["Playful"])             # answer_french rows
+        users = [r.user_content for r in server.requests]
+    finally:
+        server.stop()
+    assert len(users) == 3  # identical requests are sent once
+    without, with_ = [u for u in users if "Voilà" in u], [u for u in users if "Quatre" in u]
+    assert without == ["Rate how playful the following response is.\n\n===== ASSISTANT RESPONSE =====\n"
+                       "Voilà, une pomme !\n\n===== SCORE (0-100) ====="]
+    assert sorted(u.split("===== USER MESSAGE =====\n")[1].split("\n")[0] for u in with_) == sorted(evals)
