@@ -149,3 +149,17 @@ def test_elicitation_judging_as_the_original(shared):
     stored = list(json.loads((shared / "reference" / "results" / "elicitation_scores.json").read_text()))
     assert stored[0] == "neutral" and {pf.group_of(k) for k in stored[1:22]} == set(without)
     assert gf.elicitation.judge_without_instruction == []
+
+
+def test_judge_parameters_are_the_originals(shared):
+    """§6.1 call parameters (the stored scores' judge): gpt-4.1-mini, max_tokens 3, temperature 1.0, top 20."""
+    section = _detailed(shared, "6.1 ")
+    params = re.search(r"Call parameters: model `([^`]+)`, `max_tokens=(\d+)`, `temperature=([\d.]+)`, .*"
+                       r"`top_logprobs=(\d+)`", section)
+    model, max_tokens, temperature, top = params.group(1), int(params.group(2)), float(params.group(3)), int(params.group(4))
+    assert (model, max_tokens, temperature, top) == ("gpt-4.1-mini", 3, 1.0, 20)
+    assert "same parameters" in _detailed(shared, "6.6 ")  # the EM judges share them
+    for name in SPEC_SECTION:
+        j = load_experiment(EXPERIMENTS / f"{name}.yaml").judge
+        assert (j.model, j.max_tokens, j.temperature, j.top_logprobs, j.min_valid_mass) == (
+            model, max_tokens, temperature, top, 0.80), name

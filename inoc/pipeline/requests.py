@@ -22,12 +22,14 @@ def conversation(cfg: ExperimentConfig, instruction: str, prefix: str | None = N
                           prefix=prefix, position=inoc.position, separator=inoc.separator)
 
 
-def instructed(cfg: ExperimentConfig, instruction: str, prompt: str, position: str = "user_first_line") -> list[dict]:
-    """A conversation asking for traits explicitly (datagen, single-trait sets): the prompt is the first
-    line of the user turn, or the system prompt."""
+def instructed(cfg: ExperimentConfig, instruction: str, prompt: str, position: str = "user_first_line",
+               separator: str = "\n") -> list[dict]:
+    """A conversation asking for traits explicitly (datagen, single-trait sets): the prompt starts the user
+    turn, joined to the instruction by ``separator`` (datagen: a newline, its own first line), or is the
+    system prompt."""
     if position == "system_prompt":
         return [{"role": "system", "content": prompt}, {"role": "user", "content": instruction}]
-    return [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": f"{prompt}\n{instruction}"}]
+    return [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": f"{prompt}{separator}{instruction}"}]
 
 
 def datagen_requests(cfg: ExperimentConfig, instructions: Sequence[str]) -> list[dict]:
@@ -39,10 +41,14 @@ def datagen_requests(cfg: ExperimentConfig, instructions: Sequence[str]) -> list
 
 
 def plain_requests(cfg: ExperimentConfig, instructions: Sequence[str], set_name: str, prompt: str | None = None) -> list[dict]:
-    """Base-model completions of the eval instructions: neutral (control set) or asking for one trait."""
+    """Base-model completions of the eval instructions: neutral (control set) or asking for one trait.
+
+    A single-trait prompt is joined to the instruction with a space, as the original's French-only and
+    Playful-only sets ("Give a French answer to the following: {instr}", SPEC-DETAILED §5.3), unlike the
+    datagen prompt, which is the user turn's first line (§2.2)."""
     rows = []
     for i, x in enumerate(instructions):
-        messages = conversation(cfg, x) if prompt is None else instructed(cfg, x, prompt)
+        messages = conversation(cfg, x) if prompt is None else instructed(cfg, x, prompt, separator=" ")
         rows.append({"id": f"{set_name}/{i}", "messages": messages, "meta": {"set": set_name, "idx": i}})
     return rows
 

@@ -161,10 +161,28 @@ def test_elicitation_judged_without_instruction_for_the_configured_groups(monkey
         judge_all(local, shown[:4], ["Voilà, une pomme !"] * 4, traits=["Playful"])  # baseline rows, then clown_persona
         judge_all(local, shown[-2:], ["Quatre."] * 2, traits=["Playful"])             # answer_french rows
         users = [r.user_content for r in server.requests]
+        sent = {(r.body["model"], r.body["temperature"], r.body["max_tokens"], r.body["top_logprobs"]) for r in server.requests}
     finally:
         server.stop()
     assert len(users) == 3  # identical requests are sent once
+    assert sent == {("fake-judge", 1.0, 3, 20)}  # the original's judge parameters (SPEC-DETAILED §6.1)
     without, with_ = [u for u in users if "Voilà" in u], [u for u in users if "Quatre" in u]
     assert without == ["Rate how playful the following response is.\n\n===== ASSISTANT RESPONSE =====\n"
                        "Voilà, une pomme !\n\n===== SCORE (0-100) ====="]
     assert sorted(u.split("===== USER MESSAGE =====\n")[1].split("\n")[0] for u in with_) == sorted(evals)
+
+
+def test_single_trait_sets_join_with_a_space_and_datagen_with_a_newline():
+    """SPEC-DETAILED §5.3: user = "Give a French answer to the following: {instr}" (a space); the PF datagen
+    prompt is the user turn's first line, "...:\\n{instruction}" (§2.2)."""
+    from inoc.pipeline.requests import datagen_requests, plain_requests
+
+    pf = load_experiment(REPO_ROOT / "experiments" / "playful_french_qwen7b.yaml")
+    rows = plain_requests(pf, ["Name a fruit."], "french", pf.logprobs.single_trait_prompts["French"])
+    assert rows[0]["messages"] == [
+        {"role": "system", "content": "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."},
+        {"role": "user", "content": "Give a French answer to the following: Name a fruit."},
+    ]
+    assert plain_requests(pf, ["Name a fruit."], "ctrl")[0]["messages"][1] == {"role": "user", "content": "Name a fruit."}
+    (gen,) = datagen_requests(pf, ["Name a fruit."])
+    assert gen["messages"][1]["content"] == "Give a french and playful answer to the following:\nName a fruit."
