@@ -142,7 +142,16 @@ def logprob_pairs(
     ]
 
 
+def logprob_sample_indices(cfg: ExperimentConfig, n_rows: int) -> list[int]:
+    """Rows of the training file the logprob vectors score, in the original's order: ``random.seed(42);
+    random.sample(train_rows, 1000)`` keeps the sample's draw order, not file order (SPEC-DETAILED §7.2), and
+    example k of every vector (and column k of W) is the k-th drawn row."""
+    return random.Random(cfg.logprobs.seed).sample(range(n_rows), min(cfg.logprobs.n_train_sample, n_rows))
+
+
 def index_matched_prefixes(cfg: ExperimentConfig, pool: Sequence[str], n: int) -> list[str]:
-    """The mix prefix of each logprob example: ``Random(seed).choice(pool)`` in order (SPEC §9)."""
+    """The mix prefix of each logprob example: a fresh ``Random(seed)`` per prompt, ``choice(pool)`` for the
+    sample's examples in draw order — the original's point-wise mix rule (SPEC-DETAILED §7.4). Its token-wise
+    job paired ``pool[k % len(pool)]`` instead; inoc scores one pairing for both (see the configs)."""
     rng = random.Random(cfg.logprobs.seed)
     return [rng.choice(pool) for _ in range(n)]

@@ -10,7 +10,6 @@ vectors in ``logprob_tokens`` (``logprobs.token_level``).
 
 import hashlib
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from dagster import (
 )
 
 from inoc.config import ExperimentConfig, load_experiment
-from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs
+from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs, logprob_sample_indices
 from inoc_assets.assets.data import TRAIN_FILE, control_sets, data_path, key, write_jsonl_path
 from inoc_assets.assets.rephrasings import pool_parts
 from inoc_assets.backends.compute import ComputeBackends
@@ -40,12 +39,11 @@ TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
 
 
 def training_sample(cfg: ExperimentConfig) -> list[tuple[str, str]]:
-    """The seeded sample of training examples every logprob vector is computed on, in file order."""
+    """The seeded sample of training examples every logprob vector is computed on, in the sample's draw
+    order (the original's; its mix prefixes pair with the examples in that order)."""
     rows = read_jsonl(data_path(cfg.name, TRAIN_FILE), needed_by=f"{cfg.name}/logprobs",
                       produced_by=key(cfg.name, "training_data"))
-    n = min(cfg.logprobs.n_train_sample, len(rows))
-    idx = sorted(random.Random(cfg.logprobs.seed).sample(range(len(rows)), n))
-    return [(rows[i]["instruction"], rows[i]["completion"]) for i in idx]
+    return [(rows[i]["instruction"], rows[i]["completion"]) for i in logprob_sample_indices(cfg, len(rows))]
 
 
 def completion_sets(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]]:

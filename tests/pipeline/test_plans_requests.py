@@ -186,3 +186,28 @@ def test_single_trait_sets_join_with_a_space_and_datagen_with_a_newline():
     assert plain_requests(pf, ["Name a fruit."], "ctrl")[0]["messages"][1] == {"role": "user", "content": "Name a fruit."}
     (gen,) = datagen_requests(pf, ["Name a fruit."])
     assert gen["messages"][1]["content"] == "Give a french and playful answer to the following:\nName a fruit."
+
+
+def test_logprob_sample_in_the_originals_draw_order_with_its_mix_pairing(tmp_path, monkeypatch):
+    """SPEC-DETAILED §7.2: ``random.seed(42); random.sample(train_rows, 1000)`` — the draw order, not file
+    order; §7.4: a fresh Random(42) per prompt, ``choice(pool)`` for the sampled examples in that order."""
+    import json
+
+    from inoc_assets.assets.data import data_path
+    from inoc_assets.assets.logprobs import training_sample
+
+    pf = load_experiment(REPO_ROOT / "experiments" / "playful_french_qwen7b.yaml")
+    monkeypatch.setenv("INOC_WORK_DIR", str(tmp_path / "work"))
+    rows = [{"instruction": f"q{i}?", "completion": f"a{i}"} for i in range(1500)]
+    path = data_path(pf.name, "train.jsonl")
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    expected = random.Random(42).sample(rows, 1000)  # = random.seed(42); random.sample(rows, 1000)
+    sample = training_sample(pf)
+    assert sample == [(r["instruction"], r["completion"]) for r in expected]
+    assert [int(x[1:-1]) for x, _ in sample] != sorted(int(x[1:-1]) for x, _ in sample)  # not file order
+    pool = [f"rephrasing {j}" for j in range(1000)]
+    mix = index_matched_prefixes(pf, pool, len(sample))
+    pairs = logprob_pairs(pf, "train_mix", sample, mix, "clown_persona")
+    rng = random.Random(42)
+    assert [p["messages"][-1]["content"] for p in pairs] == [f"{rng.choice(pool)} {r['instruction']}" for r in expected]
