@@ -39,6 +39,7 @@ def _config_paths(paths: list[str]) -> list[Path]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from inoc.config import ConfigError, load_experiment
+    from inoc.config.checks import config_warnings
 
     failed = 0
     for path in _config_paths(args.paths):
@@ -49,6 +50,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(str(exc), file=sys.stderr)
             continue
         print(f"ok  {path}  ({cfg.name}: {len(cfg.prompts)} prompts in {len(cfg.groups)} groups, model {cfg.model.id})")
+        for warning in config_warnings(cfg, path):  # valid, but would not measure what it claims
+            print(str(warning), file=sys.stderr)
     if failed:
         print(f"{failed} invalid experiment file(s)", file=sys.stderr)
         return 1

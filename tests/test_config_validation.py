@@ -126,3 +126,45 @@ def test_cli_validate_missing_path(tmp_path):
         [sys.executable, "-m", "inoc.cli", "validate", str(tmp_path / "nope.yaml")], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _em_copy(tmp_path: Path, control_rows: int | None) -> Path:
+    """The shipped EM config, with its subtle-data control pointed at a file of ``control_rows`` rows (None: missing)."""
+    text = (REPO / "experiments" / "em_risky_finance_qwen32b.yaml").read_text()
+    data = tmp_path / "subtle.jsonl"
+    data.unlink(missing_ok=True)
+    if control_rows is not None:
+        row = '{"messages": [{"role": "user", "content": "Invest?"}, {"role": "assistant", "content": "All in."}]}\n'
+        data.write_text(row * control_rows)
+    old = "${INOC_SHARED_DIR}/reference/em/train_reckless_completions_sample.jsonl"
+    assert text.count(old) == 1
+    path = tmp_path / "em_risky_finance_qwen32b.yaml"
+    path.write_text(text.replace(old, str(data)))
+    return path
+
+
+def test_small_control_data_warns_with_threshold_and_steps(tmp_path):
+    from inoc.config.checks import CONTROL_DATA_MIN_FRACTION, config_warnings
+
+    assert CONTROL_DATA_MIN_FRACTION == 0.5
+    path = _em_copy(tmp_path, 20)  # the size of the published preview
+    (w,) = config_warnings(load_experiment(path), path)
+    line = _line_of(path.read_text(), "no_inoc_subtle_data: /")
+    assert (w.file, w.line, w.field) == (str(path), line, "runs.extra_control_data.no_inoc_subtle_data")
+    # 20 rows / (4 x 8) -> 1 optimizer step; 5,800 rows -> 182 (SPEC-DETAILED §4.2)
+    assert "20 training rows in subtle.jsonl, 0.3% of the study's 5800" in w.message
+    assert "1 optimizer step(s) against 182" in w.message and "below 50%" in w.message
+    assert config_warnings(load_experiment(p := _em_copy(tmp_path, 2899)), p)          # just below half: warned
+    assert config_warnings(load_experiment(p := _em_copy(tmp_path, 2900)), p) == []    # half the study's data: fine
+    (missing,) = config_warnings(load_experiment(p := _em_copy(tmp_path, None)), p)
+    assert "no such file" in missing.message
+
+
+def test_cli_validate_warns_about_the_shipped_subtle_data_control(shared):
+    em = REPO / "experiments" / "em_risky_finance_qwen32b.yaml"
+    proc = subprocess.run([sys.executable, "-m", "inoc.cli", "validate", str(em)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr  # a warning, not an error
+    line = _line_of(em.read_text(), "no_inoc_subtle_data: ${INOC_SHARED_DIR}")
+    assert f"{em}:{line}: warning: runs.extra_control_data.no_inoc_subtle_data: 20 training rows in " \
+           "train_reckless_completions_sample.jsonl" in proc.stderr
+    assert "1 optimizer step(s) against 182" in proc.stderr and "ok  " in proc.stdout

@@ -110,6 +110,10 @@ def _plan(args: argparse.Namespace) -> int:
         print(json.dumps(plan.to_dict(), indent=1, default=str))
     else:
         print(render(plan, skipped=prices.skipped))
+    from inoc.config.checks import config_warnings
+
+    for warning in config_warnings(cfg, source):  # on stderr: the JSON on stdout stays parseable
+        print(str(warning), file=sys.stderr)
     over = plan.total_usd > cfg.compute.max_budget_usd
     if args.confirm:
         budget.confirm(cfg, plan.total_usd)

@@ -72,8 +72,9 @@ def test_plan_arithmetic_matches_a_hand_computation(small):
     assert s["datagen"].tokens_out == 350_000
     assert s["datagen"].hours_on_demand == pytest.approx(350_000 / 2500 / 3600)
     assert s["datagen"].hours_spot == pytest.approx(350_000 / 1250 / 3600)
-    # elicitation: (2 prompts + none) × 100 instructions × 200 tokens
-    assert (s["elicitation"].requests, s["elicitation"].tokens_out) == (300, 60_000)
+    # elicitation: (2 prompts + none) × 100 instructions × min(2048, 350) tokens — its own length
+    # (elicitation.max_tokens, default the original's 2048), not the eval's 200
+    assert (s["elicitation"].requests, s["elicitation"].tokens_out) == (300, 105_000)
     # logprobs: 100 French answers generated; 100 × 3 prompt conditions × 2 sets = 600 pairs of 80+15+350 tokens
     assert s["logprobs"].requests == 100 + 600 and s["logprobs"].tokens_in == 600 * 445 + 100 * 95
     assert s["logprobs"].hours_on_demand == pytest.approx(35_000 / 2500 / 3600 + 267_000 / 10_000 / 3600)
@@ -91,16 +92,18 @@ def test_plan_arithmetic_matches_a_hand_computation(small):
     assert plan.packed.overhead_hours == pytest.approx(packed_min / 60)
     assert plan.per_job.overhead_hours == pytest.approx(per_job_min / 60)
     assert (plan.packed.jobs, plan.per_job.jobs, plan.packed.cluster_starts, plan.per_job.cluster_starts) == (10, 19, 5, 19)
-    compute_od = (350_000 + 60_000 + 35_000) / 2500 / 3600 + 267_000 / 10_000 / 3600 + 2_225_000 / 3000 / 3600 \
+    compute_od = (350_000 + 105_000 + 35_000) / 2500 / 3600 + 267_000 / 10_000 / 3600 + 2_225_000 / 3000 / 3600 \
         + 220_000 / 2000 / 3600
     assert plan.packed.usd_on_demand == pytest.approx((compute_od + packed_min / 60) * 2.00)
     assert plan.per_job.usd_on_demand == pytest.approx((compute_od + per_job_min / 60) * 2.00)
     assert plan.packed.usd_spot == pytest.approx((2 * compute_od + packed_min / 60) * 0.50)
-    # API: 2 pools × 20 calls of gpt-4.1; judging 2 traits × 1400 completions with gpt-4.1-mini
+    # API: 2 pools × 20 calls of gpt-4.1; judging 2 traits × 1400 completions with gpt-4.1-mini: 230 prompt
+    # tokens per call plus the answer, 350 for the 300 elicitation completions and 200 for the 1100 eval ones
     api = {a.stage: a for a in plan.api}
     assert api["rephrasings"].calls == 40 and api["rephrasings"].usd == pytest.approx((8000 * 2 + 50_000 * 8) / 1e6)
     assert api["judging"].calls == 2800
-    assert api["judging"].usd == pytest.approx((2800 * 430 * 0.40 + 2800 * 3 * 1.60) / 1e6)
+    judge_in = 2800 * 230 + 2 * (300 * 350 + 1100 * 200)
+    assert api["judging"].usd == pytest.approx((judge_in * 0.40 + 2800 * 3 * 1.60) / 1e6)
     assert plan.total_usd == pytest.approx(plan.packed.usd_on_demand + api["rephrasings"].usd + api["judging"].usd)
 
 
@@ -200,6 +203,10 @@ def test_plan_on_the_three_real_experiments(plan_env):
         assert 5 < packed < per_job < 1000, (name, packed, per_job)
         assert "within budget" in out and total > packed
         results[name] = (packed, per_job, out)
+        # the EM study's subtle-data control is its 20-row preview: plan warns (file, line, field, steps)
+        warned = "warning: runs.extra_control_data.no_inoc_subtle_data: 20 training rows" in proc.stderr
+        assert warned == (name == "em_risky_finance_qwen32b"), proc.stderr[-2000:]
+        assert not warned or "1 optimizer step(s) against 182" in proc.stderr
     pf = results["playful_french_qwen7b"][2]
     assert "| training" in pf and "97 runs × 313 steps" in pf          # 48 prompts × fixed+mix + control
     assert "97 adapter(s) (97 runs × 1 ckpt) × 2 cond × 200" in pf
