@@ -163,6 +163,23 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from inoc.rehearsal.run import RehearsalError, format_report, rehearse
+
+    failed = []
+    for experiment in args.experiment:
+        try:
+            result = rehearse(experiment, home=Path(args.home) / experiment if args.home else None)
+        except RehearsalError as exc:
+            raise UserError(f"rehearsal of {experiment} cannot start:\n{exc}") from None
+        print(format_report(result), flush=True)
+        if not result.ok:
+            failed.append(experiment)
+    if failed:
+        raise UserError(f"rehearsal failed: {', '.join(failed)} (see the report above)")
+    return 0
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
     settings.prepare_dagster_home()
     from dagster import AssetKey, DagsterInstance
@@ -261,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", required=True, help="prompt key (repeatable)")
     p.add_argument("--log-level", default="WARNING")
     p.set_defaults(fn=cmd_backfill)
+
+    p = sub.add_parser("rehearse", help="run a real study's whole asset graph on this CPU with a stand-in model and "
+                       "API, shrunk sizes and its SkyPilot tasks validated, before renting a GPU")
+    p.add_argument("experiment", nargs="+", help="experiment name(s), e.g. em_risky_finance_qwen32b")
+    p.add_argument("--home", help="folder for the rehearsals' results (default ./.inoc-rehearsal/<experiment>)")
+    p.set_defaults(fn=cmd_rehearse)
 
     p = sub.add_parser("materialize", help="materialize assets (e.g. toy/experiment) in one run on the local instance")
     p.add_argument("assets", nargs="+", help="asset keys as experiment/asset")

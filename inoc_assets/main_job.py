@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MultiPartitionKey
 from tabulate import tabulate
@@ -100,9 +100,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class _Runner:
-    def __init__(self, instance: DagsterInstance, log_level: str):
-        self.instance, self.log_level = instance, log_level
+class Runner:
+    def __init__(self, instance: DagsterInstance, log_level: str, in_process: bool = False):
+        """``in_process``: every run in this process (no interpreter per step): a small study's stages
+        are then bound by their work, not by start-up (the rehearsal)."""
+        self.instance, self.log_level, self.in_process = instance, log_level, in_process
         self.n_runs = 0
         self.n_steps = 0
         dead = recover_dead_runs(instance)
@@ -112,21 +114,38 @@ class _Runner:
     def __call__(self, selection: Sequence[AssetKey], what: str, **kwargs) -> None:
         started = time.time()
         kwargs["tags"] = {**kwargs.get("tags", {}), PID_TAG: str(os.getpid())}
+        if self.in_process:
+            kwargs["in_process"] = True
         result = run_assets(self.instance, list(selection), log_level=self.log_level, **kwargs)
         self.n_runs += 1
         self.n_steps += sum(1 for e in result.all_events if e.is_step_success)
         if not result.success:
-            failed = [e.step_key for e in result.all_events if e.is_step_failure]
-            raise MainJobError(f"{what}: run {result.run_id} failed at {failed}; see `inoc ui` → Runs for its logs")
+            failures = [e for e in result.all_events if e.is_step_failure]
+            failed = [e.step_key for e in failures]
+            # the first failure's own message (a Failure names the file or field to fix)
+            why = next((e.step_failure_data.error.message.strip() for e in failures
+                        if e.step_failure_data and e.step_failure_data.error), "")
+            raise MainJobError(f"{what}: run {result.run_id} failed at {failed}"
+                               + (f": {why}" if why else "") + "; see `inoc ui` → Runs for its logs")
         _step(f"  {what}: done in {time.time() - started:.0f} s")
 
 
-def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner,
-                 prompts: Sequence[str] | None = None, aggregates: bool = True) -> dict[str, int]:
-    """Materialize a computed experiment; ``prompts`` limits the per-prompt work (a backfill)."""
+def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
+                 prompts: Sequence[str] | None = None, aggregates: bool = True,
+                 on_stage: Callable[[str, float], None] | None = None) -> dict[str, int]:
+    """Materialize a computed experiment; ``prompts`` limits the per-prompt work (a backfill).
+
+    ``on_stage(stage, wall_s)`` is called after each stage (the rehearsal's report)."""
     exp = cfg.name
     digest = config_digest(cfg)
     tags = {DIGEST_TAG: digest}
+    clock = [time.time()]
+
+    def done(stage: str) -> None:
+        if on_stage is not None:
+            on_stage(stage, time.time() - clock[0])
+        clock[0] = time.time()
+
     counts = {"runs": 0, "skipped": 0}
     setup, prompt_stage, run_stage = (stage_selection(exp, s) for s in (SETUP, PROMPT, RUN))
     if all(_fresh(instance, k, None, digest) for k in setup):
@@ -136,6 +155,7 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner,
         _step(f"{exp}: base model, instructions, training data, control sets, baselines, control run")
         run(setup, "experiment-level stages", tags=tags, max_concurrent=2)
         counts["runs"] += 1
+    done(SETUP)
     keys = list(prompts) if prompts is not None else cfg.prompt_keys
     todo = [p for p in keys if not all(_fresh(instance, k, p, digest) for k in prompt_stage)]
     if todo:
@@ -149,6 +169,7 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner,
                 run(prompt_stage, f"prompt stages of {p}", partition_key=p, tags=tags)
                 counts["runs"] += 1
     counts["skipped"] += len(keys) - len(todo)
+    done(PROMPT)
     partitions = [(p, t) for p, t in cfg.run_partition_keys() if p in keys]
     for i, (p, t) in enumerate(partitions, 1):
         pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
@@ -158,10 +179,12 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner,
         _step(f"{exp}: run {i}/{len(partitions)}: {p} / {t} (train → eval → judge)")
         run(run_stage, f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
         counts["runs"] += 1
+    done(RUN)
     if aggregates:
         _step(f"{exp}: suppression, prompt geometry and figures")
         run(stage_selection(exp, AGGREGATE), "aggregates", tags=tags, max_concurrent=1)
         counts["runs"] += 1
+        done(AGGREGATE)
     return counts
 
 
@@ -172,7 +195,7 @@ def _contiguous(instance: DagsterInstance, exp: str, keys: list[str]) -> bool:
     return registered[i : i + len(keys)] == keys
 
 
-def _run_import(instance: DagsterInstance, cfg: ExperimentConfig, run: _Runner) -> None:
+def _run_import(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner) -> None:
     exp = cfg.name
     setup, aggregate, prompt = (stage_selection(exp, s) for s in stages_for(cfg))
     _step(f"{exp}: importing and analysing the original study's result files ({len(setup) + len(aggregate)} assets)")
@@ -234,7 +257,7 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
             print(format_checks(study_checks(cfg, wh)))
 
 
-def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING") -> _Runner:
+def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING") -> Runner:
     """Compute only the given prompts' partitions (prompt stages and runs), then the aggregates."""
     settings.prepare_dagster_home()
     catalog = load_all(settings.experiments_dir())
@@ -249,7 +272,7 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING"
     started = time.time()
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
-        run = _Runner(instance, log_level)
+        run = Runner(instance, log_level)
         missing = [k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)]
         if missing:
             raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
@@ -264,7 +287,7 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING"
     return run
 
 
-def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "_Runner", prompt: str) -> None:
+def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runner", prompt: str) -> None:
     """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes)."""
     exp = cfg.name
     run(stage_selection(exp, PROMPT), f"prompt stages of {prompt}", partition_key=prompt)
@@ -274,7 +297,7 @@ def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "_Run
             run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, in_process=True)
 
 
-def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WARNING") -> _Runner:
+def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WARNING") -> Runner:
     home = settings.prepare_dagster_home()
     catalog = load_all(settings.experiments_dir())
     missing = [e for e in experiments if e not in catalog.configs]
@@ -289,7 +312,7 @@ def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WA
         plan = plan_sync(instance, settings.experiments_dir())
         apply_sync(instance, plan)
         _step(f"registered {plan.n_added} new prompt partition(s)")
-        run = _Runner(instance, log_level)
+        run = Runner(instance, log_level)
         for exp in experiments:
             cfg = catalog.configs[exp]
             if cfg.is_import:

@@ -234,3 +234,30 @@ def load_all(directory: str | Path) -> Catalog:
         catalog.configs[cfg.name] = cfg
         catalog.paths[cfg.name] = path
     return catalog
+
+
+def resolved_mapping(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping of an experiment file with ``extends:`` merged in (before validation)."""
+    path = Path(path)
+    root, data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), 1, "", "expected a mapping of fields at the top")])
+    data = _resolve_extends(data, root, str(path), (str(path),))
+    data.setdefault("name", path.stem)
+    return data
+
+
+def locate(path: str | Path, loc: tuple[Any, ...]) -> tuple[str, int | None]:
+    """The file (this one or the one it ``extends:``) and line that set the field at ``loc``."""
+    path = Path(path)
+    while True:
+        root, data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
+        node: Any = data
+        for part in loc:
+            node = node.get(part) if isinstance(node, dict) else (
+                node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+            if node is None:
+                break
+        if node is not None or not isinstance(data, dict) or not isinstance(data.get("extends"), str):
+            return str(path), _node_line(root, loc)
+        path = path.with_name(f"{data['extends']}.yaml")
