@@ -163,3 +163,65 @@ def test_judge_parameters_are_the_originals(shared):
         j = load_experiment(EXPERIMENTS / f"{name}.yaml").judge
         assert (j.model, j.max_tokens, j.temperature, j.top_logprobs, j.min_valid_mass) == (
             model, max_tokens, temperature, top, 0.80), name
+
+
+def _row(section: str, setting: str) -> str:
+    """The value cell of a `| setting | value |` row."""
+    return next(line.split("|")[2] for line in section.splitlines() if line.startswith(f"| {setting} |"))
+
+
+def test_training_hyperparameters_are_the_originals(shared):
+    """§4.2: every LoRA/optimizer/schedule setting, for PF, GF and EM (EM: 4-bit, 20 warm-up steps)."""
+    s = _detailed(shared, "4.2 ")
+    lora = _row(s, "LoRA")
+    r, alpha = int(re.search(r"`r=(\d+)`", lora).group(1)), int(re.search(r"`lora_alpha=(\d+)`", lora).group(1))
+    dropout = float(re.search(r"`lora_dropout=([\d.]+)`", lora).group(1))
+    modules = re.findall(r"\w+_proj", _row(s, "target modules"))
+    opt = re.search(r"`(\w+)`, `weight_decay=([\d.]+)`", _row(s, "optimizer"))
+    sched = _row(s, "schedule")
+    warmup, warmup_em = (int(x) for x in re.search(r"`warmup_steps=(\d+)` \(EM: `(\d+)`\)", sched).groups())
+    batch = re.search(r"`per_device_train_batch_size=(\d+)`, `gradient_accumulation_steps=(\d+)`", _row(s, "batch"))
+    lr = float(re.search(r"`([\d.e-]+)` for all multi-prompt/GF/EM runs", _row(s, "learning rate")).group(1))
+    seed = int(re.search(r"→ (\d+)", _row(s, "seed")).group(1))
+    bases = re.findall(r"`(unsloth/[^`]+)`", _row(s, "base model (PF / GF / EM)"))
+    for name, base in zip(("playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b"), bases):
+        cfg = load_experiment(EXPERIMENTS / f"{name}.yaml")
+        t = cfg.training
+        assert cfg.model.train_id == base and t.backend == "unsloth", name
+        assert (t.lora_r, t.lora_alpha, t.lora_dropout, t.use_rslora) == (r, alpha, dropout, True), name
+        assert t.target_modules == modules and (t.optimizer, t.weight_decay) == (opt.group(1), float(opt.group(2))), name
+        assert "linear" in sched and t.lr_scheduler == "linear" and t.learning_rate == lr and t.learning_rates == [], name
+        assert t.warmup_steps == (warmup_em if name.startswith("em_") else warmup), name
+        assert (t.per_device_batch_size, t.gradient_accumulation_steps) == tuple(int(x) for x in batch.groups()), name
+        assert t.epochs == 1 and t.max_seq_length == int(_row(s, "max sequence length")) and t.seed == seed, name
+        assert t.gradient_checkpointing and cfg.model.load_in_4bit == name.startswith("em_"), name
+
+
+def test_checkpoints_are_the_originals(shared):
+    """§4.6/§10: PF/GF final (313; the stored analyses use it); EM also 181, where its results are reported."""
+    from gpu_jobs.train import checkpoint_steps, plan_steps
+
+    assert "checkpoints 0 and 181 (+ final 182)" in (shared / "docs" / "SPEC-DETAILED.md").read_text()  # §10 Eval
+    assert "**All downstream analyses use the largest step key (313)**" in _detailed(shared, "4.6 ")
+    expected = {"playful_french_qwen7b": [0, 313], "german_flattering_llama8b": [0, 313],
+                "em_risky_finance_qwen32b": [0, 181, 182]}
+    for name, steps in expected.items():
+        cfg = load_experiment(EXPERIMENTS / f"{name}.yaml")
+        t = cfg.training
+        total = plan_steps(cfg.data.n_train, t.per_device_batch_size, t.gradient_accumulation_steps, t.epochs).total_steps
+        assert checkpoint_steps(t.checkpoints, total) == steps, name
+
+
+def test_pf_gf_use_the_originals_rephrasing_pools(shared):
+    """§2.4: the original's 1000-rephrasing pools, in file order, one per prompt of both studies."""
+    from inoc.config import expand_path
+
+    for name in ("playful_french_qwen7b", "german_flattering_llama8b"):
+        cfg = load_experiment(EXPERIMENTS / f"{name}.yaml")
+        r = cfg.rephrasings
+        assert r.source == "reference" and r.n == 1000, name
+        assert Path(expand_path(r.reference_dir)).resolve() == (shared / "reference" / "rephrasings").resolve()
+        for key in cfg.prompts:
+            assert len(_lines(shared / "reference" / "rephrasings" / f"{key}.jsonl")) == r.n, key
+        th = cfg.text_heuristics  # §7.9: text-embedding-3-large
+        assert (th.embeddings, th.embedding_model, th.max_rephrasings) == ("openai", "text-embedding-3-large", None)

@@ -214,7 +214,7 @@ def test_plan_on_the_three_real_experiments(plan_env):
     em = results["em_risky_finance_qwen32b"][2]
     # 8 fixed + 8 mix + 10 close_mix + 2 controls; 5800 // 4 = 1450, ceil(1450/8)
     assert "28 runs × 182 steps (4-bit base)" in em
-    assert "28 adapter(s) (28 runs × 1 ckpt) × 2 cond" in em
+    assert "56 adapter(s) (28 runs × 2 ckpt) × 2 cond × 400" in em  # steps 181 and 182; fa + em
     assert re.search(r"\| rephrasings \| gpt-4\.1 +\| 400 ", em)  # 10 diverse + 10 close pools × 1000 / 50
     # the 32B study packs less well: fewer, longer jobs
     saved = {n: 1 - p / q for n, (p, q, _) in results.items()}
