@@ -131,7 +131,10 @@ class InstructionSource(Strict):
         if self.source == "hf" and not self.hf_id:
             raise ValueError("source 'hf' needs `hf_id`")
         if self.source != "instructionwild":
-            stray = [f for f in _INSTRUCTIONWILD_FIELDS if f in self.model_fields_set]
+            # Set AND not the default: a config dumped and re-validated (model_dump round trip) carries defaults.
+            fields = type(self).model_fields
+            stray = [f for f in _INSTRUCTIONWILD_FIELDS if f in self.model_fields_set
+                     and getattr(self, f) != fields[f].get_default(call_default_factory=True)]
             if stray:
                 raise ValueError(f"{', '.join(stray)}: only source 'instructionwild' reads this (source is "
                                  f"'{self.source}')")
