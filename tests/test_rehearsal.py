@@ -115,10 +115,7 @@ def test_a_prompt_missing_from_the_pools_fails_naming_the_field(tmp_path, shared
     name = "playful_french_qwen7b"
 
     def edit(text: str) -> str:
-        text = re.sub(r"rephrasings:\n  n: 1000\n  source: generate",
-                      "rephrasings:\n  n: 1000\n  source: reference\n  reference_dir: ${INOC_SHARED_DIR}/reference/rephrasings",
-                      text)
-        assert "source: reference" in text
+        assert "source: reference" in text  # the study's mix runs draw from the original's pools
         # a prompt of the first group that no pool file exists for
         return text.replace("prompts: [clown_persona,", "prompts: [no_pool_prompt, clown_persona,", 1).replace(
             "\nprompts:\n", '\nprompts:\n  no_pool_prompt: "You love riddles."\n', 1)

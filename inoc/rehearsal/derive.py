@@ -21,7 +21,7 @@ from inoc.config.schema import PREFIX_TYPE_SELECTIONS, ExperimentConfig
 SIZES = {
     "n_train": 48, "n_eval": 12, "eval_set_n": 8, "datagen_tokens": 32, "control_tokens": 24, "eval_tokens": 24,
     "elicitation_tokens": 24, "pool": 12, "logprob_sample": 12, "embedded_rephrasings": 8,
-    "batch_size": 4, "grad_accum": 2, "max_seq_length": 1024, "n_per_instruction": 1,
+    "batch_size": 4, "grad_accum": 2, "max_seq_length": 512, "n_per_instruction": 1,
 }  # fmt: skip
 
 

@@ -7,7 +7,7 @@ It answers each kind of request in the shape the real model is asked for, determ
 * a judge request (``logprobs: true``) gets a first token with a distribution over numbers 0-100,
   the score drawn from a hash of the request, so the judges' expected-value parsing runs;
 * a rephrasing request (the generator's system prompts) gets a JSON array of offline paraphrases of
-  the prompt it names (tight ones for the close system prompt), as many as it asks for;
+  the prompt it names (half of them tight ones for the close system prompt), as many as it asks for;
 * any other chat request is an answer an off-policy data model would write: a few sentences in the
   language the request names (German, French, else English), so the language judges have text to
   detect and the both-traits filter keeps some examples and drops others;
@@ -104,9 +104,10 @@ class StandinResponder:
         prompt, n = json.loads(original.group(1)), int(count.group(1))
         batch = _BATCH.search(user)
         seed = int(batch.group(1)) * 1000 + int(batch.group(2)) if batch else 0
-        found = offline_rephrasings(prompt, n, seed=seed, close=True) if close else []
-        if len(found) < n:  # a phrase has few tight variants: fill up with freer ones
-            found += [v for v in offline_rephrasings(prompt, n, seed=seed) if v not in found][: n - len(found)]
+        # A phrase has only a few tight variants, so a close batch is half tight ones and half freer ones:
+        # the generator's later rounds then still find new variants (as a real model's would).
+        found = offline_rephrasings(prompt, n, seed=seed, close=True)[: (n + 1) // 2] if close else []
+        found += [v for v in offline_rephrasings(prompt, n, seed=seed) if v not in found][: n - len(found)]
         return found
 
     @staticmethod
