@@ -63,18 +63,26 @@ class _HFBackend:
 
 
 class _VllmBackend:
-    def __init__(self, spec: GenerateSpec, tokenizer: Any, dtype_name: str, vllm: Any = None):
+    def __init__(self, spec: GenerateSpec, tokenizer: Any, dtype_name: str, device: str, vllm: Any = None):
         from gpu_jobs import modeling
         from gpu_jobs.vllm_engine import VllmEngine
 
-        self.spec = spec
+        self.spec, self.tok = spec, tokenizer
         self.engine = VllmEngine(
             model_path=modeling.resolve_model_path(spec.model.id),
             tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
             dtype=dtype_name, adapters=spec.adapters, options=spec.vllm, seed=spec.seed,
-            revision=spec.model.revision, trust_remote_code=spec.model.trust_remote_code, vllm=vllm,
+            revision=spec.model.revision, trust_remote_code=spec.model.trust_remote_code, device=device, vllm=vllm,
         )
         self.stop_ids = modeling.stop_token_ids(tokenizer, None, spec.stop_token_ids)
+
+    def prepare(self, items: Sequence[Item]) -> None:
+        """The no-adapter reference of a sample of the base rows, before any adapter loads (vllm_engine)."""
+        from gpu_jobs.vllm_engine import BASE_CHECK_ROWS
+
+        base = [it for it in items if it.adapter is None]
+        sample = base[:: max(1, len(base) // BASE_CHECK_ROWS)][:BASE_CHECK_ROWS]
+        self.engine.set_base_reference([chat.prompt_ids(self.tok, it.messages) for it in sample])
 
     def run(self, items: Sequence[Item], prompts: dict[int, list[int]]) -> dict[tuple[int, int], Any]:
         spec = self.spec
@@ -82,6 +90,7 @@ class _VllmBackend:
             [prompts[it.index] for it in items], [it.adapter for it in items],
             seeds=[sequence_seed(spec.seed, it.id, 0) for it in items], n=spec.n, temperature=spec.temperature,
             top_p=spec.top_p, max_tokens=spec.max_tokens, stop_ids=self.stop_ids,
+            names=[f"id {it.id!r} (line {it.index + 1})" for it in items],
         )
         return {(it.index, j): o for it, samples in zip(items, outs) for j, o in enumerate(samples)}
 
@@ -106,8 +115,10 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
         md.update(device=device, dtype=modeling.dtype_name(dtype))
         modeling.ensure_model(spec.model, rep)
         tokenizer = modeling.load_tokenizer(spec.model)
-        backend = (_VllmBackend(spec, tokenizer, modeling.dtype_name(dtype), vllm) if spec.backend == "vllm"
+        backend = (_VllmBackend(spec, tokenizer, modeling.dtype_name(dtype), device, vllm) if spec.backend == "vllm"
                    else _HFBackend(spec, tokenizer, device, dtype))
+        if spec.backend == "vllm":
+            backend.prepare([items[i] for k in todo for i in plan[k]])
         rep.log(f"{len(items)} requests × n={spec.n} on {spec.backend} ({device}, {md['dtype']}); "
                 f"stop ids {backend.stop_ids}")
         t0 = time.perf_counter()
@@ -131,6 +142,8 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
                          extra=f"{n_done / (time.perf_counter() - t0):.2f} completions/s")
             debug_pause()
         wall = time.perf_counter() - t0
+        if spec.backend == "vllm":
+            md.update(backend.engine.metadata())  # the engine's own threads, not this process's
         md.update(generated_tokens=n_tokens, generate_s=round(wall, 3),
                   completions_per_s=round(n_done / wall, 3) if wall else None,
                   tokens_per_s=round(n_tokens / wall, 1) if wall else None)

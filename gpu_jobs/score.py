@@ -94,20 +94,30 @@ class _HFBackend:
 
 
 class _VllmBackend:
-    def __init__(self, spec: ScoreSpec, dtype_name: str, vllm: Any = None):
+    def __init__(self, spec: ScoreSpec, dtype_name: str, device: str, vllm: Any = None):
         from gpu_jobs import modeling
         from gpu_jobs.vllm_engine import VllmEngine
 
+        self.spec = spec
         self.engine = VllmEngine(
             model_path=modeling.resolve_model_path(spec.model.id),
             tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
             dtype=dtype_name, adapters=spec.adapters, options=spec.vllm, revision=spec.model.revision,
-            trust_remote_code=spec.model.trust_remote_code, vllm=vllm,
+            trust_remote_code=spec.model.trust_remote_code, device=device, vllm=vllm,
         )
+
+    def prepare(self, items: Sequence[Item], tokenizer: Any) -> None:
+        """The no-adapter reference of a sample of the base rows, before any adapter loads (vllm_engine)."""
+        from gpu_jobs.vllm_engine import BASE_CHECK_ROWS
+
+        base = [it for it in items if it.adapter is None]
+        sample = base[:: max(1, len(base) // BASE_CHECK_ROWS)][:BASE_CHECK_ROWS]
+        self.engine.set_base_reference([e[0] for e in encode_items(self.spec, tokenizer, sample)])
 
     def run(self, items: Sequence[Item], enc: Sequence[tuple]) -> list[list[float]]:
         return self.engine.prompt_logprobs([e[0] for e in enc], [it.adapter for it in items],
-                                           [(e[1], e[2]) for e in enc])
+                                           [(e[1], e[2]) for e in enc],
+                                           names=[f"id {it.id!r} (line {it.index + 1})" for it in items])
 
 
 def _table(spec: ScoreSpec, items: Sequence[Item], enc: Sequence[tuple], lps: Sequence[Sequence[float]]):
@@ -157,8 +167,10 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
         md.update(device=device, dtype=modeling.dtype_name(dtype))
         modeling.ensure_model(spec.model, rep)
         tokenizer = modeling.load_tokenizer(spec.model)
-        backend = (_VllmBackend(spec, modeling.dtype_name(dtype), vllm) if spec.backend == "vllm"
+        backend = (_VllmBackend(spec, modeling.dtype_name(dtype), device, vllm) if spec.backend == "vllm"
                    else _HFBackend(spec, tokenizer, device, dtype))
+        if spec.backend == "vllm":
+            backend.prepare([items[i] for k in todo for i in plan[k]], tokenizer)
         rep.log(f"{len(items)} pairs on {spec.backend} ({device}, {md['dtype']})")
         t0 = time.perf_counter()
         tokens = scored = 0
@@ -173,6 +185,8 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
                          extra=f"{tokens / (time.perf_counter() - t0):.0f} tokens/s")
             debug_pause()
         wall = time.perf_counter() - t0
+        if spec.backend == "vllm":
+            md.update(backend.engine.metadata())  # the engine's own threads, not this process's
         md.update(tokens=tokens, scored_tokens=scored, score_s=round(wall, 3),
                   tokens_per_s=round(tokens / wall, 1) if wall else None)
 

@@ -12,7 +12,10 @@ What it does:
 * validates the spec in-process first (``gpu_jobs.spec.parse_spec``; a bad spec fails the step at
   once, naming the field), makes its paths absolute and writes it to ``<output_dir>/spec.json`` —
   data travels in files, never through a shell string;
-* launches ``python -m gpu_jobs.<job> --spec <file>`` with the Pipes bootstrap variables; the job's
+* launches ``python -m gpu_jobs.<job> --spec <file>`` with the Pipes bootstrap variables — with the
+  Python of the engine environment the spec asks for (``backend: vllm`` → ``.venv-vllm``, ``backend:
+  unsloth`` → ``.venv-unsloth``, built by ``make engines`` from ``envs/``), else with ``python`` (this
+  process's by default), so no engine is ever imported into the Dagster process or its venv; the job's
   log and progress messages arrive as Dagster log events while it runs; its raw output is echoed to
   the step's compute log and its last lines are kept;
 * turns a non-zero exit into a failed step whose message carries those last lines, and checks the
@@ -62,6 +65,8 @@ warnings.filterwarnings("ignore", category=PreviewWarning, message=".*expected_w
 #: The folder holding the gpu_jobs package, put on the job's PYTHONPATH.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = "spec.json"
+#: Spec backends that run in their own engine environment (``<engine_envs>/.venv-<engine>``).
+ENGINE_BACKENDS = {"vllm": "vllm", "unsloth": "unsloth"}
 _NO_VALUE = object()
 
 
@@ -104,7 +109,9 @@ class GpuJobResult:
 class LocalGpuJobs(ConfigurableResource):
     """Runs gpu_jobs (train / generate / score) as local subprocesses through Dagster Pipes."""
 
-    python: str = Field("", description="interpreter that runs the job; empty: this process's")
+    python: str = Field("", description="interpreter that runs transformers/PEFT jobs; empty: this process's")
+    engine_envs: str = Field("", description="folder holding the engine venvs .venv-vllm and .venv-unsloth; "
+                             "empty: $INOC_ENGINE_ENVS, else the checkout")
     threads: int = Field(0, ge=0, description="GPU_JOBS_THREADS for the job (torch CPU threads); 0: unset")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the job")
     tail_lines: int = Field(40, gt=0, description="last output lines kept for a failure message")
@@ -123,7 +130,7 @@ class LocalGpuJobs(ConfigurableResource):
         expected_hash = spec_hash(parsed)
 
         started = time.time()
-        cmd = [self.python or sys.executable, "-m", f"gpu_jobs.{job}", "--spec", str(spec_path)]
+        cmd = [self.python_for(parsed), "-m", f"gpu_jobs.{job}", "--spec", str(spec_path)]
         tail: deque[str] = deque(maxlen=self.tail_lines)
         with open_pipes_session(
             context=context,
@@ -164,6 +171,20 @@ class LocalGpuJobs(ConfigurableResource):
         return GpuJobResult(job=job, output_dir=out, spec_hash=marker.spec_hash, reused=reused,
                             outputs=marker.outputs, marker_metadata=marker.metadata, reported_metadata=reported_md,
                             log_tail=list(tail))
+
+    def python_for(self, spec: JobSpec) -> str:
+        """The interpreter for ``spec``: its engine's venv when the backend is an engine, else ``python``."""
+        engine = ENGINE_BACKENDS.get(getattr(spec, "backend", None) or "")
+        if engine is None:
+            return self.python or sys.executable
+        root = Path(self.engine_envs or os.environ.get("INOC_ENGINE_ENVS") or REPO_ROOT)
+        python = root / f".venv-{engine}" / "bin" / "python"
+        if not python.is_file():
+            raise Failure(description=(
+                f"backend: {spec.backend!r} runs in the {engine} environment, but {python} does not exist. "
+                f"Build it with `make engines` (or `envs/build.sh {engine} {python.parent.parent}`), "
+                f"or choose backend: {'transformers' if engine == 'vllm' else 'peft'}."))
+        return str(python)
 
     # -- helpers
     @staticmethod

@@ -166,9 +166,11 @@ def test_vllm_generate_seam(tmp_path, llama_model, adapters):
     word = tok("dog", add_special_tokens=False)["input_ids"]
 
     def reply(prompt, sp, lora):  # sample 0 stops at EOT (vLLM keeps the stop id), sample 1 runs to the limit
+        ids = prompt["prompt_token_ids"]  # prompt log-probs for the base-row check: the same every call
+        lps = [None] + [{t: SimpleNamespace(logprob=-1.0)} for t in ids[1:]] if "prompt_logprobs" in sp.kw else None
         outs = [SimpleNamespace(token_ids=[*word, eot], finish_reason="stop"),
                 SimpleNamespace(token_ids=[*word, *word], finish_reason="length")]
-        return SimpleNamespace(outputs=outs[: sp.kw["n"]])
+        return SimpleNamespace(outputs=outs[: sp.kw.get("n", 1)], prompt_logprobs=lps)
 
     fake = FakeVllm(reply)
     spec = parse_spec("generate", {
@@ -180,14 +182,21 @@ def test_vllm_generate_seam(tmp_path, llama_model, adapters):
     (engine,) = fake.engines
     assert engine.kw["enable_lora"] is True and engine.kw["max_lora_rank"] == 16  # r = 12 rounds up to 16
     assert engine.kw["max_loras"] == 2 and engine.kw["dtype"] == "float32" and engine.kw["model"] == str(llama_model)
-    (prompts, params, loras), = engine.calls
+    # the no-adapter reference of the base rows first, then each part's base rows and adapter rows in
+    # separate calls (vllm_engine: base rows never share a call with adapter rows)
+    reference, base, lora = engine.calls
+    assert reference[2] == [None, None] and reference[1].kw == {"max_tokens": 1, "prompt_logprobs": 0, "temperature": 0.0}
+    order = [0, 3, 1, 2, 4]
+    prompts, params, loras = (base[0] + lora[0], base[1] + lora[1], base[2] + lora[2])
     reqs = [json.loads(x) for x in (tmp_path / "req.jsonl").read_text().splitlines()]
+    reqs = [reqs[i] for i in order]
     for p, r in zip(prompts, reqs):
         assert p == {"prompt_token_ids": chat.prompt_ids(tok, r["messages"])}
         assert p["prompt_token_ids"][0] == tok.bos_token_id != p["prompt_token_ids"][1]  # one BOS
     assert [None if lr is None else (lr.lora_name, lr.lora_int_id) for lr in loras] == \
-        [None, ("a1", 1), ("a2", 2), None, ("a1", 1)]
-    assert loras[1].lora_path == str(adapters["a1"])
+        [None, None, ("a1", 1), ("a2", 2), ("a1", 1)]
+    assert [("prompt_logprobs" in sp.kw) for sp in params] == [True, True, False, False, False]  # base rows checked
+    assert loras[2].lora_path == str(adapters["a1"])
     assert all(sp.kw["n"] == 2 and eot in sp.kw["stop_token_ids"] for sp in params)
     assert [sp.kw["seed"] for sp in params] == [sequence_seed(3, r["id"], 0) for r in reqs]
     rows = [r for _, r in io.read_jsonl(spec.out / "completions.jsonl")]
