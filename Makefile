@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export INOC_HOME ?= $(CURDIR)/.inoc
 export DAGSTER_HOME ?= $(CURDIR)/.inoc/dagster
 
-.PHONY: setup main test validate ui sync bench clean
+.PHONY: setup engines main test validate ui sync bench clean
 
 $(BIN)/inoc: pyproject.toml sky/requirements-client.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,17 @@ $(BIN)/inoc: pyproject.toml sky/requirements-client.txt
 
 setup: $(BIN)/inoc
 
+# The engine environments (.venv-vllm, .venv-unsloth) from envs/*.txt, built by the script a cluster's
+# sky/setup.sh runs too. Idempotent: a stamp keyed on the requirement files makes a rerun a no-op.
+engines:
+	INOC_ENGINE_PYTHON=$(PYTHON) envs/build.sh vllm .venv-vllm
+	INOC_ENGINE_PYTHON=$(PYTHON) envs/build.sh unsloth .venv-unsloth
+
 # The main job: the embedded default experiment, end to end (see README).
 main: setup
 	$(BIN)/inoc main
 
-test: setup
+test: setup engines
 	$(BIN)/python -m pytest -q
 
 validate: setup
@@ -35,4 +41,4 @@ sync: setup
 	$(BIN)/inoc sync
 
 clean:
-	rm -rf $(VENV) .inoc
+	rm -rf $(VENV) .venv-vllm .venv-unsloth .inoc

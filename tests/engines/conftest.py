@@ -100,8 +100,8 @@ def adapter_data(folder: Path, name: str, n: int = 48) -> Path:
     return write_jsonl(folder / f"{name}.jsonl", rows)
 
 
-def train_spec(model: Path, data: Path, out: Path, **over) -> dict:
-    return {"output_dir": str(out), "model": {"id": str(model)}, "data": {"path": str(data)}, "device": "cpu",
+def train_spec(model: Path, data_path: Path, out: Path, **over) -> dict:
+    return {"output_dir": str(out), "model": {"id": str(model)}, "data": {"path": str(data_path)}, "device": "cpu",
             "learning_rate": 1e-2, "warmup_steps": 0, "optimizer": "adamw_torch", "lora_r": 8, "lora_alpha": 16,
             "per_device_batch_size": 4, "gradient_accumulation_steps": 1, "gradient_checkpointing": False,
             "epochs": 2, "seed": 7, **over}
