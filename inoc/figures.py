@@ -213,6 +213,9 @@ def scatter_grid(frame: pd.DataFrame, xs: list[str], y: str, ylabel: str, title:
             lo, hi = frame[ci[0]].to_numpy(float)[ok], frame[ci[1]].to_numpy(float)[ok]
             ax.errorbar(xv[ok], yv[ok], yerr=np.vstack([yv[ok] - lo, hi - yv[ok]]), fmt="none", ecolor="lightgrey", elinewidth=0.8)
         ax.scatter(xv[ok], yv[ok], s=14, color="#1f77b4", zorder=2)
+        if np.ptp(xv[ok]) == 0:  # every point at one x (a few prompts alike): no line to fit
+            ax.set_title(f"no fit: {x} is {xv[ok][0]:.3g} for all n = {int(ok.sum())}", fontsize=8)
+            continue
         fit = linear_fit(xv[ok], yv[ok])
         ax.plot(fit.grid, fit.curve, color="black", linewidth=1)
         ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0)

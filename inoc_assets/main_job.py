@@ -52,6 +52,13 @@ def stage_selection(group: str, stage: str) -> list[AssetKey]:
     return stage_keys(group_specs(defs, group), stage)
 
 
+def _root_message(error) -> str:
+    """The message of the innermost cause of a step's serializable error."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def stages_for(cfg: ExperimentConfig) -> tuple[str, ...]:
     """The stages the main job runs for an experiment: all four, or an import's (no runs to train)."""
     return (SETUP, AGGREGATE, PROMPT) if cfg.is_import else (SETUP, PROMPT, RUN, AGGREGATE)
@@ -122,8 +129,8 @@ class Runner:
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure]
             failed = [e.step_key for e in failures]
-            # the first failure's own message (a Failure names the file or field to fix)
-            why = next((e.step_failure_data.error.message.strip() for e in failures
+            # the first failure's own message (a Failure names the file or field to fix), not Dagster's wrapper
+            why = next((_root_message(e.step_failure_data.error) for e in failures
                         if e.step_failure_data and e.step_failure_data.error), "")
             raise MainJobError(f"{what}: run {result.run_id} failed at {failed}"
                                + (f": {why}" if why else "") + "; see `inoc ui` → Runs for its logs")

@@ -213,3 +213,20 @@ def test_trait_ph_and_ppd_on_single_trait_sets():
     assert h[("whimsical", "ph_playful")] == pytest.approx(d.mean(), abs=1e-12)
     assert h[("whimsical", "ppd_playful")] == pytest.approx(np.abs(d).mean(), abs=1e-12)
     assert ("whimsical", "ph_french") not in h.index  # no French single-trait set was scored
+
+
+def test_a_scatter_panel_whose_x_is_constant_is_drawn_without_a_fit(monkeypatch):
+    """Found by the German/Flattering rehearsal: five prompts with one value of a heuristic crashed the
+    figures asset (linear_fit refuses a constant x). The panel shows its points and says why no line."""
+    import matplotlib.axes
+
+    from inoc import figures
+
+    titles = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, label, *a, **k: titles.append(label), raising=True)
+    frame = pd.DataFrame({"flat": [0.5] * 5, "varied": [1.0, 2.0, 3.0, 4.0, 6.0], "y": [10.0, 20.0, 25.0, 41.0, 60.0]})
+    png = figures.scatter_grid(frame, ["flat", "varied"], "y", "suppression (pp)", "t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "no fit: flat is 0.5 for all n = 5" in titles
+    assert any(t.startswith("r = +0.9") and t.endswith("n = 5") for t in titles)

@@ -69,7 +69,9 @@ def test_rehearsal_of_the_em_study(tmp_path, shared, organism_cache):
     runs = {r for r, *_ in cells}
     assert len(runs) == 5 + 1 + len(real.runs.extra_controls)
     assert {(s, c) for _, s, c in cells} == {(s, c) for s in ("fa", "em") for c in real.eval.conditions}
-    assert all(sum(1 for x in cells if x[0] == r) == 4 for r in runs)
+    for run in runs:  # prompt runs under both conditions; the controls have no prefix (default only)
+        conditions = real.eval.conditions if "/" in run else ["default"]
+        assert {(s, c) for r, s, c in cells if r == run} == {(s, c) for s in ("fa", "em") for c in conditions}, run
 
 
 def test_rehearsal_of_the_playful_french_study(tmp_path, shared, organism_cache):

@@ -175,7 +175,7 @@ def render_sky_tasks(cfg) -> list[dict[str, Any]]:
                     res.validate()
                 row["resources"] = "checked against the catalog"
             except Exception as exc:  # noqa: BLE001 — offline: the catalog cannot be downloaded
-                row["resources"] = f"not checked: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                row["resources"] = f"resources not checked: {_why_no_catalog(exc)}"
         except ImportError:
             row["status"] = "rendered (SkyPilot client not installed: `make setup` installs it)"
         except Exception as exc:  # noqa: BLE001 — a template SkyPilot rejects
@@ -196,11 +196,18 @@ def plan_text(cfg) -> str:
 
         prices = catalog_prices(parse_candidates(list(cfg.compute.accelerators)), None)
     except Exception as exc:  # noqa: BLE001 — offline; the estimate still has tokens and hours
-        prices, note = None, f"(catalog prices unavailable: {str(exc).splitlines()[0][:160]}; GPU-hours only)\n"
+        prices, note = None, f"(no dollars: {_why_no_catalog(exc)}; tokens and GPU-hours only)\n"
     try:
         return note + render(build_plan(cfg, prices))
     except PlanError as exc:
         return f"inoc plan: {exc}"
+
+
+def _why_no_catalog(exc: Exception) -> str:
+    text = str(exc)
+    if "ConnectionError" in text or "Max retries" in text or "internet" in text:
+        return "SkyPilot's accelerator catalog could not be downloaded here (offline)"
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
 # ----------------------------------------------------------------------------------- report
