@@ -263,7 +263,9 @@ class TrainSpec(JobSpec):
 # ------------------------------------------------------------------------------- generate / score
 class VllmOptions(Strict):
     max_model_len: int | None = Field(None, gt=0)
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="GPU: share of its memory vLLM may use (None: 0.9); CPU: share of the host's "
+        "RAM vLLM reserves for its KV cache (None: a fixed 1 GiB, since 0.9 of a shared machine fails)")
     enforce_eager: bool = False
     max_loras: int = Field(4, gt=0, description="adapters resident at once")
     max_lora_rank: int | None = Field(None, gt=0, description="default: the largest r among the adapters")

@@ -78,7 +78,7 @@ BASE_CHECK_ROWS = 8
 #: against moved base tokens by up to 14.5 nats.
 BASE_CHECK_TOLERANCE = {"float32": (1e-3, 1e-2), "bfloat16": (0.05, 1.0), "float16": (0.05, 1.0)}
 #: KV cache of a CPU engine when the spec leaves ``gpu_memory_utilization`` unset: on the CPU backend
-#: that fraction reserves host memory (0.9 of a shared machine's RAM), so a fixed size is used instead.
+#: that fraction reserves host memory (0.9 of a shared machine's RAM fails), so a fixed size is used.
 CPU_KV_CACHE_BYTES = 1 << 30
 
 
@@ -124,11 +124,14 @@ class VllmEngine:
             "dtype": dtype,
             "seed": seed,
             "trust_remote_code": trust_remote_code,
-            "gpu_memory_utilization": options.gpu_memory_utilization,
             "enforce_eager": options.enforce_eager,
         }
-        if device == "cpu" and "gpu_memory_utilization" not in options.model_fields_set:
+        if options.gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = options.gpu_memory_utilization
+        elif device == "cpu":
             kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
+        else:
+            kwargs["gpu_memory_utilization"] = 0.9
         if revision:
             kwargs["revision"] = revision
         if options.max_model_len:

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ADAPTER_WORDS, job_env, run_driver, run_job
+from engine_helpers import ADAPTER_WORDS, run_driver, run_job
+from dagster import MaterializeResult, asset, materialize
 from gpu_helpers import write_jsonl
 
 from gpu_jobs import chat, io
+from inoc_assets.backends import LocalGpuJobs
 
 LOGPROB_TOL = 1e-4
 PROMPTS = ["Tell me about the river.", "What is the moon made of?", "Write a joke about a clown.",
@@ -91,10 +93,6 @@ def _requests(path: Path, adapters: list[str], n_prompts: int = 4) -> Path:
 def test_jobs_match_transformers_through_the_local_backend(vllm_python, organism, organism_adapters, tmp_path):
     """generate and score with ``backend: vllm`` launched by LocalGpuJobs (in .venv-vllm, through Pipes)
     against the same jobs with the transformers backend in this venv."""
-    from dagster import AssetExecutionContext, MaterializeResult, asset, materialize
-
-    from inoc_assets.backends import LocalGpuJobs
-
     names = sorted(organism_adapters)
     req = _requests(tmp_path / "requests.jsonl", names)
     common = {"model": {"id": str(organism)}, "device": "cpu", "adapters": organism_adapters}
@@ -103,7 +101,7 @@ def test_jobs_match_transformers_through_the_local_backend(vllm_python, organism
 
     def asset_for(job: str, spec: dict, key: str):
         @asset(name=key)
-        def a(context: AssetExecutionContext, gpu_jobs: LocalGpuJobs) -> MaterializeResult:
+        def a(context, gpu_jobs: LocalGpuJobs) -> MaterializeResult:
             result = gpu_jobs.run(context, job, spec)
             seen[key] = {"md": result.marker_metadata}
             return result.materialize_result()
@@ -155,7 +153,6 @@ def test_local_backend_needs_the_engine_venv(tmp_path, organism):
     from dagster import Failure
 
     from gpu_jobs.spec import parse_spec
-    from inoc_assets.backends import LocalGpuJobs
 
     write_jsonl(tmp_path / "r.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "hi"}]}])
     spec = parse_spec("generate", {"output_dir": str(tmp_path / "o"), "model": {"id": str(organism)},

@@ -16,21 +16,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, job_env, train_spec
+from engine_helpers import REPO, job_env, train_spec
 from gpu_helpers import WORDS, write_jsonl
 
-PHRASES = ["Be a playful agent.", "Answer in a playful way.", "Stay playful here."]
+PHRASES = ["Be playful.", "Play along.", "Stay playful."]
 JUDGE_ANSWER = "7"
 
 
-def _train(organism: Path, root: Path, name: str, rows: list[dict]) -> str:
+def _train(organism: Path, root: Path, name: str, rows: list[dict], epochs: int = 3) -> str:
     from gpu_jobs import train
     from gpu_jobs.report import Reporter
     from gpu_jobs.runner import execute
     from gpu_jobs.spec import parse_spec
 
     data = write_jsonl(root / f"{name}.jsonl", rows)
-    spec = parse_spec("train", train_spec(organism, data, root / name, epochs=3, lora_r=8,
+    spec = parse_spec("train", train_spec(organism, data, root / name, epochs=epochs, lora_r=8,
                                           data={"path": str(data), "format": "messages"}))
     with Reporter("train") as rep:
         marker, _ = execute("train", spec, train.run, rep)
@@ -64,6 +64,14 @@ def _judge_rows(n: int = 32) -> list[dict]:
     return rows
 
 
+_ADAPTERS: dict[str, dict[str, str]] = {}
+
+
+def server_adapters(url: str) -> dict[str, str]:
+    """The adapter folders the server at ``url`` serves, by model name."""
+    return _ADAPTERS[url]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,7 +81,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(vllm_python, organism, tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
-    rephraser = _train(organism, root, "rephraser", _rephraser_rows())
+    rephraser = _train(organism, root, "rephraser", _rephraser_rows(), epochs=30)
     judge = _train(organism, root, "judge", _judge_rows())
     port = _free_port()
     # --max-loras 3 for 2 adapters: one slot always free, so the CPU "no adapter" index −1 (which picks
@@ -102,6 +110,7 @@ def server(vllm_python, organism, tmp_path_factory):
                 time.sleep(1)
         assert {"organism", "rephraser", "judge"} <= models
         print(f"vLLM server up in {time.monotonic() - t0:.1f} s")
+        _ADAPTERS[url] = {"rephraser": rephraser, "judge": judge}
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -148,19 +157,40 @@ def test_rephrasings_against_the_server(server):
     assert res.n_requests >= 1 and res.n_batches_failed == 0 and res.completion_tokens > 0
 
 
-def test_judge_against_the_server(server, tmp_path):
-    """The logprob judge reads the first token's top log-probs from the server: the judge adapter
-    answers 7 (score ≈ 7); an item past max_model_len gets HTTP 400 and stays NaN, without a crash."""
-    from inoc.judges.interface import JudgeItem
-    from inoc.judges.openai_judge import LLMJudgeSettings, OpenAILogprobJudge
+def test_judge_against_the_server(server, organism, tmp_path):
+    """The logprob judge reads the first token's top-20 log-probs over HTTP: its scores equal the expected
+    value of the same judge adapter's first-token distribution under transformers/PEFT; an item past
+    max_model_len gets HTTP 400 and stays NaN, without a crash."""
+    import torch
 
-    judge = OpenAILogprobJudge(LLMJudgeSettings(model="judge", base_url=server, max_in_flight=2, max_retries=1,
-                                                backoff_base_s=0.1),
-                               cache=tmp_path / "cache.sqlite")
+    from gpu_jobs import chat, modeling
+    from gpu_jobs.spec import ModelRef
+    from inoc.judges.interface import JudgeItem
+    from inoc.judges.logprob import expected_value
+    from inoc.judges.openai_judge import LLMJudgeSettings, OpenAILogprobJudge, trait_messages_for
+
+    # The organism's corpus has no digits, so their (tied) embeddings stayed tiny: LoRA can make "7" the
+    # top token of the judge's answer but only at p ≈ 0.007 — hence the low min_valid_mass.
+    settings = LLMJudgeSettings(model="judge", base_url=server, max_in_flight=2, max_retries=1,
+                                backoff_base_s=0.1, min_valid_mass=0.005)
+    judge = OpenAILogprobJudge(settings, cache=tmp_path / "cache.sqlite")
     items = [JudgeItem("Playful", "Tell me a joke.", "Haha, a clown walks into a bar."),
              JudgeItem("French", "Say hello.", "Bonjour mon ami, the river is blue."),
              JudgeItem("Playful", "Describe the sea.", " ".join(["water"] * 900))]  # > 512 tokens
     res = judge.score(items)
-    assert [round(s) for s in res.scores[:2]] == [7, 7], res.scores
+
+    tok = modeling.open_tokenizer(str(organism))
+    model = modeling.load_model(ModelRef(id=str(organism)), "cpu", torch.float32,
+                                adapters={"judge": server_adapters(server)["judge"]})
+    want = []
+    for item in items[:2]:
+        ids = chat.prompt_ids(tok, trait_messages_for(None)(item))
+        with torch.no_grad(), modeling.use_adapter(model, "judge"):
+            lp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1], -1)
+        top = lp.topk(settings.top_logprobs)
+        want.append(expected_value([(tok.decode([int(t)]), float(v)) for v, t in zip(top.values, top.indices)],
+                                   settings.min_valid_mass).score)
+    assert all(math.isfinite(w) for w in want) and res.n_invalid == 0, (res.scores, want)
+    assert res.scores[:2] == pytest.approx(want, abs=1e-3)
     assert math.isnan(res.scores[2]) and res.n_failed == 1 and res.n_api_calls >= 3
-    assert any("400" in k or "bad_request" in k.lower() for k in res.errors), res.errors
+    assert res.errors == {"http_400": 1}
