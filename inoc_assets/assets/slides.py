@@ -8,7 +8,7 @@ from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from slides.dataset import build_slides_dataset
 from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
 from warehouse import replace_rows
-from inoc_assets.stages import SLIDES, stage_tag
+from inoc_assets.stages import SLIDES as SLIDES_STAGE, stage_tag  # not `SLIDES`: section1's slide table has that name
 
 DATASET_KEY = AssetKey(["slides", "slides_dataset"])
 
@@ -17,7 +17,7 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
     @asset(
         key=DATASET_KEY,
         group_name="slides",
-        tags=stage_tag(SLIDES),
+        tags=stage_tag(SLIDES_STAGE),
         kinds={"duckdb"},
         deps=upstream,
         description=(
@@ -49,7 +49,7 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
     @asset(
         key=AssetKey(["slides", "section1_figures"]),
         group_name="slides",
-        tags=stage_tag(SLIDES),
+        tags=stage_tag(SLIDES_STAGE),
         deps=[DATASET_KEY],
         description="Section-1 slide figures from SQL on slides_dataset: suppression vs elicitation, PH, token PCA "
         "PC1 and TruncatedSVD SV1 (experiments × prefix types, OLS line and 95% band), and the 2-D/3-D token-space "
