@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from gpu_jobs.train import plan_steps
-from inoc.config.load import _node_line, expand_path
+from inoc.config.load import Problem, expand_path, locate
 from inoc.config.schema import ExperimentConfig
 
 #: Below this share of the study's training examples a control's data is flagged.
@@ -24,34 +23,12 @@ CONTROL_DATA_MIN_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
-class ConfigWarning:
-    file: str
-    line: int | None
-    field: str
-    message: str
+class ConfigWarning(Problem):
+    """A problem that does not stop a command: printed as ``file:line: warning: field: message``."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: warning: {self.field}: {self.message}"
-
-
-def _where(path: Path, loc: tuple[str, ...]) -> tuple[str, int | None]:
-    """The file (this one, or the one it ``extends:``) and line that set the field at ``loc``."""
-    seen: set[Path] = set()
-    while path.is_file() and path not in seen:
-        seen.add(path)
-        text = path.read_text(encoding="utf-8")
-        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
-        node = data
-        for part in loc:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            return str(path), _node_line(root, loc)
-        parent = data.get("extends") if isinstance(data, dict) else None
-        if not isinstance(parent, str):
-            break
-        path = path.with_name(f"{parent}.yaml")
-    return str(path), None
 
 
 def _rows(path: Path) -> int:
@@ -71,7 +48,7 @@ def config_warnings(cfg: ExperimentConfig, config_path: str | Path) -> list[Conf
 
     for name, configured in cfg.runs.extra_control_data.items():
         field = f"runs.extra_control_data.{name}"
-        file, line = _where(Path(config_path), ("runs", "extra_control_data", name))
+        file, line = locate(Path(config_path), ("runs", "extra_control_data", name))
         path = Path(expand_path(configured))
         if not path.is_file():
             out.append(ConfigWarning(file, line, field, f"{path}: no such file; the control {name!r} cannot train"))

@@ -249,8 +249,9 @@ def resolved_mapping(path: str | Path) -> dict[str, Any]:
 
 def locate(path: str | Path, loc: tuple[Any, ...]) -> tuple[str, int | None]:
     """The file (this one or the one it ``extends:``) and line that set the field at ``loc``."""
-    path = Path(path)
-    while True:
+    path, first, seen = Path(path), Path(path), set()
+    while path.is_file() and path not in seen:
+        seen.add(path)
         root, data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
         node: Any = data
         for part in loc:
@@ -258,6 +259,9 @@ def locate(path: str | Path, loc: tuple[Any, ...]) -> tuple[str, int | None]:
                 node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
             if node is None:
                 break
-        if node is not None or not isinstance(data, dict) or not isinstance(data.get("extends"), str):
+        if node is not None:
             return str(path), _node_line(root, loc)
+        if not isinstance(data, dict) or not isinstance(data.get("extends"), str):
+            break
         path = path.with_name(f"{data['extends']}.yaml")
+    return str(first), None
