@@ -1,6 +1,6 @@
 """GPU check: the three jobs on CUDA in bf16 (train → generate → score) on the model organism.
 
-    python benchmarks/gpu_check.py [--organism test] [--work DIR] [--vllm]
+    python benchmarks/gpu_check.py [--organism test] [--work DIR] [--vllm] [--engines]
     python benchmarks/gpu_check.py --device cpu --small     # dry run of this script's logic on a CPU
 
 Without a CUDA device it prints why and exits 0 (no test depends on a GPU). On any CUDA machine it
@@ -15,7 +15,10 @@ spec file through ``python -m gpu_jobs.<job>`` exactly as the local backend does
 3. score — completion log-probs in bf16 under the final adapter and the base model, compared with a
    float32 run of the same job and timed against a naive per-example loop.
 
-With ``--vllm`` (and vLLM installed) generate and score also run on the vLLM backend. Prints every
+With ``--vllm`` generate and score also run on the vLLM backend, in ``.venv-vllm`` (``make engines``, or
+``sky/setup.sh`` on a cluster; ``$INOC_ENGINE_ENVS`` for another folder): the base rows' no-adapter check
+runs there with the bf16 tolerance. With ``--engines`` it also prints ``benchmarks/bench_engines.py``'s
+table (transformers vs vLLM vs Unsloth: tokens/s, start-up, peak RSS) on this device. Prints every
 figure; exits non-zero if a job fails or a number is not finite.
 """
 
@@ -35,13 +38,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def job(name: str, spec: dict, work: Path, timeout: float) -> dict:
-    """Run one job from a spec file; returns its completion marker's metadata."""
+def job(name: str, spec: dict, work: Path, timeout: float, python: str | Path = sys.executable) -> dict:
+    """Run one job from a spec file (with ``python``: an engine venv's for vLLM); returns its marker's metadata."""
     path = work / f"{name}-{spec['output_dir'].rsplit('/', 1)[-1]}.json"
     path.write_text(json.dumps(spec, indent=1))
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", f"gpu_jobs.{name}", "--spec", str(path)], cwd=REPO, env=env,
+    proc = subprocess.run([str(python), "-m", f"gpu_jobs.{name}", "--spec", str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -94,6 +97,7 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="folder for specs and outputs (default: a temporary one)")
     ap.add_argument("--small", action="store_true", help="tiny sizes (for a CPU dry run)")
     ap.add_argument("--vllm", action="store_true", help="also run generate and score on the vLLM backend")
+    ap.add_argument("--engines", action="store_true", help="also print bench_engines.py's table on this device")
     args = ap.parse_args()
 
     import torch
@@ -214,17 +218,30 @@ def main() -> int:
                                                                                     - np.asarray(naive))))
     ok &= sm["n_nan"] == 0 and finite(sm["mean_of_mean_logprob"])
 
+    from bench_engines import bench, engine_python, table
+
     if args.vllm:
-        if importlib.util.find_spec("vllm") is None:
-            print("(--vllm: vllm is not installed here; skipped)")
+        vllm_python = engine_python("vllm")
+        if vllm_python is None:
+            print("(--vllm: .venv-vllm is absent — build it with `make engines`; skipped)")
         else:
-            vg = job("generate", {**gen_spec, "output_dir": str(work / "generate_vllm"), "backend": "vllm"}, work, 600)
-            vs = job("score", {**score_spec, "output_dir": str(work / "score_vllm"), "backend": "vllm"}, work, 600)
+            vg = job("generate", {**gen_spec, "output_dir": str(work / "generate_vllm"), "backend": "vllm"}, work, 600,
+                     vllm_python)
+            vs = job("score", {**score_spec, "output_dir": str(work / "score_vllm"), "backend": "vllm"}, work, 600,
+                     vllm_python)
             a = pd.read_parquet(work / "score/scores.parquet")["mean_logprob"].values
             b = pd.read_parquet(work / "score_vllm/scores.parquet")["mean_logprob"].values
             figures["vllm"] = {"completions_per_s": vg.get("completions_per_s"),
                                "score_tokens_per_s": vs.get("tokens_per_s"),
                                "max_abs_d_lp_vs_transformers": float(np.max(np.abs(a - b)))}
+
+    if args.engines:
+        sizes = argparse.Namespace(requests=n_gen, max_tokens=max_new, pairs=n_score, examples=n_train // 8,
+                                   threads=os.cpu_count() or 1)
+        (work / "engines").mkdir(exist_ok=True)
+        rows = bench(model_dir, device, work / "engines", sizes)
+        print(table(rows))
+        ok &= all("note" not in r for r in rows)
 
     print(json.dumps(figures, indent=2, default=str))
     print(f"gpu_check: {'OK' if ok else 'FAILED'} in {time.perf_counter() - t_start:.0f}s; outputs in {work}")
