@@ -144,6 +144,7 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
         wall = time.perf_counter() - t0
         if spec.backend == "vllm":
             md.update(backend.engine.metadata())  # the engine's own threads, not this process's
+            backend.engine.close()
         md.update(generated_tokens=n_tokens, generate_s=round(wall, 3),
                   completions_per_s=round(n_done / wall, 3) if wall else None,
                   tokens_per_s=round(n_tokens / wall, 1) if wall else None)

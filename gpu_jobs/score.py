@@ -187,6 +187,7 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
         wall = time.perf_counter() - t0
         if spec.backend == "vllm":
             md.update(backend.engine.metadata())  # the engine's own threads, not this process's
+            backend.engine.close()
         md.update(tokens=tokens, scored_tokens=scored, score_s=round(wall, 3),
                   tokens_per_s=round(tokens / wall, 1) if wall else None)
 

@@ -159,6 +159,18 @@ class VllmEngine:
         self.checked_rows = 0
         self.max_check_diff = 0.0
 
+    def close(self) -> None:
+        """Shut the engine core down now. Left to interpreter exit, vLLM 0.32's CPU engine sometimes aborts
+        the finished job ("terminate called without an active exception", exit 134) after its outputs
+        are complete, which would turn a good job into a failed one."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        self.llm = None
+        import gc
+
+        gc.collect()
+
     def _lora(self, name: str | None) -> Any:
         return None if name is None else self.lora[name]
 
