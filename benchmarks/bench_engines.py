@@ -1,7 +1,7 @@
 """Engines side by side: transformers/PEFT vs vLLM vs Unsloth, each in its own environment, one run.
 
-    python benchmarks/bench_engines.py [--organism test] [--device cpu|cuda] [--requests 64] [--max-tokens 64]
-                                       [--pairs 256] [--examples 96] [--work DIR]
+    python benchmarks/bench_engines.py [--organism test] [--device cpu|cuda] [--requests 256] [--max-tokens 128]
+                                       [--pairs 2048] [--examples 768] [--work DIR]
 
 Runs the real jobs (``python -m gpu_jobs.<job> --spec``) on the model organism exactly as the local
 backend launches them — transformers/PEFT with this Python, vLLM with ``.venv-vllm``, Unsloth with
@@ -164,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--organism", default="test", help="organism profile (toy:<profile>)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--requests", type=int, default=64)
-    ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--pairs", type=int, default=256)
-    ap.add_argument("--examples", type=int, default=96)
+    ap.add_argument("--requests", type=int, default=256)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--pairs", type=int, default=2048)
+    ap.add_argument("--examples", type=int, default=768)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="GPU_JOBS_THREADS of every job")
     ap.add_argument("--work", default=None)
     args = ap.parse_args(argv)
