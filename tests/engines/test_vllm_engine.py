@@ -184,6 +184,7 @@ def test_base_row_check_fails_the_job_on_the_real_cpu_corruption(vllm_python, or
     assert "BaseRowMismatch" in proc.stderr and "disagree with the engine's no-adapter reference" in proc.stderr
     named = [i for i in base_ids if f"id {i!r}" in proc.stderr]
     assert named, proc.stderr[-3000:]
+    print("real corruption:", [line for line in proc.stderr.splitlines() if "BaseRowMismatch:" in line][-1][:900])
     assert io.read_marker(tmp_path / "out") is None  # nothing marked finished
     # the same spec with base rows in their own calls (the default) is right
     ok = run_job(vllm_python, "score", {**spec, "output_dir": str(tmp_path / "ok")}, tmp_path)
@@ -205,4 +206,4 @@ def test_base_row_check_names_rows_given_wrong_base_logprobs(vllm_python, organi
     assert named == sorted(wrong), answer["error"]
     assert "BaseRowMismatch" in answer["error"] and "max |Δ| 0.5" in answer["error"]
     assert answer["clean_exit_code"] == 0 and answer["clean_metadata"]["base_check_rows"] >= 2
-    print("injected:", answer["error"][:600])
+    print("injected:", [line for line in answer["error"].splitlines() if "BaseRowMismatch:" in line][-1][:900])
