@@ -49,7 +49,9 @@ class ModelConfig(Strict):
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
     load_in_4bit: bool = False
     max_model_len: int = Field(4096, gt=0)
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="vLLM's memory fraction; None = the engine's default (0.9 of a GPU; on a CPU "
+        "a fixed KV cache, since a fraction of a shared host's RAM fails)")
     enforce_eager: bool = False
 
 
