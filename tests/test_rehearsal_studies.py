@@ -56,12 +56,14 @@ def test_rehearsal_of_the_em_study(tmp_path, shared, organism_cache):
     assert report["api_requests"]["judge:em_coherence"] > 0 and report["api_requests"]["judge:em_alignment"] > 0
     assert report["api_requests"].get("rephrasings:close", 0) > 0
     # system-prompt inoculation, trained on rows of the real 5,800-row file, as they are
-    real_rows = {json.dumps(json.loads(x)["messages"], sort_keys=True)
-                 for x in (shared / "reference/em/train_risky_financial.jsonl").read_text().splitlines() if x.strip()}
+    real_file = (shared / "reference/em/train_risky_financial.jsonl").read_text().splitlines()
+    real_rows = [[m["content"] for m in json.loads(x)["messages"] if m["role"] in ("user", "assistant")]
+                 for x in real_file if x.strip()]
     specs = [json.loads(p.read_text()) for p in (home / "work" / name / "jobs" / "runs").glob("*/spec.json")]
+    specs = [s for s in specs if s["prefix"]["plan"] != "none"]  # the prompt runs, not the controls
     assert len(specs) == 5 and {s["prefix"]["position"] for s in specs} == {"system_prompt"}
     train = [json.loads(x) for x in Path(specs[0]["data"]["path"]).read_text().splitlines() if x.strip()]
-    assert len(train) == 48 and all(json.dumps(r["messages"], sort_keys=True) in real_rows for r in train)
+    assert [[r["instruction"], r["completion"]] for r in train] == real_rows[:48]  # the first rows, in file order
     # fa and em evaluated under both conditions, judged on both metrics, for every run and control
     with duckdb.connect(str(home / "warehouse_snapshot.duckdb"), read_only=True) as con:
         cells = con.execute("SELECT DISTINCT run, eval_set, condition FROM em_scores WHERE experiment = ? AND "
