@@ -9,8 +9,10 @@ pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="session")
-def organism_root(organism_cache):
-    return organism_cache
+def organism_root(tmp_path_factory):
+    """A cache root of their own: these tests check a build from scratch, which the session cache may
+    already hold (the engine tests build the same profile first)."""
+    return tmp_path_factory.mktemp("organism-build")
 
 
 @pytest.fixture(scope="session")
