@@ -36,11 +36,9 @@ silently.
 
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import os
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -114,17 +112,6 @@ def _engine_processes() -> list[dict[str, Any]]:
     return out
 
 
-#: Engines not yet closed; closed at interpreter exit too, so a job that fails (an exception, before its
-#: own close) exits with its error code rather than vLLM's abort (134) while its engine core is torn down.
-_LIVE: "weakref.WeakSet[VllmEngine]" = weakref.WeakSet()
-
-
-@atexit.register
-def _close_live_engines() -> None:
-    for engine in list(_LIVE):
-        engine.close()
-
-
 class VllmEngine:
     def __init__(self, *, model_path: str, tokenizer_path: str | None, dtype: str, adapters: dict[str, str],
                  options: Any, seed: int = 0, revision: str | None = None, trust_remote_code: bool = False,
@@ -160,7 +147,6 @@ class VllmEngine:
             kwargs.update(enable_lora=True, max_lora_rank=rank, max_loras=min(options.max_loras, len(adapters)))
         self.engine_kwargs = kwargs
         self.llm = self.ns.LLM(**kwargs)
-        _LIVE.add(self)
         # int ids are 1-based and fixed by name order, so the same adapter keeps its id across calls
         self.lora = {name: self.ns.LoRARequest(name, i + 1, str(path))
                      for i, (name, path) in enumerate(sorted(adapters.items()))}
@@ -181,7 +167,6 @@ class VllmEngine:
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
         self.llm = None
-        _LIVE.discard(self)
         import gc
 
         gc.collect()

