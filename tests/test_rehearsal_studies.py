@@ -22,7 +22,7 @@ def _rehearse(name: str, tmp_path: Path, shared: Path, organism_cache: Path) -> 
     real_home = tmp_path / "real_home"
     env = {**os.environ, "INOC_HOME": str(real_home), "INOC_REHEARSAL_HOME": str(tmp_path / "rehearsals"),
            "INOC_SHARED_DIR": str(shared), "INOC_ORGANISM_CACHE": str(organism_cache),
-           "OPENAI_API_KEY": "sk-must-never-be-sent-anywhere"}
+           "OPENAI_API_KEY": "user-key-never-sent"}
     env.pop("INOC_EXPERIMENTS_DIR", None)
     proc = subprocess.run([sys.executable, "-m", "inoc.cli", "rehearse", name], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1500)
@@ -44,7 +44,7 @@ def _common_checks(report: dict, name: str, out: str) -> None:
     assert all(t["status"] == "valid" for t in report["sky_tasks"]), report["sky_tasks"]
     assert "GPU total (packed)" in report["plan"]
     assert f"rehearsal passed: {len(assets)} of {len(assets)} assets of {name} materialized" in out
-    assert "sk-must-never-be-sent-anywhere" not in json.dumps(report) + out
+    assert "user-key-never-sent" not in json.dumps(report) + out
 
 
 def test_rehearsal_of_the_em_study(tmp_path, shared, organism_cache):
