@@ -66,28 +66,72 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with DagsterInstance.get() as instance:
         plan = plan_sync(instance, settings.experiments_dir())
-        apply_sync(instance, plan)
+        migrated = apply_sync(instance, plan)
     for err in plan.errors:
         print(f"skipped invalid config:\n{err}", file=sys.stderr)
     for defn, keys in plan.to_add.items():
         print(f"{defn}: added {len(keys)} partition(s): {', '.join(keys)}")
     for defn, keys in plan.orphaned.items():
         print(f"{defn}: kept {len(keys)} partition(s) no longer in the YAML: {', '.join(keys)}")
+    if migrated:
+        print(f"migrated {migrated} run materialization(s) from prompt × prefix-type partitions to <prompt>/<type>")
     if not plan.to_add:
-        print("every configured prompt already has its partition")
+        print("every configured prompt and run already has its partition")
     return 1 if plan.errors else 0
 
 
+def _ui_selection(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The experiment selection of the UI's code location, and where it came from."""
+    from inoc.config.selection import ALL, LOCAL, parse_selection
+
+    if args.all_experiments:
+        return [ALL], "--all-experiments"
+    if args.experiment:
+        return [w for raw in args.experiment for w in parse_selection(raw) or []], "--experiment"
+    env = parse_selection(settings.experiment_selection())
+    return (env, "INOC_EXPERIMENTS") if env else ([LOCAL], "the default")
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    from inoc.config import load_all
+    from inoc.config.selection import SelectionError, select_experiments
+    from inoc.process_tree import run_until_signal
+
+    words, source = _ui_selection(args)
+    catalog = load_all(settings.experiments_dir())
+    try:
+        loaded = select_experiments(catalog, words, source)
+    except SelectionError as exc:
+        raise UserError(str(exc)) from None
+    if not _port_free(args.port):
+        raise UserError(f"port {args.port} on 127.0.0.1 is in use (another `inoc ui`?): pass --port N")
     home = settings.prepare_dagster_home()
+    # The code location (and every run it launches) reads the selection from the environment; the
+    # words, not the names, travel, so `local` still picks up a new local YAML on *Reload definitions*.
+    env = {**os.environ, "INOC_EXPERIMENTS": ",".join(words)}
     cmd = [
         sys.executable, "-m", "dagster", "dev",
         "-m", "inoc_assets.definitions",
         "--host", "127.0.0.1", "--port", str(args.port),
     ]  # fmt: skip
-    print(f"DAGSTER_HOME={home}\nopening the UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
-    os.execv(sys.executable, cmd)
-    return 0  # not reached
+    left_out = [n for n in catalog.configs if n not in loaded]
+    print(f"DAGSTER_HOME={home}", flush=True)
+    print(f"experiments ({source}: {','.join(words)}): {', '.join(loaded) or 'none'}", flush=True)
+    if left_out:
+        print(f"not loaded: {', '.join(left_out)} (add with --experiment NAME, or --all-experiments)", flush=True)
+    print(f"opening the UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    return run_until_signal(cmd, env=env)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -182,31 +226,38 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     settings.prepare_dagster_home()
-    from dagster import AssetKey, DagsterInstance
+    from dagster import DagsterInstance
+    from dagster._core.errors import DagsterInvalidSubsetError, DagsterUnknownPartitionError
 
-    from inoc_assets.definitions import build_definitions
+    from inoc.config import load_all
+    from inoc.config.selection import SelectionError
+    from inoc_assets.cli_selection import SelectionProblem, check_partition_args, partition_keys, resolve
     from inoc_assets.runner import run_assets
     from inoc_assets.sync import apply_sync, plan_sync
 
-    defs = build_definitions()
-    known = {k.to_user_string(): k for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    selection = []
-    for name in args.assets:
-        if name not in known:
-            close = [k for k in known if k.startswith(name.split("/")[0] + "/")]
-            raise UserError(f"unknown asset {name!r}; assets of that experiment: {', '.join(sorted(close)) or 'none'}")
-        selection.append(known[name])
+    try:
+        from inoc_assets.definitions import build_definitions
+
+        defs = build_definitions()
+        selection = resolve(defs, args.assets, list(load_all(settings.experiments_dir()).configs), settings.experiment_selection())
+    except (SelectionError, SelectionProblem) as exc:
+        raise UserError(str(exc)) from None
+    for note in selection.sibling_notes():
+        print(note, flush=True)
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
-        graph = defs.resolve_asset_graph()
-        partitioned = [k for k in selection if graph.get(k).partitions_def is not None]
-        if partitioned and not (args.partition or args.all_partitions):
-            raise UserError(f"{partitioned[0].to_user_string()} is partitioned by prompt: pass --partition KEY or --all-partitions")
+        try:
+            check_partition_args(selection, instance, args.partition, args.all_partitions)
+        except SelectionProblem as exc:
+            raise UserError(str(exc)) from None
         rng = None
-        if args.all_partitions and partitioned:
-            keys = graph.get(partitioned[0]).partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+        if args.all_partitions and selection.partitions_def is not None:
+            keys = partition_keys(selection, instance)
             rng = (keys[0], keys[-1])
-        result = run_assets(instance, selection, partition_key=args.partition, partition_range=rng, log_level=args.log_level)
+        try:
+            result = run_assets(instance, selection.keys, partition_key=args.partition, partition_range=rng, log_level=args.log_level)
+        except (DagsterInvalidSubsetError, DagsterUnknownPartitionError) as exc:  # checked above; a last line of defence
+            raise UserError(str(exc).strip().splitlines()[0]) from None
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED (see inoc ui → Runs)'}")
     return 0 if result.success else 1
 
@@ -235,18 +286,24 @@ def cmd_import(args: argparse.Namespace) -> int:
         if not p.exists():
             raise UserError(f"{p}: no such file or folder")
     try:
-        parsed = parse_folder(paths, cfg.model.slug)
+        parsed = parse_folder(paths, cfg.model.slug, cfg)
     except ReferenceFormatError as exc:
         raise UserError(f"{exc}\nnothing was imported") from None
+    from inoc.importers.experiment import ImportRefused, describe
     from inoc_assets.assets.catalog import experiment_record
 
-    with Warehouse(settings.warehouse_path()).writer() as conn:
-        replace_rows(conn, "experiments", pd.DataFrame([{**experiment_record(cfg), "source": "import"}]), {"experiment": cfg.name})
-        counts = write_parsed(conn, cfg.name, parsed)
+    try:
+        with Warehouse(settings.warehouse_path()).writer() as conn:
+            known = conn.execute("SELECT source FROM experiments WHERE experiment = ?", [cfg.name]).fetchall()
+            if not known:  # a computed experiment keeps its record (source 'pipeline')
+                replace_rows(conn, "experiments", pd.DataFrame([{**experiment_record(cfg), "source": "import"}]), {"experiment": cfg.name})
+            reports = write_parsed(conn, cfg.name, parsed, replace_computed=args.replace_computed)
+    except ImportRefused as exc:
+        raise UserError(str(exc)) from None
     for note in parsed.notes:
         print(f"note: {note}")
-    for table, n in counts.items():
-        print(f"{table}: {n} rows")
+    for line in describe(reports):
+        print(line)
     for table, n in nan_counts(parsed).items():
         print(f"{table}: {n} NaN values kept as NaN")
     return 0
@@ -263,8 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="register new prompts of every YAML as partitions (never removes any)")
     p.set_defaults(fn=cmd_sync)
 
-    p = sub.add_parser("ui", help="start the Dagster UI (and daemon) on 127.0.0.1")
+    p = sub.add_parser("ui", help="start the Dagster UI (and daemon) on 127.0.0.1; SIGINT/SIGTERM stop it and "
+                       "every process it started")
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--experiment", action="append", metavar="NAME",
+                   help="load only this experiment (repeatable; also `local`, `all`, comma lists); default: "
+                   "$INOC_EXPERIMENTS, else `local` (imports and studies that run on this machine)")
+    p.add_argument("--all-experiments", action="store_true", help="load every experiment YAML, cloud GPU studies included")
     p.set_defaults(fn=cmd_ui)
 
     p = sub.add_parser("main", help="run the main job on the embedded default and print the suppression table")
@@ -287,14 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("materialize", help="materialize assets (e.g. toy/experiment) in one run on the local instance")
     p.add_argument("assets", nargs="+", help="asset keys as experiment/asset")
-    p.add_argument("--partition", help="prompt key, for prompt-partitioned assets")
-    p.add_argument("--all-partitions", action="store_true", help="every registered prompt, in one run")
+    p.add_argument("--partition", help="partition key: a prompt key, or <prompt>/<prefix type> for run assets")
+    p.add_argument("--all-partitions", action="store_true", help="every registered partition, in one run")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(fn=cmd_materialize)
 
     p = sub.add_parser("import", help="import result files (original study's formats) into an experiment")
     p.add_argument("paths", nargs="+", help="result files or folders of them")
     p.add_argument("--experiment", required=True, help="experiment name (its YAML must exist)")
+    p.add_argument("--replace-computed", action="store_true", help="allow replacing rows no import wrote (a "
+                   "computed experiment's runs of the same batch); without it such an import is refused")
     p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")

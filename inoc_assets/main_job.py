@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MultiPartitionKey
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from tabulate import tabulate
 
 from inoc import settings
@@ -28,11 +28,11 @@ from inoc.outcomes import format_suppression
 from inoc_assets.assets.catalog import config_digest
 from inoc_assets.runner import run_assets
 from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
-from inoc_assets.sync import apply_sync, plan_sync
+from inoc_assets.partitions import run_partition_key
+from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync
 from warehouse import Warehouse
 
 MAIN_EXPERIMENTS = ("toy",)
-DIGEST_TAG = "inoc/config_digest"
 PID_TAG = "inoc/pid"
 
 
@@ -72,7 +72,9 @@ def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, dige
     if not records:
         return False
     run = instance.get_run_by_id(records[0].run_id)
-    return run is not None and run.tags.get(DIGEST_TAG) == digest
+    if run is None:  # a runless materialization: one migrated from a legacy run partition carries the digest itself
+        return (records[0].asset_materialization.tags or {}).get(DIGEST_TAG) == digest
+    return run.tags.get(DIGEST_TAG) == digest
 
 
 def recover_dead_runs(instance: DagsterInstance) -> list[str]:
@@ -179,7 +181,7 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
     done(PROMPT)
     partitions = [(p, t) for p, t in cfg.run_partition_keys() if p in keys]
     for i, (p, t) in enumerate(partitions, 1):
-        pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
+        pk = run_partition_key(p, t)
         if all(_fresh(instance, k, pk, digest) for k in run_stage):
             counts["skipped"] += 1
             continue
@@ -300,7 +302,7 @@ def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runn
     run(stage_selection(exp, PROMPT), f"prompt stages of {prompt}", partition_key=prompt)
     for p, t in cfg.run_partition_keys():
         if p == prompt:
-            pk = str(MultiPartitionKey({"prompt": p, "prefix_type": t}))
+            pk = run_partition_key(p, t)
             run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, in_process=True)
 
 

@@ -20,9 +20,10 @@ def test_sync_registers_prompts_once_and_keeps_removed_ones(inoc_home, experimen
     assert first.returncode == 0, first.stderr
     assert "toy__prompts: added 8 partition(s)" in first.stdout
     assert "playful_french_qwen7b__prompts: added 48 partition(s)" in first.stdout
+    assert "toy__runs: added 10 partition(s)" in first.stdout  # every prompt fixed, two of them mix
     assert (inoc_home / "dagster" / "dagster.yaml").read_text().startswith("# inoc's Dagster instance")
     again = _inoc("sync")
-    assert "every configured prompt already has its partition" in again.stdout
+    assert "every configured prompt and run already has its partition" in again.stdout
     toy = experiments_copy / "toy.yaml"
     toy.write_text(toy.read_text().replace("    prompts: [had_fun_today]", "    prompts: []"))
     broken = _inoc("sync")  # an invalid YAML is reported, the others still sync
@@ -32,7 +33,8 @@ def test_sync_registers_prompts_once_and_keeps_removed_ones(inoc_home, experimen
                    .replace('  had_fun_today: "I had fun today."\n', ""))  # fmt: skip
     kept = _inoc("sync")
     assert kept.returncode == 0, kept.stderr
-    assert "kept 1 partition(s) no longer in the YAML: had_fun_today" in kept.stdout
+    assert "toy__prompts: kept 1 partition(s) no longer in the YAML: had_fun_today" in kept.stdout
+    assert "toy__runs: kept 1 partition(s) no longer in the YAML: had_fun_today/fixed" in kept.stdout
 
 
 def test_sql_query_and_named_query_file(inoc_home, tmp_path):

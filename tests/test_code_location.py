@@ -30,18 +30,63 @@ def test_definitions_load_with_every_experiment():
     assert defs.resolve_sensor_def("prompt_partitions_sensor") is not None
 
 
-def test_run_partitions_are_prompt_by_prefix_type(inoc_home, experiments_copy):
+def test_run_partitions_are_exactly_the_planned_runs(inoc_home, experiments_copy):
+    from inoc.config import load_experiment
     from inoc_assets.partitions import run_partitions
 
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
         _tick(build_definitions(experiments_copy), instance)
         keys = run_partitions("toy").get_partition_keys(dynamic_partitions_store=instance)
-    prompts = ["corrected_inoculation", "whimsical", "comedian_mindset", "clown_persona", "had_fun_today",
-               "the_sky_is_blue", "corrected_inoculation_neg", "answer_french"]
-    assert len(keys) == 8 * 3  # the key space is every prompt × every type; the config trains a subset
-    assert {(k.keys_by_dimension["prompt"], k.keys_by_dimension["prefix_type"]) for k in keys} == {
-        (p, t) for p in prompts for t in ("fixed", "mix", "close_mix")
-    }  # fmt: skip
+    cfg = load_experiment(experiments_copy / "toy.yaml")
+    planned = {f"{p}/{t}" for p, t in cfg.run_partition_keys()}
+    assert set(keys) == planned and len(keys) == len(planned)
+    # toy trains every prompt fixed and only some mix: the grid prompt × type would have had never-filled cells
+    types = [k.rsplit("/", 1)[1] for k in keys]
+    assert "close_mix" not in types and 0 < types.count("mix") < types.count("fixed") == len(cfg.prompt_keys)
+
+
+def test_legacy_run_partitions_migrate_in_place_and_stay_fresh(inoc_home, experiments_copy):
+    """An instance from the prompt × prefix-type grid keeps its runs: each planned run's latest legacy
+    materialization is re-recorded under `<prompt>/<type>` with its metadata and config digest; rerunning is a no-op."""
+    from dagster import AssetMaterialization, DagsterRun
+
+    from inoc.config import load_experiment
+    from inoc_assets.main_job import _fresh
+    from inoc_assets.sync import DIGEST_TAG, MIGRATED_FROM, apply_sync, plan_sync
+
+    cfg = load_experiment(experiments_copy / "toy.yaml")
+    prompt, prefix_type = cfg.run_partition_keys()[0]
+    other = next(p for p, _ in cfg.run_partition_keys() if p != prompt)
+    key = AssetKey(["toy", "run_scores"])
+    with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
+        # What the grid stored: a run tagged with the config digest materialized the partition `fixed|<prompt>`.
+        run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="a" * 36, tags={DIGEST_TAG: "d1"}))
+        instance.report_runless_asset_event(
+            AssetMaterialization(key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 123}))
+        # report_runless_asset_event has no run: re-attribute it as the legacy run did (same storage format)
+        records = instance.fetch_materializations(key, limit=1).records
+        assert records[0].asset_materialization.partition == f"{prefix_type}|{prompt}"
+        legacy_run = run.run_id
+        from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+        from dagster._core.events.log import EventLogEntry
+
+        instance.store_event(EventLogEntry(
+            error_info=None, level=20, user_message="", run_id=legacy_run, timestamp=1.0,
+            dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "__ASSET_JOB",
+                                       event_specific_data=StepMaterializationData(AssetMaterialization(
+                                           key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 456}))),
+        ))  # fmt: skip
+        plan = plan_sync(instance, experiments_copy)
+        assert apply_sync(instance, plan) == 1
+        new = f"{prompt}/{prefix_type}"
+        assert new in instance.get_materialized_partitions(key)
+        assert f"{other}/fixed" not in instance.get_materialized_partitions(key)  # only what existed moves
+        rec = instance.fetch_materializations(
+            __import__("dagster").AssetRecordsFilter(asset_key=key, asset_partitions=[new]), limit=1).records[0]
+        assert rec.asset_materialization.metadata["n_scores"].value == 456  # the latest legacy event's own metadata
+        assert rec.asset_materialization.metadata[MIGRATED_FROM].value == f"{prefix_type}|{prompt}"
+        assert _fresh(instance, key, new, "d1") and not _fresh(instance, key, new, "d2")
+        assert apply_sync(instance, plan_sync(instance, experiments_copy)) == 0  # idempotent
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path):
@@ -100,7 +145,8 @@ def test_new_prompt_becomes_a_partition_and_old_ones_are_untouched(inoc_home, ex
         text = text.replace("    prompts: [had_fun_today]", "    prompts: [had_fun_today, laughter_medicine]")
         toy.write_text(text)
         data = _tick(defs, instance)
-        assert [list(r.partition_keys) for r in data.dynamic_partitions_requests] == [["laughter_medicine"]]
+        assert {r.partitions_def_name: list(r.partition_keys) for r in data.dynamic_partitions_requests} == {
+            name: ["laughter_medicine"], "toy__runs": ["laughter_medicine/fixed"]}  # its planned run, nothing else
         assert instance.get_dynamic_partitions(name) == before + ["laughter_medicine"]
         assert _tick(defs, instance).skip_message  # idempotent: nothing more to add
 

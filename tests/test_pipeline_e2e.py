@@ -199,6 +199,6 @@ def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
     with study.instance() as instance:
         after = _latest_ids(instance, "run_scores")
     assert {k: v for k, v in after.items() if "whimsical" not in k} == before
-    assert {"fixed|whimsical", "mix|whimsical"} <= set(after)
+    assert {"whimsical/fixed", "whimsical/mix"} <= set(after)
     supp = study.wh.query("SELECT DISTINCT prompt_key FROM suppression WHERE experiment = 'toy_small'").prompt_key
     assert "whimsical" in set(supp)

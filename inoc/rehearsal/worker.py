@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MultiPartitionKey
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 
 def _table_counts(warehouse: Any, experiment: str) -> dict[str, int]:
@@ -30,12 +30,13 @@ def _table_counts(warehouse: Any, experiment: str) -> dict[str, int]:
 
 
 def _expected_partitions(cfg: Any, stage: str) -> list[str | None]:
+    from inoc_assets.partitions import run_partition_key
     from inoc_assets.stages import PROMPT, RUN
 
     if stage == PROMPT:
         return list(cfg.prompt_keys)
     if stage == RUN:
-        return [str(MultiPartitionKey({"prompt": p, "prefix_type": t})) for p, t in cfg.run_partition_keys()]
+        return [run_partition_key(p, t) for p, t in cfg.run_partition_keys()]
     return [None]
 
 

@@ -2,7 +2,7 @@
 
 Three stages, each in two flavours built by the same functions: the control (``control_run``,
 ``control_eval``, ``control_scores``; unpartitioned, every un-inoculated run) and the inoculated
-runs (``runs``, ``run_eval``, ``run_scores``; partitioned by prompt × fixed|mix|close_mix).
+runs (``runs``, ``run_eval``, ``run_scores``; one partition per planned run, ``<prompt>/<fixed|mix|close_mix>``).
 
 * run — the train job: LoRA SFT on ``data/train.jsonl`` with the run's prefix plan (none, the
   fixed prompt, or a seeded rephrasing per example from the diverse or the close pool); adapters at the configured checkpoints;
@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AllPartitionMapping,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
-    MultiPartitionKey,
     asset,
 )
 
@@ -39,7 +40,7 @@ from inoc.pipeline.requests import eval_requests
 from inoc_assets.assets.data import TRAIN_FILE, generate_spec, data_path, eval_sets, key, write_jsonl_path
 from inoc_assets.assets.logprobs import read_pool_file, required_pool
 from inoc_assets.backends.compute import ComputeBackends
-from inoc_assets.partitions import run_partitions
+from inoc_assets.partitions import parse_run_partition_key, run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
 from inoc_assets.stages import RUN, SETUP, stage_tag
@@ -57,10 +58,10 @@ def run_dir(cfg: ExperimentConfig, plan: RunPlan) -> Path:
 
 
 def _partition(context: AssetExecutionContext) -> tuple[str, str]:
-    pk = context.partition_key
-    if not isinstance(pk, MultiPartitionKey):  # a run launched with the key as text: "fixed|<prompt>"
-        pk = run_partitions(context.asset_key.path[0]).get_partition_key_from_str(pk)
-    return pk.keys_by_dimension["prompt"], pk.keys_by_dimension["prefix_type"]
+    try:
+        return parse_run_partition_key(context.partition_key)
+    except ValueError as exc:
+        raise Failure(description=str(exc)) from None
 
 
 def _plans(context: AssetExecutionContext, cfg: ExperimentConfig, control: bool) -> list[RunPlan]:
@@ -228,7 +229,10 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
     names = ("control_run", "control_eval", "control_scores") if control else ("runs", "run_eval", "run_scores")
     run_k, eval_k, score_k = (key(experiment, n) for n in names)
     partitions = None if control else run_partitions(experiment)
-    upstream = [key(experiment, "training_data")] + ([] if control else [key(experiment, "prompt"), key(experiment, "rephrasings")])
+    # A run partition `<prompt>/<type>` reads its own prompt's text and pools. Dagster's built-in partition mappings
+    # cannot say "the prompt before the slash" (custom mappings are deprecated), so the edge maps to every prompt.
+    prompt_deps = [AssetDep(key(experiment, n), partition_mapping=AllPartitionMapping()) for n in ("prompt", "rephrasings")]
+    upstream = [key(experiment, "training_data")] + ([] if control else prompt_deps)
     what = "the un-inoculated control run(s)" if control else "the prompt's fixed, mix or close_mix run"
 
     stage = stage_tag(SETUP if control else RUN)
@@ -248,7 +252,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
         yield _loss_check(cfg, plans)
 
     @asset(key=eval_k, group_name=experiment, partitions_def=partitions, pool="gpu", kinds={"json"}, tags=stage,
-           deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else [key(experiment, "rephrasings")]),
+           deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else prompt_deps[1:]),
            description=f"Eval completions of {what} at every checkpoint, default and training condition "
            "(generate job, one engine serving every checkpoint's adapter).")
     def eval_asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
