@@ -242,8 +242,6 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         selection = resolve(defs, args.assets, list(load_all(settings.experiments_dir()).configs), settings.experiment_selection())
     except (SelectionError, SelectionProblem) as exc:
         raise UserError(str(exc)) from None
-    for note in selection.sibling_notes():
-        print(note, flush=True)
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
         try:

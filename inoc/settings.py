@@ -3,6 +3,8 @@
 INOC_HOME             working state (warehouse, artifacts); default `.inoc/` in the working directory
 INOC_ARTIFACT_ROOT    artifact store, any fsspec URL (default `$INOC_HOME/artifacts`)
 INOC_EXPERIMENTS_DIR  experiment YAMLs (default `experiments/` of the checkout, else of the cwd)
+INOC_EXPERIMENTS      which of them the code location loads: names, `local`, `all` (comma-separated);
+                      default every one (`inoc ui` defaults to `local`; see inoc.config.selection)
 INOC_SHARED_DIR       the original study's reference data (default `../shared` beside the checkout);
                       optional: nothing but reference imports and their tests reads it
 DAGSTER_HOME          Dagster instance (default `$INOC_HOME/dagster`, holding a copy of dagster.yaml)
@@ -56,6 +58,11 @@ def experiments_dir() -> Path:
         if candidate.is_dir():
             return candidate.resolve()
     return (Path.cwd() / "experiments").resolve()
+
+
+def experiment_selection() -> str | None:
+    """The raw `INOC_EXPERIMENTS` selection, or None when unset (every experiment)."""
+    return os.environ.get("INOC_EXPERIMENTS") or None
 
 
 def shared_dir() -> Path | None:

@@ -1,18 +1,21 @@
 """The Dagster code location: one asset group per experiment YAML.
 
-Built from every YAML in the experiments folder (`INOC_EXPERIMENTS_DIR`, default `experiments/`).
-An invalid YAML is logged and skipped so the other experiments stay available.
+Built from the YAMLs in the experiments folder (`INOC_EXPERIMENTS_DIR`, default `experiments/`)
+that `INOC_EXPERIMENTS` selects (default: every one; see inoc.config.selection). An invalid YAML is
+logged and skipped so the other experiments stay available.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from dagster import Definitions
 
 from inoc import settings
 from inoc.config import load_all
+from inoc.config.selection import parse_selection, select_experiments
 from inoc_assets.assets.catalog import catalog_assets
 from inoc_assets.assets.figures import figures_asset
 from inoc_assets.assets.geometry import geometry_asset
@@ -27,13 +30,17 @@ from inoc_assets.sensors import prompt_partition_sensor
 log = logging.getLogger("inoc")
 
 
-def build_definitions(experiments_dir: str | Path | None = None) -> Definitions:
+def build_definitions(experiments_dir: str | Path | None = None, selection: Iterable[str] | None = None) -> Definitions:
+    """The code location of the experiments `selection` picks (names, `local`, `all`); None: `INOC_EXPERIMENTS`."""
     directory = Path(experiments_dir) if experiments_dir else settings.experiments_dir()
     catalog = load_all(directory)
     for err in catalog.errors:
         log.error("skipping invalid experiment config:\n%s", err)
+    words = list(selection) if selection is not None else parse_selection(settings.experiment_selection())
+    source = "experiment selection" if selection is not None else "INOC_EXPERIMENTS"
     assets = []
-    for name, cfg in catalog.configs.items():
+    for name in select_experiments(catalog, words, source):
+        cfg = catalog.configs[name]
         path = catalog.paths[name]
         assets += catalog_assets(name, path)
         if not cfg.is_import or cfg.rephrasings.source == "reference":
