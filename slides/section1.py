@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from inoc.analysis.sigmoid import linear_fit
-from inoc.figures import ROLE_COLORS, plt, to_png
+from inoc.figures import ROLE_COLORS, plt
 
 #: slide name → (x column, x label). Labels of component axes get their explained variance added.
 SLIDES = {
@@ -37,72 +37,103 @@ def _variance_label(con: duckdb.DuckDBPyConnection, experiment: str, prefix_type
     return f" ({100 * row[0]:.1f}%)" if row else ""
 
 
-def slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> bytes:
+def _panels(data: pd.DataFrame, usable) -> tuple[list[tuple[str, str, pd.DataFrame]], list[str]]:
+    """(experiment, prefix type, rows) of each panel that has a point, and why each other panel is not drawn."""
+    panels, missing = [], []
+    for exp in sorted(data.experiment.unique()):
+        for prefix_type in ("fixed", "mix"):
+            sub = data[(data.experiment == exp) & (data.prefix_type == prefix_type)]
+            ok = usable(sub)
+            if sub.empty:
+                missing.append(f"{exp} · {prefix_type}: no {prefix_type} runs")
+            elif not ok.any():
+                missing.append(f"{exp} · {prefix_type}: no values")
+            else:
+                panels.append((exp, prefix_type, sub[ok]))
+    return panels, missing
+
+
+def _missing_note(missing: list[str]) -> str:
+    if not missing:
+        return ""
+    shown = "; ".join(missing[:6]) + (f"; and {len(missing) - 6} more" if len(missing) > 6 else "")
+    return f"\nnot drawn — {shown}"
+
+
+def slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None:
+    """Suppression of the prompt's own trait against the slide's predictor, one panel per experiment ×
+    prefix type with data (2 per row); None when no experiment has both values for any prompt."""
     column, label = SLIDES[slide]
     data = con.execute(QUERY).df()
-    experiments = sorted(data.experiment.unique()) or ["(no experiment with suppression)"]
-    fig, axes = plt.subplots(len(experiments), 2, figsize=(10, 3.6 * len(experiments)), squeeze=False)
-    for i, exp in enumerate(experiments):
-        for j, prefix_type in enumerate(("fixed", "mix")):
-            ax = axes[i][j]
-            sub = data[(data.experiment == exp) & (data.prefix_type == prefix_type)]
-            x, y = sub[column].to_numpy(float), sub.suppression.to_numpy(float)
-            ok = np.isfinite(x) & np.isfinite(y)
-            xlabel = label
-            if slide in ("pca", "svd"):
-                xlabel += _variance_label(con, exp, prefix_type, "pca" if slide == "pca" else "truncated_svd")
-            ax.set_xlabel(xlabel, fontsize=8)
-            ax.set_ylabel("suppression (pp)", fontsize=8)
-            if ok.sum() < 3:
-                ax.text(0.5, 0.5, f"{int(ok.sum())} prompt(s) with both values", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=9, color="grey")  # fmt: skip
-                ax.set_title(f"{exp} · {prefix_type}", fontsize=9)
-                continue
-            err = np.vstack([sub.suppression - sub.suppression_ci_lo, sub.suppression_ci_hi - sub.suppression])[:, ok]
-            colors = [ROLE_COLORS["neutral"] if pd.isna(t) else ROLE_COLORS[r] for t, r in zip(sub.target[ok], sub.trait_role[ok])]
-            ax.errorbar(x[ok], y[ok], yerr=err, fmt="none", ecolor="lightgrey", elinewidth=0.8, zorder=1)
-            ax.scatter(x[ok], y[ok], c=colors, s=16, zorder=2)
-            fit = linear_fit(x[ok], y[ok])
-            ax.plot(fit.grid, fit.curve, color="black", linewidth=1)
-            ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0)
-            r = "n/a" if math.isnan(fit.r) else f"{fit.r:+.2f}"
-            ax.set_title(f"{exp} · {prefix_type}   r = {r}, n = {fit.n}", fontsize=9)
-    fig.suptitle(f"Suppression of the prompt's own trait vs {label} (95% CI bars; OLS line with 95% band)", fontsize=10)
+    panels, missing = _panels(data, lambda sub: np.isfinite(sub[column].to_numpy(float)) & np.isfinite(sub.suppression.to_numpy(float)))
+    if not panels:
+        return None
+    rows = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(10.5, 3.6 * rows), squeeze=False)
+    roles_seen: dict[str, object] = {}
+    for ax, (exp, prefix_type, sub) in zip(axes.flat, panels):
+        x, y = sub[column].to_numpy(float), sub.suppression.to_numpy(float)
+        xlabel = label
+        if slide in ("pca", "svd"):
+            xlabel += _variance_label(con, exp, prefix_type, "pca" if slide == "pca" else "truncated_svd")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("suppression of own trait (pp)")
+        err = np.vstack([sub.suppression - sub.suppression_ci_lo, sub.suppression_ci_hi - sub.suppression])
+        ax.errorbar(x, y, yerr=err, fmt="none", ecolor="lightgrey", elinewidth=0.8, zorder=1)
+        roles = ["neutral" if pd.isna(t) else r for t, r in zip(sub.target, sub.trait_role)]
+        for role in dict.fromkeys(roles):
+            sel = np.array([r == role for r in roles])
+            roles_seen.setdefault(role, ax.scatter(x[sel], y[sel], color=ROLE_COLORS[role], s=16, zorder=2))
+        traits = ", ".join(sorted(sub.trait[sub.target == "trait"].unique()))
+        if len(x) < 3 or np.ptp(x) == 0:
+            ax.set_title(f"{exp} · {prefix_type} ({traits})   n = {len(x)}: no fit")
+            continue
+        fit = linear_fit(x, y)
+        ax.plot(fit.grid, fit.curve, color="black", linewidth=1)
+        ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0)
+        r = "n/a" if math.isnan(fit.r) else f"{fit.r:+.2f}"
+        ax.set_title(f"{exp} · {prefix_type} ({traits})   r = {r}, n = {fit.n}")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"Suppression of the prompt's own trait vs {label} (95% CI bars; OLS line with 95% band)"
+                 + _missing_note(missing), fontsize=10)  # fmt: skip
     fig.tight_layout()
-    return to_png(fig)
+    fig.legend(list(roles_seen.values()), [f"{r} prompt" for r in roles_seen], title="prompt role", loc="upper left",
+               bbox_to_anchor=(1.0, 0.95))  # fmt: skip
+    return fig
 
 
 #: Embedding slides (3b/3c, 4b/4c): prompts placed by their token-level coordinates, coloured by suppression.
 EMBEDDINGS = {"pca_embedding": ("pc", "PCA"), "svd_embedding": ("sv", "TruncatedSVD")}
 
 
-def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) -> bytes:
+def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) -> plt.Figure | None:
+    """Prompts at their token-level coordinates, coloured by suppression, one panel per experiment ×
+    prefix type with coordinates; None when no experiment has token-level coordinates."""
     prefix, label = EMBEDDINGS[slide]
     data = con.execute(QUERY).df()
     data = data[data.target == "trait"]
-    experiments = sorted(data.experiment.unique()) or ["(no experiment with suppression)"]
-    fig = plt.figure(figsize=(10, 4.2 * len(experiments)))
-    for i, exp in enumerate(experiments):
-        for j, prefix_type in enumerate(("fixed", "mix")):
-            kw = {"projection": "3d"} if dims == 3 else {}
-            ax = fig.add_subplot(len(experiments), 2, 2 * i + j + 1, **kw)
-            sub = data[(data.experiment == exp) & (data.prefix_type == prefix_type)]
-            cols = [f"{prefix}{k}" for k in range(1, dims + 1)]
-            ok = sub[cols + ["suppression"]].notna().all(axis=1).to_numpy()
-            ax.set_title(f"{exp} · {prefix_type}", fontsize=9)
-            method = "pca" if prefix == "pc" else "truncated_svd"
-            names = [f"{label} {k}{_variance_label(con, exp, prefix_type, method) if k == 1 else ''}" for k in range(1, dims + 1)]
-            ax.set_xlabel(names[0], fontsize=7)
-            ax.set_ylabel(names[1], fontsize=7)
-            if dims == 3:
-                ax.set_zlabel(names[2], fontsize=7)
-            if ok.sum() == 0:
-                ax.text2D(0.5, 0.5, "no token-level coordinates", transform=ax.transAxes, ha="center", color="grey") if dims == 3 else \
-                    ax.text(0.5, 0.5, "no token-level coordinates", transform=ax.transAxes, ha="center", color="grey")  # fmt: skip
-                continue
-            pts = [sub[c].to_numpy(float)[ok] for c in cols]
-            sc = ax.scatter(*pts, c=sub.suppression.to_numpy(float)[ok], cmap="viridis", s=22)
-            fig.colorbar(sc, ax=ax, label="suppression (pp)", shrink=0.8)
-    fig.suptitle(f"Prompts in {label} token space ({dims}-D), coloured by suppression of their own trait", fontsize=10)
+    cols = [f"{prefix}{k}" for k in range(1, dims + 1)]
+    panels, missing = _panels(data, lambda sub: sub[cols + ["suppression"]].notna().all(axis=1).to_numpy())
+    if not panels:
+        return None
+    rows = math.ceil(len(panels) / 2)
+    fig = plt.figure(figsize=(11, 4.4 * rows))
+    method = "pca" if prefix == "pc" else "truncated_svd"
+    for i, (exp, prefix_type, sub) in enumerate(panels):
+        kw = {"projection": "3d"} if dims == 3 else {}
+        ax = fig.add_subplot(rows, 2, i + 1, **kw)
+        traits = ", ".join(sorted(sub.trait.unique()))
+        ax.set_title(f"{exp} · {prefix_type} ({traits})")
+        names = [f"{label} {k}{_variance_label(con, exp, prefix_type, method) if k == 1 else ''}" for k in range(1, dims + 1)]
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        if dims == 3:
+            ax.set_zlabel(names[2])
+        pts = [sub[c].to_numpy(float) for c in cols]
+        sc = ax.scatter(*pts, c=sub.suppression.to_numpy(float), cmap="viridis", s=22)
+        fig.colorbar(sc, ax=ax, label="suppression of own trait (pp)", shrink=0.8, pad=0.12 if dims == 3 else 0.05)
+    fig.suptitle(f"Prompts in {label} token space ({dims}-D), coloured by suppression of their own trait" + _missing_note(missing),
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
-    return to_png(fig)
+    return fig

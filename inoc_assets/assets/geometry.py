@@ -18,8 +18,11 @@ from inoc.prompt_tables import (
     token_matrices,
 )
 from inoc_assets.assets.text_heuristics import FILE as TEXT_FILE
+from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from warehouse import replace_rows
+from inoc_assets.table_metadata import table as table_md
+from warehouse import bulk, replace_rows
+from warehouse.bulk import TokenPartitions
 from inoc_assets.stages import AGGREGATE, stage_tag
 
 TABLES = (
@@ -57,9 +60,8 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         vectors = wh.query("SELECT prompt_key, vector, example_idx, lp FROM logprob_vectors WHERE experiment = ?", [experiment])
-        tokens = wh.query(
-            "SELECT prompt_key, vector, example_idx, token_idx, lp FROM logprob_tokens WHERE experiment = ?", [experiment]
-        )
+        with wh.reader() as conn:  # token W is read partition by partition, never as one frame
+            tokens = TokenPartitions(bulk.partitions(conn, "logprob_tokens", experiment))
         elicitation = wh.query("SELECT * FROM elicitation_summary WHERE experiment = ?", [experiment])
         matrices = point_matrices(cfg, vectors) + token_matrices(cfg, tokens)
         pca_variance, prompt_coords = decomposition_tables(experiment, matrices)
@@ -76,22 +78,25 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})
         roles = prompt_roles(cfg)
         meta: dict = {f"rows_{t}": len(f) for t, f in frames.items()}
+        if len(elicitation):  # the batch-wide view of the per-prompt elicitation partitions
+            wide = elicitation.pivot_table(index="prompt_key", columns="trait", values="relative_pp").reset_index()
+            meta["elicitation_vs_baseline_pp"] = table_md(wide.rename(columns={"prompt_key": "prompt"}))
         meta["matrices"] = MetadataValue.md("\n".join(f"- `{m.name}`: {m.W.shape[0]} × {m.W.shape[1]}" for m in matrices) or "none")
+        publisher = FigurePublisher(artifacts.store, context.log)
         for m in matrices:
             sel = (pca_variance.matrix == m.name) & (pca_variance.method == "pca")
-            png = figures.pca_scatter(
+            publisher.publish(f"pca_{m.name}", figures.pca_scatter(
                 prompt_coords[(prompt_coords.matrix == m.name) & (prompt_coords.method == "pca")],
                 pca_variance[sel], roles, f"{experiment}: PCA of W_{m.name}",
-            )  # fmt: skip
-            url = artifacts.store.write_bytes(png, experiment, "figures", f"pca_{m.name}.png")
-            meta[f"pca_{m.name}"] = MetadataValue.md(figures.markdown_image(png, f"pca {m.name}"))
+            ), experiment, "figures", f"pca_{m.name}.png")  # fmt: skip
             raw = pairs[(pairs.matrix == m.name) & (pairs.representation == "raw")]
-            png = figures.angle_heatmap(raw, m.keys, f"{experiment}: angles between W_{m.name} rows")
-            artifacts.store.write_bytes(png, experiment, "figures", f"angles_{m.name}.png")
-            meta[f"angles_{m.name}"] = MetadataValue.md(figures.markdown_image(png, f"angles {m.name}"))
-            meta[f"figures_{m.name}"] = MetadataValue.path(url.rsplit("/", 1)[0])
+            publisher.publish(f"angles_{m.name}", figures.angle_heatmap(raw, m.keys, f"{experiment}: angles between W_{m.name} rows"),
+                              experiment, "figures", f"angles_{m.name}.png")  # fmt: skip
             ratios = pca_variance[sel].explained_variance_ratio.head(2).tolist()
+            meta[f"pc1_variance_{m.name}"] = float(ratios[0])
             context.log.info(f"W_{m.name} {m.W.shape}: PCA PC1 {100 * ratios[0]:.1f}%, PC2 {100 * ratios[1]:.1f}%")
+        meta.update(publisher.summary())
+        meta["folder"] = MetadataValue.path(artifacts.store.url(experiment, "figures"))
         yield MaterializeResult(metadata=meta)
         problems = [
             f"{m.name}: {m.W.shape}" for m in matrices

@@ -9,14 +9,15 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     MaterializeResult,
-    MetadataValue,
     asset,
 )
 
 from inoc import figures
 from inoc.config import load_experiment
 from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
+from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from inoc_assets.table_metadata import table as table_md
 from warehouse import replace_rows
 from inoc_assets.stages import AGGREGATE, stage_tag
 
@@ -57,24 +58,23 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         with wh.writer() as conn:
             replace_rows(conn, "suppression", table.drop(columns=["experiment"]), {"experiment": experiment})
             replace_rows(conn, "suppression_by_batch", by_batch.drop(columns=["experiment"]), {"experiment": experiment})
-        extra = {}
+        publisher = FigurePublisher(artifacts.store, context.log)
         if by_batch.learning_rate.nunique() > 1:  # a learning-rate sweep
-            sweep = figures.suppression_vs_learning_rate(by_batch, f"{experiment}: suppression by learning rate")
-            extra = {"figure_by_learning_rate": MetadataValue.md(figures.markdown_image(sweep, "suppression_vs_learning_rate")),
-                     "figure_by_learning_rate_path": MetadataValue.path(
-                         artifacts.store.write_bytes(sweep, experiment, "figures", "suppression_vs_learning_rate.png"))}
-        png = figures.suppression_bars(table, f"{experiment}: suppression vs {table.control_run.iloc[0] if len(table) else 'control'}")
-        url = artifacts.store.write_bytes(png, experiment, "figures", "suppression.png")
+            publisher.publish("figure_by_learning_rate", figures.suppression_vs_learning_rate(by_batch, f"{experiment}: suppression by learning rate"),
+                              experiment, "figures", "suppression_vs_learning_rate.png")  # fmt: skip
+        control = table.control_run.iloc[0] if len(table) else "control"
+        publisher.publish("figure", figures.suppression_bars(table, f"{experiment}: suppression vs {control}"),
+                          experiment, "figures", "suppression.png")  # fmt: skip
         printable = format_suppression(table)
+        own = table[table.target == "trait"]
         yield MaterializeResult(
             metadata={
                 "n_rows": len(table),
                 "n_prompts": int(table.prompt_key.nunique()),
-                "table": MetadataValue.md(printable.to_markdown(index=False)),
-                "figure": MetadataValue.md(figures.markdown_image(png, "suppression")),
-                "figure_path": MetadataValue.path(url),
+                "table": table_md(printable),
+                **publisher.summary(),
+                **{f"mean_suppression_{t}": float(g.suppression.mean()) for t, g in own.groupby("prefix_type")},
                 "n_rows_by_batch": len(by_batch),
-                **extra,
             }
         )
         prompt_runs = runs[runs.prompt_key.notna() & runs.prompt_key.isin(cfg.prompt_keys)]

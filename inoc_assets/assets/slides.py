@@ -2,8 +2,8 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from inoc import figures
 from inoc.outcomes import heuristic_performance_table
+from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from slides.dataset import build_slides_dataset
 from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
@@ -55,17 +55,20 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         "PC1 and TruncatedSVD SV1 (experiments × prefix types, OLS line and 95% band), and the 2-D/3-D token-space "
         "prompt embeddings coloured by suppression.",
     )
-    def section1_figures(warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
-        meta = {}
+    def section1_figures(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
+        publisher = FigurePublisher(artifacts.store, context.log)
         with warehouse.warehouse.reader() as con:
-            pngs = {slide: slide_figure(con, slide) for slide in SLIDES}
+            built = {slide: slide_figure(con, slide) for slide in SLIDES}
             for slide in EMBEDDINGS:
                 for dims in (2, 3):
-                    pngs[f"{slide}_{dims}d"] = embedding_figure(con, slide, dims)
-            for name, png in pngs.items():
-                url = artifacts.store.write_bytes(png, "slides", f"section1_{name}.png")
-                meta[name] = MetadataValue.md(figures.markdown_image(png, name))
-        meta["folder"] = MetadataValue.path(url.rsplit("/", 1)[0])
+                    built[f"{slide}_{dims}d"] = embedding_figure(con, slide, dims)
+        for name, fig in built.items():
+            if fig is None:
+                publisher.not_drawn(name, "no experiment has both this predictor and a suppression for any prompt")
+            else:
+                publisher.publish(name, fig, "slides", f"section1_{name}.png")
+        meta = publisher.summary()
+        meta["folder"] = MetadataValue.path(artifacts.store.url("slides"))
         return MaterializeResult(metadata=meta)
 
     return [slides_dataset, section1_figures]

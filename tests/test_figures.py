@@ -1,0 +1,187 @@
+"""Figures fit for a slide: the check finds what it must (empty panels, small text, covered data,
+scatter colours without a legend), and every shipped figure built from a real import passes it."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import AssetKey, instance_for_test, materialize
+from PIL import Image
+
+from inoc import figures
+from inoc.config import load_experiment
+from inoc.experiment_figures import experiment_figures
+from inoc.figure_checks import empty_panels, figure_problems
+from inoc.figures import plt
+from warehouse import Warehouse, replace_rows
+
+REPO = Path(__file__).resolve().parent.parent
+IMPORTS = ["reference_gf_llama8b", "reference_pf_qwen7b"]
+
+
+def _kinds(fig) -> list[str]:
+    return sorted(p.kind for p in figure_problems(fig))
+
+
+def test_the_check_fails_on_a_deliberately_empty_panel():
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3))
+    axes[0].plot([0, 1, 2], [1, 3, 2])
+    axes[0].set_title("data")
+    axes[1].set_title("nothing")
+    axes[2].axhline(0, color="black")  # a reference line is not data
+    axes[2].text(0.5, 0.5, "0 point(s)", transform=axes[2].transAxes)
+    axes[2].set_title("reference line and a note")
+    axes[3].bar([0, 1], [np.nan, np.nan])  # bars of missing values draw nothing
+    axes[3].set_title("NaN bars")
+    assert empty_panels(fig) == ["nothing", "reference line and a note", "NaN bars"]
+    assert _kinds(fig) == ["empty_panel"] * 3
+    for ax in axes[1:]:
+        ax.set_visible(False)  # an omitted panel is not a problem
+    assert figure_problems(fig) == []
+    plt.close(fig)
+
+
+def test_the_check_finds_small_text_covered_data_and_unexplained_colours():
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(10), np.full(10, 5.0), label="a line")
+    ax.set_xlabel("x", fontsize=6)
+    ax.legend(loc="center")  # right on the line
+    assert _kinds(fig) == ["legend_covers_data", "small_text"]
+    ax.set_xlabel("x", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    assert figure_problems(fig) == []
+    plt.close(fig)
+
+    fig, (a, b) = plt.subplots(1, 2)
+    a.scatter([1, 2, 3], [1, 2, 3], c=["red", "green", "blue"])
+    sc = b.scatter([1, 2, 3], [3, 2, 1], c=[0.1, 0.5, 0.9])
+    assert _kinds(fig) == ["scatter_without_colour_legend"] * 2
+    fig.colorbar(sc, ax=b)
+    a.legend(["points"], loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    assert figure_problems(fig) == []
+    plt.close(fig)
+
+
+def test_render_makes_a_small_thumbnail_of_the_full_figure():
+    fig, ax = plt.subplots(figsize=(12, 6))
+    ax.plot(np.arange(100), np.sin(np.arange(100) / 7))
+    ax.set_title("a wide figure")
+    out = figures.render(fig)
+    full, thumb = Image.open(io.BytesIO(out.png)), Image.open(io.BytesIO(out.thumbnail))
+    assert full.width > figures.THUMBNAIL_PX and thumb.width == figures.THUMBNAIL_PX
+    assert abs(thumb.height / thumb.width - full.height / full.width) < 0.01
+    assert len(out.thumbnail) < len(out.png) / 2 and out.problems == []
+
+
+def test_smoothing_is_a_centred_moving_average():
+    y = np.array([0.0, 3.0, 6.0, 3.0, 0.0])
+    assert figures.smooth(y, 3).tolist() == pytest.approx([1.5, 3.0, 4.0, 3.0, 1.5])
+    assert figures.smooth(y, 1).tolist() == y.tolist()
+
+
+def test_angle_points_never_go_below_zero_and_empty_pair_types_are_left_out():
+    groups = pd.DataFrame({
+        "representation": ["raw"] * 3, "pair_type": ["within_group", "across_groups", "neutral_pairs"],
+        "mean_deg": [12.0, 80.0, np.nan], "std_deg": [30.0, 10.0, np.nan], "n_pairs": [6, 9, 0],
+    })  # fmt: skip
+    fig = figures.angle_bars(groups, "angles")
+    ax = fig.axes[0]
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["within group", "across groups"]
+    lows = [seg[0][1] for c in ax.collections for seg in c.get_segments()]
+    assert min(lows) == pytest.approx(0.0) and ax.get_ylim()[0] == 0
+    assert figure_problems(fig) == []
+    plt.close(fig)
+    assert figures.angle_bars(groups.iloc[2:], "angles") is None
+
+
+@pytest.fixture(scope="module")
+def reference_home(tmp_path_factory):
+    """Two real imports (the original study's result files) analysed by the real assets, figures included."""
+    from inoc.settings import shared_dir
+    from inoc_assets.assets.catalog import prompt_record
+    from inoc_assets.definitions import build_definitions
+    from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+
+    if shared_dir() is None:
+        pytest.skip("reference data not found")
+    home = tmp_path_factory.mktemp("figures_home")
+    (home / "dagster").mkdir()
+    resources = {
+        "warehouse": WarehouseResource(database=str(home / "warehouse.duckdb")),
+        "artifacts": ArtifactStoreResource(root=str(home / "artifacts")),
+    }
+    assets = list(build_definitions(REPO / "experiments", IMPORTS).assets)
+    slides = {AssetKey(["slides", "slides_dataset"]), AssetKey(["slides", "section1_figures"])}
+    first = [k for a in assets if a.partitions_def is None for k in a.keys if k not in slides]
+    wh = Warehouse(home / "warehouse.duckdb")
+    with instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        result = materialize(assets, selection=first, instance=instance, resources=resources)
+        # The prompt rows the partitioned `prompt` asset writes, which the slides dataset joins on.
+        with wh.writer() as conn:
+            for name in IMPORTS:
+                cfg = load_experiment(REPO / "experiments" / f"{name}.yaml")
+                replace_rows(conn, "prompts", pd.DataFrame([prompt_record(cfg, k) for k in cfg.prompt_keys]), {"experiment": name})
+        result2 = materialize(assets, selection=list(slides), instance=instance, resources=resources)
+    events = {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata
+        for r in (result, result2) for e in r.get_asset_materialization_events()
+    }  # fmt: skip
+    return home, wh, events
+
+
+def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
+    from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
+
+    _, wh, _ = reference_home
+    built: dict[str, plt.Figure] = {}
+    for name in IMPORTS:
+        cfg = load_experiment(REPO / "experiments" / f"{name}.yaml")
+        out = experiment_figures(wh.query, cfg, name)
+        built.update({f"{name}/{k}": v for k, v in out.figures.items()})
+        supp = wh.query("SELECT * FROM suppression WHERE experiment = ?", [name])
+        built[f"{name}/suppression"] = figures.suppression_bars(supp, f"{name}: suppression")
+    with wh.reader() as con:
+        for slide in SLIDES:
+            built[f"slides/{slide}"] = slide_figure(con, slide)
+        for slide in EMBEDDINGS:
+            built[f"slides/{slide}_2d"] = embedding_figure(con, slide, 2)
+    drawn = {k: v for k, v in built.items() if v is not None}
+    # The imports have data for these: a regression that stops drawing them must fail here.
+    for must in ("reference_pf_qwen7b/training_curves", "reference_pf_qwen7b/loss_curves", "reference_gf_llama8b/lls_grid",
+                 "reference_gf_llama8b/angle_bars", "reference_gf_llama8b/fixed_vs_mix_grid", "slides/elicitation", "slides/ph"):
+        assert must in drawn, f"{must} was not drawn"
+    problems = {k: [str(p) for p in figure_problems(fig)] for k, fig in drawn.items()}
+    for fig in drawn.values():
+        plt.close(fig)
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_figure_materializations_link_files_and_show_small_thumbnails(reference_home):
+    home, _, events = reference_home
+    seen = 0
+    for key in ("reference_gf_llama8b/figures", "reference_gf_llama8b/prompt_geometry", "reference_pf_qwen7b/suppression",
+                "slides/section1_figures"):
+        meta = events[key]
+        assert meta["figure_problems"].value == 0, meta.get("figure_problem_list")
+        assert meta["n_figures"].value >= 1
+        for label, value in meta.items():
+            if not label.endswith("_file"):
+                continue
+            name = label.removesuffix("_file")
+            path = Path(value.value)
+            assert path.is_file() and home in path.parents
+            md = meta[name].value
+            m = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,(?P<b64>[A-Za-z0-9+/=]+)\)", md)
+            assert m and len(md) < 120_000, (name, len(md))
+            with Image.open(path) as full, Image.open(io.BytesIO(__import__("base64").b64decode(m["b64"]))) as thumb:
+                assert thumb.width == min(full.width, figures.THUMBNAIL_PX), (name, thumb.size, full.size)
+            seen += 1
+    assert seen >= 6
+    # Key numbers are plain values the catalog can plot.
+    assert isinstance(events["reference_pf_qwen7b/suppression"]["mean_suppression_fixed"].value, float)
+    assert isinstance(events["reference_gf_llama8b/prompt_geometry"]["pc1_variance_fixed"].value, float)
