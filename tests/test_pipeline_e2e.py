@@ -176,6 +176,44 @@ def test_partitions_finished_before_the_kill_were_not_recomputed(study):
           f"resume took {study.resume_s:.0f} s")
 
 
+def _latest_metadata(instance, asset: str, partition: str | None = None) -> dict:
+    from dagster import AssetKey, AssetRecordsFilter
+
+    records = instance.fetch_materializations(AssetRecordsFilter(
+        asset_key=AssetKey(["toy_small", asset]), asset_partitions=[partition] if partition else None), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def test_every_partition_carries_its_own_results(study):
+    """What a partition shows in the UI is that prompt's or run's own numbers, equal to the warehouse's."""
+    elicitation = study.wh.query("SELECT * FROM elicitation_summary WHERE experiment = 'toy_small'")
+    heur = study.wh.query("SELECT * FROM prompt_heuristics WHERE experiment = 'toy_small' AND prefix_type = 'fixed'")
+    with study.instance() as instance:
+        assert set(instance.get_dynamic_partitions("toy_small__runs")) == {"corrected_inoculation/fixed",
+            "corrected_inoculation/mix", "had_fun_today/fixed", "the_sky_is_blue/fixed"}  # fmt: skip
+        shown = {}
+        for p in ("corrected_inoculation", "had_fun_today", "the_sky_is_blue"):
+            meta = _latest_metadata(instance, "elicitation", p)
+            row = elicitation[(elicitation.prompt_key == p) & (elicitation.trait == "Playful")].iloc[0]
+            assert meta["Playful_mean"] == pytest.approx(row["mean"], abs=1e-3)
+            assert meta["Playful_vs_baseline_pp"] == pytest.approx(row.relative_pp, abs=1e-3)
+            shown[p] = meta["Playful_mean"]
+            lp = _latest_metadata(instance, "logprobs", p)
+            ph = heur[(heur.prompt_key == p) & (heur.heuristic == "ph")].value.iloc[0]
+            assert lp["ph"] == pytest.approx(ph, abs=1e-4)
+        assert len(set(shown.values())) == 3  # not one batch-wide number copied onto every partition
+        run = _latest_metadata(instance, "runs", "corrected_inoculation/fixed")
+        losses = study.wh.query("SELECT loss FROM training_losses WHERE experiment = 'toy_small' "
+                                "AND run = 'corrected_inoculation/fixed' ORDER BY step").loss
+        assert run["run"] == "corrected_inoculation/fixed" and run["final_loss"] == pytest.approx(losses.iloc[-1], abs=1e-3)
+        scores = _latest_metadata(instance, "run_scores", "corrected_inoculation/fixed")
+        final = study.wh.query("SELECT mean FROM run_summary WHERE experiment = 'toy_small' AND run = "
+                               "'corrected_inoculation/fixed' AND condition = 'default' AND trait = 'French' "
+                               "ORDER BY step DESC LIMIT 1")["mean"].iloc[0]
+        assert scores["final_default_French"] == pytest.approx(final, abs=0.05)
+        assert isinstance(_latest_metadata(instance, "suppression")["table"].records, list)  # a table, not markdown
+
+
 def test_rerun_of_a_finished_study_skips_every_stage(study):
     out = study.inoc("main", "--experiment", "toy_small")
     assert out.returncode == 0, out.stderr[-3000:]
@@ -202,3 +240,67 @@ def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
     assert {"whimsical/fixed", "whimsical/mix"} <= set(after)
     supp = study.wh.query("SELECT DISTINCT prompt_key FROM suppression WHERE experiment = 'toy_small'").prompt_key
     assert "whimsical" in set(supp)
+
+
+def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(study, tmp_path):
+    """`inoc ui` on the finished study: GraphQL shows 0 missing partitions on every asset of the group and each
+    elicitation partition's own mean; screenshots of the group, a run partition and the suppression event."""
+    import shutil as _shutil
+
+    from test_ui import UI, _assert_not_blank, _free_port, _screenshot, _stop, _wait_until_ready
+
+    port, log = _free_port(), tmp_path / "inoc_ui.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "inoc.cli", "ui", "--port", str(port), "--experiment", "toy_small"],
+                                  env=study.env, cwd=study.root, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
+    try:
+        ui = UI(f"http://127.0.0.1:{port}", {}, log, tmp_path)
+        _wait_until_ready(ui, server)
+        nodes = ui.graphql(
+            """query($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path } isPartitioned
+                 partitionStats { numMaterialized numPartitions numFailed } } }""",
+            group={"groupName": "toy_small", "repositoryName": ui.repository, "repositoryLocationName": ui.location},
+        )["assetNodes"]
+        partitioned = {n["assetKey"]["path"][-1]: n["partitionStats"] for n in nodes if n["isPartitioned"]}
+        assert {"prompt", "elicitation", "logprobs", "runs", "run_eval", "run_scores"} <= set(partitioned)
+        for name, stats in partitioned.items():  # every partition is planned work, and all of it is done
+            assert stats["numPartitions"] > 0 and stats["numMaterialized"] == stats["numPartitions"], (name, stats)
+        assert partitioned["runs"]["numPartitions"] == len(study.wh.query(
+            "SELECT run FROM runs WHERE experiment = 'toy_small' AND prompt_key IS NOT NULL"))
+        node = ui.graphql(
+            """query($key: AssetKeyInput!, $parts: [String!]) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+                 latestMaterializationByPartition(partitions: $parts) { partition metadataEntries { label
+                   ... on FloatMetadataEntry { floatValue } } } } } }""",
+            key={"path": ["toy_small", "elicitation"]}, parts=["corrected_inoculation", "the_sky_is_blue"],
+        )["assetNodeOrError"]["latestMaterializationByPartition"]  # fmt: skip
+        means = {m["partition"]: next(e["floatValue"] for e in m["metadataEntries"] if e["label"] == "Playful_mean")
+                 for m in node}
+        summary = study.wh.query("SELECT prompt_key, mean FROM elicitation_summary WHERE experiment = 'toy_small' "
+                                 "AND trait = 'Playful'").set_index("prompt_key")["mean"]
+        for prompt, shown in means.items():
+            assert shown == pytest.approx(summary[prompt], abs=1e-3)
+        assert means["corrected_inoculation"] != means["the_sky_is_blue"]
+
+        chromium = next((c for c in ("chromium", "chromium-browser", "google-chrome") if _shutil.which(c)), None)
+        if chromium is None:
+            if os.environ.get("INOC_REQUIRE_CHROMIUM") == "1":
+                pytest.fail("INOC_REQUIRE_CHROMIUM=1 but no Chromium")
+            return
+        ui.graphql("mutation { setNuxSeen }")
+        shots = [
+            _screenshot(ui, chromium, f"/locations/{ui.location}/asset-groups/toy_small", "toy_group",
+                        ["toy_small", "elicitation", "suppression"]),
+            _screenshot(ui, chromium, "/assets/toy_small/run_scores?view=partitions&partition=corrected_inoculation%2Ffixed",
+                        "run_partition", ["corrected_inoculation/fixed", "final_default_French"]),
+            _screenshot(ui, chromium, "/assets/toy_small/suppression?view=events", "suppression_materialization",
+                        ["corrected_inoculation", "mean_suppression_fixed"]),
+        ]  # fmt: skip
+        for png in shots:
+            _assert_not_blank(png)
+        if target := os.environ.get("INOC_UI_SCREENSHOT_DIR"):
+            Path(target).mkdir(parents=True, exist_ok=True)
+            for png in shots:
+                _shutil.copy(png, Path(target) / png.name)
+    finally:
+        _stop(server)

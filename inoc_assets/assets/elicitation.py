@@ -32,6 +32,8 @@ from inoc_assets.resources import WarehouseResource
 from inoc_assets.work import completions, model_ref, run_job, work_dir
 from warehouse import replace_rows
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
+from inoc_assets.table_metadata import number
+from inoc_assets.table_metadata import table as table_md
 
 BASELINE = "neutral"
 
@@ -63,17 +65,36 @@ def _elicit(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse
         for name in names:
             replace_rows(conn, "elicitation_scores", table[table.prompt_key == name].drop(columns="prompt_key"),
                          {"experiment": exp, "prompt_key": name})
-    means = table.groupby(["prompt_key", "trait"]).score.mean().unstack()
-    for name in names:
-        context.log.info(f"elicitation {name}: " + ", ".join(f"{t} {means.loc[name, t]:.1f}" for t in means.columns))
+    summary = warehouse.warehouse.query(
+        f"SELECT * FROM elicitation_summary WHERE experiment = ? AND prompt_key IN ({', '.join('?' * len(names))})",
+        [exp, *names],
+    )
+    for partition, name in zip(keys, names):
+        own = summary[summary.prompt_key == name]
+        context.log.info(f"elicitation {name}: " + ", ".join(f"{r.trait} {r.mean:.1f}" for r in own.itertuples()))
+        # Each partition's own numbers (a batch of prompts is one job, but every prompt has its own results).
+        context.add_asset_metadata(prompt_metadata(own, judged_without_instruction=not shown[name]), partition_key=partition)
     meta = {
-        "means": MetadataValue.md(means.round(1).reset_index().to_markdown(index=False)),
-        "judged_without_instruction": [n for n in names if not shown[n]],
-        "stopped_fraction": result.marker_metadata.get("stopped_fraction"),
-        "n_completions": len(done),
-        **{f"judge_{t}": MetadataValue.json(j.summary()) for t, j in judged.items()},
+        "batch_prompts": len(names),  # the prompts this one generate job served
+        "batch_stopped_fraction": result.marker_metadata.get("stopped_fraction"),
+        "batch_completions": len(done),
+        **{f"batch_judge_{t}": MetadataValue.json(j.summary()) for t, j in judged.items()},
     }
     return table, meta
+
+
+def prompt_metadata(summary: pd.DataFrame, judged_without_instruction: bool) -> dict:
+    """One prompt's elicitation per trait: mean, 95% CI, n and the difference from the no-prefix baseline (pp)."""
+    meta: dict = {"judged_without_instruction": judged_without_instruction}
+    for r in summary.itertuples():
+        meta[f"{r.trait}_mean"] = number(r.mean)
+        meta[f"{r.trait}_vs_baseline_pp"] = number(r.relative_pp)
+        meta[f"{r.trait}_ci95"] = f"[{r.ci_lo:.1f}, {r.ci_hi:.1f}]" if pd.notna(r.ci_lo) else "n/a"
+        meta[f"{r.trait}_n"] = int(r.n)
+    shown = summary[["trait", "n", "n_nan", "mean", "ci_lo", "ci_hi", "relative_pp"]].rename(
+        columns={"relative_pp": "vs_baseline_pp"})
+    meta["elicitation"] = table_md(shown)
+    return meta
 
 
 def _sanity(cfg: ExperimentConfig, table: pd.DataFrame, n_eval: int, names: list[str]) -> AssetCheckResult:

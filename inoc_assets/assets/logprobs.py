@@ -24,6 +24,7 @@ from dagster import (
     asset,
 )
 
+from inoc.analysis.heuristics import perplexity_heuristic, pointwise_perplexity_drift
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs, logprob_sample_indices
 from inoc_assets.assets.data import TRAIN_FILE, control_sets, data_path, key, write_jsonl_path
@@ -34,6 +35,7 @@ from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
 from warehouse import replace_rows
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
+from inoc_assets.table_metadata import number
 
 TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
 
@@ -140,6 +142,28 @@ CHECK_DESC = ("Every logprob vector has one finite value per example of its set 
               "and single-trait sets), so the W matrices are complete.")
 
 
+def _paired(own: pd.DataFrame, base: pd.DataFrame, vector: str, baseline: str) -> tuple[np.ndarray, np.ndarray] | None:
+    a = own[own.vector == vector].set_index("example_idx").lp
+    b = base[base.vector == baseline].set_index("example_idx").lp
+    if a.empty or b.empty:
+        return None
+    joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
+    return joined.a.to_numpy(), joined.b.to_numpy()
+
+
+def prompt_logprob_metadata(own: pd.DataFrame, base: pd.DataFrame) -> dict:
+    """One prompt's PH (train_inoc − train_default; and W_mix's), PPD (control completions) and vector counts."""
+    meta: dict = {}
+    for name, vector, baseline, fn in (("ph", "train_inoc", "train_default", perplexity_heuristic),
+                                       ("ph_mix", "train_mix", "train_default", perplexity_heuristic),
+                                       ("ppd", "ctrl_inoc", "ctrl_default", pointwise_perplexity_drift)):
+        pair = _paired(own, base, vector, baseline)
+        meta[name] = number(fn(*pair)) if pair is not None else None
+    meta["n_vectors"] = int(own.vector.nunique())
+    meta["n_examples"] = len(own)
+    return meta
+
+
 def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
     base_key, k = key(experiment, "logprob_baseline"), key(experiment, "logprobs")
 
@@ -192,10 +216,14 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
         for pk in keys:
             _write(warehouse, experiment, vec, tokens, pk)
-        base = vec  # PH per prompt, for the log
-        for pk in keys:
-            context.log.info(f"{pk}: mean lp train_inoc {base[(base.prompt_key == pk) & (base.vector == 'train_inoc')].lp.mean():.4f}")
-        yield result.materialize_result(metadata={"n_prompts": len(keys), "n_pairs": len(pairs), "n_token_rows": len(tokens)})
+        base = warehouse.warehouse.query("SELECT vector, example_idx, lp FROM logprob_vectors "
+                                         "WHERE experiment = ? AND prompt_key IS NULL", [experiment])
+        for pk in keys:  # each partition gets its own prompt's PH and PPD, not the batch's
+            meta = prompt_logprob_metadata(vec[vec.prompt_key == pk], base)
+            context.log.info(f"{pk}: PH {meta['ph']}, PPD {meta['ppd']}")
+            context.add_asset_metadata(meta, partition_key=pk)
+        yield result.materialize_result(metadata={"batch_prompts": len(keys), "batch_pairs": len(pairs),
+                                                  "batch_token_rows": len(tokens)})
         yield _check(vec, expected)
 
     return [baseline, per_prompt]

@@ -44,6 +44,8 @@ from inoc_assets.partitions import parse_run_partition_key, run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
 from inoc_assets.stages import RUN, SETUP, stage_tag
+from inoc_assets.table_metadata import number
+from inoc_assets.table_metadata import table as table_md
 from warehouse import replace_rows
 
 TRAINING_FIELDS = (
@@ -124,10 +126,29 @@ def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans:
             }), {"experiment": cfg.name, "run": plan.run})  # fmt: skip
         context.log.info(f"{plan.run}: {m['total_steps']} steps, loss {m['first_loss']:.3f} → {m['final_loss']:.3f}"
                          f"{' (reused)' if result.reused else ''}")
-        meta[plan.run] = {"steps": m["total_steps"], "checkpoints": m["checkpoint_steps"],
-                          "first_loss": round(m["first_loss"], 4), "final_loss": round(m["final_loss"], 4),
-                          "reused": result.reused}
+        smooth = smoothed_losses(losses.loss)
+        curve = pd.DataFrame({"step": losses.step, "loss": losses.loss, "smoothed": smooth})
+        shown = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, min(len(curve), 12)).round().astype(int))]
+        meta[plan.run] = {
+            "steps": m["total_steps"], "checkpoints": MetadataValue.json(m["checkpoint_steps"]),
+            "first_loss": number(m["first_loss"]), "final_loss": number(m["final_loss"]),
+            "final_loss_smoothed": number(smooth.iloc[-1]) if len(smooth) else None,
+            "loss_curve": table_md(shown), "reused": result.reused,
+        }  # fmt: skip
     return meta
+
+
+def smoothed_losses(loss: pd.Series) -> pd.Series:
+    """A centred rolling mean over about a tenth of the run (at least 1 step): the trend under per-batch noise."""
+    window = max(1, len(loss) // 10)
+    return loss.rolling(window, min_periods=1, center=True).mean()
+
+
+def per_run(meta: dict[str, dict]) -> dict:
+    """Metadata of a partition's runs: flat keys for its one run, `<run> · key` when it holds several (a sweep)."""
+    if len(meta) == 1:
+        return {"run": next(iter(meta)), **next(iter(meta.values()))}
+    return {f"{run} · {k}": v for run, values in meta.items() for k, v in values.items()}
 
 
 def _trained(cfg: ExperimentConfig, plan: RunPlan) -> job_io.Marker:
@@ -151,8 +172,10 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
         spec = generate_spec(cfg, req, model=model_ref(cfg), temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
                               max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed, adapters=adapters)
         result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(cfg.name, "jobs", "eval", plan.slug))
-        meta[plan.run] = {"n_completions": result.marker_metadata.get("n_completions"), "steps": steps,
-                          "stopped_fraction": result.marker_metadata.get("stopped_fraction"), "reused": result.reused}
+        meta[plan.run] = {"n_completions": result.marker_metadata.get("n_completions"),
+                          "checkpoints": MetadataValue.json(steps), "n_requests": len(rows),
+                          "stopped_fraction": number(result.marker_metadata.get("stopped_fraction")),
+                          "reused": result.reused}
     return meta
 
 
@@ -184,7 +207,9 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
         final = summary.loc[summary.index.get_level_values("step").max()]
         context.log.info(f"{plan.run} final step: " + "; ".join(
             f"{cond}: " + ", ".join(f"{t} {v:.1f}" for t, v in row.items()) for cond, row in final.iterrows()))
-        meta[plan.run] = MetadataValue.md(summary.reset_index().to_markdown(index=False))
+        meta[plan.run] = {f"final_{cond}_{t}": number(v) for cond, row in final.iterrows() for t, v in row.items()}
+        meta[plan.run]["final_step"] = int(summary.index.get_level_values("step").max())
+        meta[plan.run]["by_step"] = table_md(summary.reset_index())
         frames.append(table.assign(run=plan.run))
     return meta, pd.concat(frames, ignore_index=True)
 
@@ -248,7 +273,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
         cfg = load_experiment(config_path)
         plans = _plans(context, cfg, control)
         meta = train(context, gpu_jobs, warehouse, artifacts, cfg, plans)
-        yield MaterializeResult(metadata={"runs": MetadataValue.json(meta)})
+        yield MaterializeResult(metadata=per_run(meta))
         yield _loss_check(cfg, plans)
 
     @asset(key=eval_k, group_name=experiment, partitions_def=partitions, pool="gpu", kinds={"json"}, tags=stage,
@@ -258,7 +283,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
     def eval_asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         meta = evaluate(context, gpu_jobs, artifacts, cfg, _plans(context, cfg, control))
-        return MaterializeResult(metadata={"evals": MetadataValue.json(meta)})
+        return MaterializeResult(metadata=per_run(meta))
 
     @asset(key=score_k, group_name=experiment, partitions_def=partitions, deps=[eval_k], kinds={"duckdb"}, tags=stage,
            description=f"Judge scores of {what}'s eval completions for every trait → `trait_scores` (NaN when a judge "
@@ -269,7 +294,7 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
         cfg = load_experiment(config_path)
         plans = _plans(context, cfg, control)
         meta, table = judge(context, warehouse, cfg, plans)
-        yield MaterializeResult(metadata={**meta, "n_scores": len(table), "n_nan": int(table.score.isna().sum())})
+        yield MaterializeResult(metadata={**per_run(meta), "n_scores": len(table), "n_nan": int(table.score.isna().sum())})
         yield _nan_check(cfg, table)
 
     return [run_asset, eval_asset, score_asset]
