@@ -116,7 +116,9 @@ class Tree:
 
     def kill(self) -> int:
         """SIGKILL everything left; the number of processes that were still alive."""
-        left = self.members() | ({(self.proc.pid, "")} if self.proc.poll() is None else set())
+        left = self.members()
+        if self.proc.poll() is None and all(pid != self.proc.pid for pid, _ in left):
+            left.add((self.proc.pid, ""))
         self._signal_group(signal.SIGKILL)
         for pid, start in left:
             if not start or _alive((pid, start)):
