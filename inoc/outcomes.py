@@ -77,12 +77,20 @@ def _suppression_rows(cfg: ExperimentConfig, finals: dict, control: str, run: st
     return rows
 
 
-def batch_control(cfg: ExperimentConfig, runs: pd.DataFrame, batch: str) -> str | None:
-    """The control run of one batch (its un-inoculated designated-control run), or None."""
+def batch_control(cfg: ExperimentConfig, runs: pd.DataFrame, batch: str, learning_rate: float | None = None) -> str | None:
+    """The control run of one batch (its un-inoculated designated-control run), or None. A sweep
+    file with one un-inoculated run per learning rate (the original's prefix sweep: default_lr_1e4,
+    default_lr_5e6) gives each rate's runs the control of their rate."""
     name = cfg.import_.control_run_key if cfg.import_ is not None else "no_inoculation"
-    mine = runs[(runs.batch == batch) & runs.prompt_key.isna()].run
-    match = [r for r in mine if r.rsplit("/", 1)[-1] == name]
-    return match[0] if match else None
+    mine = runs[(runs.batch == batch) & runs.prompt_key.isna() & runs.prefix_type.isna()]
+    match = [r for r in mine.run if r.rsplit("/", 1)[-1] == name]
+    if match:
+        return match[0]
+    if learning_rate is not None and not math.isnan(learning_rate):
+        same = mine[np.isclose(mine.learning_rate.astype(float), learning_rate)]
+        if len(same) == 1:
+            return same.run.iloc[0]
+    return None
 
 
 def suppression_by_batch(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -90,15 +98,15 @@ def suppression_by_batch(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.D
     row per rate; an import: one per original experiment file). Batches without a control are skipped."""
     finals = final_default_scores(scores)
     rows = []
-    for batch, in_batch in runs.groupby("batch", sort=False):
-        control = batch_control(cfg, runs, batch)
+    for (batch, rate), in_batch in runs.groupby(["batch", runs.learning_rate.fillna(-1.0)], sort=False):
+        lr = None if rate == -1.0 else float(rate)
+        control = batch_control(cfg, runs, batch, lr)
         if control is None:
             continue
-        lr = in_batch.learning_rate.dropna()
         for r in in_batch[in_batch.prompt_key.isin(cfg.prompt_keys)].itertuples():
             if not any((r.run, t.name) in finals for t in cfg.traits):
                 continue  # a run without scores (an import's failed run)
-            rows += [{**row, "batch": batch, "learning_rate": float(lr.iloc[0]) if len(lr) else np.nan}
+            rows += [{**row, "batch": batch, "learning_rate": np.nan if lr is None else lr}
                      for row in _suppression_rows(cfg, finals, control, r.run, r.prompt_key, r.prefix_type)]
     return pd.DataFrame(rows, columns=[*SUPPRESSION_COLUMNS, "batch", "learning_rate"])
 

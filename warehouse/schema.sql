@@ -57,24 +57,27 @@ CREATE TABLE IF NOT EXISTS training_losses (
     epoch           DOUBLE
 );
 
--- Base-model log-probabilities: mean per-token lp of each sampled completion (SPEC §9).
--- vector: train_default / ctrl_default (prompt_key NULL), train_inoc, ctrl_inoc, train_mix, ...
-CREATE TABLE IF NOT EXISTS logprob_vectors (
+-- Bulk tables (grow with examples × tokens) live in Parquet, one file per (experiment, prompt_key,
+-- vector) partition under <artifacts>/_warehouse/ (warehouse/bulk.py). `logprob_vectors` and
+-- `logprob_tokens` are views over exactly the files listed here; these two tables are the manifest.
+--   logprob_vectors(experiment, prompt_key, vector, example_idx, lp): base-model log-probabilities,
+--     mean per-token lp of each sampled completion (SPEC §9). vector: train_default / ctrl_default
+--     (prompt_key NULL), train_inoc, ctrl_inoc, train_mix, ...
+--   logprob_tokens(experiment, prompt_key, vector, example_idx, token_idx, lp): token-level (W_tokens).
+CREATE TABLE IF NOT EXISTS _bulk_files (
+    table_name      VARCHAR NOT NULL,         -- logprob_vectors | logprob_tokens
     experiment      VARCHAR NOT NULL,
-    prompt_key      VARCHAR,
+    prompt_key      VARCHAR,                  -- NULL: the no-prefix baseline
     vector          VARCHAR NOT NULL,
-    example_idx     INTEGER NOT NULL,
-    lp              DOUBLE
+    path            VARCHAR NOT NULL,         -- absolute path of the partition's Parquet file
+    n_rows          BIGINT NOT NULL,
+    written_at      DOUBLE NOT NULL           -- unix seconds
 );
 
--- Token-level log-probabilities (W_tokens); one row per completion token.
-CREATE TABLE IF NOT EXISTS logprob_tokens (
-    experiment      VARCHAR NOT NULL,
-    prompt_key      VARCHAR,
-    vector          VARCHAR NOT NULL,
-    example_idx     INTEGER NOT NULL,
-    token_idx       INTEGER NOT NULL,
-    lp              DOUBLE
+-- Files of replaced partitions, deleted by a later writer once no snapshot reader can still need them.
+CREATE TABLE IF NOT EXISTS _bulk_retired (
+    path            VARCHAR NOT NULL,
+    retired_at      DOUBLE NOT NULL
 );
 
 -- Suppression of each prompt's runs against the experiment's designated control (SPEC §11):
@@ -244,4 +247,38 @@ CREATE TABLE IF NOT EXISTS rephrasings (
     rephrasing      VARCHAR NOT NULL,
     source          VARCHAR NOT NULL,     -- generate | reference | organism
     pool            VARCHAR DEFAULT 'diverse'  -- diverse (mix runs) | close (close_mix runs)
+);
+
+-- Provenance of imported rows (`inoc import`, the imported_* assets): one row per (table, part,
+-- file). A part is the unit an import replaces: a batch for run-keyed tables, a prompt key (or
+-- '(baseline)') for elicitation and logprobs, a setting for elicitation_scores_by_setting. Rows of
+-- a part without an entry here were computed, and an import does not replace them unless asked.
+CREATE TABLE IF NOT EXISTS imports (
+    experiment      VARCHAR NOT NULL,
+    table_name      VARCHAR NOT NULL,
+    part            VARCHAR NOT NULL,
+    file            VARCHAR NOT NULL,
+    sha256          VARCHAR NOT NULL,
+    n_rows          BIGINT NOT NULL,
+    imported_at     TIMESTAMP NOT NULL
+);
+
+-- Jobs of imported runs (the original's job files): job id, status and pushed model repo.
+CREATE TABLE IF NOT EXISTS run_jobs (
+    experiment      VARCHAR NOT NULL,
+    run             VARCHAR NOT NULL,
+    job_id          VARCHAR NOT NULL,
+    status          VARCHAR,
+    model_repo      VARCHAR
+);
+
+-- Elicitation measured in another setting than `elicitation_scores` (setting 'system_prompt': the
+-- legacy PF file that applied each prompt as the system prompt, baseline 'neutral'; SPEC-DETAILED §2.6.3).
+CREATE TABLE IF NOT EXISTS elicitation_scores_by_setting (
+    experiment      VARCHAR NOT NULL,
+    setting         VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    instruction_idx INTEGER NOT NULL,
+    score           DOUBLE
 );

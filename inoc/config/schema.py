@@ -409,6 +409,19 @@ class ImportConfig(Strict):
     loss_files: dict[str, str] = Field(default_factory=dict, description="batch name → losses_*.json")
     em_scores_file: str | None = None
     em_losses_file: str | None = None
+    job_files: dict[str, str] = Field(default_factory=dict, description="batch name → job file (run → job id) → `run_jobs`")
+    elicitation_settings: dict[str, str] = Field(
+        default_factory=dict, description="setting → an elicitation file measured another way (e.g. system_prompt: "
+        "the legacy file that applied each prompt as the system prompt) → `elicitation_scores_by_setting`",
+    )
+    run_prompts: dict[str, str] = Field(
+        default_factory=dict, description="'<batch>/<run key>' → prompt key, for runs whose file does not name "
+        "their prompt (Exp 1's system-prompt run)",
+    )
+    pool_prompts: dict[str, str] = Field(
+        default_factory=dict, description="pool file name → prompt key, for sweep mix runs that name their "
+        "`rephrasings_path` (Exp 4's weak/strong pools)",
+    )
     note: str = Field("", description="caveat shown in figure titles (e.g. 'DEBUG run: 10 questions per cell')")
     run_prefix_types: dict[str, PrefixType] = Field(
         default_factory=dict, description="original run key → prefix type, for runs whose name does not say it "

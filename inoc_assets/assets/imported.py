@@ -1,8 +1,9 @@
 """Assets of experiments whose results are imported from files instead of computed.
 
-One asset per kind of result file (scores, elicitation, losses, logprobs). Each parses all of its
-files before writing, then replaces the experiment's rows in one transaction: a malformed file
-fails the step with the file and JSON path, and leaves the warehouse as it was.
+One asset per kind of result file (scores, elicitation, losses, jobs, logprobs). Each parses all of
+its files before writing, then replaces exactly the batches (prompt keys for elicitation and
+logprobs) its files hold, in one transaction: other batches stay, a malformed file fails the step
+with the file and JSON path and leaves the warehouse as it was.
 """
 
 from pathlib import Path
@@ -10,15 +11,17 @@ from pathlib import Path
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
 from inoc.config import load_experiment
-from inoc.importers.experiment import configured_kinds, nan_counts, parse_configured, results_dir, write_parsed
+from inoc.importers.experiment import ImportRefused, configured_kinds, counts, describe, nan_counts, parse_configured, results_dir, write_parsed
 from inoc.importers.reference import ReferenceFormatError
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.stages import SETUP, stage_tag
 
 DESCRIPTIONS = {
     "scores": "Run scores per (run, step, condition, trait, instruction) from scores_*.json → `runs`, `trait_scores`.",
-    "elicitation": "Base-model elicitation scores per prompt and trait → `elicitation_scores`.",
+    "elicitation": "Base-model elicitation scores per prompt and trait → `elicitation_scores` (other settings, "
+    "e.g. the legacy system-prompt file → `elicitation_scores_by_setting`).",
     "losses": "Training losses per run → `training_losses`.",
+    "jobs": "The original's training-job ids, status and model repos per run → `run_jobs`.",
     "logprobs": "Base-model logprob vectors (and token-level lps) → `logprob_vectors`, `logprob_tokens`.",
     "em_scores": "Coherence and alignment per (run, step, eval set, condition, question) → `runs`, `em_scores`.",
 }
@@ -44,12 +47,17 @@ def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefini
             parsed = parse_configured(cfg, kind)
         except (ReferenceFormatError, FileNotFoundError) as exc:
             raise Failure(description=f"import of {kind} for {experiment} failed, nothing written: {exc}") from None
-        with warehouse.warehouse.writer() as conn:
-            counts = write_parsed(conn, experiment, parsed)
+        try:
+            with warehouse.warehouse.writer() as conn:
+                reports = write_parsed(conn, experiment, parsed)
+        except ImportRefused as exc:
+            raise Failure(description=str(exc)) from None
         for note in parsed.notes:
             context.log.warning(note)
-        context.log.info(f"{experiment}: imported {counts} from {folder}")
-        meta = {f"rows_{t}": n for t, n in counts.items()}
+        lines = describe(reports)
+        context.log.info(f"{experiment}: imported from {folder}\n" + "\n".join(lines))
+        meta = {f"rows_{t}": n for t, n in counts(reports).items()}
+        meta["writes"] = MetadataValue.md("\n".join(f"- {line.strip()}" for line in lines))
         meta.update({f"nan_{t}": n for t, n in nan_counts(parsed).items()})
         meta["source_folder"] = MetadataValue.path(str(folder))
         if "runs" in parsed.tables:
