@@ -631,7 +631,7 @@ def parse_em_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY
                             }
                         )
                     )  # fmt: skip
-        runs.append(_run_row(batch, run, step_numbers, None))
+        runs.append(_run_row(batch, run.key, run.prompt_key, run.prefix_type, step_numbers, None))
     if not runs:
         w.fail("$", "every run in the file failed; nothing to import")
     out.add("runs", pd.DataFrame(runs))
