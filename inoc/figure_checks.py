@@ -33,7 +33,9 @@ class FigureProblem:
 
 def _panels(fig: Figure) -> list[Axes]:
     """Axes that are panels: visible, axis on, not a colorbar."""
-    return [ax for ax in fig.axes if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
+    # A 3-D axes draws its own axes (`_axis3don`) and keeps the 2-D frame (`axison`) off.
+    on = lambda ax: getattr(ax, "_axis3don", ax.axison)  # noqa: E731
+    return [ax for ax in fig.axes if ax.get_visible() and on(ax) and not hasattr(ax, "_colorbar")]
 
 
 def _name(ax: Axes, fig: Figure) -> str:

@@ -253,8 +253,22 @@ def training_curves(summary: pd.DataFrame, title: str, known: dict[str, str] | N
         ax.set_xlabel(xlabel)
     fig.suptitle(f"{title} · {n_steps} checkpoint(s) per run", fontsize=10)
     fig.tight_layout()
-    fig.legend(list(handles.values()), list(handles.keys()), loc="upper left", bbox_to_anchor=(1.0, 0.95), title="run")
+    _run_legend(fig, handles, 0.95)
     return fig
+
+
+MAX_LEGEND = 24  # run names beyond this are unreadable in a legend
+
+
+def _run_legend(fig: plt.Figure, handles: dict[str, object], y: float) -> None:
+    """One legend for all panels, right of them; with many runs only the controls are named (and the title says so)."""
+    if len(handles) > MAX_LEGEND:
+        handles = {k: v for k, v in handles.items() if k.endswith("(control)")}
+        title = f"runs (colours; {MAX_LEGEND}+ runs, only controls named)"
+    else:
+        title = "run"
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="upper left", bbox_to_anchor=(1.0, y), title=title)
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -294,7 +308,7 @@ def loss_curves(losses: pd.DataFrame, title: str, known: dict[str, str] | None =
     smoothing = f"moving average over {window} steps, raw loss faint" if window > 1 else "raw loss"
     fig.suptitle(f"{title} ({smoothing})", fontsize=10)
     fig.tight_layout()
-    fig.legend(list(handles.values()), list(handles.keys()), loc="upper left", bbox_to_anchor=(1.0, 0.92), title="run")
+    _run_legend(fig, handles, 0.92)
     return fig
 
 

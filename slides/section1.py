@@ -84,7 +84,7 @@ def slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | Non
         for role in dict.fromkeys(roles):
             sel = np.array([r == role for r in roles])
             roles_seen.setdefault(role, ax.scatter(x[sel], y[sel], color=ROLE_COLORS[role], s=16, zorder=2))
-        traits = ", ".join(sorted(sub.trait[sub.target == "trait"].unique()))
+        traits = ", ".join(sorted(sub.trait_name[sub.target == "trait"].unique()))
         if len(x) < 3 or np.ptp(x) == 0:
             ax.set_title(f"{exp} · {prefix_type} ({traits})   n = {len(x)}: no fit")
             continue
@@ -123,7 +123,7 @@ def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) 
     for i, (exp, prefix_type, sub) in enumerate(panels):
         kw = {"projection": "3d"} if dims == 3 else {}
         ax = fig.add_subplot(rows, 2, i + 1, **kw)
-        traits = ", ".join(sorted(sub.trait.unique()))
+        traits = ", ".join(sorted(sub.trait_name.unique()))
         ax.set_title(f"{exp} · {prefix_type} ({traits})")
         names = [f"{label} {k}{_variance_label(con, exp, prefix_type, method) if k == 1 else ''}" for k in range(1, dims + 1)]
         ax.set_xlabel(names[0])
