@@ -9,6 +9,7 @@ It works the same on imported and computed logprobs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,12 @@ from inoc.config import ExperimentConfig
 POINT_COMPONENTS = 5
 TOKEN_COMPONENTS = 3
 REPRESENTATIONS = {"raw": "raw", "pca": "pca2", "svd": "svd2"}
+
+
+class TokenSource(Protocol):
+    def prompt_keys(self, vector: str) -> set[str]: ...
+
+    def lists(self, prompt_key: str | None, vector: str) -> list[np.ndarray]: ...
 
 
 @dataclass
@@ -55,26 +62,41 @@ def point_matrices(cfg: ExperimentConfig, vectors: pd.DataFrame) -> list[WMatrix
     return out
 
 
-def token_matrices(cfg: ExperimentConfig, tokens: pd.DataFrame) -> list[WMatrix]:
-    """Token-level W: per-token lp differences of every sampled completion, concatenated per prompt."""
-    if tokens.empty:
-        return []
+class FrameTokens:
+    """`logprob_tokens` rows held in a DataFrame, as a token source for `token_matrices`."""
 
-    def lists(frame: pd.DataFrame) -> list[np.ndarray]:
-        frame = frame.sort_values(["example_idx", "token_idx"])
-        return [g.lp.to_numpy(float) for _, g in frame.groupby("example_idx", sort=True)]
+    def __init__(self, tokens: pd.DataFrame):
+        self.tokens = tokens
 
-    default = lists(tokens[tokens.prompt_key.isna() & (tokens.vector == "train_default")])
+    def prompt_keys(self, vector: str) -> set[str]:
+        return set(self.tokens.prompt_key[self.tokens.vector == vector].dropna())
+
+    def lists(self, prompt_key: str | None, vector: str) -> list[np.ndarray]:
+        t = self.tokens
+        rows = t[(t.prompt_key.isna() if prompt_key is None else t.prompt_key == prompt_key) & (t.vector == vector)]
+        rows = rows.sort_values(["example_idx", "token_idx"])
+        return [g.lp.to_numpy(float) for _, g in rows.groupby("example_idx", sort=True)]
+
+
+def token_matrices(cfg: ExperimentConfig, tokens: "pd.DataFrame | TokenSource") -> list[WMatrix]:
+    """Token-level W: per-token lp differences of every sampled completion, concatenated per prompt.
+
+    `tokens` is a DataFrame of `logprob_tokens` rows or any source with `prompt_keys(vector)` and
+    `lists(prompt_key, vector)` (per-example lp arrays): the warehouse's Parquet partitions are read one
+    (prompt, vector) at a time, so the full token table never exists as one frame.
+    """
+    source = FrameTokens(tokens) if isinstance(tokens, pd.DataFrame) else tokens
+    default = source.lists(None, "train_default")
     if not default:
         return []
     out = []
     for name, vector in (("fixed_tokens", "train_inoc"), ("mix_tokens", "train_mix")):
-        rows = tokens[tokens.vector == vector]
-        keys = _ordered(cfg, set(rows.prompt_key.dropna()))
+        keys = _ordered(cfg, source.prompt_keys(vector))
         if len(keys) < 2:
             continue
-        per_prompt = [lists(rows[rows.prompt_key == k]) for k in keys]
+        per_prompt = [source.lists(k, vector) for k in keys]
         out.append(WMatrix(name, keys, token_weight_matrix(default, per_prompt, align="pad")))
+        del per_prompt
     return out
 
 
