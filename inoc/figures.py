@@ -64,7 +64,8 @@ def _thumbnail(png: bytes) -> bytes:
     if img.width > THUMBNAIL_PX:
         img = img.resize((THUMBNAIL_PX, round(img.height * THUMBNAIL_PX / img.width)), Image.LANCZOS)
     buf = io.BytesIO()
-    img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    # Octree keeps the few saturated marker colours that median-cut merges into grey on a white figure.
+    img.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
