@@ -253,3 +253,13 @@ def test_inoc_sql_never_fails_while_a_writer_writes(tmp_path):
     # Every read saw whole writes: complete runs of 400 scores, and one whole token partition (or none yet).
     assert set(outputs) <= {"0,0,0", "0,3000,1"}, outputs
     assert "0,3000,1" in outputs
+
+
+def test_two_catalogues_in_one_folder_keep_their_own_bulk_files(tmp_path):
+    a, b = Warehouse(tmp_path / "a.duckdb"), Warehouse(tmp_path / "b.duckdb")
+    assert a.bulk_root != b.bulk_root
+    with a.writer() as conn:
+        replace_rows(conn, "logprob_tokens", _tokens({"train_inoc": [3]}), {"experiment": "e", "prompt_key": "p"})
+    with b.writer():  # b's garbage collection must not see a's files as its own orphans
+        pass
+    assert len(_all(a)) == 3

@@ -45,7 +45,6 @@ PARTITION = ("experiment", "prompt_key", "vector")
 RETIRE_GRACE_S = 600.0
 #: Rows per Parquet row group: readers stream one group at a time (bounded memory).
 ROW_GROUP_ROWS = 1 << 20
-DIR_NAME = "_warehouse"
 
 
 class BulkError(ValueError):
@@ -53,9 +52,12 @@ class BulkError(ValueError):
 
 
 def bulk_root_for(db_path: str | Path) -> Path:
-    """The bulk store of the catalogue at `db_path`: `<its folder>/artifacts/_warehouse`, i.e. the
-    default artifact store's `_warehouse` folder (`$INOC_HOME/artifacts/_warehouse`)."""
-    return Path(db_path).resolve().parent / "artifacts" / DIR_NAME
+    """The bulk store of the catalogue at `db_path`: `<its folder>/artifacts/_<its stem>`, so
+    `$INOC_HOME/artifacts/_warehouse` (the default artifact store) for `warehouse.duckdb`. Named by
+    the stem because a writer deletes every file of its store that its manifest does not list: two
+    catalogues in one folder must not share a store."""
+    path = Path(db_path).resolve()
+    return path.parent / "artifacts" / f"_{path.stem}"
 
 
 def db_path(conn: duckdb.DuckDBPyConnection) -> Path:

@@ -31,7 +31,7 @@ import pandas as pd
 from warehouse import bulk
 
 SQL_DIR = Path(__file__).resolve().parent
-SNAPSHOT_NAME = "warehouse_snapshot.duckdb"
+SNAPSHOT_NAME = "warehouse_snapshot.duckdb"  # of the default warehouse.duckdb
 
 ConnectionFactory = Callable[[], ContextManager[duckdb.DuckDBPyConnection]]
 
@@ -166,7 +166,8 @@ class Warehouse:
 
     def __init__(self, path: str | Path, connect: ConnectionFactory | None = None):
         self.path = Path(path)
-        self.snapshot_path = self.path.with_name(SNAPSHOT_NAME)
+        # <stem>_snapshot.duckdb: warehouse_snapshot.duckdb for the default file; two catalogues in one folder keep their own
+        self.snapshot_path = self.path.with_name(f"{self.path.stem}_snapshot.duckdb")
         self.lock_path = self.path.with_name(self.path.stem + ".lock")
         self.bulk_root = bulk.bulk_root_for(self.path)
         self._connect = connect or _default_factory(self.path)
