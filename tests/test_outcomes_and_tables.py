@@ -226,7 +226,7 @@ def test_a_scatter_panel_whose_x_is_constant_is_drawn_without_a_fit(monkeypatch)
     monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
                         lambda self, label, *a, **k: titles.append(label), raising=True)
     frame = pd.DataFrame({"flat": [0.5] * 5, "varied": [1.0, 2.0, 3.0, 4.0, 6.0], "y": [10.0, 20.0, 25.0, 41.0, 60.0]})
-    png = figures.scatter_grid(frame, ["flat", "varied"], "y", "suppression (pp)", "t")
+    png = figures.render(figures.scatter_grid(frame, ["flat", "varied"], "y", "suppression (pp)", "t")).png
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "no fit: flat is 0.5 for all n = 5" in titles
     assert any(t.startswith("r = +0.9") and t.endswith("n = 5") for t in titles)
