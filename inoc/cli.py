@@ -86,8 +86,11 @@ def _ui_selection(args: argparse.Namespace) -> tuple[list[str], str]:
 
     if args.all_experiments:
         return [ALL], "--all-experiments"
-    if args.experiment:
-        return [w for raw in args.experiment for w in parse_selection(raw) or []], "--experiment"
+    if args.experiment is not None:
+        words = [w for raw in args.experiment for w in parse_selection(raw) or []]
+        if not words:
+            raise UserError("--experiment: give an experiment name (or `local`, `all`)")
+        return words, "--experiment"
     env = parse_selection(settings.experiment_selection())
     return (env, "INOC_EXPERIMENTS") if env else ([LOCAL], "the default")
 
