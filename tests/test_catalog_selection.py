@@ -107,6 +107,8 @@ def test_inoc_ui_refuses_an_unknown_experiment_and_a_busy_port(inoc_home, experi
     unknown = _inoc("ui", "--experiment", "toy", "--experiment", "nope")
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "Traceback" not in unknown.stderr
     assert unknown.stderr.startswith("inoc: --experiment: no experiment 'nope' (expected a comma-separated list of: local, all,")
+    empty = _inoc("ui", "--experiment", "")  # once started the UI with no experiment at all
+    assert empty.returncode == 2 and empty.stderr == "inoc: --experiment: give an experiment name (or `local`, `all`)\n"
     from_env = _inoc("ui", INOC_EXPERIMENTS="nope")
     assert from_env.returncode == 2 and from_env.stderr.startswith("inoc: INOC_EXPERIMENTS: no experiment 'nope'")
     with socket.socket() as busy:
