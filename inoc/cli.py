@@ -310,6 +310,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_log_level(p: argparse.ArgumentParser) -> None:
+    """`inoc main` / `inoc backfill`: which Dagster events reach the console (the log file keeps all)."""
+    p.add_argument("--log-level", type=str.lower, default="warning",
+                   choices=("debug", "info", "warning", "error", "critical"),
+                   help="Dagster events shown on the console besides the stage lines and progress bars "
+                   "(default: warning; debug shows every event). The full output of every run is in "
+                   "$INOC_HOME/logs/, named on failure and at the end")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inoc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -332,14 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("main", help="run the main job on the embedded default and print the suppression table")
     p.add_argument("--experiment", action="append", help="experiment to run (repeatable; default: toy)")
-    p.add_argument("--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)")
+    _add_log_level(p)
     p.set_defaults(fn=cmd_main)
 
     p = sub.add_parser("backfill", help="compute only the given prompts of an experiment (a new prompt), then "
                        "its aggregates; prints the executed step count")
     p.add_argument("experiment")
     p.add_argument("--prompt", action="append", required=True, help="prompt key (repeatable)")
-    p.add_argument("--log-level", default="WARNING")
+    _add_log_level(p)
     p.set_defaults(fn=cmd_backfill)
 
     p = sub.add_parser("rehearse", help="run a real study's whole asset graph on this CPU with a stand-in model and "

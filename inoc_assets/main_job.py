@@ -9,8 +9,13 @@ control completions, baselines, the control run), the prompt stages over all pro
 
 Resumable: a stage or partition whose latest materialization came from a run of the same config
 (tag ``inoc/config_digest``) is skipped, so a rerun after a kill does only what is missing; within
-a stage the gpu_jobs reuse finished outputs by spec hash. Import experiments
-(``reference_*``) are imported and analysed instead.
+a stage the gpu_jobs reuse finished outputs by spec hash. The aggregates and the slides run only
+when an input changed (``inoc_assets.freshness``: the upstream materializations they last consumed),
+so a rerun of a finished study materializes nothing. Import experiments (``reference_*``) are
+imported and analysed instead.
+
+What it prints (``inoc_assets.stage_runner``): one line per stage and run partition with live
+progress, the raw output of Dagster and the work in a log file under ``$INOC_HOME/logs/``.
 """
 
 from __future__ import annotations
@@ -26,23 +31,14 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_all
 from inoc.outcomes import format_suppression
 from inoc_assets.assets.catalog import config_digest
-from inoc_assets.runner import run_assets
+from inoc_assets.freshness import stale_assets
+from inoc_assets.stage_runner import PID_TAG, MainJobError, Runner, recover_dead_runs  # noqa: F401 (re-exported)
 from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
 from inoc_assets.partitions import run_partition_key
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync
 from warehouse import Warehouse
 
 MAIN_EXPERIMENTS = ("toy",)
-PID_TAG = "inoc/pid"
-
-
-
-class MainJobError(Exception):
-    pass
-
-
-def _step(msg: str) -> None:
-    print(f"[inoc] {msg}", flush=True)
 
 
 def stage_selection(group: str, stage: str) -> list[AssetKey]:
@@ -50,13 +46,6 @@ def stage_selection(group: str, stage: str) -> list[AssetKey]:
     from inoc_assets.definitions import defs
 
     return stage_keys(group_specs(defs, group), stage)
-
-
-def _root_message(error) -> str:
-    """The message of the innermost cause of a step's serializable error."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
 
 
 def stages_for(cfg: ExperimentConfig) -> tuple[str, ...]:
@@ -75,68 +64,6 @@ def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, dige
     if run is None:  # a runless materialization: one migrated from a legacy run partition carries the digest itself
         return (records[0].asset_materialization.tags or {}).get(DIGEST_TAG) == digest
     return run.tags.get(DIGEST_TAG) == digest
-
-
-def recover_dead_runs(instance: DagsterInstance) -> list[str]:
-    """Fail the runs a killed `inoc main`/`inoc backfill` left behind, freeing their pool slots.
-
-    A run whose process died (SIGKILL, a crash, a machine reboot) stays STARTED forever and keeps its
-    concurrency slots (pool `gpu`), so every later GPU step would wait for them. Runs this CLI
-    launches carry the launching process id; when that process is gone the run is dead. Runs launched
-    from the UI are the daemon's to monitor.
-    """
-    from dagster import DagsterRunStatus, RunsFilter
-
-    dead = []
-    active = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
-    for run in instance.get_runs(RunsFilter(statuses=active)):
-        pid = run.tags.get(PID_TAG)
-        if pid is None or _alive(int(pid)):
-            continue
-        instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone; marked failed by inoc")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        dead.append(run.run_id)
-    return dead
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class Runner:
-    def __init__(self, instance: DagsterInstance, log_level: str, in_process: bool = False):
-        """``in_process``: every run in this process (no interpreter per step): a small study's stages
-        are then bound by their work, not by start-up (the rehearsal)."""
-        self.instance, self.log_level, self.in_process = instance, log_level, in_process
-        self.n_runs = 0
-        self.n_steps = 0
-        dead = recover_dead_runs(instance)
-        if dead:
-            _step(f"marked {len(dead)} run(s) of a killed earlier job as failed and freed their GPU slots")
-
-    def __call__(self, selection: Sequence[AssetKey], what: str, **kwargs) -> None:
-        started = time.time()
-        kwargs["tags"] = {**kwargs.get("tags", {}), PID_TAG: str(os.getpid())}
-        if self.in_process:
-            kwargs["in_process"] = True
-        result = run_assets(self.instance, list(selection), log_level=self.log_level, **kwargs)
-        self.n_runs += 1
-        self.n_steps += sum(1 for e in result.all_events if e.is_step_success)
-        if not result.success:
-            failures = [e for e in result.all_events if e.is_step_failure]
-            failed = [e.step_key for e in failures]
-            # the first failure's own message (a Failure names the file or field to fix), not Dagster's wrapper
-            why = next((_root_message(e.step_failure_data.error) for e in failures
-                        if e.step_failure_data and e.step_failure_data.error), "")
-            raise MainJobError(f"{what}: run {result.run_id} failed at {failed}"
-                               + (f": {why}" if why else "") + "; see `inoc ui` → Runs for its logs")
-        _step(f"  {what}: done in {time.time() - started:.0f} s")
 
 
 def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
@@ -158,17 +85,17 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
     counts = {"runs": 0, "skipped": 0}
     setup, prompt_stage, run_stage = (stage_selection(exp, s) for s in (SETUP, PROMPT, RUN))
     if all(_fresh(instance, k, None, digest) for k in setup):
-        _step(f"{exp}: experiment-level stages are up to date")
+        run.say(f"{exp}: experiment-level stages are up to date")
         counts["skipped"] += 1
     else:
-        _step(f"{exp}: base model, instructions, training data, control sets, baselines, control run")
+        run.say(f"{exp}: base model, instructions, training data, control sets, baselines, control run")
         run(setup, "experiment-level stages", tags=tags, max_concurrent=2)
         counts["runs"] += 1
     done(SETUP)
     keys = list(prompts) if prompts is not None else cfg.prompt_keys
     todo = [p for p in keys if not all(_fresh(instance, k, p, digest) for k in prompt_stage)]
     if todo:
-        _step(f"{exp}: rephrasings, elicitation and logprobs of {len(todo)} prompt(s)")
+        run.say(f"{exp}: rephrasings, elicitation and logprobs of {len(todo)} prompt(s)")
         ordered = [p for p in instance.get_dynamic_partitions(f"{exp}__prompts") if p in todo]
         if ordered == todo and len(todo) > 1 and _contiguous(instance, exp, todo):
             run(prompt_stage, "prompt stages", partition_range=(todo[0], todo[-1]), tags=tags)
@@ -177,24 +104,57 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
             for p in todo:
                 run(prompt_stage, f"prompt stages of {p}", partition_key=p, tags=tags)
                 counts["runs"] += 1
+    elif keys:
+        run.say(f"{exp}: prompt stages of {len(keys)} prompt(s) are up to date")
     counts["skipped"] += len(keys) - len(todo)
     done(PROMPT)
     partitions = [(p, t) for p, t in cfg.run_partition_keys() if p in keys]
+    fresh_runs = 0
     for i, (p, t) in enumerate(partitions, 1):
         pk = run_partition_key(p, t)
         if all(_fresh(instance, k, pk, digest) for k in run_stage):
             counts["skipped"] += 1
+            fresh_runs += 1
             continue
-        _step(f"{exp}: run {i}/{len(partitions)}: {p} / {t} (train → eval → judge)")
+        run.say(f"{exp}: run {i}/{len(partitions)}: {p} / {t} (train → eval → judge)")
         run(run_stage, f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
         counts["runs"] += 1
+    if fresh_runs:
+        run.say(f"{exp}: {fresh_runs} of {len(partitions)} run(s) are up to date")
     done(RUN)
     if aggregates:
-        _step(f"{exp}: suppression, prompt geometry and figures")
-        run(stage_selection(exp, AGGREGATE), "aggregates", tags=tags, max_concurrent=1)
-        counts["runs"] += 1
+        if run_aggregates(instance, run, exp, tags):
+            counts["runs"] += 1
+        else:
+            counts["skipped"] += 1
         done(AGGREGATE)
     return counts
+
+
+def run_aggregates(instance: DagsterInstance, run: Runner, exp: str, tags: dict[str, str]) -> bool:
+    """The aggregates of ``exp`` whose inputs or config changed, and what depends on them; False when
+    all are up to date (nothing ran)."""
+    digest = tags.get(DIGEST_TAG)
+    keys = stage_selection(exp, AGGREGATE)
+    todo = stale_assets(instance, keys, lambda k: digest is None or _fresh(instance, k, None, digest))
+    if not todo:
+        run.say(f"{exp}: aggregates are up to date (no input changed)")
+        return False
+    names = ", ".join(k.path[-1] for k in todo)
+    run.say(f"{exp}: aggregates: {names}")
+    run(todo, "aggregates", tags=tags, max_concurrent=1)
+    return True
+
+
+def run_slides(instance: DagsterInstance, run: Runner) -> bool:
+    """The cross-experiment slides assets whose inputs changed; False when all are up to date."""
+    todo = stale_assets(instance, stage_selection("slides", SLIDES))
+    if not todo:
+        run.say("slides: up to date (no input changed)")
+        return False
+    run.say(f"slides: {', '.join(k.path[-1] for k in todo)} (slides dataset, heuristic performance, section-1 figures)")
+    run(todo, "slides")
+    return True
 
 
 def _contiguous(instance: DagsterInstance, exp: str, keys: list[str]) -> bool:
@@ -207,7 +167,7 @@ def _contiguous(instance: DagsterInstance, exp: str, keys: list[str]) -> bool:
 def _run_import(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner) -> None:
     exp = cfg.name
     setup, aggregate, prompt = (stage_selection(exp, s) for s in stages_for(cfg))
-    _step(f"{exp}: importing and analysing the original study's result files ({len(setup) + len(aggregate)} assets)")
+    run.say(f"{exp}: importing and analysing the original study's result files ({len(setup) + len(aggregate)} assets)")
     run(setup + aggregate, "import and analysis")
     keys = cfg.prompt_keys
     run(prompt, f"{len(keys)} prompts", partition_range=(keys[0], keys[-1]))
@@ -266,7 +226,7 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
             print(format_checks(study_checks(cfg, wh)))
 
 
-def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING") -> Runner:
+def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning") -> Runner:
     """Compute only the given prompts' partitions (prompt stages and runs), then the aggregates."""
     settings.prepare_dagster_home()
     catalog = load_all(settings.experiments_dir())
@@ -286,27 +246,30 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "WARNING"
         if missing:
             raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
                                f"{experiment}` (the full pipeline) first")
-        _step(f"{experiment}: backfilling {', '.join(prompts)}")
+        run.say(f"{experiment}: backfilling {', '.join(prompts)}")
+        tags = {DIGEST_TAG: config_digest(cfg)}  # so a later `inoc main` finds these partitions up to date
         for p in prompts:
-            _run_partitions(instance, cfg, run, p)
-        _step(f"{experiment}: suppression, prompt geometry and figures")
-        run(stage_selection(experiment, AGGREGATE), "aggregates", max_concurrent=1)
+            _run_partitions(instance, cfg, run, p, tags)
+        run_aggregates(instance, run, experiment, tags)
     run.wall_s = time.time() - started
-    _step(f"backfill done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s")
+    run.say(f"backfill done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s")
     return run
 
 
-def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runner", prompt: str) -> None:
+def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runner", prompt: str,
+                    tags: dict[str, str]) -> None:
     """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes)."""
     exp = cfg.name
-    run(stage_selection(exp, PROMPT), f"prompt stages of {prompt}", partition_key=prompt)
+    run.say(f"{exp}: prompt stages of {prompt} (rephrasings, elicitation, logprobs)")
+    run(stage_selection(exp, PROMPT), f"prompt stages of {prompt}", partition_key=prompt, tags=tags)
     for p, t in cfg.run_partition_keys():
         if p == prompt:
             pk = run_partition_key(p, t)
-            run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, in_process=True)
+            run.say(f"{exp}: run {p} / {t} (train → eval → judge)")
+            run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
 
 
-def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WARNING") -> Runner:
+def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "warning") -> Runner:
     home = settings.prepare_dagster_home()
     catalog = load_all(settings.experiments_dir())
     missing = [e for e in experiments if e not in catalog.configs]
@@ -320,19 +283,22 @@ def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "WA
     with DagsterInstance.get() as instance:
         plan = plan_sync(instance, settings.experiments_dir())
         apply_sync(instance, plan)
-        _step(f"registered {plan.n_added} new prompt partition(s)")
         run = Runner(instance, log_level)
+        if plan.n_added:
+            run.say(f"registered {plan.n_added} new partition(s)")
         for exp in experiments:
             cfg = catalog.configs[exp]
             if cfg.is_import:
                 _run_import(instance, cfg, run)
             else:
                 run_pipeline(instance, cfg, run)
-        _step("building the slides dataset, heuristic performance and section-1 figures")
-        run(stage_selection("slides", SLIDES), "slides")
+        run_slides(instance, run)
     print_tables(Warehouse(settings.warehouse_path()), catalog, experiments)
+    did = (f"{run.n_steps} steps in {run.n_runs} Dagster runs" if run.n_runs
+           else "nothing to materialize: every stage was up to date")
     print(
-        f"\nDone in {time.time() - started:.0f} s ({run.n_steps} steps in {run.n_runs} Dagster runs).\n"
+        f"\nDone in {time.time() - started:.0f} s ({did}).\n"
+        f"  log       : {run.log_path if run.n_runs else 'none (no run)'}\n"
         f"  warehouse : {settings.warehouse_path()}  (query with: inoc sql \"SELECT * FROM suppression LIMIT 5\")\n"
         f"  figures   : {settings.artifact_root()}/<experiment>/figures/ and {settings.artifact_root()}/slides/\n"
         f"  Dagster   : DAGSTER_HOME={home}  (open with: inoc ui)"
