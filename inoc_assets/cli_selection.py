@@ -102,4 +102,3 @@ def check_partition_args(selection: Selection, store: DynamicPartitionsStore, pa
         raise SelectionProblem(f"{first} is partitioned ({_partitions_name(pdef)}: {shown}): pass --partition KEY or --all-partitions")
     if partition and partition not in keys:
         raise SelectionProblem(f"--partition {partition}: no such partition of {_partitions_name(pdef)} (have: {shown})")
-
