@@ -215,10 +215,35 @@ def test_every_partition_carries_its_own_results(study):
 
 
 def test_rerun_of_a_finished_study_skips_every_stage(study):
+    with study.instance() as instance:
+        runs_before = instance.get_runs_count()
     out = study.inoc("main", "--experiment", "toy_small")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "experiment-level stages are up to date" in out.stdout
     assert "rephrasings, elicitation and logprobs" not in out.stdout and "train → eval → judge" not in out.stdout
+    # the aggregates and slides too: their inputs are unchanged, so not one Dagster run is launched
+    assert "toy_small: aggregates are up to date" in out.stdout and "slides: up to date" in out.stdout
+    assert "nothing to materialize: every stage was up to date" in out.stdout
+    with study.instance() as instance:
+        assert instance.get_runs_count() == runs_before
+    before_tables = out.stdout.split("\n== ", 1)[0].strip().splitlines()
+    assert len(before_tables) <= 6, before_tables
+
+
+def test_main_output_is_one_line_per_stage_without_dagster_debug(study):
+    """`inoc main` piped (not a TTY): stage and run lines, sparse progress, Dagster's output in the log."""
+    for out in (study.first_output, study.resume.stdout + study.resume.stderr):
+        assert " DEBUG " not in out and "STEP_WORKER_STARTED" not in out and "Traceback" not in out
+    lines = study.resume.stdout.split("\n== ", 1)[0].strip().splitlines()
+    assert len(lines) <= 60, "\n".join(lines)
+    for line in lines:
+        assert line.startswith("[inoc] "), line
+    finished = [ln for ln in lines if re.match(r"\[inoc\]   \S+/(fixed|mix): done in \d+ s$", ln)]
+    assert len(finished) == 4 - len(study.before_resume)  # the runs the resume did, one line each
+    # the progress the bars are drawn from reached the run's events: the training steps of each run
+    logs = sorted((study.home / "logs").glob("inoc-*.log"))  # one per command that ran something, by time
+    log = logs[1].read_text()  # the resume's (the first is the killed main's)
+    assert " DEBUG " in log and re.search(r"progress train: \d+/\d+ steps", log)
 
 
 def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
