@@ -4,7 +4,7 @@ Dagster-free. The progress comes from the messages the work already logs (``prog
 steps …`` from gpu_jobs, ``organism build: train 400/2000 …``, ``judging Playful: 200/800``),
 parsed by :func:`parse_progress`. On a terminal one status line redraws in place below the
 printed lines; in a log (not a TTY: CI, ``make main | tee``) a bar prints a line only now and then
-(:data:`SPARSE_EVERY_S`, or a new quarter after :data:`SPARSE_MIN_S`), so logs stay short.
+(:data:`SPARSE_EVERY_S`, and only in a new tenth), so logs stay short.
 
 :func:`captured_output` sends the process's own stdout/stderr (file descriptors 1 and 2, inherited
 by Dagster's step processes and the gpu_jobs) to a log file while the console keeps the terminal.
@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-#: In a log, a bar prints at most one line per this many seconds …
+#: In a log, a bar prints a line once this many seconds have passed since its last one (or its
+#: start) and it has reached a new tenth: a stage shorter than this prints none, a long one at most 9.
 SPARSE_EVERY_S = 30.0
-#: … or when it enters a new quarter, if this long has passed since its last line.
-SPARSE_MIN_S = 10.0
 BAR_WIDTH = 20
 
 # "<label>: <done>/<total><rest>" — the first " N/M" after a label; a path ("a/b") has no space before its digits.
@@ -82,7 +81,7 @@ class Bar:
     first: tuple[float, int] | None = None  # (time, done) of the first report: the rate is measured from there
     updated: float = 0.0
     last_line: float = 0.0
-    last_quarter: int = 0
+    last_tenth: int = 0
 
     def eta_s(self, now: float) -> float | None:
         if self.first is None or self.done <= self.first[1] or now <= self.first[0]:
@@ -160,10 +159,9 @@ class Console:
             if self.tty:
                 self._redraw()
             elif p.done < p.total:
-                quarter = 4 * p.done // p.total
-                since = now - bar.last_line
-                if since >= SPARSE_EVERY_S or (quarter > bar.last_quarter and since >= SPARSE_MIN_S):
-                    bar.last_line, bar.last_quarter = now, quarter
+                tenth = 10 * p.done // p.total
+                if now - bar.last_line >= SPARSE_EVERY_S and tenth > bar.last_tenth:
+                    bar.last_line, bar.last_tenth = now, tenth
                     self.stream.write(f"{self.prefix}    {bar.render(now, graphic=False)}\n")
                     self.stream.flush()
 
