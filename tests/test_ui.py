@@ -9,8 +9,8 @@ GraphQL API that
 - the experiment's asset group is listed with its assets,
 - the prompt partitions exist with their materialization status (these three materialized, the
   rest missing),
-- the figures asset's latest materialization carries its figures as markdown images whose PNGs
-  decode (and equal the files written to the artifact store),
+- the figures asset's latest materialization shows its figures as small inline thumbnails, each
+  linked to the full PNG in the artifact store, and names the figures it could not draw,
 - the steps' log messages are in the run's event log, as the UI's run page shows them,
 
 and takes screenshots of the group page, the prompt's partitions page and the figures asset's
@@ -267,7 +267,8 @@ def _figures(ui: UI) -> tuple[dict, dict[str, bytes], dict]:
     node = ui.asset_node(
         "figures",
         """assetMaterializations(limit: 1) { runId partition metadataEntries { __typename label
-             ... on MarkdownMetadataEntry { mdStr } ... on PathMetadataEntry { path } ... on IntMetadataEntry { intValue } } }""",
+             ... on MarkdownMetadataEntry { mdStr } ... on PathMetadataEntry { path } ... on IntMetadataEntry { intValue }
+             ... on TextMetadataEntry { text } } }""",
     )
     assert len(node["assetMaterializations"]) == 1, "the figures asset has no materialization"
     event = node["assetMaterializations"][0]
@@ -285,19 +286,27 @@ def _figures(ui: UI) -> tuple[dict, dict[str, bytes], dict]:
 def test_the_figures_materialization_carries_its_figures(ui: UI):
     from PIL import Image
 
+    from inoc.figures import THUMBNAIL_PX
+
     event, pngs, other = _figures(ui)
     assert event["runId"] == ui.setup["runs"]["experiment_losses_figures"][0] and event["partition"] is None
-    # The loss curves have data; the grids are drawn without it (their panels say "0 point(s)").
-    assert {"loss_curves", "lls_grid", "fixed_vs_mix_grid"} <= set(pngs), (set(pngs), set(other))
+    # The loss curves have data and are shown; the grids have none here, so they are not drawn and say why.
+    assert "loss_curves" in pngs and not {"lls_grid", "fixed_vs_mix_grid"} & set(pngs), (set(pngs), set(other))
+    for name in ("lls_grid", "fixed_vs_mix_grid"):
+        assert other[f"{name}_not_drawn"]["__typename"] == "TextMetadataEntry", other.get(f"{name}_not_drawn")
     folder = Path(other["folder"]["path"])
     assert other["folder"]["__typename"] == "PathMetadataEntry" and folder.is_dir()
-    for label, png in pngs.items():
-        assert png[:8] == PNG_MAGIC and len(png) > 10_000, (label, png[:16], len(png))
+    for label, png in pngs.items():  # a small inline thumbnail of the full PNG the event links to
+        assert png[:8] == PNG_MAGIC, (label, png[:16])
         with Image.open(io.BytesIO(png)) as img:
             img.load()
-            assert img.format == "PNG" and min(img.size) >= 200, (label, img.format, img.size)
+            assert img.format == "PNG" and 200 <= img.width <= THUMBNAIL_PX, (label, img.format, img.size)
             assert len(img.convert("RGB").getcolors(maxcolors=img.width * img.height)) > 20, f"{label}: a blank image"
-        assert (folder / f"{label}.png").read_bytes() == png, f"{label}: the attached PNG differs from the artifact"
+            thumb = img.size
+        full = Path(other[f"{label}_file"]["path"])
+        assert full == folder / f"{label}.png" and full.read_bytes()[:8] == PNG_MAGIC
+        with Image.open(full) as img:
+            assert img.width > thumb[0] and abs(img.width / img.height - thumb[0] / thumb[1]) < 0.02, (label, img.size, thumb)
 
 
 def test_step_logs_are_in_the_runs_event_log(ui: UI):
@@ -314,7 +323,8 @@ def test_step_logs_are_in_the_runs_event_log(ui: UI):
         assert data["__typename"] == "EventConnection", data
         events[what] = data["events"]
         messages[what] = [e for e in data["events"] if e["__typename"] == "LogMessageEvent"]
-    wrote = [e for e in messages["experiment_losses_figures"] if e["message"] == f"{EXPERIMENT}: wrote {len(pngs)} figures"]
+    wrote = [e for e in messages["experiment_losses_figures"]
+             if e["message"].startswith(f"{EXPERIMENT}: wrote {len(pngs)} figures; not drawn: ")]
     assert wrote and wrote[0]["level"] == "INFO" and wrote[0]["stepKey"] == f"{EXPERIMENT}__figures", messages
     assert any(re.fullmatch(rf"{EXPERIMENT}: {len(ui.setup['keys'])} prompts in \d+ groups, model .+", e["message"]) for e in messages["experiment_losses_figures"])
     # The prompt run: one materialization event per partition of its single-run backfill.
