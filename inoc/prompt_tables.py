@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from inoc.analysis.geometry import ROLES, angle_group_stats, angle_matrices, pca, token_decompositions, truncated_svd
-from inoc.analysis.heuristics import fixed_vs_mix_table, lls_metrics_table, perplexity_heuristic, pointwise_perplexity_drift
+from inoc.analysis.heuristics import fixed_vs_mix_table, perplexity_heuristic, pointwise_perplexity_drift
 from inoc.analysis.performance import pearson
 from inoc.analysis.matrices import clean_nonfinite, token_weight_matrix, weight_matrix
 from inoc.config import ExperimentConfig
+from inoc.heuristics.compute import availability_rows, catalogue_rows, present_inputs
+from inoc.heuristics.registry import of_kind
 
 #: Components kept in the point-wise (48 × 1000) and token-level decompositions.
 POINT_COMPONENTS = 5
@@ -171,7 +173,7 @@ def heuristics_table(
 ) -> pd.DataFrame:
     """Tidy `prompt_heuristics(experiment, prompt_key, prefix_type, heuristic, value)`.
 
-    fixed/mix rows: the LLS metrics of W_fixed / W_mix rows (ph, gamma, sigma, snr, snr_abs, mald);
+    fixed/mix rows: the registry's W-row metrics of W_fixed / W_mix rows (ph, gamma, sigma, snr, snr_abs, mald);
     fixed rows also PPD from the control completions, and the trait PH/PPD (`ph_<trait>`, `ppd_<trait>`)
     on single-trait completion sets where those were scored. Prefix-independent rows (prefix_type NULL):
     elicitation_<trait> in pp over the no-prefix baseline.
@@ -180,10 +182,9 @@ def heuristics_table(
     for m in matrices:
         if m.name not in ("fixed", "mix"):
             continue
-        table = lls_metrics_table(m.W, m.keys)
-        for key, rec in table.iterrows():
-            for h in ("ph", "gamma", "sigma", "snr", "snr_abs", "mald"):
-                rows.append((cfg.name, key, m.name, h, float(rec[h])))
+        metrics = [h for h in of_kind("w_row") if m.name in h.prefix_types]
+        for i, key in enumerate(m.keys):
+            rows += [(cfg.name, key, m.name, h.key, float(h.fn(m.W[i]))) for h in metrics]
     ctrl = vectors[vectors.vector == "ctrl_default"].sort_values("example_idx") if not vectors.empty else vectors
     if len(ctrl):
         ctrl_default = ctrl.lp.to_numpy(float)
@@ -207,6 +208,23 @@ def heuristics_table(
         if rec.prompt_key != "neutral" and rec.prompt_key in cfg.prompts:
             rows.append((cfg.name, rec.prompt_key, None, f"elicitation_{rec.trait}", float(rec.relative_pp)))
     return pd.DataFrame(rows, columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])
+
+
+def catalogue_tables(
+    cfg: ExperimentConfig,
+    vectors: pd.DataFrame,
+    matrices: list[WMatrix],
+    tokens: "pd.DataFrame | TokenSource | None",
+    heur: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The registry's catalogue rows (fixed-vs-mix point-wise columns, token heuristics H11–HB6, trait
+    SVDs H3/H4) for `prompt_heuristics`, and `heuristic_availability`: every registry heuristic a prompt
+    has no finite value for, with the reason. `heur` = the prompt's other rows (heuristics_table + text)."""
+    source = FrameTokens(tokens) if isinstance(tokens, pd.DataFrame) else tokens
+    rows = catalogue_rows(cfg, matrices, source, heur)
+    everything = pd.concat([heur, rows], ignore_index=True) if len(heur) else rows
+    avail = availability_rows(cfg, everything, present_inputs(matrices, vectors, everything, source))
+    return rows, avail
 
 
 def fixed_vs_mix_rows(experiment: str, matrices: list[WMatrix]) -> pd.DataFrame:

@@ -111,6 +111,18 @@ CREATE TABLE IF NOT EXISTS prompt_heuristics (
     value           DOUBLE
 );
 
+-- Every registry heuristic (inoc/heuristics/registry.py) a configured prompt has no finite value for in
+-- prompt_heuristics, with the reason (an input absent in the experiment or for the prompt, a prompt
+-- outside a trait's prompt set, or undefined (NaN) for the prompt). heuristic_id: the paper's id (H1 … HB6).
+CREATE TABLE IF NOT EXISTS heuristic_availability (
+    experiment      VARCHAR NOT NULL,
+    heuristic       VARCHAR NOT NULL,
+    heuristic_id    VARCHAR,
+    prompt_key      VARCHAR NOT NULL,
+    prefix_type     VARCHAR,
+    reason          VARCHAR NOT NULL
+);
+
 -- Explained variance of the W decompositions. matrix: fixed, mix, fixed_tokens, mix_tokens;
 -- method: pca (centred; token level StandardScaler first), truncated_svd (uncentred).
 CREATE TABLE IF NOT EXISTS pca_variance (

@@ -9,6 +9,7 @@ from inoc import figures
 from inoc.config import load_experiment
 from inoc.prompt_tables import (
     angle_tables,
+    catalogue_tables,
     correlation_rows,
     decomposition_tables,
     fixed_vs_mix_rows,
@@ -27,7 +28,7 @@ from inoc_assets.stages import AGGREGATE, stage_tag
 
 TABLES = (
     "prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups",
-    "fixed_vs_mix_heuristics", "pca_correlations",
+    "fixed_vs_mix_heuristics", "pca_correlations", "heuristic_availability",
 )  # fmt: skip
 
 
@@ -45,6 +46,8 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             "(fixed, mix, token level): PCA and TruncatedSVD variance and coordinates, pairwise angles in three "
             "representations and their pair-type statistics → prompt_heuristics, pca_variance, prompt_coords, "
             "prompt_angles, angle_groups, fixed_vs_mix_heuristics (raw and rank-1 reconstructions), pca_correlations; "
+            "the registry's catalogue (H3/H4 trait SVDs, token heuristics H11–HB6, point-wise fixed-vs-mix columns) "
+            "into prompt_heuristics and, for every heuristic a prompt lacks, the reason in heuristic_availability; "
             "PCA scatters and angle heatmaps."
         ),
         check_specs=[
@@ -70,9 +73,11 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         if artifacts.store.exists(experiment, *TEXT_FILE):  # self-perplexity and embeddings (computed experiments)
             text = artifacts.store.read_parquet(experiment, *TEXT_FILE)
             heur = pd.concat([heur, text[text.prompt_key.isin(cfg.prompt_keys)][heur.columns]], ignore_index=True)
+        catalogue, availability = catalogue_tables(cfg, vectors, matrices, tokens, heur)  # the registry's H3, H4, H11–HB6, …
+        heur = pd.concat([heur, catalogue], ignore_index=True)
         fvm = fixed_vs_mix_rows(experiment, matrices)
         corr = correlation_rows(experiment, prompt_coords, heur)
-        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr)))
+        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr, availability)))
         with wh.writer() as conn:
             for table, frame in frames.items():
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})

@@ -1,0 +1,1 @@
+"""The heuristic registry (`registry`) and the code that computes its per-experiment entries (`compute`)."""
