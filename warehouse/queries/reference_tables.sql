@@ -70,3 +70,46 @@ ORDER BY value DESC LIMIT 5;
 -- name: elicitation_baselines
 SELECT experiment, trait, round(mean, 2) AS baseline
 FROM elicitation_summary WHERE prompt_key = 'neutral' ORDER BY 1, 2;
+
+-- name: exp1_table
+-- Experiment 1 (golden G10): mean default-condition French and Playful of the two runs of
+-- scores_qwen2.5-7b-instruct.json at the untrained baseline (step 0), step 32 and step 1250.
+SELECT split_part(run, '/', 2) AS run, step,
+  round(max(mean) FILTER (WHERE trait = 'French'), 2)  AS french,
+  round(max(mean) FILTER (WHERE trait = 'Playful'), 2) AS playful
+FROM run_summary
+WHERE experiment = 'reference_pf_qwen7b' AND run LIKE 'original/%' AND condition = 'default' AND step IN (0, 32, 1250)
+GROUP BY ALL ORDER BY run DESC, step;
+
+-- name: exp7_9_relative_elicitation
+-- Experiments 7–9 (golden G12): Playful elicitation of the v4, v5 and neg prompts relative to the
+-- neutral row (7.12), from the legacy file that applied each prompt as the system prompt
+-- (elicitation_scores_old_system_prompt.json → elicitation_scores_by_setting, setting system_prompt).
+WITH s AS (
+    SELECT experiment, prompt_key, trait, avg(score) FILTER (WHERE NOT isnan(score)) AS mean
+    FROM elicitation_scores_by_setting
+    WHERE experiment = 'reference_pf_qwen7b' AND setting = 'system_prompt' AND trait = 'Playful'
+    GROUP BY ALL
+)
+SELECT r.batch, s.prompt_key, round(s.mean, 2) AS playful, round(s.mean - b.mean, 2) AS relative_pp
+FROM s
+JOIN s AS b ON b.experiment = s.experiment AND b.trait = s.trait AND b.prompt_key = 'neutral'
+JOIN runs r ON r.experiment = s.experiment AND r.prompt_key = s.prompt_key AND r.prefix_type = 'fixed'
+WHERE r.batch IN ('multi_prompt_v4', 'multi_prompt_v5', 'multi_prompt_neg')
+ORDER BY r.batch, relative_pp DESC;
+
+-- name: french_fixed_vs_mix_gap
+-- Golden G18 ("≈ 0 pp, mean −0.3 pp"): mean over the 21 French-trained prompts (French v3, v4, neg
+-- batches) of fixed − mix French/default at the final step 313, in pp.
+WITH f AS (
+    SELECT r.prompt_key,
+           max(s.mean) FILTER (WHERE r.prefix_type = 'fixed') AS fixed,
+           max(s.mean) FILTER (WHERE r.prefix_type = 'mix')   AS mix
+    FROM run_summary s JOIN runs r USING (experiment, run)
+    WHERE s.experiment = 'reference_pf_qwen7b' AND r.batch LIKE 'multi_prompt_french_%'
+      AND s.step = 313 AND s.condition = 'default' AND s.trait = 'French'
+    GROUP BY r.prompt_key
+)
+SELECT count(*) AS n_prompts, round(avg(fixed - mix), 2) AS mean_gap_pp,
+       round(min(fixed - mix), 1) AS min_gap_pp, round(max(fixed - mix), 1) AS max_gap_pp
+FROM f WHERE fixed IS NOT NULL AND mix IS NOT NULL;
