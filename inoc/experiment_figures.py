@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 
 from inoc import figures
+from inoc.analysis.heuristics import FIXED_VS_MIX_HEURISTICS
 from inoc.analysis.sigmoid import fit_sigmoid
 from inoc.config import ExperimentConfig
+from inoc.heuristics.registry import lls_grid
 from inoc.outcomes import control_run_id
 
-LLS = ["ph", "gamma", "sigma", "snr", "snr_abs", "mald", "ppd"]
-FVM = ["ph_ratio", "sigma2_diff", "gamma_mix", "snr_mix", "cosine", "eff_rank", "snr_ratio", "mald_ratio", "snr_abs_mix", "snr_abs_ratio"]
+LLS = lls_grid()  # the registry's W-row metrics of W_fixed, then PPD
+FVM = list(FIXED_VS_MIX_HEURISTICS)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pandas as pd
 from inoc.analysis.stats import suppression
 from inoc.config import ExperimentConfig
 from inoc.config.schema import PREFIX_TYPES
+from inoc.heuristics.registry import performance_columns
 
 SUPPRESSION_COLUMNS = [
     "experiment", "prompt_key", "prompt_group", "prefix_type", "trait", "trait_role", "target",
@@ -161,8 +162,8 @@ def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
     return out[["prompt", "group", "trait", *types]]
 
 
-#: Heuristic columns of `slides_dataset` (X) and the suppression measures they should predict (Y).
-PERFORMANCE_HEURISTICS = ["elicitation", "ph_combined", "ph_prefix", "pc1", "pc2", "sv1", "sv2"]
+#: Heuristic columns of `slides_dataset` (X) ranked against the suppression measures (Y): the registry's.
+PERFORMANCE_HEURISTICS = performance_columns()
 
 
 def heuristic_performance_table(slides: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 -- The slides dataset (SPEC §13): one row per (experiment, prompt_key, trait_role, prefix_type),
 -- for every registered prompt of every experiment with two traits, whether or not it has a run.
 -- Built from the tidy tables only, so it is the same for imported and computed experiments.
+-- slides/dataset.py then adds one column per heuristic of the registry (inoc/heuristics/registry.py).
 CREATE OR REPLACE TABLE slides_dataset AS
 WITH traits AS (
     SELECT experiment, 'positive' AS trait_role, positive_trait AS trait_name FROM experiments WHERE positive_trait IS NOT NULL
@@ -39,7 +40,7 @@ SELECT
         AND h.prefix_type = 'fixed' AND h.heuristic = 'ph')                                   AS ph_combined,
     (SELECT value FROM h WHERE h.experiment = g.experiment AND h.prompt_key = g.prompt_key
         AND h.prefix_type = g.prefix_type AND h.heuristic = 'ph')                             AS ph_prefix,
-    c.pc1, c.pc2, c.pc3, c.sv1, c.sv2, c.sv3,
+    c.pc1, c.pc2, c.pc3, c.sv1, c.sv2, c.sv3, cf.sv2 AS sv2_fixed,
     s.suppression, s.ci_lo AS suppression_ci_lo, s.ci_hi AS suppression_ci_hi,
     s.control_score AS no_inoc_score, s.run_score AS inoc_score, s.n AS n_eval,
     s.target,
@@ -47,6 +48,7 @@ SELECT
     CASE WHEN g.prefix_type = 'mix' THEN f.suppression - s.suppression END AS gap
 FROM grid g
 LEFT JOIN coords c ON c.experiment = g.experiment AND c.prompt_key = g.prompt_key AND c.prefix_type = g.prefix_type
+LEFT JOIN coords cf ON cf.experiment = g.experiment AND cf.prompt_key = g.prompt_key AND cf.prefix_type = 'fixed'
 LEFT JOIN suppression s ON s.experiment = g.experiment AND s.prompt_key = g.prompt_key
     AND s.prefix_type = g.prefix_type AND s.trait = g.trait_name
 LEFT JOIN suppression o ON o.experiment = g.experiment AND o.prompt_key = g.prompt_key

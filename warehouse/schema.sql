@@ -198,6 +198,34 @@ CREATE TABLE IF NOT EXISTS heuristic_performance (
     n               INTEGER
 );
 
+-- The heuristic registry (inoc/heuristics/registry.py), rewritten with every slides build: one row per
+-- heuristic key (`{trait}` = the lower-case trait name in prompt_heuristics), its paper id, definition, inputs.
+CREATE TABLE IF NOT EXISTS heuristic_registry (
+    heuristic         VARCHAR NOT NULL,
+    heuristic_id      VARCHAR,
+    name              VARCHAR NOT NULL,
+    definition        VARCHAR NOT NULL,
+    inputs            VARCHAR NOT NULL,
+    kind              VARCHAR NOT NULL,
+    prefix_types      VARCHAR NOT NULL,
+    per_trait         BOOLEAN NOT NULL,
+    slide_column      VARCHAR,
+    performance_label VARCHAR
+);
+
+-- The original's heuristic-performance table (SPEC-DETAILED §8.10): each ranked heuristic against five
+-- targets over all slides_dataset rows (both trait rows of every prompt), per experiment and pooled.
+CREATE TABLE IF NOT EXISTS heuristic_ranking (
+    scope           VARCHAR NOT NULL,
+    heuristic_id    VARCHAR,
+    heuristic       VARCHAR NOT NULL,
+    x_column        VARCHAR NOT NULL,
+    target          VARCHAR NOT NULL,
+    r               DOUBLE,
+    r2              DOUBLE,
+    n               INTEGER
+);
+
 -- 4-parameter logistic fits of suppression against a heuristic (bootstrap 95% band in the figure).
 CREATE TABLE IF NOT EXISTS sigmoid_fits (
     experiment      VARCHAR NOT NULL,

@@ -185,6 +185,9 @@ def _reason(cfg, h: Heuristic, key: str, prefix, trait, name: str, inputs, compu
         keys = inputs.get(i)
         if keys is not None and key not in keys:
             return f"input absent for this prompt: {INPUTS[i]}"
-    if h.kind == "trait_set":
-        return "the trait's prompt set has fewer than 3 prompts or lacks neutral or trait prompts"
+    if h.kind == "trait_set" and trait is not None:
+        source = inputs.get(h.inputs[0]) or set()
+        keys, neutral = trait_set(cfg, trait.role, [k for k in cfg.prompt_keys if k in source])
+        return (f"{trait.name}'s prompt set (its family + neutral, with {INPUTS[h.inputs[0]]}) has {len(keys)} prompts, "
+                f"{sum(neutral)} neutral: the oriented SVD needs ≥ 3 with both neutral and {trait.name} prompts")
     return "not computed for this prompt"

@@ -312,3 +312,8 @@ def slide_entries() -> list[Heuristic]:
 def lls_names() -> tuple[str, ...]:
     """The W-row metrics (prompt_heuristics on fixed and mix rows), in registry order."""
     return tuple(h.key for h in of_kind("w_row"))
+
+
+def lls_grid() -> list[str]:
+    """The LLS figure's panels: the W-row metrics, then PPD (fixed rows of prompt_heuristics)."""
+    return [*lls_names(), REGISTRY["ppd"].key]

@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
+from inoc.heuristics.ranking import ranking_table
 from inoc.outcomes import heuristic_performance_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
@@ -24,7 +25,9 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             "`slides_dataset`: one row per (experiment, prompt, trait role, prefix type) with elicitation, PH, "
             "token-level PCA/SVD coordinates, suppression with CI, control and run scores, cross-trait suppression "
             "and the fixed-vs-mix gap (SQL in slides/dataset.sql); and `heuristic_performance`: Pearson r, r², n "
-            "of each heuristic against each suppression measure, per experiment and pooled."
+            "of each heuristic against each suppression measure, per experiment and pooled; `heuristic_ranking`: the "
+            "original's table (§8.10), the registry's H1–HB6 against five targets over all rows; the registry's "
+            "heuristic columns are generated from inoc/heuristics/registry.py (also written as `heuristic_registry`)."
         ),
     )
     def slides_dataset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
@@ -34,6 +37,8 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             frame = conn.execute("SELECT * FROM slides_dataset").df()
             perf = heuristic_performance_table(frame)
             replace_rows(conn, "heuristic_performance", perf, {})
+            ranking = ranking_table(frame)
+            replace_rows(conn, "heuristic_ranking", ranking, {})
         counts = frame.groupby("experiment").size().to_dict()
         context.log.info(f"slides_dataset: {n} rows {counts}")
         pooled = perf[(perf.scope == "pooled") & (perf.outcome == "trait_suppression_all")]
@@ -43,6 +48,11 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
                 "rows_per_experiment": MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "with_suppression": int(frame.suppression.notna().sum()),
                 "performance_pooled": MetadataValue.md(pooled.round(3).to_markdown(index=False)),
+                "ranking_pooled_trait_sup_all": MetadataValue.md(
+                    ranking[(ranking.scope == "pooled") & (ranking.target == "Trait sup (all)")]
+                    .sort_values("r", key=abs, ascending=False, na_position="last")
+                    .round(3).to_markdown(index=False)
+                ),
             }
         )
 
