@@ -1,0 +1,166 @@
+"""SPEC-DETAILED §11 goldens and the original README's claims, by the named queries of
+warehouse/queries/ against the real imported reference experiments."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inoc.cli import named_queries
+from inoc.config import load_experiment
+from inoc.importers.experiment import parse_configured, write_parsed
+from inoc.settings import shared_dir
+from inoc_assets.assets.catalog import prompt_record
+from warehouse import Warehouse
+
+
+REPO = Path(__file__).resolve().parent.parent
+QUERIES = REPO / "warehouse" / "queries"
+VERDICTS = {"supported", "not supported", "undecidable"}
+
+
+@pytest.fixture(scope="module")
+def reference_wh(tmp_path_factory) -> Warehouse:
+    """Scores, elicitation and prompt catalogue of both reference experiments, imported as `inoc main` does."""
+    if shared_dir() is None:
+        pytest.skip("reference data not found: set INOC_SHARED_DIR to the folder holding reference/")
+    wh = Warehouse(tmp_path_factory.mktemp("goldens") / "warehouse.duckdb")
+    for name in ("reference_pf_qwen7b", "reference_gf_llama8b"):
+        cfg = load_experiment(REPO / "experiments" / f"{name}.yaml")
+        for kind in ("scores", "elicitation"):
+            with wh.writer() as conn:
+                write_parsed(conn, name, parse_configured(cfg, kind))
+        prompts = pd.DataFrame([prompt_record(cfg, k) for k in cfg.prompts])
+        with wh.writer() as conn:
+            conn.register("new_prompts", prompts)
+            conn.execute("INSERT INTO prompts BY NAME SELECT * FROM new_prompts")
+            conn.unregister("new_prompts")
+    return wh
+
+
+def _query(wh: Warehouse, file: str, name: str) -> pd.DataFrame:
+    return wh.query(named_queries(QUERIES / file)[name])
+
+
+def _results() -> Path:
+    return shared_dir() / "reference" / "results"
+
+
+# --- goldens -------------------------------------------------------------------------------------
+
+def test_g10_exp1_table(reference_wh):
+    t = _query(reference_wh, "reference_tables.sql", "exp1_table").set_index(["run", "step"])
+    # SPEC-DETAILED §11.1 G10, printed to 2 dp: French and Playful per (run, step).
+    golden = {
+        ("no_inoculation", 0): (1.15, 7.12), ("inoculation", 0): (1.15, 7.12),
+        ("no_inoculation", 32): (85.17, 74.69), ("no_inoculation", 1250): (84.10, 76.74),
+        ("inoculation", 32): (1.50, 6.73), ("inoculation", 1250): (2.07, 7.20),
+    }  # fmt: skip
+    assert len(t) == len(golden)
+    for key, (french, playful) in golden.items():
+        assert t.loc[key, "french"] == pytest.approx(french, abs=0.005), key
+        assert t.loc[key, "playful"] == pytest.approx(playful, abs=0.005), key
+
+
+def test_g12_exps_7_to_9_relative_elicitation(reference_wh):
+    t = _query(reference_wh, "reference_tables.sql", "exp7_9_relative_elicitation").set_index("prompt_key")
+    # The README's tables (Exps 7 and 8 at 1 dp, Exp 9 at 2 dp): 18/18 within the printed rounding.
+    golden = {
+        "corrected_inoculation": 26.7, "whimsical": 28.5, "witty": 36.3, "strong_elicitation": 42.6,
+        "comedian_answers": 42.6, "comedian_mindset": 67.8,
+        "think_step_by_step": -1.9, "professional_tone": -1.7, "financial_advisor": -1.4,
+        "the_sky_is_blue": -0.8, "be_concise": -0.8, "i_like_cats": 1.5,
+    }  # fmt: skip
+    golden_neg = {
+        "strong_elicitation_neg": -1.91, "whimsical_neg": -1.45, "corrected_inoculation_neg": -1.05,
+        "comedian_mindset_neg": -0.45, "comedian_answers_neg": -0.46, "witty_neg": -0.27,
+    }  # fmt: skip
+    assert sorted(t.index) == sorted([*golden, *golden_neg])
+    for key, value in golden.items():
+        assert abs(t.loc[key, "relative_pp"] - value) <= 0.05 + 1e-9, key
+    for key, value in golden_neg.items():
+        assert abs(t.loc[key, "relative_pp"] - value) <= 0.005 + 1e-9, key
+    # Relative to the file's own neutral row (7.12), not the user-prefix file's (6.24).
+    assert np.allclose(t.playful - t.relative_pp, 7.12, atol=0.011)  # both columns rounded to 2 dp
+
+
+def test_g18_french_fixed_vs_mix_gap(reference_wh):
+    t = _query(reference_wh, "reference_tables.sql", "french_fixed_vs_mix_gap")
+    assert t.n_prompts.item() == 21
+    assert t.mean_gap_pp.item() == pytest.approx(-0.31, abs=0.005)
+
+
+# --- README claims -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def claims(reference_wh) -> pd.DataFrame:
+    return _query(reference_wh, "readme_claims.sql", "readme_claims").set_index("claim_id")
+
+
+def _mean(file: str, run: str, step: str, condition: str, trait: str) -> float:
+    data = json.loads((_results() / file).read_text())
+    return float(np.nanmean(np.asarray(data[run]["steps"][step][condition][trait]["values"], dtype=float)))
+
+
+def test_every_claim_has_a_verdict_that_follows_from_its_numbers(claims):
+    assert claims.index.is_unique and len(claims) >= 25
+    assert set(claims.verdict) <= VERDICTS and claims.why.str.len().gt(0).all()
+    for cid, row in claims.iterrows():
+        lo = -math.inf if pd.isna(row.claim_lo) else row.claim_lo
+        hi = math.inf if pd.isna(row.claim_hi) else row.claim_hi
+        if pd.isna(row.data_lo):
+            assert row.verdict == "undecidable", cid
+        elif lo <= row.data_lo and row.data_hi <= hi:
+            assert row.verdict == "supported", cid
+        elif row.data_hi < lo or row.data_lo > hi:
+            assert row.verdict == "not supported", cid
+    # Each kind of verdict occurs on the real data.
+    assert set(claims.verdict) == VERDICTS
+
+
+def test_claim_numbers_match_the_result_files(claims):
+    # Exp 3: French (neutral condition) never exceeds 23.7 % at any rate or checkpoint (SPEC-DETAILED §11.4).
+    sweep = json.loads((_results() / "scores_lr_sweep_qwen2.5-7b-instruct.json").read_text())
+    peaks = [max(np.nanmean(np.asarray(c["neutral"]["French"]["values"], dtype=float)) for c in run["steps"].values())
+             for run in sweep.values()]  # fmt: skip
+    row = claims.loc["exp3_reaches_70_french"]
+    assert (row.data_lo, row.data_hi) == (round(min(peaks), 2), round(max(peaks), 2))
+    assert round(max(peaks), 1) == 23.7 and row.verdict == "not supported"
+    # Exp 7: comedian_mindset's mix run ends at 46.5 %, not ~20 %.
+    v4 = "scores_multi_prompt_v4_qwen2.5-7b-instruct.json"
+    row = claims.loc["exp7_comedian_mix"]
+    assert row.data_lo == pytest.approx(_mean(v4, "comedian_mindset_mix", "313", "default", "Playful"), abs=0.005)
+    assert round(row.data_lo, 1) == 46.5 and row.verdict == "not supported"
+    # Exp 9: fixed negations end at 8.5–9.3 % Playful/default, as low as the positive prompts.
+    neg = "scores_multi_prompt_neg_qwen2.5-7b-instruct.json"
+    neg_keys = ["strong_elicitation_neg", "whimsical_neg", "corrected_inoculation_neg",
+                "comedian_mindset_neg", "comedian_answers_neg", "witty_neg"]  # fmt: skip
+    neg_vals = [_mean(neg, k, "313", "default", "Playful") for k in neg_keys]
+    row = claims.loc["exp9_fixed_neg_20_40"]
+    assert (row.data_lo, row.data_hi) == (round(min(neg_vals), 2), round(max(neg_vals), 2))
+    assert row.verdict == "not supported"
+    pos_vals = [_mean(v4, k, "313", "default", "Playful") for k in
+                ["corrected_inoculation", "whimsical", "witty", "strong_elicitation", "comedian_answers", "comedian_mindset"]]
+    diff = np.mean(neg_vals) - np.mean(pos_vals)
+    half = 1.96 * math.sqrt(np.var(neg_vals, ddof=1) / 6 + np.var(pos_vals, ddof=1) / 6)
+    row = claims.loc["exp9_neg_weaker_than_pos"]
+    assert row.data_lo == pytest.approx(diff - half, abs=0.005) and row.data_hi == pytest.approx(diff + half, abs=0.005)
+    assert row.verdict == "not supported"  # about 1 pp, not 10–35 pp
+    # Exp 5: the fixed v3 prompts do end at 8–16 % (the README's own table).
+    assert claims.loc["exp5_fixed_playful", "verdict"] == "supported"
+    # Exp 15: with a control at 71.5 % French, >= 80 pp of suppression is out of reach.
+    assert claims.loc["exp15_strong_french_80pp", "data_hi"] < 71.5
+    assert claims.loc["exp15_strong_french_80pp", "verdict"] == "not supported"
+
+
+def test_claims_without_data_say_what_is_missing(claims):
+    # The Exp 6 score file is empty in the snapshot; this warehouse holds no geometry tables.
+    assert claims.loc["exp6_control_playful", "verdict"] == "undecidable"
+    assert "multi_prompt_v3_profile" in claims.loc["exp6_control_playful", "why"]
+    assert claims.loc["exp21_pc1_75", "verdict"] == "undecidable"
+    assert "pca_variance" in claims.loc["exp21_pc1_75", "why"]
