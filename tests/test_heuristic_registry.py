@@ -269,3 +269,32 @@ def test_h3_on_the_german_rows_of_the_gf_reference(shared):
     assert reasons == [f"input absent in this experiment: {INPUTS['w_token_fixed']}",
                        f"input absent in this experiment: {INPUTS['w_token_mix']}"]
     assert (avail.prompt_key == "helpful_assistant").any()  # configured, no perplexity data: stated per heuristic
+
+
+def test_one_entry_and_one_function_add_a_heuristic_everywhere(toy, monkeypatch):
+    """The README's example: a new token heuristic reaches prompt_heuristics, availability, the slides
+    columns and both performance tables without any other edit."""
+    from inoc.heuristics import registry
+    from slides.dataset import registry_sql
+
+    def max_abs_token_diff(D: np.ndarray) -> float:
+        v = np.abs(D[np.isfinite(D)])
+        return float(v.max()) if v.size else math.nan
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(REGISTRY))
+    import inoc.heuristics.compute as compute
+    import inoc.heuristics.ranking as ranking
+    import slides.dataset as dataset
+
+    for module in (compute, ranking, dataset):
+        monkeypatch.setattr(module, "REGISTRY", registry.REGISTRY, raising=False)
+    registry.register(Heuristic("max_abs_tok_diff", "Max |token diff|", "max |Δ| over valid tokens", ("w_token_fixed", "w_token_mix"),
+                                "token", max_abs_token_diff, id="HX1", slide_column="max_abs_tok_diff", performance_label="HX1 Max"))
+    cfg, vectors, tokens, matrices, heur, _ = toy
+    rows, avail = catalogue_tables(cfg, vectors, matrices, tokens, heur)
+    new = rows[rows.heuristic == "max_abs_tok_diff"]
+    assert len(new) == 2 * len(cfg.prompt_keys) and new.value.gt(0).all()
+    assert not (avail.heuristic == "max_abs_tok_diff").any()  # every prompt has it on both prefix types
+    assert "max_abs_tok_diff" in registry.performance_columns()
+    assert any('AS "max_abs_tok_diff"' in s for s in registry_sql())
+    assert "HX1 Max" in ranked_heuristics()
