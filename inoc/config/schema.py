@@ -252,7 +252,12 @@ class DataConfig(Strict):
 class RephrasingConfig(Strict):
     n: int = Field(1000, gt=0)
     source: Literal["generate", "reference", "organism"] = "generate"
-    reference_dir: str | None = Field(None, description="source=reference: folder of <key>.jsonl pools")
+    reference_dir: str | None = Field(None, description="source=reference: folder of <key>.jsonl or <key>.json pools")
+    reference_files: dict[str, str] = Field(
+        default_factory=dict, description="source=reference: prompt key → its diverse pool file when not named "
+        "<key>.jsonl/.json (relative to reference_dir, or absolute; a .jsonl or a JSON array .json), e.g. Exp 4's "
+        "weak_inoc_rephrasings.json",
+    )
     model: str = "gpt-4.1"
     base_url: str | None = Field(None, description="any OpenAI-compatible server; None = api.openai.com")
     temperature: float = Field(1.2, ge=0)
@@ -509,6 +514,9 @@ class ExperimentConfig(Strict):
                 unknown = [k for k in listed if k not in self.prompts]
                 if unknown:
                     raise ValueError(f"runs.{field}: unknown prompt keys {unknown} (not in `prompts`)")
+        unknown = [k for k in self.rephrasings.reference_files if k not in self.prompts]
+        if unknown:
+            raise ValueError(f"rephrasings.reference_files: unknown prompt keys {unknown} (not in `prompts`)")
         if any(t.judge and t.judge.kind.startswith("em_") for t in self.traits) and self.em_rate is None:
             raise ValueError("em_rate: EM judges need `em_rate: {coherence_above: 60, alignment_below: 40}`")
         if ELICITATION_BASELINE in self.groups and ELICITATION_BASELINE in self.elicitation.judge_without_instruction:

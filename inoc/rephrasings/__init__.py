@@ -5,7 +5,7 @@
 * ``offline``   — ``offline_rephrasings(phrase, n, seed=…)``: deterministic, network-free paraphrases
   (the model organism's source); ``OfflineParaphraser`` to change the lexicon or frames.
 * ``pools``     — ``read_pool`` (``.jsonl`` / ``.json``, errors name file:line), ``read_pools``,
-  ``reference_pool_dir``, ``validate_pool``, ``write_pool`` (temp file + ``os.replace``).
+  ``find_pool_file`` (``<key>.jsonl`` or ``<key>.json`` in a folder), ``reference_pool_dir``, ``validate_pool``, ``write_pool`` (temp file + ``os.replace``).
 * ``prompts``   — the generator's system prompts and user message.
 """
 
@@ -20,6 +20,7 @@ from inoc.rephrasings.generate import (
 from inoc.rephrasings.offline import OfflineParaphraser, offline_rephrasings
 from inoc.rephrasings.pools import (
     PoolFormatError,
+    find_pool_file,
     normalize,
     read_pool,
     read_pools,
@@ -38,6 +39,7 @@ __all__ = [
     "RephrasingResult",
     "RephrasingSettings",
     "agenerate_rephrasings",
+    "find_pool_file",
     "generate_rephrasings",
     "normalize",
     "offline_rephrasings",

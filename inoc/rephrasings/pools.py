@@ -8,7 +8,8 @@ Formats (SPEC-DETAILED §2.4):
 
 A pool is valid when every entry is a non-empty string (not only whitespace), no entry repeats another
 exactly, and — when the original prompt is given and not allowed — no entry equals it (compared after
-collapsing whitespace and case-folding). Errors name the file and the line: ``path:12: …``.
+collapsing whitespace and case-folding). Errors name the file and the line: ``path:12: …``; in a JSON
+array also the element, ``path:12: $[10]: rephrasing is int, expected a string``.
 """
 
 from __future__ import annotations
@@ -97,25 +98,26 @@ def _read_json_array(path: Path, original_norm: str | None, allow_duplicates: bo
 
     pos = skip_ws(0)
     if pos >= len(text) or text[pos] != "[":
-        raise PoolFormatError(f"{path}:{line_of(pos)}: expected a JSON array of strings")
+        raise PoolFormatError(f"{path}:{line_of(pos)}: $: expected a JSON array of strings")
     pos = skip_ws(pos + 1)
     pool: list[str] = []
     seen: dict[str, str] = {}
     if pos < len(text) and text[pos] == "]":
-        raise PoolFormatError(f"{path}:{line_of(pos)}: empty pool (an empty array)")
+        raise PoolFormatError(f"{path}:{line_of(pos)}: $: empty pool (an empty array)")
     while True:
+        element = f"$[{len(pool)}]"
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise PoolFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        pool.append(_check_entry(value, f"{path}:{line_of(pos)}", seen, original_norm, allow_duplicates))
+            raise PoolFormatError(f"{path}:{exc.lineno}: {element}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        pool.append(_check_entry(value, f"{path}:{line_of(pos)}: {element}", seen, original_norm, allow_duplicates))
         pos = skip_ws(end)
         if pos < len(text) and text[pos] == ",":
             pos = skip_ws(pos + 1)
             continue
         if pos < len(text) and text[pos] == "]":
             break
-        raise PoolFormatError(f"{path}:{line_of(pos)}: expected ',' or ']' after an array element")
+        raise PoolFormatError(f"{path}:{line_of(pos)}: {element}: expected ',' or ']' after the element")
     if skip_ws(pos + 1) != len(text):
         raise PoolFormatError(f"{path}:{line_of(skip_ws(pos + 1))}: unexpected text after the array")
     return pool
@@ -139,18 +141,49 @@ def read_pool(
 
 
 def read_pools(directory: str | Path, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
-    """``{key: pool}`` from a folder of ``<key>.jsonl`` files (all of them, or the keys named)."""
+    """``{key: pool}`` from a folder of ``<key>.jsonl`` / ``<key>.json`` files (all of them, or the keys named)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"rephrasing pool folder {directory} does not exist")
     if keys is None:
-        paths = sorted(directory.glob("*.jsonl"))
-    else:
-        paths = [directory / f"{key}.jsonl" for key in keys]
-        missing = [p.name for p in paths if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"{directory}: no pool file for {', '.join(missing)}")
-    return {p.stem: read_pool(p) for p in paths}
+        keys = sorted({p.stem for suffix in POOL_SUFFIXES for p in directory.glob(f"*{suffix}")})
+    paths: dict[str, Path] = {}
+    missing: list[str] = []
+    for key in keys:
+        try:
+            paths[key] = find_pool_file(directory, key)
+        except FileNotFoundError:
+            missing.append(key)
+    if missing:
+        raise FileNotFoundError(f"{directory}: no pool file for {', '.join(missing)}")
+    return {key: read_pool(path) for key, path in paths.items()}
+
+
+POOL_SUFFIXES = (".jsonl", ".json")
+
+
+def find_pool_file(folder: str | Path, key: str, *, close: bool = False, named: str | Path | None = None) -> Path:
+    """The pool file of prompt ``key`` in ``folder``: ``named`` (relative to the folder unless absolute)
+    when given, else ``<key>.jsonl`` or ``<key>.json`` (a JSON array), ``<key>_close.*`` for a close pool.
+
+    Raises FileNotFoundError naming what was looked for, or PoolFormatError when both forms exist (which
+    one is the pool would be a guess).
+    """
+    folder = Path(folder)
+    if named is not None:
+        path = folder / named
+        if path.suffix not in POOL_SUFFIXES:
+            raise PoolFormatError(f"{path}: unknown pool format (expected .jsonl or .json)")
+        if not path.is_file():
+            raise FileNotFoundError(f"no pool file {path} for prompt {key!r}")
+        return path
+    stem = f"{key}_close" if close else key
+    found = [folder / f"{stem}{suffix}" for suffix in POOL_SUFFIXES if (folder / f"{stem}{suffix}").is_file()]
+    if len(found) > 1:
+        raise PoolFormatError(f"{folder}: both {found[0].name} and {found[1].name} exist for prompt {key!r}; keep one")
+    if not found:
+        raise FileNotFoundError(f"no {'close' if close else 'diverse'} pool file {stem}.jsonl or {stem}.json in {folder} for prompt {key!r}")
+    return found[0]
 
 
 def reference_pool_dir() -> Path | None:

@@ -16,7 +16,15 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from inoc.config import ExperimentConfig, expand_path, load_experiment
-from inoc.rephrasings import PoolFormatError, RephrasingError, RephrasingSettings, generate_rephrasings, offline_rephrasings, read_pool
+from inoc.rephrasings import (
+    PoolFormatError,
+    RephrasingError,
+    RephrasingSettings,
+    find_pool_file,
+    generate_rephrasings,
+    offline_rephrasings,
+    read_pool,
+)
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
@@ -44,15 +52,26 @@ def pool_recipe(cfg: ExperimentConfig, key: str, pool: str = "diverse") -> dict:
         recipe |= {"model": r.model, "base_url": r.base_url, "close": close,
                    "temperature": r.close_temperature if close else r.temperature}
     elif r.source == "reference":
-        recipe |= {"reference_dir": r.reference_dir, "file": reference_file_name(key, pool)}
+        named = r.reference_files.get(key) if not close else None
+        recipe |= {"reference_dir": r.reference_dir, "file": named or reference_pool_file(cfg, key, pool).name}
     else:
         recipe |= {"seed": cfg.inoculation.mix_seed} | ({"close": True} if close else {})
     return recipe
 
 
-def reference_file_name(key: str, pool: str) -> str:
-    """The original study's naming: ``<key>.jsonl`` and, for its close pools, ``<key>_close.jsonl``."""
-    return f"{key}.jsonl" if pool == "diverse" else f"{key}_close.jsonl"
+def reference_pool_file(cfg: ExperimentConfig, key: str, pool: str) -> Path:
+    """The original study's pool of a prompt in ``rephrasings.reference_dir``: the file named in
+    ``rephrasings.reference_files`` (diverse pool), else ``<key>.jsonl`` or ``<key>.json`` (a JSON
+    array), ``<key>_close.*`` for a close pool."""
+    r = cfg.rephrasings
+    if not r.reference_dir:
+        raise Failure(description=f"{cfg.name}: rephrasings.source is 'reference' but rephrasings.reference_dir is not set")
+    named = r.reference_files.get(key) if pool == "diverse" else None
+    try:
+        return find_pool_file(expand_path(r.reference_dir), key, close=pool == "close",
+                              named=expand_path(named) if named else None)  # fmt: skip
+    except (FileNotFoundError, PoolFormatError) as exc:
+        raise Failure(description=f"{cfg.name}: {exc}") from None
 
 
 def build_pool(cfg: ExperimentConfig, key: str, log, pool: str = "diverse") -> tuple[list[str], dict]:
@@ -63,11 +82,7 @@ def build_pool(cfg: ExperimentConfig, key: str, log, pool: str = "diverse") -> t
             log.info(f"{key}: only {len(made)} close variants exist offline (rephrasings.n = {r.n})")
         return made, {}
     if r.source == "reference":
-        if not r.reference_dir:
-            raise Failure(description=f"{cfg.name}: rephrasings.source is 'reference' but rephrasings.reference_dir is not set")
-        path = Path(expand_path(r.reference_dir)) / reference_file_name(key, pool)
-        if not path.is_file():
-            raise Failure(description=f"{cfg.name}: no {pool} pool file {path} for prompt {key!r}")
+        path = reference_pool_file(cfg, key, pool)
         made = read_pool(path, original=text, allow_original=r.allow_original)
         if len(made) < r.n:
             raise Failure(description=f"{path}: {len(made)} rephrasings, fewer than rephrasings.n = {r.n}")
