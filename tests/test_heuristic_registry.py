@@ -169,7 +169,8 @@ def _slides_db() -> duckdb.DuckDBPyConnection:
         for p in range(6):
             for role, trait in (("positive", "French"), ("negative", "Playful")):
                 for prefix in ("fixed", "mix"):
-                    rows.append((exp, f"p{p}", role, trait, prefix, *rng.normal(size=4), float(rng.normal(50, 10)),
+                    elicitation = math.nan if (exp, p) == ("b", 5) else float(rng.normal())  # NaN: missing for pandas' z
+                    rows.append((exp, f"p{p}", role, trait, prefix, elicitation, *rng.normal(size=3), float(rng.normal(50, 10)),
                                  float(rng.normal(40, 10)), float(rng.normal(5, 3)) if prefix == "mix" else None))
     con.execute("CREATE TABLE slides_dataset (experiment VARCHAR, prompt_key VARCHAR, trait_role VARCHAR, trait_name VARCHAR, "
                 "prefix_type VARCHAR, elicitation DOUBLE, ph_combined DOUBLE, sv2_fixed DOUBLE, ph_prefix DOUBLE, "
@@ -230,8 +231,9 @@ def test_ranking_uses_all_rows_and_every_target():
     assert set(table.target) == set(TARGETS) and set(table.scope) == {"pooled", "a", "b"}
     assert set(table.heuristic) == set(ranked_heuristics())
     cell = table[(table.scope == "pooled") & (table.heuristic == "H1 Elicitation") & (table.target == "Trait sup (all)")].iloc[0]
-    assert cell.n == len(sd)  # both trait rows of every prompt, fixed and mix
-    assert cell.r == pytest.approx(stats.pearsonr(sd.elicitation, sd.suppression)[0], abs=1e-12)
+    ok = sd[sd.elicitation.notna()]
+    assert cell.n == len(ok) == len(sd) - 4  # both trait rows of every prompt, fixed and mix; one prompt's X is NaN
+    assert cell.r == pytest.approx(stats.pearsonr(ok.elicitation, ok.suppression)[0], abs=1e-12)
     gap = table[(table.scope == "a") & (table.heuristic == "H11 Mean |token diff|") & (table.target == "Gap (mix)")].iloc[0]
     a = sd[(sd.experiment == "a") & (sd.prefix_type == "mix")]
     assert gap.n == len(a) and gap.r == pytest.approx(stats.pearsonr(a.h11_mean_abs_diff, a.gap)[0], abs=1e-12)

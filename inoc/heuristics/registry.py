@@ -267,7 +267,9 @@ register(Heuristic("tok_svd_zsum_{trait}", "Token SVD z-sum (trait)", "z(pc1_tok
 
 
 def _z(col: str) -> str:
-    return f"(({col}) - avg({col}) OVER ()) / stddev_samp({col}) OVER ()"
+    # pandas' z-score: NaN counts as missing (DuckDB's avg would return NaN), std ddof 1.
+    x = f"(CASE WHEN isnan({col}) THEN NULL ELSE {col} END)"
+    return f"({x} - avg({x}) OVER ()) / stddev_samp({x}) OVER ()"
 
 
 register(Heuristic(
