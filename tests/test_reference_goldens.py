@@ -164,3 +164,21 @@ def test_claims_without_data_say_what_is_missing(claims):
     assert "multi_prompt_v3_profile" in claims.loc["exp6_control_playful", "why"]
     assert claims.loc["exp21_pc1_75", "verdict"] == "undecidable"
     assert "pca_variance" in claims.loc["exp21_pc1_75", "why"]
+    # The PF point-wise perplexity file was never published: no PF PCA of W, whatever runs.
+    assert claims.loc["exp13_pf_pc1_84", "verdict"] == "undecidable"
+    assert "was not published" in claims.loc["exp13_pf_pc1_84", "why"]
+
+
+def test_sweeps_are_queryable_by_rate_and_prefix_at_every_checkpoint(reference_wh):
+    t = _query(reference_wh, "reference_tables.sql", "sweep_checkpoints")
+    for batch, file in (("lr_sweep", "scores_lr_sweep_qwen2.5-7b-instruct.json"),
+                        ("inoc_prefix_sweep", "scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json")):  # fmt: skip
+        data = json.loads((_results() / file).read_text())
+        for run_key, entry in data.items():
+            rows = t[(t.batch == batch) & (t.run == run_key)]
+            assert sorted(set(rows.step)) == sorted(int(k) for k in entry["steps"]), run_key
+            assert rows.learning_rate.nunique() == 1 and rows.learning_rate.iloc[0] == pytest.approx(float(entry["lr"]))
+    weak = t[(t.run == "weak_inoc_lr_5e6") & (t.step == 0) & (t.condition == "training")]
+    assert weak.prompt_key.tolist() == ["had_fun_today"] and weak.prefix_type.tolist() == ["fixed"]
+    expected = _mean("scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json", "weak_inoc_lr_5e6", "0", "training", "Playful")
+    assert weak.playful.item() == pytest.approx(expected, abs=0.05)

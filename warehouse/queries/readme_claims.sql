@@ -166,6 +166,18 @@ claims(claim_id, claim, claim_lo, claim_hi, unit, kind, data_lo, data_hi, missin
                  ('flat_v4', '62–83 % Flattering', 61.5, 83.5), ('flat_neg', '~2–5 % Flattering', 1.0, 6.0)) AS g(grp, txt, lo, hi)
     LEFT JOIN gf_elicit e ON e.prompt_group = g.grp
     UNION ALL
+    SELECT 'exp13_pf_pc1_84', 'Exp 13: PC1 of the 27 Playful prompts'' point-wise W_fixed explains 84.3 %', 84.25, 84.35, '%', 'value',
+           max(100 * explained_variance_ratio), max(100 * explained_variance_ratio),
+           'no point-wise W of the PF prompts: the original''s perplexity_heuristic_qwen2.5-7b-instruct.json was not published '
+           '(only the token-level debug file, matrix fixed_tokens)', 'PCA of the PF W_fixed, component 1'
+    FROM pca_variance WHERE experiment = 'reference_pf_qwen7b' AND matrix = 'fixed' AND method = 'pca' AND component = 1
+    UNION ALL
+    SELECT 'exp19_pf_cross_angle', 'Exp 19: Playful and French prompts are 62.7° apart (raw W)', 62.65, 62.75, 'deg', 'value',
+           max(mean_deg), max(mean_deg),
+           'no point-wise W of the PF prompts (perplexity_heuristic_qwen2.5-7b-instruct.json was not published)',
+           'cross_trait pairs, raw W_fixed'
+    FROM angle_groups WHERE experiment = 'reference_pf_qwen7b' AND matrix = 'fixed' AND representation = 'raw' AND pair_type = 'cross_trait'
+    UNION ALL
     SELECT 'exp21_pc1_75', 'Exp 21: PC1 of W_fixed explains 75.1 % of the variance', 75.05, 75.15, '%', 'value',
            max(100 * explained_variance_ratio), max(100 * explained_variance_ratio),
            'no GF pca_variance (computed by the geometry asset from the imported log-probs)', 'PCA of the GF W_fixed, component 1'

@@ -113,3 +113,13 @@ WITH f AS (
 SELECT count(*) AS n_prompts, round(avg(fixed - mix), 2) AS mean_gap_pp,
        round(min(fixed - mix), 1) AS min_gap_pp, round(max(fixed - mix), 1) AS max_gap_pp
 FROM f WHERE fixed IS NOT NULL AND mix IS NOT NULL;
+
+-- name: sweep_checkpoints
+-- Experiments 3 and 4: every checkpoint of the learning-rate and prefix sweeps, by learning rate and
+-- prefix (prompt key; NULL for the un-inoculated and the neutral-prefix runs), both conditions.
+SELECT r.batch, r.learning_rate, split_part(r.run, '/', 2) AS run, r.prompt_key, r.prefix_type, s.step, s.condition,
+  round(max(s.mean) FILTER (WHERE s.trait = 'French'), 1)  AS french,
+  round(max(s.mean) FILTER (WHERE s.trait = 'Playful'), 1) AS playful
+FROM run_summary s JOIN runs r USING (experiment, run)
+WHERE s.experiment = 'reference_pf_qwen7b' AND r.batch IN ('lr_sweep', 'inoc_prefix_sweep')
+GROUP BY ALL ORDER BY r.batch, r.learning_rate DESC, run, s.step, s.condition;
