@@ -455,3 +455,46 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, k
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _wrap_items(head: str, items: list[str], width: int = 60) -> str:
+    """``head`` and the items, comma-separated, in lines of about ``width`` characters, never splitting an item."""
+    lines, line = [], head
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else "")
+        if len(line) + 1 + len(piece) > width and line:
+            lines.append(line)
+            line = piece
+        else:
+            line = f"{line} {piece}" if line else piece
+    return "\n".join([*lines, line])
+
+
+def heuristic_ranking_bars(ranking: pd.DataFrame, target: str, title: str) -> plt.Figure | None:
+    """One panel per scope (pooled first, then each experiment): Pearson r of each heuristic against
+    `target`, sorted by r, with its 95% bootstrap CI and n. Heuristics without an r in a scope (no or
+    too few rows with a value) are named under the panel instead of drawn; None when no scope has one."""
+    rows = ranking[ranking.target == target]
+    scopes = [s for s in dict.fromkeys(["pooled", *sorted(rows.scope.unique())]) if s in set(rows.scope)]
+    drawn = [s for s in scopes if np.isfinite(rows[rows.scope == s].r.to_numpy(float)).any()]
+    if not drawn:
+        return None
+    height = max(3.0, 0.28 * rows.heuristic.nunique() + 1.6)
+    fig, axes = plt.subplots(1, len(drawn), figsize=(4.6 * len(drawn), height), squeeze=False)
+    for ax, scope in zip(axes.flat, drawn):
+        g = rows[rows.scope == scope]
+        ok = g[np.isfinite(g.r.to_numpy(float))].sort_values("r")
+        y = np.arange(len(ok))
+        lo = np.where(np.isfinite(ok.ci_lo), ok.r - ok.ci_lo, 0.0)
+        hi = np.where(np.isfinite(ok.ci_hi), ok.ci_hi - ok.r, 0.0)
+        ax.barh(y, ok.r, color=np.where(ok.r >= 0, "#1f77b4", "#d62728"), height=0.7)
+        ax.errorbar(ok.r, y, xerr=np.vstack([lo, hi]), fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        ax.set_yticks(y, [f"{h} (n={int(n)})" for h, n in zip(ok.heuristic, ok.n)])
+        ax.axvline(0, color="grey", linewidth=0.6)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_xlabel(f"Pearson r with {target} (95% bootstrap CI)")
+        absent = sorted(set(g.heuristic) - set(ok.heuristic))
+        ax.set_title(scope + ("\n" + _wrap_items("no r (under 3 rows with a value, or constant):", absent) if absent else ""))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from inoc.heuristics.registry import REGISTRY, Heuristic, slide_entries
 
@@ -59,8 +60,6 @@ def build_slides_dataset(conn: duckdb.DuckDBPyConnection) -> int:
 
 def write_registry_table(conn: duckdb.DuckDBPyConnection) -> None:
     """`heuristic_registry`: the registry itself, so SQL users can join ids, names and definitions."""
-    import pandas as pd
-
     frame = pd.DataFrame(
         [
             {"heuristic": h.key, "heuristic_id": h.id, "name": h.name, "definition": h.definition,
@@ -76,3 +75,13 @@ def write_registry_table(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("INSERT INTO heuristic_registry BY NAME SELECT * FROM _inoc_registry")
     finally:
         conn.unregister("_inoc_registry")
+
+
+def write_ranking(conn: duckdb.DuckDBPyConnection, ranking: pd.DataFrame) -> None:
+    """Replace `heuristic_ranking`. Its CI columns came after the table itself: a warehouse created in
+    between gets them here (CREATE TABLE IF NOT EXISTS cannot add columns)."""
+    from warehouse import replace_rows
+
+    for col in ("ci_lo", "ci_hi"):
+        conn.execute(f"ALTER TABLE heuristic_ranking ADD COLUMN IF NOT EXISTS {col} DOUBLE")
+    replace_rows(conn, "heuristic_ranking", ranking, {})

@@ -300,3 +300,24 @@ def test_one_entry_and_one_function_add_a_heuristic_everywhere(toy, monkeypatch)
     assert "max_abs_tok_diff" in registry.performance_columns()
     assert any('AS "max_abs_tok_diff"' in s for s in registry_sql())
     assert "HX1 Max" in ranked_heuristics()
+
+
+def test_ranking_figure_has_a_panel_per_scope_and_no_figure_problems():
+    from inoc import figures
+    from inoc.figure_checks import figure_problems
+    from slides.dataset import registry_sql
+
+    con = _slides_db()
+    for statement in registry_sql():
+        con.execute(statement)
+    table = ranking_table(con.execute("SELECT * FROM slides_dataset").df())
+    cell = table[(table.scope == "pooled") & (table.heuristic == "H1 Elicitation") & (table.target == "Trait sup (all)")].iloc[0]
+    assert cell.ci_lo < cell.r < cell.ci_hi
+    fig = figures.heuristic_ranking_bars(table, "Trait sup (all)", "ranked")
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["pooled", "a", "b"]
+    pooled = fig.axes[0]
+    drawn = table[(table.scope == "pooled") & (table.target == "Trait sup (all)") & table.r.notna()]
+    assert len(pooled.patches) == len(drawn) > 0
+    assert "H3 Datapoint SVD PC1" in pooled.get_title()  # no value in this dataset: named, not drawn
+    assert figure_problems(fig) == []
+    assert figures.heuristic_ranking_bars(table.assign(r=np.nan), "Trait sup (all)", "x") is None

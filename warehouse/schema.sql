@@ -214,7 +214,8 @@ CREATE TABLE IF NOT EXISTS heuristic_registry (
 );
 
 -- The original's heuristic-performance table (SPEC-DETAILED §8.10): each ranked heuristic against five
--- targets over all slides_dataset rows (both trait rows of every prompt), per experiment and pooled.
+-- targets over all slides_dataset rows (both trait rows of every prompt), per experiment and pooled;
+-- ci_lo/ci_hi: 95 % bootstrap CI of r (1000 resamples of the rows, seed 0).
 CREATE TABLE IF NOT EXISTS heuristic_ranking (
     scope           VARCHAR NOT NULL,
     heuristic_id    VARCHAR,
@@ -223,7 +224,9 @@ CREATE TABLE IF NOT EXISTS heuristic_ranking (
     target          VARCHAR NOT NULL,
     r               DOUBLE,
     r2              DOUBLE,
-    n               INTEGER
+    n               INTEGER,
+    ci_lo           DOUBLE,
+    ci_hi           DOUBLE
 );
 
 -- 4-parameter logistic fits of suppression against a heuristic (bootstrap 95% band in the figure).

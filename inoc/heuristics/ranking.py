@@ -5,11 +5,15 @@ against five targets, over **all** rows of `slides_dataset` (both trait rows of 
 the prompt's own trait): `Trait sup (all)`, `(fixed)`, `(mix)`, `Cross-trait sup (all)`, `Gap (mix)`.
 A heuristic's column holds its mix value on mix rows where it has one (the registry's `slide_prefix`).
 Pearson r, r², n over the rows where X and Y are finite; NaN when n < 3 or either is constant.
-Scopes: every experiment and 'pooled'.
+Scopes: every experiment and 'pooled'. Each r carries a 95 % bootstrap CI (`BOOTSTRAP` resamples of
+the (x, y) rows, percentiles 2.5/97.5, resamples with a constant x or y skipped; seeded, so reproducible).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from inoc.analysis.performance import heuristic_performance
@@ -23,7 +27,29 @@ TARGETS = {
     "Cross-trait sup (all)": (None, "cross_trait_suppression"),
     "Gap (mix)": ("mix", "gap"),
 }
-COLUMNS = ["scope", "heuristic_id", "heuristic", "x_column", "target", "r", "r2", "n"]
+COLUMNS = ["scope", "heuristic_id", "heuristic", "x_column", "target", "r", "r2", "n", "ci_lo", "ci_hi"]
+BOOTSTRAP = 1000
+SEED = 0
+MIN_STD = 1e-12
+
+
+def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int = BOOTSTRAP, seed: int = SEED) -> tuple[float, float]:
+    """95 % percentile CI of Pearson r over `n_boot` resamples of the finite (x, y) pairs; NaN when n < 3."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = x.size
+    if n < 3:
+        return math.nan, math.nan
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    xs, ys = x[idx], y[idx]
+    xc, yc = xs - xs.mean(axis=1, keepdims=True), ys - ys.mean(axis=1, keepdims=True)
+    sx, sy = np.sqrt((xc**2).mean(axis=1)), np.sqrt((yc**2).mean(axis=1))
+    good = (sx > MIN_STD) & (sy > MIN_STD)
+    if good.sum() < 10:
+        return math.nan, math.nan
+    r = (xc[good] * yc[good]).mean(axis=1) / (sx[good] * sy[good])
+    lo, hi = np.percentile(r, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def ranked_heuristics() -> dict[str, tuple[str | None, str]]:
@@ -46,7 +72,11 @@ def ranking_table(slides: pd.DataFrame) -> pd.DataFrame:
             if sub.empty:
                 continue
             t = heuristic_performance(sub, {label: col for label, (_, col) in heuristics.items()}, {target: column})
+            cis = [bootstrap_ci(pd.to_numeric(sub[heuristics[label][1]]).to_numpy(float), sub[column].to_numpy(float))
+                   for label in t.heuristic]
             t = t.rename(columns={"outcome": "target"}).assign(
+                ci_lo=[c[0] for c in cis],
+                ci_hi=[c[1] for c in cis],
                 scope=scope,
                 heuristic_id=t.heuristic.map(lambda label: heuristics[label][0]),
                 x_column=t.heuristic.map(lambda label: heuristics[label][1]),

@@ -2,11 +2,12 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from inoc.heuristics.ranking import ranking_table
+from inoc import figures
+from inoc.heuristics.ranking import TARGETS, ranking_table
 from inoc.outcomes import heuristic_performance_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from slides.dataset import build_slides_dataset
+from slides.dataset import build_slides_dataset, write_ranking
 from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
 from warehouse import replace_rows
 from inoc_assets.stages import SLIDES as SLIDES_STAGE, stage_tag  # not `SLIDES`: section1's slide table has that name
@@ -27,10 +28,13 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             "and the fixed-vs-mix gap (SQL in slides/dataset.sql); and `heuristic_performance`: Pearson r, r², n "
             "of each heuristic against each suppression measure, per experiment and pooled; `heuristic_ranking`: the "
             "original's table (§8.10), the registry's H1–HB6 against five targets over all rows; the registry's "
-            "heuristic columns are generated from inoc/heuristics/registry.py (also written as `heuristic_registry`)."
+            "heuristic columns are generated from inoc/heuristics/registry.py (also written as `heuristic_registry`). "
+            "Figures heuristic_ranking_<target>: one panel per scope (pooled, each experiment), a bar per heuristic "
+            "with its Pearson r against the target over all rows, sorted, with the 95% bootstrap CI and n; "
+            "heuristics without an r are named under the panel."
         ),
     )
-    def slides_dataset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def slides_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
         wh = warehouse.warehouse
         with wh.writer() as conn:
             n = build_slides_dataset(conn)
@@ -38,7 +42,15 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             perf = heuristic_performance_table(frame)
             replace_rows(conn, "heuristic_performance", perf, {})
             ranking = ranking_table(frame)
-            replace_rows(conn, "heuristic_ranking", ranking, {})
+            write_ranking(conn, ranking)
+        publisher = FigurePublisher(artifacts.store, context.log)
+        for target in TARGETS:
+            name = "heuristic_ranking_" + "".join(c if c.isalnum() else "_" for c in target.lower()).strip("_").replace("__", "_")
+            fig = figures.heuristic_ranking_bars(ranking, target, f"Heuristics ranked by Pearson r with {target} (all rows)")
+            if fig is None:
+                publisher.not_drawn(name, f"no heuristic has 3 or more rows with a value and a {target} value")
+            else:
+                publisher.publish(name, fig, "slides", f"{name}.png")
         counts = frame.groupby("experiment").size().to_dict()
         context.log.info(f"slides_dataset: {n} rows {counts}")
         pooled = perf[(perf.scope == "pooled") & (perf.outcome == "trait_suppression_all")]
@@ -47,6 +59,7 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
                 "rows": n,
                 "rows_per_experiment": MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "with_suppression": int(frame.suppression.notna().sum()),
+                **publisher.summary(),
                 "performance_pooled": MetadataValue.md(pooled.round(3).to_markdown(index=False)),
                 "ranking_pooled_trait_sup_all": MetadataValue.md(
                     ranking[(ranking.scope == "pooled") & (ranking.target == "Trait sup (all)")]
