@@ -321,3 +321,10 @@ def test_ranking_figure_has_a_panel_per_scope_and_no_figure_problems():
     assert "H3 Datapoint SVD PC1" in pooled.get_title()  # no value in this dataset: named, not drawn
     assert figure_problems(fig) == []
     assert figures.heuristic_ranking_bars(table.assign(r=np.nan), "Trait sup (all)", "x") is None
+
+
+def test_text_heuristics_of_the_registry_are_what_their_producers_write():
+    from inoc import embedding_heuristics, self_perplexity
+
+    produced = {h.key for h in REGISTRY.values() if h.kind == "produced" and set(h.inputs) & {"embeddings", "self_perplexity"}}
+    assert produced == set(embedding_heuristics.HEURISTICS) | set(self_perplexity.HEURISTICS.values())
