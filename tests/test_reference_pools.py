@@ -127,3 +127,17 @@ def test_reference_files_must_name_prompts(experiments_copy, tmp_path):
     cfg = _reference_toy(experiments_copy, tmp_path, {"no_such_prompt": "x.json"})
     with pytest.raises(ConfigError, match=r"rephrasings.reference_files: unknown prompt keys \['no_such_prompt'\]"):
         load_experiment(cfg)
+
+
+def test_preflight_uses_the_same_lookup(experiments_copy, tmp_path):
+    from inoc.rehearsal.preflight import preflight
+
+    pools = tmp_path / "pools"
+    pools.mkdir()
+    (pools / "whimsical.json").write_text(json.dumps([f"Whimsy {i}." for i in range(250)]))
+    cfg_path = _reference_toy(experiments_copy, pools, {"corrected_inoculation": str(tmp_path / "missing.json")})
+    problems = preflight(load_experiment(cfg_path), cfg_path)
+    assert [p.field for p in problems] == ["rephrasings.reference_files.corrected_inoculation"]
+    assert "missing.json" in problems[0].message
+    (tmp_path / "missing.json").write_text('["a", "b"]')
+    assert preflight(load_experiment(cfg_path), cfg_path) == []

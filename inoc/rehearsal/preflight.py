@@ -44,15 +44,19 @@ def preflight(cfg: ExperimentConfig, config_path: Path, prompts: list[str] | Non
         folder = _file(r.reference_dir) if r.reference_dir else None
         if folder is None or not folder.is_dir():
             problem(("rephrasings", "reference_dir"), f"no such folder: {folder} (source 'reference' reads "
-                    "<key>.jsonl pools from it)" if folder else "source 'reference' needs reference_dir")
+                    "<key>.jsonl or <key>.json pools from it)" if folder else "source 'reference' needs reference_dir")
         else:
+            from inoc.rephrasings import PoolFormatError, find_pool_file
+
             wanted = set(prompts if prompts is not None else cfg.prompt_keys)
             for key, ptype in cfg.run_partition_keys():
                 pool = POOL_OF_PREFIX_TYPE.get(ptype)
                 if key not in wanted or pool is None:
                     continue
-                name = f"{key}.jsonl" if pool == "diverse" else f"{key}_close.jsonl"
-                if not (folder / name).is_file():
-                    problem(("rephrasings", "reference_dir"), f"prompt {key!r} has a {ptype} run but its {pool} pool "
-                            f"{folder / name} does not exist")
+                named = r.reference_files.get(key) if pool == "diverse" else None
+                try:  # the lookup the rephrasings asset uses
+                    find_pool_file(folder, key, close=pool == "close", named=expand_path(named) if named else None)
+                except (FileNotFoundError, PoolFormatError) as exc:
+                    field = ("rephrasings", "reference_files", key) if named else ("rephrasings", "reference_dir")
+                    problem(field, f"prompt {key!r} has a {ptype} run but its {pool} pool is missing: {exc}")
     return problems
