@@ -62,7 +62,8 @@ def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, dige
         return False
     run = instance.get_run_by_id(records[0].run_id)
     if run is None:  # a runless materialization: one migrated from a legacy run partition carries the digest itself
-        return (records[0].asset_materialization.tags or {}).get(DIGEST_TAG) == digest
+        recorded = records[0].asset_materialization.metadata.get(DIGEST_TAG)
+        return recorded is not None and recorded.value == digest
     return run.tags.get(DIGEST_TAG) == digest
 
 

@@ -5,7 +5,7 @@ line from a config can never delete results.
 
 Run partitions used to be a prompt × prefix-type grid (`MultiPartitionKey`, `<type>|<prompt>`). An instance
 from then is migrated in place: each planned run's latest legacy materialization is re-recorded under its
-`<prompt>/<type>` key (same metadata, tagged with the run that made it and its config digest), so a finished
+`<prompt>/<type>` key (same metadata plus the config digest of the run that made it, tagged with that run), so a finished
 study stays finished and nothing is recomputed.
 """
 
@@ -89,11 +89,13 @@ def migrate_legacy_run_partitions(instance: DagsterInstance, cfg: ExperimentConf
                 continue
             event = records[0].asset_materialization
             source = instance.get_run_by_id(records[0].run_id)
-            tags = {SOURCE_RUN_TAG: records[0].run_id}
+            # Asset event tag values are limited to 63 characters: the 64-hex config digest goes in the metadata.
+            meta = {**event.metadata, MIGRATED_FROM: old}
             if source is not None and DIGEST_TAG in source.tags:
-                tags[DIGEST_TAG] = source.tags[DIGEST_TAG]
+                meta[DIGEST_TAG] = source.tags[DIGEST_TAG]
             instance.report_runless_asset_event(
-                AssetMaterialization(asset_key=asset_key, partition=new, metadata={**event.metadata, MIGRATED_FROM: old}, tags=tags,
+                AssetMaterialization(asset_key=asset_key, partition=new, metadata=meta,
+                                     tags={SOURCE_RUN_TAG: records[0].run_id},
                                      description=f"migrated from the legacy partition {old}")
             )
             moved += 1

@@ -60,7 +60,7 @@ def test_legacy_run_partitions_migrate_in_place_and_stay_fresh(inoc_home, experi
     key = AssetKey(["toy", "run_scores"])
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
         # What the grid stored: a run tagged with the config digest materialized the partition `fixed|<prompt>`.
-        run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="a" * 36, tags={DIGEST_TAG: "d1"}))
+        run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="a" * 36, tags={DIGEST_TAG: "d" * 64}))  # a real digest is 64 hex characters
         instance.report_runless_asset_event(
             AssetMaterialization(key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 123}))
         # report_runless_asset_event has no run: re-attribute it as the legacy run did (same storage format)
@@ -85,7 +85,7 @@ def test_legacy_run_partitions_migrate_in_place_and_stay_fresh(inoc_home, experi
             __import__("dagster").AssetRecordsFilter(asset_key=key, asset_partitions=[new]), limit=1).records[0]
         assert rec.asset_materialization.metadata["n_scores"].value == 456  # the latest legacy event's own metadata
         assert rec.asset_materialization.metadata[MIGRATED_FROM].value == f"{prefix_type}|{prompt}"
-        assert _fresh(instance, key, new, "d1") and not _fresh(instance, key, new, "d2")
+        assert _fresh(instance, key, new, "d" * 64) and not _fresh(instance, key, new, "e" * 64)
         assert apply_sync(instance, plan_sync(instance, experiments_copy)) == 0  # idempotent
 
 
