@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from inoc import settings
+from inoc.config.schema import PREFIX_TYPES
 from inoc.cloud.plan_command import add_plan_parser
 
 
@@ -204,7 +205,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from inoc_assets.main_job import MainJobError, backfill
 
     try:
-        backfill(args.experiment, args.prompt, log_level=args.log_level)
+        backfill(args.experiment, args.prompt, log_level=args.log_level, prefix_types=args.prefix_type)
     except MainJobError as exc:
         raise UserError(str(exc)) from None
     return 0
@@ -348,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "its aggregates; prints the executed step count")
     p.add_argument("experiment")
     p.add_argument("--prompt", action="append", required=True, help="prompt key (repeatable)")
+    p.add_argument("--prefix-type", action="append", choices=PREFIX_TYPES,
+                   help="only these runs of the prompts (repeatable; run partitions are <prompt>/<prefix_type>)")
     _add_log_level(p)
     p.set_defaults(fn=cmd_backfill)
 

@@ -227,8 +227,12 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
             print(format_checks(study_checks(cfg, wh)))
 
 
-def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning") -> Runner:
-    """Compute only the given prompts' partitions (prompt stages and runs), then the aggregates."""
+def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning",
+             prefix_types: Sequence[str] | None = None) -> Runner:
+    """Compute only the given prompts' partitions (prompt stages and runs), then the aggregates.
+
+    ``prefix_types`` narrows the runs to those types (say, retrain only the mix runs); the prompt stages then
+    run only where they were never materialized."""
     settings.prepare_dagster_home()
     catalog = load_all(settings.experiments_dir())
     cfg = catalog.configs.get(experiment)
@@ -239,6 +243,11 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning"
     unknown = [p for p in prompts if p not in cfg.prompts]
     if unknown:
         raise MainJobError(f"{experiment}: unknown prompt(s) {unknown}; add them to the YAML first")
+    planned = set(cfg.run_partition_keys())
+    unplanned = [f"{p}/{t}" for p in prompts for t in prefix_types or () if (p, t) not in planned]
+    if unplanned:
+        raise MainJobError(f"{experiment}: no run is planned for {', '.join(unplanned)} (see inoculation.prefix_types "
+                           "and runs.<type>_prompts)")
     started = time.time()
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
@@ -250,7 +259,7 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning"
         run.say(f"{experiment}: backfilling {', '.join(prompts)}")
         tags = {DIGEST_TAG: config_digest(cfg)}  # so a later `inoc main` finds these partitions up to date
         for p in prompts:
-            _run_partitions(instance, cfg, run, p, tags)
+            _run_partitions(instance, cfg, run, p, tags, prefix_types)
         run_aggregates(instance, run, experiment, tags)
     run.wall_s = time.time() - started
     run.say(f"backfill done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s")
@@ -258,13 +267,19 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning"
 
 
 def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runner", prompt: str,
-                    tags: dict[str, str]) -> None:
-    """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes)."""
+                    tags: dict[str, str], prefix_types: Sequence[str] | None = None) -> None:
+    """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes).
+    With ``prefix_types``, only those runs, and the prompt stages only if they were never materialized."""
     exp = cfg.name
-    run.say(f"{exp}: prompt stages of {prompt} (rephrasings, elicitation, logprobs)")
-    run(stage_selection(exp, PROMPT), f"prompt stages of {prompt}", partition_key=prompt, tags=tags)
+    stages = stage_selection(exp, PROMPT)
+    done = all(prompt in instance.get_materialized_partitions(k) for k in stages)
+    if prefix_types and done:
+        run.say(f"{exp}: prompt stages of {prompt} are kept (materialized; only its {'/'.join(prefix_types)} run(s))")
+    else:
+        run.say(f"{exp}: prompt stages of {prompt} (rephrasings, elicitation, logprobs)")
+        run(stages, f"prompt stages of {prompt}", partition_key=prompt, tags=tags)
     for p, t in cfg.run_partition_keys():
-        if p == prompt:
+        if p == prompt and (not prefix_types or t in prefix_types):
             pk = run_partition_key(p, t)
             run.say(f"{exp}: run {p} / {t} (train → eval → judge)")
             run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)

@@ -63,3 +63,10 @@ def test_materialize_names_unknown_assets_and_needs_a_partition(inoc_home, exper
     assert ok.returncode == 0, ok.stderr
     rows = Warehouse(inoc_home / "warehouse.duckdb").query("SELECT prompt_key, prompt_text FROM prompts")
     assert rows.to_dict("records") == [{"prompt_key": "whimsical", "prompt_text": "You have a whimsical personality."}]
+
+
+def test_backfill_of_an_unplanned_run_type_is_one_line(inoc_home, experiments_copy):
+    out = _inoc("backfill", "toy", "--prompt", "whimsical", "--prefix-type", "close_mix")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == ("inoc: toy: no run is planned for whimsical/close_mix "
+                                  "(see inoculation.prefix_types and runs.<type>_prompts)")

@@ -267,6 +267,24 @@ def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
     assert "whimsical" in set(supp)
 
 
+def test_backfill_by_prefix_type_retrains_only_those_runs(study):
+    with study.instance() as instance:
+        before = _latest_ids(instance, "run_scores")
+        prompt_stage_ids = _latest_ids(instance, "elicitation")
+    out = study.inoc("backfill", "toy_small", "--prompt", "corrected_inoculation", "--prefix-type", "mix")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "prompt stages of corrected_inoculation are kept" in out.stdout
+    m = re.search(r"backfill done: (\d+) steps in (\d+) runs", out.stdout)
+    # the mix run's train, eval, judge; then only the aggregates whose inputs changed (never the prompt stages)
+    assert m and 3 < int(m.group(1)) <= 3 + 4, out.stdout
+    with study.instance() as instance:
+        after = _latest_ids(instance, "run_scores")
+        elicitation = _latest_ids(instance, "elicitation")
+    changed = {k for k in after if after[k] != before.get(k)}
+    assert changed == {"corrected_inoculation/mix"}
+    assert elicitation == prompt_stage_ids
+
+
 def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(study, tmp_path):
     """`inoc ui` on the finished study: GraphQL shows 0 missing partitions on every asset of the group and each
     elicitation partition's own mean; screenshots of the group, a run partition and the suppression event."""
