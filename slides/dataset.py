@@ -54,6 +54,7 @@ def build_slides_dataset(conn: duckdb.DuckDBPyConnection) -> int:
     conn.execute(DATASET_SQL.read_text())
     for statement in registry_sql():
         conn.execute(statement)
+    write_slides_availability(conn)
     write_registry_table(conn)
     return int(conn.execute("SELECT count(*) FROM slides_dataset").fetchone()[0])
 
@@ -85,3 +86,28 @@ def write_ranking(conn: duckdb.DuckDBPyConnection, ranking: pd.DataFrame) -> Non
     for col in ("ci_lo", "ci_hi"):
         conn.execute(f"ALTER TABLE heuristic_ranking ADD COLUMN IF NOT EXISTS {col} DOUBLE")
     replace_rows(conn, "heuristic_ranking", ranking, {})
+
+
+def write_slides_availability(conn: duckdb.DuckDBPyConnection) -> None:
+    """`heuristic_availability` rows of the cross-row (`slides`) heuristics: every slides row where one
+    is NULL, with the ingredient columns that are NULL on that row (or 'undefined' when none is)."""
+    hs = [h for h in REGISTRY.values() if h.kind == "slides"]
+    if not hs:
+        return
+    conn.execute(f"DELETE FROM heuristic_availability WHERE heuristic IN ({', '.join('?' for _ in hs)})", [h.key for h in hs])
+    for h in hs:
+        def missing(cols: list[str]) -> str:
+            parts = ", ".join(f"CASE WHEN {c} IS NULL OR isnan({c}) THEN '{c}' END" for c in cols)
+            return f"concat_ws(', ', {parts})"
+
+        conn.execute(
+            f"""
+            INSERT INTO heuristic_availability BY NAME
+            SELECT experiment, '{h.key}' AS heuristic, {f"'{h.id}'" if h.id else "NULL"} AS heuristic_id, prompt_key, prefix_type,
+                   CASE WHEN m = '' THEN 'undefined on the ' || trait_name || ' row (NaN): {h.definition.replace("'", "''")}'
+                        ELSE 'on the ' || trait_name || ' row, absent: ' || m END AS reason
+            FROM (SELECT *, CASE prefix_type WHEN 'fixed' THEN {missing(h.extra["uses"]["fixed"])}
+                                             ELSE {missing(h.extra["uses"]["mix"])} END AS m
+                  FROM slides_dataset WHERE "{h.slide_column}" IS NULL OR isnan("{h.slide_column}"))
+            """
+        )

@@ -328,3 +328,23 @@ def test_text_heuristics_of_the_registry_are_what_their_producers_write():
 
     produced = {h.key for h in REGISTRY.values() if h.kind == "produced" and set(h.inputs) & {"embeddings", "self_perplexity"}}
     assert produced == set(embedding_heuristics.HEURISTICS) | set(self_perplexity.HEURISTICS.values())
+
+
+def test_slides_heuristics_state_which_ingredient_is_absent():
+    from slides.dataset import registry_sql, write_slides_availability
+
+    con = _slides_db()
+    con.execute("CREATE TABLE heuristic_availability (experiment VARCHAR, heuristic VARCHAR, heuristic_id VARCHAR, "
+                "prompt_key VARCHAR, prefix_type VARCHAR, reason VARCHAR)")
+    for statement in registry_sql():
+        con.execute(statement)
+    write_slides_availability(con)
+    write_slides_availability(con)  # idempotent
+    sd = con.execute("SELECT * FROM slides_dataset").df()
+    av = con.execute("SELECT * FROM heuristic_availability WHERE heuristic = 'h7_zsum'").df()
+    assert len(av) == sd.h7_zsum.isna().sum() > 0
+    french = av[av.reason.str.startswith("on the French row")]
+    assert len(french) == (sd.trait_name == "French").sum() and french.reason.str.contains("pc1_tok").all()
+    nan_elicitation = av[(av.prompt_key == "p5") & av.reason.str.contains("elicitation")]
+    assert len(nan_elicitation) == 4 and set(nan_elicitation.experiment) == {"b"}  # both traits, fixed and mix
+    assert not con.execute("SELECT count(*) FROM heuristic_availability WHERE heuristic = 'h9b_svd_cross_proj'").fetchone()[0]

@@ -90,8 +90,9 @@ def register(h: Heuristic) -> Heuristic:
         raise ValueError(f"heuristic {h.key!r} is registered twice")
     if h.kind != "produced" and h.kind != "slides" and not callable(h.fn):
         raise ValueError(f"heuristic {h.key!r}: kind {h.kind!r} needs a function")
-    if h.kind == "slides" and not isinstance(h.fn, str):
-        raise ValueError(f"heuristic {h.key!r}: a slides heuristic needs a SQL expression")
+    if h.kind == "slides" and (not isinstance(h.fn, str) or set(h.extra.get("uses", {})) != {"fixed", "mix"}):
+        raise ValueError(f"heuristic {h.key!r}: a slides heuristic needs a SQL expression and extra['uses'] "
+                         "(the slides_dataset columns it reads on fixed and on mix rows)")
     REGISTRY[h.key] = h
     return h
 
@@ -278,19 +279,22 @@ register(Heuristic(
     ("elicitation", "w_token_fixed", "embeddings", "slides"), "slides",
     f"{_z('elicitation')} + {_z('pc1_tok')} + {_z('emb_l2_neutral')}"
     f" - CASE WHEN prefix_type = 'mix' THEN {_z('emb_cos_std')} ELSE 0 END",
-    id="H7", slide_column="h7_zsum", performance_label="H7 Z-score composite"))
+    id="H7", slide_column="h7_zsum", performance_label="H7 Z-score composite",
+    extra={"uses": {"fixed": ["elicitation", "pc1_tok", "emb_l2_neutral"], "mix": ["elicitation", "pc1_tok", "emb_l2_neutral", "emb_cos_std"]}}))
 register(Heuristic(
     "h9a_emb_cos_cross", "Embedding cos to the other trait",
     "cos to the positive-group centroid on negative rows, to the negative-group centroid on positive rows",
     ("embeddings", "slides"), "slides",
     "CASE trait_role WHEN 'negative' THEN emb_cos_positive WHEN 'positive' THEN emb_cos_negative END",
-    id="H9a", slide_column="h9a_emb_cos_cross", performance_label="H9a Emb cos cross"))
+    id="H9a", slide_column="h9a_emb_cos_cross", performance_label="H9a Emb cos cross",
+    extra={"uses": {"fixed": ["emb_cos_positive", "emb_cos_negative"], "mix": ["emb_cos_positive", "emb_cos_negative"]}}))
 register(Heuristic(
     "h9b_svd_cross_proj", "SVD cross projection",
     "+SV2 of the token-wise TruncatedSVD of W_fixed on negative rows, −SV2 on positive rows",
     ("w_token_fixed", "slides"), "slides",
     "CASE trait_role WHEN 'negative' THEN sv2_fixed WHEN 'positive' THEN -sv2_fixed END",
-    id="H9b", slide_column="h9b_svd_cross_proj", performance_label="H9b SVD cross proj"))
+    id="H9b", slide_column="h9b_svd_cross_proj", performance_label="H9b SVD cross proj",
+    extra={"uses": {"fixed": ["sv2_fixed"], "mix": ["sv2_fixed"]}}))
 
 # Columns of slides/dataset.sql itself (hand-written SQL; tests check they exist there).
 SQL_COLUMNS = {"elicitation": "elicitation_{trait}", "ph": "ph_{trait}", "ph_combined": "ph", "ph_prefix": "ph",
