@@ -348,3 +348,16 @@ def test_slides_heuristics_state_which_ingredient_is_absent():
     nan_elicitation = av[(av.prompt_key == "p5") & av.reason.str.contains("elicitation")]
     assert len(nan_elicitation) == 4 and set(nan_elicitation.experiment) == {"b"}  # both traits, fixed and mix
     assert not con.execute("SELECT count(*) FROM heuristic_availability WHERE heuristic = 'h9b_svd_cross_proj'").fetchone()[0]
+
+
+def test_h4_with_three_prompts_has_two_components_and_no_shifted_columns():
+    from inoc.heuristics.registry import h4_token_svd
+
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(3, 40))
+    W[0] += 2.0
+    out = h4_token_svd(W, ["a", "b", "c"], [False, True, True])
+    assert out.shape == (3, 4)
+    assert np.isfinite(out[:, :2]).all() and np.isnan(out[:, 2]).all() and np.isnan(out[:, 3]).all()
+    sk = TruncatedSVD(2, random_state=42).fit_transform(W)
+    np.testing.assert_allclose(np.abs(out[:, :2]), np.abs(sk), atol=1e-8)

@@ -9,6 +9,7 @@ W_fixed and keeps ≥ 2 components; H4 the token-wise W_fixed with min(3, N − 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -45,5 +46,7 @@ def oriented_trait_svd(W: ArrayLike, keys: Sequence[str], neutral: Sequence[bool
 
 def zsum(coords: np.ndarray) -> np.ndarray:
     """Σ_c z(coords[:, c]) with z = (x − mean)/std, ddof 0, over the finite rows (`tok_svd_zsum`)."""
-    z = (coords - np.nanmean(coords, axis=0)) / np.nanstd(coords, axis=0)
+    with warnings.catch_warnings():  # an all-NaN component (fewer prompts than components) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z = (coords - np.nanmean(coords, axis=0)) / np.nanstd(coords, axis=0)
     return z.sum(axis=1)

@@ -68,7 +68,8 @@ def catalogue_rows(
         if default:
             for prefix, vector in _VECTOR.items():
                 hs = [h for h in token_hs if prefix in h.prefix_types]
-                for key in (k for k in cfg.prompt_keys if k in tokens.prompt_keys(vector)):
+                present = tokens.prompt_keys(vector)
+                for key in (k for k in cfg.prompt_keys if k in present):
                     D = token_delta_matrix(default, tokens.lists(key, vector))
                     rows += [(cfg.name, key, prefix, h.key, h.fn(D)) for h in hs]
                     del D

@@ -245,7 +245,10 @@ def h3_point_svd(W: np.ndarray, keys: list[str], neutral: list[bool]) -> np.ndar
 def h4_token_svd(W: np.ndarray, keys: list[str], neutral: list[bool]) -> np.ndarray:
     """H4: TruncatedSVD(min(3, N − 1)) of token-wise W_fixed over family + neutral prompts, oriented; + z-sum."""
     coords = oriented_trait_svd(W, keys, neutral, min(3, W.shape[0] - 1, W.shape[1])).coords
-    return np.column_stack([coords, zsum(coords)])
+    # Always pc1, pc2, pc3, zsum: with fewer components (N ≤ 3) the missing ones are NaN, not shifted.
+    padded = np.full((coords.shape[0], 3), np.nan)
+    padded[:, : coords.shape[1]] = coords
+    return np.column_stack([padded, zsum(padded)])
 
 
 for _c in range(2):
