@@ -333,9 +333,9 @@ def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(
         ui.graphql("mutation { setNuxSeen }")
         shots = [
             _screenshot(ui, chromium, f"/locations/{ui.location}/asset-groups/toy_small", "toy_group",
-                        ["toy_small", "elicitation", "suppression"]),
+                        ["toy_small", "runs", "suppression", "prompt_geometry"]),  # the nodes in view
             _screenshot(ui, chromium, "/assets/toy_small/run_scores?view=partitions&partition=corrected_inoculation%2Ffixed",
-                        "run_partition", ["corrected_inoculation/fixed", "final_default_French"]),
+                        "run_partition", ["corrected_inoculation/fixed", "final_default_French", "Missing (0)"]),
             _screenshot(ui, chromium, "/assets/toy_small/suppression?view=events", "suppression_materialization",
                         ["corrected_inoculation", "mean_suppression_fixed"]),
         ]  # fmt: skip
