@@ -74,11 +74,12 @@ def _elicit(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse
         context.log.info(f"elicitation {name}: " + ", ".join(f"{r.trait} {r.mean:.1f}" for r in own.itertuples()))
         # Each partition's own numbers (a batch of prompts is one job, but every prompt has its own results).
         context.add_asset_metadata(prompt_metadata(own, judged_without_instruction=not shown[name]), partition_key=partition)
+    for t, j in judged.items():  # batch-wide judge accounting: in the run's log, not on every partition
+        context.log.info(f"judge {t} over the batch: {j.summary()}")
     meta = {
         "batch_prompts": len(names),  # the prompts this one generate job served
         "batch_stopped_fraction": result.marker_metadata.get("stopped_fraction"),
         "batch_completions": len(done),
-        **{f"batch_judge_{t}": MetadataValue.json(j.summary()) for t, j in judged.items()},
     }
     return table, meta
 
