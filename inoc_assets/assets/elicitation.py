@@ -16,7 +16,6 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     MaterializeResult,
-    MetadataValue,
     asset,
 )
 
