@@ -95,6 +95,52 @@ def test_g18_french_fixed_vs_mix_gap(reference_wh):
     assert t.mean_gap_pp.item() == pytest.approx(-0.31, abs=0.005)
 
 
+@pytest.fixture(scope="module")
+def gf_exp20(reference_wh) -> dict[str, pd.DataFrame]:
+    """The geometry asset's Exp 20 tables of the GF import: W from the real perplexity file, outcomes
+    from the suppression table of its real scores, written as the asset writes them."""
+    from inoc.heuristics.fixed_vs_mix import gap_tables
+    from inoc.outcomes import suppression_table
+    from inoc.prompt_tables import point_matrices
+    from warehouse import replace_rows
+
+    cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
+    vectors = parse_configured(cfg, "logprobs").tables["logprob_vectors"]
+    runs = reference_wh.query("SELECT * FROM runs WHERE experiment = ?", [cfg.name])
+    scores = reference_wh.query(
+        "SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?", [cfg.name])
+    tables = ("fixed_vs_mix_rank1", "fixed_vs_mix_gap", "fixed_vs_mix_gap_correlations")
+    frames = dict(zip(tables, gap_tables(cfg, point_matrices(cfg, vectors), suppression_table(cfg, runs, scores))))
+    with reference_wh.writer() as conn:
+        for table, frame in frames.items():
+            replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": cfg.name})
+    return frames
+
+
+def test_g8_fixed_vs_mix_pc1_variance_per_trait_subset(reference_wh, gf_exp20):
+    t = _query(reference_wh, "reference_tables.sql", "gf_fixed_vs_mix_pc1").set_index("trait")
+    # SPEC-DETAILED §11.1 G8 (README Exp 20): PCA(1) / TruncatedSVD(1) PC1 variance, %, on the 4-prompt subsets.
+    assert t.to_dict("index") == {
+        "German": {"n_prompts": 4, "prompt_keys": "answer_german,think_german_neg,coffee_is_hot,birds_sing",
+                   "pca_pct": 90.8, "svd_pct": 87.3},
+        "Flattering": {"n_prompts": 4, "prompt_keys": "flatterer_mindset,avoid_flattery,coffee_is_hot,birds_sing",
+                       "pca_pct": 61.4, "svd_pct": 21.5},
+    }  # fmt: skip
+    # Both outcomes of the original's figure rows, from the runs' final default-condition scores.
+    gap = gf_exp20["fixed_vs_mix_gap"]
+    y = gap[(gap.trait == "German") & (gap.variant == "raw") & (gap.heuristic == "cosine")].set_index("prompt_key")
+    data = json.loads((_results() / "scores_german_flattering_llama-3.1-8b-instruct.json").read_text())
+
+    def final(run: str) -> float:
+        return float(np.nanmean(np.asarray(data[run]["steps"]["313"]["default"]["German"]["values"], dtype=float)))
+
+    for key in ("answer_german", "birds_sing"):
+        assert y.loc[key, "fixed_minus_mix"] == pytest.approx(final(key) - final(f"{key}_mix"), abs=1e-9)
+        assert y.loc[key, "control_minus_mix"] == pytest.approx(final("no_inoculation") - final(f"{key}_mix"), abs=1e-9)
+    corr = _query(reference_wh, "reference_tables.sql", "gf_fixed_vs_mix_gap_correlations")
+    assert len(corr) == 2 * 3 * 10 and set(corr.n) == {4}  # 2 traits × 3 variants × 10 heuristics
+
+
 # --- README claims -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -325,3 +325,42 @@ CREATE TABLE IF NOT EXISTS elicitation_scores_by_setting (
     instruction_idx INTEGER NOT NULL,
     score           DOUBLE
 );
+
+-- Exp 20 per trait (SPEC-DETAILED §8.6, golden G8): each trait's prompt subset is its family + the
+-- neutral family, restricted to prompts with W_fixed, W_mix and both a fixed and a mix run scored on
+-- the trait. The rank-1 fits on W_fixed of that subset: method 'pca' (PCA(1), centred) or
+-- 'truncated_svd' (TruncatedSVD(1), uncentred); pc1_variance = sklearn's explained_variance_ratio_[0].
+CREATE TABLE IF NOT EXISTS fixed_vs_mix_rank1 (
+    experiment      VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    method          VARCHAR NOT NULL,
+    n_prompts       INTEGER NOT NULL,         -- prompts fitted (≥ 20 jointly finite examples)
+    prompt_keys     VARCHAR NOT NULL,         -- the fitted prompts, comma-separated, config order
+    pc1_variance    DOUBLE                    -- a fraction; NaN when the subset is too small to fit
+);
+
+-- The ten fixed-vs-mix heuristics on each trait's subset (variant raw, pca_rank1, svd_rank1: the
+-- rank-1 axes of fixed_vs_mix_rank1) with the two outcomes of the original's figure rows, the trait's
+-- final default-condition scores as paired in `suppression`: fixed − mix and trained control − mix.
+CREATE TABLE IF NOT EXISTS fixed_vs_mix_gap (
+    experiment        VARCHAR NOT NULL,
+    trait             VARCHAR NOT NULL,
+    variant           VARCHAR NOT NULL,
+    prompt_key        VARCHAR NOT NULL,
+    heuristic         VARCHAR NOT NULL,
+    value             DOUBLE,
+    fixed_minus_mix   DOUBLE,
+    control_minus_mix DOUBLE
+);
+
+-- Pearson r of each (variant, heuristic) of fixed_vs_mix_gap with each outcome over the trait's subset.
+CREATE TABLE IF NOT EXISTS fixed_vs_mix_gap_correlations (
+    experiment      VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    variant         VARCHAR NOT NULL,
+    heuristic       VARCHAR NOT NULL,
+    target          VARCHAR NOT NULL,         -- fixed_minus_mix | control_minus_mix
+    r               DOUBLE,                   -- NaN with n < 3 or a constant heuristic
+    p               DOUBLE,
+    n               INTEGER
+);

@@ -204,14 +204,24 @@ def rank1_reconstruction(
     return np.outer((F - mu) @ v1, v1), np.outer((M - mu) @ v1, v1), dec
 
 
-def fixed_vs_mix_table(
-    W_fixed: ArrayLike, W_mix: ArrayLike, keys: Sequence[str], *, min_finite: int = 20
-) -> pd.DataFrame:
-    """Long table: one row per (variant, prompt) with the ten heuristics and n.
+class FixedVsMixFit(NamedTuple):
+    """`fixed_vs_mix_fit` of one prompt set: the long heuristics table and the rank-1 fits' PC1 variance."""
 
-    Variants: "raw" (W itself), "pca_rank1" and "svd_rank1" (`rank1_reconstruction`). Pass the
-    experiment's prompt subset only: the rank-1 axis is fitted on the rows given. Prompts with fewer
-    than `min_finite` jointly finite examples are NaN in every variant and are left out of the fit.
+    table: pd.DataFrame  # one row per (variant, prompt): the ten heuristics and n
+    fitted: list[str]  # the prompts the rank-1 axes were fitted on (≥ min_finite jointly finite examples)
+    pc1_variance: dict[str, float]  # "pca" / "svd" → explained_variance_ratio_[0] of the fit on W_fixed
+
+
+def fixed_vs_mix_fit(
+    W_fixed: ArrayLike, W_mix: ArrayLike, keys: Sequence[str], *, min_finite: int = 20
+) -> FixedVsMixFit:
+    """The ten heuristics on raw W and on the rank-1 PCA / TruncatedSVD reconstructions, with the fits.
+
+    Variants: "raw" (W itself), "pca_rank1" and "svd_rank1" (`rank1_reconstruction`). The rank-1 axis is
+    fitted on the rows given, so pass the prompt subset the fit is meant for (SPEC-DETAILED §8.6 fits one
+    per trait). Prompts with fewer than `min_finite` jointly finite examples are NaN in every variant and
+    are left out of the fit. `pc1_variance` is sklearn's `explained_variance_ratio_[0]` of `PCA(1)` and of
+    `TruncatedSVD(1)` (var(coords)/total column variance) on W_fixed of the fitted prompts: golden G8.
     """
     F = as_matrix(W_fixed, "W_fixed", finite=False)
     M = as_matrix(W_mix, "W_mix", finite=False)
@@ -219,16 +229,28 @@ def fixed_vs_mix_table(
         raise ValueError(f"W_fixed and W_mix: shapes differ ({F.shape} vs {M.shape})")
     keys = check_keys(keys, F.shape[0])
     raw = [fixed_vs_mix_heuristics(F[i], M[i], min_finite=min_finite) for i in range(F.shape[0])]
-    eligible = np.array([r["n"] >= min_finite for r in raw])
+    eligible = np.array([r["n"] >= min_finite for r in raw], dtype=bool)
+    idx = np.flatnonzero(eligible)
     rows = [{"variant": FIXED_VS_MIX_VARIANTS[0], "prompt_key": k, **r} for k, r in zip(keys, raw)]
+    pc1: dict[str, float] = {}
     for variant, method in zip(FIXED_VS_MIX_VARIANTS[1:], ("pca", "svd")):
         recon: dict[int, dict[str, float]] = {}
-        idx = np.flatnonzero(eligible)
         if idx.size >= (2 if method == "pca" else 1):
-            Rf, Rm, _ = rank1_reconstruction(F[idx], M[idx], method)
+            Rf, Rm, dec = rank1_reconstruction(F[idx], M[idx], method)
+            pc1[method] = float(dec.explained_variance_ratio[0])
             # Reconstructions are finite everywhere, so n = K: the raw eligibility rule already applied.
             recon = {int(i): fixed_vs_mix_heuristics(Rf[j], Rm[j], min_finite=2) for j, i in enumerate(idx)}
+        else:
+            pc1[method] = math.nan
         for i, k in enumerate(keys):
             r = recon.get(i, {**{h: math.nan for h in FIXED_VS_MIX_HEURISTICS}, "n": raw[i]["n"]})
             rows.append({"variant": variant, "prompt_key": k, **r})
-    return pd.DataFrame(rows, columns=["variant", "prompt_key", "n", *FIXED_VS_MIX_HEURISTICS])
+    table = pd.DataFrame(rows, columns=["variant", "prompt_key", "n", *FIXED_VS_MIX_HEURISTICS])
+    return FixedVsMixFit(table, [keys[i] for i in idx], pc1)
+
+
+def fixed_vs_mix_table(
+    W_fixed: ArrayLike, W_mix: ArrayLike, keys: Sequence[str], *, min_finite: int = 20
+) -> pd.DataFrame:
+    """Long table: one row per (variant, prompt) with the ten heuristics and n (`fixed_vs_mix_fit`'s table)."""
+    return fixed_vs_mix_fit(W_fixed, W_mix, keys, min_finite=min_finite).table

@@ -7,6 +7,7 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Ass
 
 from inoc import figures
 from inoc.config import load_experiment
+from inoc.heuristics.fixed_vs_mix import gap_tables
 from inoc.prompt_tables import (
     angle_tables,
     catalogue_tables,
@@ -29,11 +30,20 @@ from inoc_assets.stages import AGGREGATE, stage_tag
 TABLES = (
     "prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups",
     "fixed_vs_mix_heuristics", "pca_correlations", "heuristic_availability",
+    "fixed_vs_mix_rank1", "fixed_vs_mix_gap", "fixed_vs_mix_gap_correlations",
 )  # fmt: skip
+
+
+def _has_suppression(config_path: Path) -> bool:
+    """Whether the experiment has a `suppression` asset (computed, or an import with score files)."""
+    cfg = load_experiment(config_path)
+    return not cfg.is_import or bool(cfg.import_.score_files)
 
 
 def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
     key = AssetKey([experiment, "prompt_geometry"])
+    if _has_suppression(config_path):  # Exp 20's outcomes (fixed_vs_mix_gap) read the suppression table
+        deps = [*deps, AssetKey([experiment, "suppression"])]
 
     @asset(
         key=key,
@@ -46,6 +56,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             "(fixed, mix, token level): PCA and TruncatedSVD variance and coordinates, pairwise angles in three "
             "representations and their pair-type statistics → prompt_heuristics, pca_variance, prompt_coords, "
             "prompt_angles, angle_groups, fixed_vs_mix_heuristics (raw and rank-1 reconstructions), pca_correlations; "
+            "Exp 20 per trait (the trait's family + neutral prompts with fixed and mix runs): the rank-1 PCA / "
+            "TruncatedSVD fits on W_fixed and their PC1 variance → fixed_vs_mix_rank1, the ten heuristics with the "
+            "outcomes fixed − mix and control − mix → fixed_vs_mix_gap, and their r → fixed_vs_mix_gap_correlations; "
             "the registry's catalogue (H3/H4 trait SVDs, token heuristics H11–HB6, point-wise fixed-vs-mix columns) "
             "into prompt_heuristics and, for every heuristic a prompt lacks, the reason in heuristic_availability; "
             "PCA scatters and angle heatmaps."
@@ -77,7 +90,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         heur = pd.concat([heur, catalogue], ignore_index=True)
         fvm = fixed_vs_mix_rows(experiment, matrices)
         corr = correlation_rows(experiment, prompt_coords, heur)
-        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr, availability)))
+        suppression = wh.query("SELECT * FROM suppression WHERE experiment = ?", [experiment])
+        rank1, gap, gap_corr = gap_tables(cfg, matrices, suppression)
+        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr, availability, rank1, gap, gap_corr)))
         with wh.writer() as conn:
             for table, frame in frames.items():
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})
@@ -100,6 +115,8 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             ratios = pca_variance[sel].explained_variance_ratio.head(2).tolist()
             meta[f"pc1_variance_{m.name}"] = float(ratios[0])
             context.log.info(f"W_{m.name} {m.W.shape}: PCA PC1 {100 * ratios[0]:.1f}%, PC2 {100 * ratios[1]:.1f}%")
+        for r in rank1.itertuples():  # golden G8 on the German/Flattering import
+            meta[f"fixed_vs_mix_pc1_{r.method}_{r.trait}"] = float(r.pc1_variance)
         meta.update(publisher.summary())
         meta["folder"] = MetadataValue.path(artifacts.store.url(experiment, "figures"))
         yield MaterializeResult(metadata=meta)

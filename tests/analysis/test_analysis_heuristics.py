@@ -11,6 +11,7 @@ import pytest
 from inoc.analysis.heuristics import (
     FIXED_VS_MIX_HEURISTICS,
     effective_rank,
+    fixed_vs_mix_fit,
     fixed_vs_mix_heuristics,
     fixed_vs_mix_table,
     lls_metrics,
@@ -128,6 +129,24 @@ def test_rank1_reconstruction_matches_numpy_svd():
         rank1_reconstruction(F, M, "ica")
     with pytest.raises(ValueError, match="shapes differ"):
         rank1_reconstruction(F, M[:, :10], "svd")
+
+
+def test_fixed_vs_mix_fit_pc1_variance_is_sklearns_on_the_eligible_rows():
+    from sklearn.decomposition import PCA, TruncatedSVD
+
+    rng = np.random.default_rng(7)
+    F = rng.normal(0.05, 0.2, size=(6, 120)) + np.outer(rng.normal(size=6), rng.normal(size=120))
+    M = 0.5 * F + rng.normal(0.0, 0.1, size=(6, 120))
+    M[5, :110] = np.nan  # 10 jointly finite: not fitted
+    keys = [f"p{i}" for i in range(6)]
+    fit = fixed_vs_mix_fit(F, M, keys)
+    assert fit.fitted == keys[:5]
+    assert fit.pc1_variance["pca"] == pytest.approx(PCA(1, random_state=0).fit(F[:5]).explained_variance_ratio_[0], rel=1e-9)
+    assert fit.pc1_variance["svd"] == pytest.approx(
+        TruncatedSVD(1, random_state=0, algorithm="arpack").fit(F[:5]).explained_variance_ratio_[0], rel=1e-9)
+    one = fixed_vs_mix_fit(F[:1], M[:1], keys[:1])
+    # One prompt: PCA needs 2; TruncatedSVD fits but one row has no variance to explain (0/0).
+    assert math.isnan(one.pc1_variance["pca"]) and math.isnan(one.pc1_variance["svd"]) and one.fitted == ["p0"]
 
 
 def test_fixed_vs_mix_table_variants():

@@ -67,6 +67,25 @@ SELECT prompt_key, round(value, 3) AS ph
 FROM prompt_heuristics WHERE experiment = 'reference_gf_llama8b' AND prefix_type = 'fixed' AND heuristic = 'ph'
 ORDER BY value DESC LIMIT 5;
 
+-- name: gf_fixed_vs_mix_pc1
+-- Golden G8 (Exp 20): PC1 variance of the rank-1 fits on W_fixed of each trait's 4-prompt subset
+-- (German 90.8 % / 87.3 %, Flattering 61.4 % / 21.5 %, PCA / TruncatedSVD).
+SELECT trait, n_prompts, prompt_keys,
+  round(100 * max(pc1_variance) FILTER (WHERE method = 'pca'), 1)           AS pca_pct,
+  round(100 * max(pc1_variance) FILTER (WHERE method = 'truncated_svd'), 1) AS svd_pct
+FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_gf_llama8b'
+GROUP BY ALL ORDER BY trait DESC;
+
+-- name: gf_fixed_vs_mix_gap_correlations
+-- Exp 20's figure as a table: r of each heuristic (raw W and the two rank-1 reconstructions) with
+-- fixed − mix and control − mix of the trait, over the trait's subset.
+SELECT trait, variant, heuristic,
+  round(max(r) FILTER (WHERE target = 'fixed_minus_mix'), 3)   AS r_fixed_minus_mix,
+  round(max(r) FILTER (WHERE target = 'control_minus_mix'), 3) AS r_control_minus_mix,
+  max(n) AS n
+FROM fixed_vs_mix_gap_correlations WHERE experiment = 'reference_gf_llama8b'
+GROUP BY ALL ORDER BY trait DESC, variant, heuristic;
+
 -- name: elicitation_baselines
 SELECT experiment, trait, round(mean, 2) AS baseline
 FROM elicitation_summary WHERE prompt_key = 'neutral' ORDER BY 1, 2;
