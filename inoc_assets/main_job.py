@@ -8,7 +8,9 @@ control completions, baselines, the control run), the prompt stages over all pro
 (train → eval → scores), and the aggregates (suppression, geometry, figures, slides).
 
 Resumable: a stage or partition whose latest materialization came from a run of the same config
-(tag ``inoc/config_digest``) is skipped, so a rerun after a kill does only what is missing; within
+(tag ``inoc/config_digest``: ``inoc.config.digest.stage_digest``, the config without its prompt set,
+plus each prompt's own ``prompt_identity``) is skipped, so a rerun after a kill does only what is
+missing, and adding, proposing or promoting a prompt leaves every finished partition fresh; within
 a stage the gpu_jobs reuse finished outputs by spec hash. The aggregates and the slides run only
 when an input changed (``inoc_assets.freshness``: the upstream materializations they last consumed),
 so a rerun of a finished study materializes nothing. Import experiments (``reference_*``) are
@@ -30,7 +32,8 @@ from tabulate import tabulate
 from inoc import settings
 from inoc.config import ExperimentConfig, load_all
 from inoc.outcomes import format_suppression
-from inoc_assets.assets.catalog import config_digest
+from inoc.config.digest import config_digest, prompt_identity, stage_digest
+from inoc_assets.assets.catalog import PROMPT_IDENTITY
 from inoc_assets.freshness import stale_assets
 from inoc_assets.stage_runner import PID_TAG, MainJobError, Runner, recover_dead_runs  # noqa: F401 (re-exported)
 from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
@@ -53,18 +56,41 @@ def stages_for(cfg: ExperimentConfig) -> tuple[str, ...]:
     return (SETUP, AGGREGATE, PROMPT) if cfg.is_import else (SETUP, PROMPT, RUN, AGGREGATE)
 
 
-def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, digest: str) -> bool:
-    """Whether the latest materialization of (key, partition) came from a run of this config."""
+def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, digest: str,
+           identity: str | None = None) -> bool:
+    """Whether the latest materialization of (key, partition) came from a run of this config: its digest, and
+    where the record names the prompt it was computed from (``identity``; run partitions tag it), that prompt."""
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
     ).records
     if not records:
         return False
+    meta = records[0].asset_materialization.metadata
     run = instance.get_run_by_id(records[0].run_id)
     if run is None:  # a runless materialization: one migrated from a legacy run partition carries the digest itself
-        recorded = records[0].asset_materialization.metadata.get(DIGEST_TAG)
-        return recorded is not None and recorded.value == digest
-    return run.tags.get(DIGEST_TAG) == digest
+        recorded, named = meta.get(DIGEST_TAG), meta.get(PROMPT_IDENTITY)
+        recorded, named = (recorded.value if recorded else None), (named.value if named else None)
+    else:
+        recorded, named = run.tags.get(DIGEST_TAG), run.tags.get(PROMPT_IDENTITY)
+    return recorded == digest and (identity is None or named is None or named == identity)
+
+
+def _prompt_fresh(instance: DagsterInstance, cfg: ExperimentConfig, keys: Sequence[AssetKey], prompt: str,
+                  digest: str) -> bool:
+    """Whether every prompt stage of ``prompt`` is fresh, and its `prompt` partition recorded this prompt's
+    identity (text, group, pool file): a prompt-stage run covers many prompts, so the identity is per partition."""
+    if not all(_fresh(instance, k, prompt, digest) for k in keys):
+        return False
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey([cfg.name, "prompt"]), asset_partitions=[prompt]), limit=1
+    ).records
+    recorded = records[0].asset_materialization.metadata.get(PROMPT_IDENTITY) if records else None
+    return recorded is not None and recorded.value == prompt_identity(cfg, prompt)
+
+
+def run_tags(cfg: ExperimentConfig, prompt: str, digest: str) -> dict[str, str]:
+    """The tags of a run partition's Dagster run: the stage digest and its prompt's identity."""
+    return {DIGEST_TAG: digest, PROMPT_IDENTITY: prompt_identity(cfg, prompt)}
 
 
 def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
@@ -74,7 +100,7 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
 
     ``on_stage(stage, wall_s)`` is called after each stage (the rehearsal's report)."""
     exp = cfg.name
-    digest = config_digest(cfg)
+    digest = stage_digest(cfg)
     tags = {DIGEST_TAG: digest}
     clock = [time.time()]
 
@@ -94,7 +120,7 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
         counts["runs"] += 1
     done(SETUP)
     keys = list(prompts) if prompts is not None else cfg.prompt_keys
-    todo = [p for p in keys if not all(_fresh(instance, k, p, digest) for k in prompt_stage)]
+    todo = [p for p in keys if not _prompt_fresh(instance, cfg, prompt_stage, p, digest)]
     if todo:
         run.say(f"{exp}: rephrasings, elicitation and logprobs of {len(todo)} prompt(s)")
         ordered = [p for p in instance.get_dynamic_partitions(f"{exp}__prompts") if p in todo]
@@ -113,18 +139,18 @@ def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
     fresh_runs = 0
     for i, (p, t) in enumerate(partitions, 1):
         pk = run_partition_key(p, t)
-        if all(_fresh(instance, k, pk, digest) for k in run_stage):
+        if all(_fresh(instance, k, pk, digest, prompt_identity(cfg, p)) for k in run_stage):
             counts["skipped"] += 1
             fresh_runs += 1
             continue
         run.say(f"{exp}: run {i}/{len(partitions)}: {p} / {t} (train → eval → judge)")
-        run(run_stage, f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
+        run(run_stage, f"{p}/{t}", partition_key=pk, tags=run_tags(cfg, p, digest), in_process=True)
         counts["runs"] += 1
     if fresh_runs:
         run.say(f"{exp}: {fresh_runs} of {len(partitions)} run(s) are up to date")
     done(RUN)
-    if aggregates:
-        if run_aggregates(instance, run, exp, tags):
+    if aggregates:  # they read every prompt and run: the whole config's digest
+        if run_aggregates(instance, run, exp, {DIGEST_TAG: config_digest(cfg)}):
             counts["runs"] += 1
         else:
             counts["skipped"] += 1
@@ -257,10 +283,10 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning"
             raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
                                f"{experiment}` (the full pipeline) first")
         run.say(f"{experiment}: backfilling {', '.join(prompts)}")
-        tags = {DIGEST_TAG: config_digest(cfg)}  # so a later `inoc main` finds these partitions up to date
+        tags = {DIGEST_TAG: stage_digest(cfg)}  # so a later `inoc main` finds these partitions up to date
         for p in prompts:
             _run_partitions(instance, cfg, run, p, tags, prefix_types)
-        run_aggregates(instance, run, experiment, tags)
+        run_aggregates(instance, run, experiment, {DIGEST_TAG: config_digest(cfg)})
     run.wall_s = time.time() - started
     run.say(f"backfill done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s")
     return run
@@ -282,7 +308,8 @@ def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runn
         if p == prompt and (not prefix_types or t in prefix_types):
             pk = run_partition_key(p, t)
             run.say(f"{exp}: run {p} / {t} (train → eval → judge)")
-            run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, tags=tags, in_process=True)
+            run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, tags={**tags, **run_tags(cfg, p, tags[DIGEST_TAG])},
+                in_process=True)
 
 
 def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "warning") -> Runner:

@@ -254,7 +254,7 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
     if sel_prompts and not sel_stages:
         stages_on -= {"datagen", "datagen_api"}
     all_prompts = sel_prompts or list(cfg.prompts)
-    run_prompts = sel_prompts or (list(cfg.prompts) if cfg.runs.prompts == "all" else list(cfg.runs.prompts))
+    run_prompts = [p for p in sel_prompts if p not in cfg.candidates] if sel_prompts else cfg.run_prompt_keys
     shared = not sel_prompts  # controls, the no-prompt baselines, the base-model eval
 
     candidates = parse_candidates(list(cfg.compute.accelerators))

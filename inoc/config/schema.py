@@ -454,6 +454,11 @@ class ExperimentConfig(Strict):
     text_heuristics: TextHeuristicsConfig = Field(default_factory=TextHeuristicsConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    candidates: list[str] = Field(
+        default_factory=list, description="prompt keys proposed by `inoc propose` and not yet promoted: they get the "
+        "per-prompt stages (rephrasings, elicitation, logprobs, text heuristics) and no run; promoting one removes it "
+        "from this list",
+    )
     import_: ImportConfig | None = Field(None, alias="import")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -514,6 +519,17 @@ class ExperimentConfig(Strict):
                 unknown = [k for k in listed if k not in self.prompts]
                 if unknown:
                     raise ValueError(f"runs.{field}: unknown prompt keys {unknown} (not in `prompts`)")
+        for i, key in enumerate(self.candidates):
+            if key not in self.prompts:
+                raise ValueError(f"candidates[{i}]: {key!r} is not a key of `prompts`")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"candidates: duplicate keys in {self.candidates}")
+        for field in ("prompts", *PREFIX_TYPE_SELECTIONS.values()):
+            listed = getattr(self.runs, field)
+            named = [k for k in listed if k in self.candidates] if isinstance(listed, list) else []
+            if named:
+                raise ValueError(f"runs.{field}: {named} are candidates, which get no run; promote them first "
+                                 "(`inoc propose --select`, or remove them from `candidates`)")
         unknown = [k for k in self.rephrasings.reference_files if k not in self.prompts]
         if unknown:
             raise ValueError(f"rephrasings.reference_files: unknown prompt keys {unknown} (not in `prompts`)")
@@ -550,7 +566,11 @@ class ExperimentConfig(Strict):
 
     @property
     def run_prompt_keys(self) -> list[str]:
-        return self.prompt_keys if self.runs.prompts == "all" else list(self.runs.prompts)
+        """The prompts that get training runs: never a candidate (it has only the per-prompt stages)."""
+        if self.runs.prompts != "all":
+            return list(self.runs.prompts)
+        candidates = set(self.candidates)
+        return [k for k in self.prompt_keys if k not in candidates]
 
     def run_partition_keys(self) -> list[tuple[str, str]]:
         """(prompt, prefix type) of every inoculated run the config asks for, in prompt order."""

@@ -9,9 +9,6 @@ Both re-read the YAML when they run: a running code server may hold an older cop
 registers new prompts without a restart.
 """
 
-
-import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,15 +28,16 @@ from dagster import (
 )
 
 from inoc.config import ExperimentConfig, load_experiment
+from inoc.config.digest import config_digest, prompt_identity  # noqa: F401 (config_digest: re-exported)
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
 
+#: Per-partition metadata of `<experiment>/prompt`: `inoc.config.digest.prompt_identity` when it was computed.
+PROMPT_IDENTITY = "inoc/prompt_identity"
 
-def config_digest(cfg: ExperimentConfig) -> str:
-    blob = json.dumps(cfg.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()
+
 
 
 def prompt_record(cfg: ExperimentConfig, key: str) -> dict[str, str]:
@@ -146,6 +144,10 @@ def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
             for record in records:
                 replace_rows(conn, "prompts", pd.DataFrame([record]), {"experiment": experiment, "prompt_key": record["prompt_key"]})
         urls = [artifacts.store.write_json(r, experiment, "prompt", f"{r['prompt_key']}.json") for r in records]
+        for k in keys:  # what this partition was computed from: `inoc main` compares it with the YAML's
+            context.add_asset_metadata({PROMPT_IDENTITY: prompt_identity(cfg, k), "prompt_text": cfg.prompts[k],
+                                        "prompt_group": cfg.group_of(k), "candidate": k in cfg.candidates},
+                                       partition_key=k)
         back = {
             r["prompt_key"]: r
             for r in wh.query("SELECT * FROM prompts WHERE experiment = ?", [experiment]).to_dict("records")
