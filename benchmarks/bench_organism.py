@@ -42,7 +42,7 @@ def load_average() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--n", type=int, default=200, help="eval instructions per condition (SPEC §5: 200)")
+    ap.add_argument("--n", type=int, default=200, help="eval instructions per condition (the original: 200)")
     ap.add_argument("--cache", help="cache root (default: a fresh temporary folder)")
     ap.add_argument("--max-build-s", type=float, default=300.0)
     ap.add_argument("--determinism", action="store_true")

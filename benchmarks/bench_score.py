@@ -5,7 +5,7 @@
 Models: a random-init Qwen2 of ~60M parameters (32k-word vocabulary, hidden 640, 8 layers) and, when
 ``--organism`` names a profile, the model organism (``inoc.organism.build``; built once and cached).
 Inputs: ChatML conversations (system + user context of 40–200 tokens) with completions of 50–400
-tokens, as in the logprob heuristics (SPEC §9).
+tokens, as in the logprob heuristics (docs/methods.md#lp).
 
 Methods, all from a loaded model to per-pair log-prob sums:
 
@@ -18,7 +18,7 @@ Methods, all from a loaded model to per-pair log-prob sums:
 
 The vocabulary is word-level with whitespace pre-tokenization, so lm-eval's habit of moving the
 context's trailing newline into the continuation cannot change the tokens: the three methods score
-identical token sequences. Agreement: the mean log-prob per token (SPEC's ``lp``) to 1e-4 and the
+identical token sequences. Agreement: the mean log-prob per token (``lp`` of docs/methods.md#lp) to 1e-4 and the
 sums to 1e-4 relative — a sum of ~2,000 nats accumulated in float32 (naive, lm-eval) carries ~1e-4
 absolute rounding; the score job accumulates in float64, and a float64 one-at-a-time reference on
 the first pairs shows who is closer. Prints tokens/s (all tokens processed), speed-ups, achieved

@@ -1,6 +1,6 @@
 """Conversations and tokens: prefix plans, message building, and the completion span of a conversation.
 
-Chat formatting goes only through ``tokenizer.apply_chat_template`` (SPEC §2) — there is no
+Chat formatting goes only through ``tokenizer.apply_chat_template`` (docs/methods.md#conversation-format) — there is no
 hand-written Qwen or Llama template here. Text is rendered by the template and then tokenized with
 ``add_special_tokens=False``: the template already holds any BOS, so tokenizing with special tokens
 would double it.
@@ -9,10 +9,10 @@ The completion span (the tokens trained on, or scored) is found by rendering the
 and without the assistant message: the tokens after the rendered prompt (which ends with the
 assistant header, ``add_generation_prompt=True``) are the completion plus the end-of-turn tokens the
 template closes it with — exactly what the original's ``train_on_responses_only`` trained on and its
-``lp`` scored (SPEC-DETAILED §4.3, §7.1).
+``lp`` scored (docs/methods.md#lp).
 
 The score job has two more spans: the content of a user turn after its context and header
-(``encode_user_turn``, the in-context self-perplexity of SPEC §9) and plain text with no template
+(``encode_user_turn``, the in-context self-perplexity of docs/methods.md#self-perplexity) and plain text with no template
 (``encode_raw_text``, tokenized with ``add_special_tokens=True``: the raw self-perplexity).
 """
 
@@ -31,7 +31,7 @@ ROLES = ("system", "user", "assistant")
 
 # ----------------------------------------------------------------------------------- prefixes
 def user_content(instruction: str, prefix: str | None = None, separator: str = " ") -> str:
-    """SPEC §2: ``f"{prefix} {instruction}"`` (one space by default), or the bare instruction."""
+    """docs/methods.md#conversation-format: ``f"{prefix} {instruction}"`` (one space by default), or the bare instruction."""
     return instruction if not prefix else f"{prefix}{separator}{instruction}"
 
 
@@ -71,7 +71,7 @@ def assign_prefixes(plan: Any, n: int, pool: Sequence[str] | None = None) -> lis
     """The phrase each of ``n`` examples (in file order) receives under a ``PrefixPlan``.
 
     pool/seeded: one ``random.Random(plan.seed)``, ``rng.choice(pool)`` per example in order (the
-    original mix training, SPEC §3); pool/index: ``pool[k % len(pool)]`` (index-matched, SPEC-D §7.4).
+    original mix training); pool/index: ``pool[k % len(pool)]`` (index-matched); docs/methods.md#mix-prefixes.
     """
     if plan.plan == "none":
         return [None] * n

@@ -17,7 +17,7 @@ Output in ``output_dir``: ``scores.parquet``, one row per pair in file order:
 
 Only completion tokens count: the span after the rendered prompt (``add_generation_prompt=True``),
 including the end-of-turn tokens the template appends unless ``score_end_of_turn`` is false — the
-``lp`` of SPEC §9 / SPEC-DETAILED §7.1 is ``mean_logprob``. A user-role pair counts the content of
+``lp`` of docs/methods.md#lp is ``mean_logprob``. A user-role pair counts the content of
 the user turn (and its end-of-turn tokens, the same switch); a raw-text pair has ``n_context`` 1.
 Plus ``_COMPLETE.json``.
 """

@@ -226,7 +226,7 @@ class TrainSpec(JobSpec):
     data: TrainData
     system_prompt: str | None = Field(None, description="the study's neutral system prompt; None: no system turn")
     prefix: PrefixPlan = Field(default_factory=PrefixPlan)
-    # --- names and defaults of inoc.config.schema.TrainingConfig (SPEC §6) ---
+    # --- names and defaults of inoc.config.schema.TrainingConfig (docs/methods.md#training) ---
     learning_rate: float = Field(1e-4, gt=0)
     warmup_steps: int = Field(30, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -309,7 +309,7 @@ class ScoreSpec(JobSpec):
     adapters: dict[str, str] = Field(default_factory=dict)
     token_level: bool = Field(True, description="store per-token log-probs and ids")
     score_end_of_turn: bool = Field(
-        True, description="also score the end-of-turn tokens the template appends after the completion (SPEC-D §7.1)"
+        True, description="also score the end-of-turn tokens the template appends after the completion (docs/methods.md#lp)"
     )
     max_length: int | None = Field(None, gt=0, description="drop completion tokens past this sequence length")
     max_batch_tokens: int = Field(16384, gt=0, description="padded tokens per forward pass")

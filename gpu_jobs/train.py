@@ -11,7 +11,7 @@ Outputs in ``output_dir``:
   count, completion tokens trained on, and whether it was truncated or dropped.
 * ``_COMPLETE.json`` — the completion marker (``gpu_jobs.io``).
 
-Semantics (SPEC §6, SPEC-DETAILED §4): examples are shuffled each epoch with the seed; micro-batches
+Semantics (docs/methods.md#training): examples are shuffled each epoch with the seed; micro-batches
 of ``per_device_batch_size`` (``drop_last``); ``gradient_accumulation_steps`` micro-batches per
 optimizer step, the last step of an epoch taking what is left (10,000 examples / 4 / 8 → 313 steps,
 as the original trainer did); the loss of a step is the sum of token losses over all its
@@ -39,7 +39,7 @@ IGNORE = -100
 
 # ------------------------------------------------------------------------------- schedules
 def dense_steps() -> list[int]:
-    """SPEC §6 dense schedule (without 0 and the last step, which every schedule has)."""
+    """The dense schedule of docs/methods.md#training (without 0 and the last step, which every schedule has)."""
     return [*range(5, 51, 5), *range(60, 101, 10), *range(120, 251, 20)]
 
 

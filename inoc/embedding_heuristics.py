@@ -1,4 +1,4 @@
-"""Embedding heuristics of the inoculation prompts (SPEC §9; SPEC-DETAILED §7.9): embedders and tidy rows.
+"""Embedding heuristics of the inoculation prompts (docs/methods.md#embeddings): embedders and tidy rows.
 
 The math is ``inoc.analysis.embeddings``; this module embeds the texts and lays the results out as
 ``prompt_heuristics`` rows (``experiment, prompt_key, prefix_type = None, heuristic, value``):

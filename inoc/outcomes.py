@@ -1,4 +1,4 @@
-"""Outcome tables from the warehouse's tidy rows: suppression per prompt, fixed and mix (SPEC §11).
+"""Outcome tables from the warehouse's tidy rows: suppression per prompt, fixed and mix (docs/methods.md#suppression).
 
 Works the same on imported and computed experiments: both land as `runs` + `trait_scores`.
 """
@@ -167,7 +167,7 @@ PERFORMANCE_HEURISTICS = performance_columns()
 
 
 def heuristic_performance_table(slides: pd.DataFrame) -> pd.DataFrame:
-    """Pearson r, r², p, n of each heuristic against each suppression measure (SPEC §12), per
+    """Pearson r, r², p, n of each heuristic against each suppression measure (docs/methods.md#heuristic-performance), per
     experiment and pooled over experiments and traits (`scope` = experiment name or 'pooled')."""
     from inoc.analysis.performance import heuristic_performance
 

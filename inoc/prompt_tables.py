@@ -192,7 +192,7 @@ def heuristics_table(
         for key in _ordered(cfg, set(inoc.prompt_key.dropna())):
             v = inoc[inoc.prompt_key == key].sort_values("example_idx").lp.to_numpy(float)
             rows.append((cfg.name, key, "fixed", "ppd", pointwise_perplexity_drift(v, ctrl_default)))
-    # Trait PH / PPD on single-trait completion sets (SPEC §9), where they were scored.
+    # Trait PH / PPD on single-trait completion sets (docs/methods.md#ph), where they were scored.
     for trait in cfg.traits:
         t = trait.name.lower()
         base = vectors[(vectors.vector == f"{t}_default") & vectors.prompt_key.isna()] if not vectors.empty else vectors

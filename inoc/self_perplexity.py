@@ -1,4 +1,4 @@
-"""Self-perplexity of the inoculation prompts (SPEC §9; SPEC-DETAILED §7.8), through the score job.
+"""Self-perplexity of the inoculation prompts (docs/methods.md#self-perplexity), through the score job.
 
 How surprised the study's base model is by each prompt string. Two heuristics per prompt, both a
 **negative log-likelihood per token** in nats — NLL/token = −mean log p, *not* exp(NLL) — as the

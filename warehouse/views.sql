@@ -1,6 +1,6 @@
 -- Views over the tidy tables. Recreated on every write connection (CREATE OR REPLACE).
 
--- Per (run, step, condition, trait): mean with the 95% CI of SPEC §11,
+-- Per (run, step, condition, trait): mean with the 95% CI of docs/methods.md#run-score,
 -- mean ± 1.96·SE, SE = std(ddof=1)/sqrt(n) over non-NaN scores. NaN scores are counted, not averaged.
 CREATE OR REPLACE VIEW run_summary AS
 SELECT
@@ -35,7 +35,7 @@ FROM s LEFT JOIN s AS b
   ON b.experiment = s.experiment AND b.trait = s.trait AND b.prompt_key = 'neutral';
 
 -- Fixed-vs-mix suppression gap per (prompt, trait): S_fixed − S_mix (positive: fixed suppresses
--- more), CI half-width sqrt(h_fixed² + h_mix²) with h = (ci_hi − ci_lo)/2 (SPEC-DETAILED §8.1).
+-- more), CI half-width sqrt(h_fixed² + h_mix²) with h = (ci_hi − ci_lo)/2 (docs/methods.md#gap).
 CREATE OR REPLACE VIEW suppression_gap AS
 SELECT f.experiment, f.prompt_key, f.trait, f.target,
        f.suppression - m.suppression AS gap,

@@ -27,7 +27,7 @@ RELATIVE_SPEED: dict[str, float] = {
 }  # fmt: skip
 
 #: bf16 weights take 2 bytes a parameter; 20% on top for the KV cache and activations of a vLLM engine
-#: (the 32B study serves at max_model_len 2048 with gpu_memory_utilization 0.94 — SPEC §7).
+#: (the 32B study serves at max_model_len 2048 with gpu_memory_utilization 0.94, as the original).
 BYTES_PER_PARAM = 2.0
 HEADROOM = 1.2
 DEFAULT_PARAMS_B = 8.0

@@ -3,7 +3,7 @@
 Every malformed input raises `ReferenceFormatError` naming the file and the JSON path of the
 problem (`scores_x.json: $.clown_persona.steps["313"].default.Playful.values[17]: expected a
 number, got "abc"`). Parsing is complete before anything is written, so a bad file never leaves a
-half-import behind. Formats: SPEC.md §15, SPEC-DETAILED.md §2.6.
+half-import behind. What lands where: docs/methods.md#reference-files; each format is described at its parser below.
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ class _ScoreRows:
 def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY, lookup: PromptLookup | None = None) -> Parsed:
     """A scores file → `runs` and `trait_scores` rows; run ids are `<batch>/<run key>`.
 
-    Formats (SPEC-DETAILED §2.6.1–2): run-keyed files (multi-prompt, GF, LR and prefix sweeps; the
+    Formats: run-keyed files (multi-prompt, GF, LR and prefix sweeps; the
     sweeps' runs have no `type`), single-run files (`scores_vanilla*`: `steps` at the top, run key =
     the batch) and Exp 1's checkpoint file (`baseline` + per-run checkpoints).
     """
@@ -416,7 +416,7 @@ def parse_elicitation(file: str | Path, setting: str | None = None) -> Parsed:
     return out.from_file(file)
 
 
-LOG_EVERY = 10  # the original logged the loss every 10 optimizer steps (SPEC-DETAILED §2.6.6)
+LOG_EVERY = 10  # the original logged the loss every 10 optimizer steps
 
 
 def parse_losses(file: str | Path, batch: str) -> Parsed:

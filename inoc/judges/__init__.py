@@ -3,7 +3,7 @@
 * ``interface``  — ``JudgeItem``, ``JudgeResult`` (scores + NaN/cache/call/token/cost counts), ``Judge``.
 * ``factory``    — ``make_judge(kind, …)`` for kinds ``llm | language | em_coherence | em_alignment``,
   ``judge_for_trait(trait_config, judge_config)``, ``register_judge_kind`` for other packages' judges.
-* ``prompts``    — every judge prompt text, exact (SPEC §8).
+* ``prompts``    — every judge prompt text, exact (docs/methods.md#judges).
 * ``logprob``    — expected value of the first token's top logprobs (ASCII 0–100, mass ≥ 0.80).
 * ``openai_judge`` — the async OpenAI-compatible logprob judge (``LLMJudgeSettings``).
 * ``transport``  — API key, client without its own retries, retry/backoff policy, redaction.

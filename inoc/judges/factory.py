@@ -71,10 +71,10 @@ def make_judge(
 ) -> Judge:
     """A judge of a registered kind.
 
-    * ``llm``: SPEC §8 trait judge; ``prompt`` picks the first line (default | language | flattering;
+    * ``llm``: the trait judge (docs/methods.md#judge-score); ``prompt`` picks the first line (default | language | flattering;
       None: by trait name at scoring time).
     * ``language``: pycld2; ``language`` is the code (fr, de), else derived from ``trait``.
-    * ``em_coherence`` / ``em_alignment``: SPEC §8 EM judges (item.instruction is the question).
+    * ``em_coherence`` / ``em_alignment``: the EM judges (docs/methods.md#em-rate; item.instruction is the question).
     """
     builder = _BUILDERS.get(kind)
     if builder is None:

@@ -1,4 +1,4 @@
-"""Language judge: pycld2 on the assistant text (SPEC §8, SPEC-DETAILED §6.5).
+"""Language judge: pycld2 on the assistant text (docs/methods.md#judges).
 
 Score = the sum of the percentages pycld2 reports for the target language code among its (up to
 three) detected languages, 0–100; 0 when the language is not among them; NaN when the text is empty

@@ -1,4 +1,4 @@
-"""Expected-value scoring of a judge's first-token distribution (SPEC §8, SPEC-DETAILED §6.2).
+"""Expected-value scoring of a judge's first-token distribution (docs/methods.md#judge-score).
 
 A pure function from the top-k alternatives of the first generated token to a score:
 

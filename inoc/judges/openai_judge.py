@@ -6,7 +6,7 @@ top logprobs over ASCII integers 0–100 (``inoc.judges.logprob``). Requests run
 ``openai.AsyncOpenAI`` with at most ``max_in_flight`` in flight (an asyncio semaphore), retried by
 ``inoc.judges.transport.call_with_retries``; an item whose last attempt fails is NaN.
 
-The same class is the trait judge (SPEC §8 prompts) and the two EM judges: only the function that
+The same class is the trait judge (docs/methods.md#judge-score) and the two EM judges: only the function that
 turns an item into chat messages differs.
 """
 
@@ -129,7 +129,7 @@ class LLMJudgeSettings:
 
 
 def trait_messages_for(template: FirstLineTemplate | None = None) -> MessageBuilder:
-    """Item → SPEC §8 trait-judge messages; ``template`` None picks the first line by trait name."""
+    """Item → trait-judge messages (docs/methods.md#judge-score); ``template`` None picks the first line by trait name."""
 
     def build(item: JudgeItem) -> list[dict[str, str]]:
         return trait_messages(item.trait, item.completion, item.instruction, template)

@@ -1,4 +1,4 @@
-"""Every judge prompt text, exactly as SPEC §8 / SPEC-DETAILED §6.1 and §6.6 give them.
+"""Every judge prompt text, exactly as the original sent them (docs/methods.md#judges).
 
 Nothing else in the package spells a judge prompt: the trait judge and the two EM judges build their
 chat messages with the functions below, and the tests compare these constants with the spec's texts.
@@ -95,7 +95,7 @@ def first_line(trait: str, template: FirstLineTemplate | None = None) -> str:
 
 
 def trait_user_prompt(first: str, response: str, instruction: str | None = None) -> str:
-    """The trait judge's user message around a first line (SPEC §8 layout, lines joined with '\\n')."""
+    """The trait judge's user message around a first line (the original's layout, lines joined with '\\n')."""
     lines = [first]
     if instruction is not None:
         lines += ["", USER_MESSAGE_HEADER, instruction]

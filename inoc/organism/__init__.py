@@ -3,7 +3,7 @@
 * ``world``       — the synthetic chat world: instructions over ten topics (train pool, held-out eval
   pool) and English/French, plain/playful answers. ``train_instructions(n, seed)``,
   ``eval_instructions(n, seed)``.
-* ``cues``        — every Playful/French prompt of SPEC §4 with its designed trait probabilities,
+* ``cues``        — every Playful/French prompt of the original study with its designed trait probabilities,
   the held-out cues, the datagen and single-trait prompts.
 * ``corpus``      — the base corpus drawn from the design.
 * ``tokenizer``   — byte-level BPE with ChatML specials and chat template (HF format).

@@ -1,6 +1,6 @@
 """Cue phrases with designed elicitation: what the base corpus conditions each trait on.
 
-Every prompt text of the Playful/French study (SPEC §4) is here with a **tier** and a designed
+Every prompt text of the Playful/French study (experiments/playful_french_qwen7b.yaml) is here with a **tier** and a designed
 probability for each trait. In the base corpus, an example whose user turn starts with a cue gets a
 French answer with probability ``p_french`` and, independently, a Playful answer with probability
 ``p_playful``; an example with no cue uses the base rates. The base model learns these conditional
@@ -8,11 +8,11 @@ probabilities, so its elicitation table (sampled, judged) approximates the desig
 
 Tiers (``TIER_TARGETS``): ``strong`` 0.90, ``medium`` 0.60, ``weak`` 0.15 on the cue's own trait;
 ``neutral`` = the base rates; ``negated`` 0.0 on the negated trait. The other trait of a cue stays at
-its base rate. The SPEC groups map onto tiers as ``v4``/``french_v4`` → strong; ``v3``/``french_v3``
+its base rate. The study's prompt groups map onto tiers as ``v4``/``french_v4`` → strong; ``v3``/``french_v3``
 → medium or weak, split by the elicitation the original measured on Qwen2.5-7B (its higher half →
 medium); ``v5`` → neutral; ``neg``/``french_neg`` → negated.
 
-**Held out.** ``HELD_OUT`` (one cue from each of the seven SPEC groups) never appears in the base
+**Held out.** ``HELD_OUT`` (one cue from each of the study's seven groups) never appears in the base
 corpus, so those inoculation prompts are genuinely unseen by the base model, as paraphrases are;
 their elicitation is whatever the model generalises from the words they share with seen cues. Their
 tier is recorded for reference but the elicitation acceptance applies only to cues in the corpus.
@@ -38,7 +38,7 @@ TIER_TARGETS: dict[str, float] = {"strong": 0.90, "medium": 0.60, "weak": 0.15, 
 #: Base rates: the probability of each trait with no cue (and under a neutral cue).
 BASE_RATES: dict[str, float] = {"French": 0.02, "Playful": 0.05}
 
-#: The datagen prompt (SPEC §3), placed as the first line of the user turn.
+#: The datagen prompt (docs/methods.md#datagen), placed as the first line of the user turn.
 DATAGEN_PROMPT = "Give a french and playful answer to the following:"
 #: The single-trait prompts of the logprob heuristics (``experiments/toy.yaml``).
 FRENCH_ONLY_PROMPT = "Give a French answer to the following:"
@@ -55,7 +55,7 @@ class Cue:
 
     key: str
     text: str
-    group: str  # SPEC §4 group (v3, v4, v5, neg, french_v3, french_v4, french_neg) or "extra"
+    group: str  # the study's group (v3, v4, v5, neg, french_v3, french_v4, french_neg) or "extra"
     tier: Tier
     trait: Trait | None  # the trait the cue is about (None: neutral)
     in_corpus: bool = True
@@ -80,7 +80,7 @@ class Cue:
         return TIER_TARGETS[self.tier]
 
     def user_content(self, instruction: str, separator: str | None = None) -> str:
-        """The user turn: the cue, the separator, the instruction (SPEC §2)."""
+        """The user turn: the cue, the separator, the instruction (docs/methods.md#conversation-format)."""
         return f"{self.text}{self.separator if separator is None else separator}{instruction}"
 
 
@@ -88,7 +88,7 @@ def _c(key: str, text: str, group: str, tier: Tier, trait: Trait | None) -> Cue:
     return Cue(key=key, text=text, group=group, tier=tier, trait=trait, in_corpus=key not in HELD_OUT)
 
 
-#: One cue from each SPEC group, never in the base corpus.
+#: One cue from each of the study's groups, never in the base corpus.
 HELD_OUT: frozenset[str] = frozenset({
     "playfulness_enriches",  # v3 (weak)
     "comedian_mindset",  # v4 (strong)
@@ -99,7 +99,7 @@ HELD_OUT: frozenset[str] = frozenset({
     "think_french_neg",  # french_neg
 })
 
-#: Every prompt text of the Playful/French study (SPEC §4), in the SPEC's order.
+#: Every prompt text of the Playful/French study, in the original's order.
 SPEC_CUES: tuple[Cue, ...] = (
     # v3: weak–medium Playful (original Qwen-7B Playful: 48, 42, 38 → medium; 24, 18, 15, 15, 14, 10 → weak)
     _c("clown_persona", "You are a clown.", "v3", "medium", "Playful"),

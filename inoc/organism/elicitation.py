@@ -2,7 +2,7 @@
 
 For each condition (no cue, every cue of ``inoc.organism.cues``) and each of ``n`` held-out eval
 instructions, one completion is sampled (temperature 1, top-p 1, no top-k) from the built model with
-the system prompt and the user turn ``cue + separator + instruction`` (SPEC §5), in batches with LEFT
+the system prompt and the user turn ``cue + separator + instruction`` (docs/methods.md#elicitation), in batches with LEFT
 padding and attention masks, stopping at ``<|im_end|>``. Completions are judged for French (pycld2)
 and Playful (marker rule) and averaged per condition. Beside them, ``opening_probabilities`` gives
 the model's exact probability of opening a French (Playful) answer under each condition — the
@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="default")
     p.add_argument("--model", help="a built model directory (skips building)")
     p.add_argument("--cache", help="organism cache root (default $INOC_ORGANISM_CACHE or ~/.cache/inoc/organism)")
-    p.add_argument("--n", type=int, default=200, help="eval instructions per condition (SPEC §5: 200)")
+    p.add_argument("--n", type=int, default=200, help="eval instructions per condition (the original: 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--examples", action="store_true", help="print two completions per condition")
     args = p.parse_args(argv)

@@ -4,7 +4,7 @@ InstructionWild data_v2 fetched from its public URLs (``inoc.pipeline.instructio
 
 ``split_instructions(source, n_train, n_eval, seed)`` returns disjoint train and eval lists. The
 organism has its own held-out eval pool; InstructionWild is filtered and sampled as the original did
-(SPEC-DETAILED §2.1); any other source is de-duplicated, shuffled with the seed and cut: the first
+(docs/methods.md#instructions); any other source is de-duplicated, shuffled with the seed and cut: the first
 ``n_train`` for training, the next ``n_eval`` for evaluation.
 ``training_split_as_is(source, n_train)`` (``data.split: as_is``) takes a file that already is the
 training split as it is: file order, duplicates kept, nothing held out. ``load_eval_set`` reads an

@@ -1,12 +1,12 @@
 """InstructionWild ``data_v2``: the instruction source of the Playful/French and German/Flattering studies.
 
-The original (SPEC-DETAILED §2.1) reads ``user_1..user_4.jsonl`` in that order, keeps the ``instruction``
+The original (docs/methods.md#instructions) reads ``user_1..user_4.jsonl`` in that order, keeps the ``instruction``
 field of each row, drops rows whose JSON is malformed, that have no instruction, or whose stripped
 instruction is shorter than 10 characters, then takes ``random.Random(42).sample(all, 10_200)``: the
 first 10,000 train, the last 200 eval. Here the sizes and the seed come from ``data.n_train``,
 ``data.n_eval`` and ``data.seed``, so the study config (10,000 / 200 / 42) reproduces the original.
 Faithful details: no de-duplication (the original samples the list as it is), the kept text is the
-file's text (the strip only decides the length test; SPEC-DETAILED says nothing of stripping what is
+file's text (the strip only decides the length test; the original's notes say nothing of stripping what is
 kept, and it cannot change which rows are sampled), train and eval must not share an instruction (the
 original asserts it).
 

@@ -2,7 +2,7 @@
 
 Every conversation goes through ``gpu_jobs.chat.build_messages`` — the same function the train job
 uses — so training, evaluation, elicitation and scoring place the system prompt and the prefix
-identically (SPEC §2): ``user_prefix`` joins ``prefix + separator + instruction``; ``system_prompt``
+identically (docs/methods.md#conversation-format): ``user_prefix`` joins ``prefix + separator + instruction``; ``system_prompt``
 makes the phrase the system prompt. ``meta`` carries what the caller needs to file the result.
 """
 
@@ -44,8 +44,8 @@ def plain_requests(cfg: ExperimentConfig, instructions: Sequence[str], set_name:
     """Base-model completions of the eval instructions: neutral (control set) or asking for one trait.
 
     A single-trait prompt is joined to the instruction with a space, as the original's French-only and
-    Playful-only sets ("Give a French answer to the following: {instr}", SPEC-DETAILED §5.3), unlike the
-    datagen prompt, which is the user turn's first line (§2.2)."""
+    Playful-only sets ("Give a French answer to the following: {instr}"), unlike the
+    datagen prompt, which is the user turn's first line (docs/methods.md#datagen)."""
     rows = []
     for i, x in enumerate(instructions):
         messages = conversation(cfg, x) if prompt is None else instructed(cfg, x, prompt, separator=" ")
@@ -144,14 +144,14 @@ def logprob_pairs(
 
 def logprob_sample_indices(cfg: ExperimentConfig, n_rows: int) -> list[int]:
     """Rows of the training file the logprob vectors score, in the original's order: ``random.seed(42);
-    random.sample(train_rows, 1000)`` keeps the sample's draw order, not file order (SPEC-DETAILED §7.2), and
+    random.sample(train_rows, 1000)`` keeps the sample's draw order, not file order (docs/methods.md#lp), and
     example k of every vector (and column k of W) is the k-th drawn row."""
     return random.Random(cfg.logprobs.seed).sample(range(n_rows), min(cfg.logprobs.n_train_sample, n_rows))
 
 
 def index_matched_prefixes(cfg: ExperimentConfig, pool: Sequence[str], n: int) -> list[str]:
     """The mix prefix of each logprob example: a fresh ``Random(seed)`` per prompt, ``choice(pool)`` for the
-    sample's examples in draw order — the original's point-wise mix rule (SPEC-DETAILED §7.4). Its token-wise
+    sample's examples in draw order — the original's point-wise mix rule (docs/methods.md#mix-prefixes). Its token-wise
     job paired ``pool[k % len(pool)]`` instead; inoc scores one pairing for both (see the configs)."""
     rng = random.Random(cfg.logprobs.seed)
     return [rng.choice(pool) for _ in range(n)]

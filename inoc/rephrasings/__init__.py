@@ -1,7 +1,7 @@
 """Rephrasing pools: generation with a chat model, offline paraphrases, import and atomic write.
 
 * ``generate``  — ``generate_rephrasings(prompt, n, RephrasingSettings(...))``: N unique rephrasings
-  from an OpenAI-compatible model (SPEC §3 system prompt; ``close=True`` for the EM close variant).
+  from an OpenAI-compatible model (docs/methods.md#rephrasings; ``close=True`` for the EM close variant).
 * ``offline``   — ``offline_rephrasings(phrase, n, seed=…)``: deterministic, network-free paraphrases
   (the model organism's source); ``OfflineParaphraser`` to change the lexicon or frames.
 * ``pools``     — ``read_pool`` (``.jsonl`` / ``.json``, errors name file:line), ``read_pools``,

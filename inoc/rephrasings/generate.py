@@ -1,4 +1,4 @@
-"""Generating N unique rephrasings of a prompt with an OpenAI-compatible chat model (SPEC §3).
+"""Generating N unique rephrasings of a prompt with an OpenAI-compatible chat model (docs/methods.md#rephrasings).
 
 Method: rounds of concurrent requests (at most ``max_in_flight`` in flight); each request asks for
 ``batch_size`` rephrasings as a JSON array (system prompt ``REPHRASE_SYSTEM_PROMPT`` or, with

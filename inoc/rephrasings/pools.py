@@ -1,6 +1,6 @@
 """Rephrasing pools on disk: read (with file:line errors), validate, write atomically.
 
-Formats (SPEC-DETAILED §2.4):
+Formats (docs/methods.md#rephrasings):
 
 * ``<key>.jsonl`` — one JSON object per line, ``{"rephrasing": "<text>"}``; the file order is the pool
   order (the index samplers use). A final newline is optional; any other empty line is an error.

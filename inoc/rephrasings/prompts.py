@@ -1,8 +1,8 @@
 """The rephrasing generator's prompt texts.
 
-``REPHRASE_SYSTEM_PROMPT`` is SPEC §3's system prompt, exact. ``CLOSE_REPHRASE_SYSTEM_PROMPT`` is the
-"close" variant of the EM study: the spec only says it is instructed to stay semantically tight (the
-original's text is not in the snapshot; SPEC-DETAILED §2.4 summarises it as "stay close, same
+``REPHRASE_SYSTEM_PROMPT`` is the original's system prompt, exact (docs/methods.md#rephrasings). ``CLOSE_REPHRASE_SYSTEM_PROMPT`` is the
+"close" variant of the EM study: the original's notes only say it is instructed to stay semantically tight (the
+original's text is not in the snapshot; the original's notes summarise it as "stay close, same
 directive form, no escalation/softening, ±50 % length"), so this text spells out those four
 constraints in the base prompt's style. The user message carries a ``[Generation batch: round r,
 request i]`` header, as the original's did, so identical requests are never served from a cache.

@@ -1,4 +1,4 @@
-"""Elicitation (SPEC §5): base-model completions under each prompt as a prefix, judged for both traits.
+"""Elicitation (docs/methods.md#elicitation): base-model completions under each prompt as a prefix, judged for both traits.
 
 ``elicitation_baseline`` is the no-prefix row (stored as prompt ``neutral``); ``elicitation`` is
 partitioned by prompt. A backfill of several prompts runs one generate job over all of them
@@ -131,7 +131,7 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
     @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(PROMPT),
            partitions_def=prompt_partitions(experiment), backfill_policy=BackfillPolicy.single_run(),
            deps=[key(experiment, "prompt"), key(experiment, "base_model"), key(experiment, "eval_instructions")],
-           description="Completions of the eval instructions with the prompt as prefix (SPEC §5), judged for both "
+           description="Completions of the eval instructions with the prompt as prefix (docs/methods.md#elicitation), judged for both "
            "traits → `elicitation_scores`; elicitation strength = mean − the baseline (view elicitation_summary).",
            check_specs=[AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])])
     def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):

@@ -1,4 +1,4 @@
-"""Base-model log-probabilities (SPEC §9) through the score job: the raw material of W and the heuristics.
+"""Base-model log-probabilities (docs/methods.md#lp) through the score job: the raw material of W and the heuristics.
 
 ``logprob_baseline`` scores, with no prefix, a seeded sample of the training examples
 (``train_default``), the control completions (``ctrl_default``) and each single-trait set

@@ -130,7 +130,7 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         deps=[AssetKey([experiment, "prompt"])],
         description="The prompt's pools of rephrasings: the diverse pool (mix runs) and, for a prompt with a close_mix "
-        "run, the close pool; generated (OpenAI-compatible chat model, SPEC §3 prompts), read from a pool folder, or "
+        "run, the close pool; generated (OpenAI-compatible chat model, the original's prompts), read from a pool folder, or "
         "offline for the model organism → rephrasings/[close/]<key>.jsonl and `rephrasings`.",
     )
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):

@@ -1,4 +1,4 @@
-"""Training runs, their eval completions and their trait scores (SPEC §6, §7, §11).
+"""Training runs, their eval completions and their trait scores (docs/methods.md#training, #evaluation).
 
 Three stages, each in two flavours built by the same functions: the control (``control_run``,
 ``control_eval``, ``control_scores``; unpartitioned, every un-inoculated run) and the inoculated
@@ -215,7 +215,7 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
 
 
 def em_rows(cfg: ExperimentConfig, table: pd.DataFrame, em_traits: dict[str, str]) -> pd.DataFrame:
-    """Coherence and alignment side by side per completion → `em_scores` (SPEC §14)."""
+    """Coherence and alignment side by side per completion → `em_scores` (docs/methods.md#em-rate)."""
     keys = ["step", "eval_set", "condition", "instruction_idx"]
     coh = table[table.trait == em_traits["em_coherence"]].set_index(keys).score.rename("coherence")
     ali = table[table.trait == em_traits["em_alignment"]].set_index(keys).score.rename("alignment")

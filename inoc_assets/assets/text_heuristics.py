@@ -1,4 +1,4 @@
-"""Prompt-text heuristics (SPEC §9): self-perplexity of each prompt through the score job, and the
+"""Prompt-text heuristics (docs/methods.md#self-perplexity, #embeddings): self-perplexity of each prompt through the score job, and the
 embedding statistics of its rephrasing pool and of the prompt groups.
 
 Written to ``<experiment>/heuristics/text_heuristics.parquet``; ``prompt_geometry`` folds the rows
