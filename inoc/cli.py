@@ -211,6 +211,27 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_propose(args: argparse.Namespace) -> int:
+    settings.prepare_dagster_home()
+    from inoc_assets.main_job import MainJobError
+    from inoc_assets.propose import print_ranking, propose_candidates, select_and_promote
+
+    try:
+        if args.n is not None:
+            propose_candidates(args.experiment, args.trait, args.n, log_level=args.log_level)
+        if args.select is not None:
+            select_and_promote(args.experiment, args.trait, args.select, args.rule, args.write, args.prefix_type)
+        if args.n is None and args.select is None:
+            from inoc_assets.propose import _experiment
+            from warehouse import Warehouse
+
+            cfg, _ = _experiment(args.experiment)
+            print_ranking(Warehouse(settings.warehouse_path()), cfg, args.trait, None)
+    except MainJobError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from inoc.rehearsal.run import RehearsalError, format_report, rehearse
 
@@ -353,6 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these runs of the prompts (repeatable; run partitions are <prompt>/<prefix_type>)")
     _add_log_level(p)
     p.set_defaults(fn=cmd_backfill)
+
+    from inoc.propose.acquisition import RULES
+
+    p = sub.add_parser("propose", help="propose candidate prompts for a trait, measure them with the cheap per-prompt "
+                       "stages only, rank them by predicted suppression; --select K promotes K of them to be trained")
+    p.add_argument("experiment")
+    p.add_argument("--trait", required=True, help="the trait the candidates should inoculate against (e.g. Playful)")
+    p.add_argument("--n", type=int, help="make N new candidates (written to the YAML's `candidates:`; no run planned)")
+    p.add_argument("--select", type=int, metavar="K", help="pick K candidates by --rule and promote them")
+    p.add_argument("--rule", choices=list(RULES), default="ucb", help="; ".join(f"{k}: {v}" for k, v in RULES.items()))
+    p.add_argument("--prefix-type", choices=PREFIX_TYPES, default="fixed", help="the predicted suppression to rank by")
+    p.add_argument("--write", action="store_true", help="write the promotion without asking")
+    _add_log_level(p)
+    p.set_defaults(fn=cmd_propose)
 
     p = sub.add_parser("rehearse", help="run a real study's whole asset graph on this CPU with a stand-in model and "
                        "API, shrunk sizes and its SkyPilot tasks validated, before renting a GPU")
