@@ -364,3 +364,30 @@ CREATE TABLE IF NOT EXISTS fixed_vs_mix_gap_correlations (
     p               DOUBLE,
     n               INTEGER
 );
+
+-- Exp 19's angle questions (SPEC-DETAILED §8.5 steps 6–7), per W matrix (fixed, mix, fixed_tokens,
+-- mix_tokens; non-finite → 0): per-prompt predictors. predictor: pca_dim1, pca_dim2, svd_dim1, svd_dim2
+-- (signed top-2 coordinates, Q1); angle_from_pca_axis, angle_from_svd_axis (degrees(arctan2(|dim2|,
+-- |dim1|))), angle_to_centroid_<rep> (to the other trait's prompts' centroid; NaN for neutral prompts)
+-- (Q2); mean_angle_to_negative_<rep>, mean_angle_to_positive_<rep> (itself excluded); rep = raw, pca2, svd2.
+CREATE TABLE IF NOT EXISTS prompt_angle_predictors (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    role            VARCHAR NOT NULL,         -- negative | positive | neutral (the prompt's group)
+    predictor       VARCHAR NOT NULL,
+    value           DOUBLE
+);
+
+-- Pearson r of the Q1 predictors with each trait's suppression (all prompts) and of the Q2 predictors
+-- with cross-trait suppression (negative- and positive-role prompts), the matrix's prefix type's runs.
+CREATE TABLE IF NOT EXISTS angle_questions (
+    experiment      VARCHAR NOT NULL,
+    matrix          VARCHAR NOT NULL,
+    question        VARCHAR NOT NULL,         -- q1 | q2
+    predictor       VARCHAR NOT NULL,
+    outcome         VARCHAR NOT NULL,         -- negative_trait_suppression | positive_trait_suppression | cross_trait_suppression
+    r               DOUBLE,                   -- NaN with n < 3 or a constant predictor
+    p               DOUBLE,
+    n               INTEGER
+);

@@ -6,6 +6,7 @@ import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc import figures
+from inoc.analysis.angle_questions import angle_question_tables
 from inoc.config import load_experiment
 from inoc.heuristics.fixed_vs_mix import gap_tables
 from inoc.prompt_tables import (
@@ -31,6 +32,7 @@ TABLES = (
     "prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups",
     "fixed_vs_mix_heuristics", "pca_correlations", "heuristic_availability",
     "fixed_vs_mix_rank1", "fixed_vs_mix_gap", "fixed_vs_mix_gap_correlations",
+    "prompt_angle_predictors", "angle_questions",
 )  # fmt: skip
 
 
@@ -59,6 +61,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             "Exp 20 per trait (the trait's family + neutral prompts with fixed and mix runs): the rank-1 PCA / "
             "TruncatedSVD fits on W_fixed and their PC1 variance → fixed_vs_mix_rank1, the ten heuristics with the "
             "outcomes fixed − mix and control − mix → fixed_vs_mix_gap, and their r → fixed_vs_mix_gap_correlations; "
+            "Exp 19's angle questions per W matrix: signed PCA/SVD top-2 coordinates, angles from the PC1/SV1 axis, "
+            "angles to the other trait's centroid and mean angles to each role → prompt_angle_predictors, and their r "
+            "with each trait's suppression (Q1) and with cross-trait suppression (Q2) → angle_questions; "
             "the registry's catalogue (H3/H4 trait SVDs, token heuristics H11–HB6, point-wise fixed-vs-mix columns) "
             "into prompt_heuristics and, for every heuristic a prompt lacks, the reason in heuristic_availability; "
             "PCA scatters and angle heatmaps."
@@ -92,7 +97,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         corr = correlation_rows(experiment, prompt_coords, heur)
         suppression = wh.query("SELECT * FROM suppression WHERE experiment = ?", [experiment])
         rank1, gap, gap_corr = gap_tables(cfg, matrices, suppression)
-        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr, availability, rank1, gap, gap_corr)))
+        angle_pred, angle_q = angle_question_tables(experiment, prompt_roles(cfg), matrices, suppression)
+        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr, availability,
+                                   rank1, gap, gap_corr, angle_pred, angle_q)))
         with wh.writer() as conn:
             for table, frame in frames.items():
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})
