@@ -79,12 +79,12 @@ def write_registry_table(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def write_ranking(conn: duckdb.DuckDBPyConnection, ranking: pd.DataFrame) -> None:
-    """Replace `heuristic_ranking`. Its CI columns came after the table itself: a warehouse created in
-    between gets them here (CREATE TABLE IF NOT EXISTS cannot add columns)."""
+    """Replace `heuristic_ranking`. Its CI and group columns came after the table itself: a warehouse
+    created in between gets them here (CREATE TABLE IF NOT EXISTS cannot add columns)."""
     from warehouse import replace_rows
 
-    for col in ("ci_lo", "ci_hi"):
-        conn.execute(f"ALTER TABLE heuristic_ranking ADD COLUMN IF NOT EXISTS {col} DOUBLE")
+    for col, kind in (("ci_lo", "DOUBLE"), ("ci_hi", "DOUBLE"), ("heuristic_group", "VARCHAR")):
+        conn.execute(f"ALTER TABLE heuristic_ranking ADD COLUMN IF NOT EXISTS {col} {kind}")
     replace_rows(conn, "heuristic_ranking", ranking, {})
 
 

@@ -361,3 +361,24 @@ def test_h4_with_three_prompts_has_two_components_and_no_shifted_columns():
     assert np.isfinite(out[:, :2]).all() and np.isnan(out[:, 2]).all() and np.isnan(out[:, 3]).all()
     sk = TruncatedSVD(2, random_state=42).fit_transform(W)
     np.testing.assert_allclose(np.abs(out[:, :2]), np.abs(sk), atol=1e-8)
+
+
+def test_ranking_carries_the_originals_group_column():
+    """SPEC-DETAILED §2.6.8: the original's 23 ranked heuristics fall into its four groups."""
+    from inoc.heuristics.ranking import GROUPS, heuristic_group
+
+    ids = {label: hid for label, (hid, _) in ranked_heuristics().items()}
+    groups = {hid: heuristic_group(hid) for hid in ids.values()}
+    assert set(groups.values()) <= set(GROUPS)
+    assert {h for h, g in groups.items() if g == "A: Step-1"} == {"HA2", "HA3", "HA4", "HA5"}
+    assert {h for h, g in groups.items() if g == "B: Cumulative"} == {"HB1", "HB2", "HB3", "HB4", "HB5", "HB6"}
+    assert {h for h, g in groups.items() if g == "Cross-trait"} <= {"H9a", "H9b", "H10"}
+    assert {"H1", "H2", "H3", "H4", "H7", "H11", "H13", "H14"} <= {h for h, g in groups.items() if g == "Existing"}
+    assert heuristic_group(None) is None and heuristic_group("HX1") is None  # inoc's own ids: no paper group
+    rng = np.random.default_rng(0)
+    sd = pd.DataFrame({"experiment": "a", "prefix_type": ["fixed", "mix"] * 10, "suppression": rng.normal(size=20),
+                       "cross_trait_suppression": rng.normal(size=20), "gap": rng.normal(size=20),
+                       **{col: rng.normal(size=20) for _, col in ranked_heuristics().values()}})  # fmt: skip
+    table = ranking_table(sd)
+    assert (table.heuristic_group == table.heuristic_id.map(heuristic_group)).all()
+    assert table.heuristic_group.notna().all()

@@ -215,7 +215,8 @@ CREATE TABLE IF NOT EXISTS heuristic_registry (
 
 -- The original's heuristic-performance table (SPEC-DETAILED §8.10): each ranked heuristic against five
 -- targets over all slides_dataset rows (both trait rows of every prompt), per experiment and pooled;
--- ci_lo/ci_hi: 95 % bootstrap CI of r (1000 resamples of the rows, seed 0).
+-- ci_lo/ci_hi: 95 % bootstrap CI of r (1000 resamples of the rows, seed 0); heuristic_group: the
+-- original table's Group column (inoc.heuristics.ranking.heuristic_group).
 CREATE TABLE IF NOT EXISTS heuristic_ranking (
     scope           VARCHAR NOT NULL,
     heuristic_id    VARCHAR,
@@ -226,7 +227,8 @@ CREATE TABLE IF NOT EXISTS heuristic_ranking (
     r2              DOUBLE,
     n               INTEGER,
     ci_lo           DOUBLE,
-    ci_hi           DOUBLE
+    ci_hi           DOUBLE,
+    heuristic_group VARCHAR                   -- the original's Group: Existing, Cross-trait, A: Step-1, B: Cumulative
 );
 
 -- 4-parameter logistic fits of suppression against a heuristic (bootstrap 95% band in the figure).

@@ -27,7 +27,12 @@ TARGETS = {
     "Cross-trait sup (all)": (None, "cross_trait_suppression"),
     "Gap (mix)": ("mix", "gap"),
 }
-COLUMNS = ["scope", "heuristic_id", "heuristic", "x_column", "target", "r", "r2", "n", "ci_lo", "ci_hi"]
+COLUMNS = ["scope", "heuristic_id", "heuristic", "x_column", "target", "r", "r2", "n", "ci_lo", "ci_hi", "heuristic_group"]
+#: The original table's Group column (SPEC-DETAILED §2.6.8). The spec names the four groups, not their
+#: members; by family: the step-1 token heuristics HA*, the cumulative (simulated-training) HB*, the
+#: cross-trait projections H9a, H9b, H10, and the heuristics that existed before those (H1–H7, H11–H14).
+GROUPS = ("Existing", "Cross-trait", "A: Step-1", "B: Cumulative")
+CROSS_TRAIT_IDS = ("H9a", "H9b", "H10")
 BOOTSTRAP = 1000
 SEED = 0
 MIN_STD = 1e-12
@@ -50,6 +55,23 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int = BOOTSTRAP, seed: in
     r = (xc[good] * yc[good]).mean(axis=1) / (sx[good] * sy[good])
     lo, hi = np.percentile(r, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def heuristic_group(heuristic_id: str | None) -> str | None:
+    """The original's Group of a paper heuristic id; a registry entry may set its own in
+    `extra["performance_group"]` (checked by the caller); None for an id outside the paper's families."""
+    if not heuristic_id:
+        return None
+    entry = next((h for h in REGISTRY.values() if h.id == heuristic_id and "performance_group" in h.extra), None)
+    if entry is not None:
+        return entry.extra["performance_group"]
+    if heuristic_id.startswith("HA"):
+        return "A: Step-1"
+    if heuristic_id.startswith("HB"):
+        return "B: Cumulative"
+    if heuristic_id in CROSS_TRAIT_IDS:
+        return "Cross-trait"
+    return "Existing" if heuristic_id[:1] == "H" and heuristic_id[1:2].isdigit() else None
 
 
 def ranked_heuristics() -> dict[str, tuple[str | None, str]]:
@@ -80,6 +102,7 @@ def ranking_table(slides: pd.DataFrame) -> pd.DataFrame:
                 scope=scope,
                 heuristic_id=t.heuristic.map(lambda label: heuristics[label][0]),
                 x_column=t.heuristic.map(lambda label: heuristics[label][1]),
+                heuristic_group=t.heuristic.map(lambda label: heuristic_group(heuristics[label][0])),
             )
             frames.append(t)
     return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
