@@ -88,6 +88,10 @@ def write_ranking(conn: duckdb.DuckDBPyConnection, ranking: pd.DataFrame) -> Non
     replace_rows(conn, "heuristic_ranking", ranking, {})
 
 
+def _sql_str(text: str | None) -> str:
+    return "CAST(NULL AS VARCHAR)" if text is None else "'" + text.replace("'", "''") + "'"
+
+
 def write_slides_availability(conn: duckdb.DuckDBPyConnection) -> None:
     """`heuristic_availability` rows of the cross-row (`slides`) heuristics: every slides row where one
     is NULL, with the ingredient columns that are NULL on that row (or 'undefined' when none is)."""
@@ -97,6 +101,8 @@ def write_slides_availability(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"DELETE FROM heuristic_availability WHERE heuristic IN ({', '.join('?' for _ in hs)})", [h.key for h in hs])
     for h in hs:
         def missing(cols: list[str]) -> str:
+            if not cols:  # an unavailable heuristic reads no column
+                return "''"
             parts = ", ".join(f"CASE WHEN {c} IS NULL OR isnan({c}) THEN '{c}' END" for c in cols)
             return f"concat_ws(', ', {parts})"
 
@@ -104,7 +110,8 @@ def write_slides_availability(conn: duckdb.DuckDBPyConnection) -> None:
             f"""
             INSERT INTO heuristic_availability BY NAME
             SELECT experiment, '{h.key}' AS heuristic, {f"'{h.id}'" if h.id else "NULL"} AS heuristic_id, prompt_key, prefix_type,
-                   CASE WHEN m = '' THEN 'undefined on the ' || trait_name || ' row (NaN): {h.definition.replace("'", "''")}'
+                   CASE WHEN {_sql_str(h.extra.get("unavailable"))} IS NOT NULL THEN {_sql_str(h.extra.get("unavailable"))}
+                        WHEN m = '' THEN 'undefined on the ' || trait_name || ' row (NaN): {h.definition.replace("'", "''")}'
                         ELSE 'on the ' || trait_name || ' row, absent: ' || m END AS reason
             FROM (SELECT *, CASE prefix_type WHEN 'fixed' THEN {missing(h.extra["uses"]["fixed"])}
                                              ELSE {missing(h.extra["uses"]["mix"])} END AS m

@@ -382,3 +382,26 @@ def test_ranking_carries_the_originals_group_column():
     table = ranking_table(sd)
     assert (table.heuristic_group == table.heuristic_id.map(heuristic_group)).all()
     assert table.heuristic_group.notna().all()
+
+
+def test_h10_is_registered_unavailable_with_its_reason_on_every_slides_row():
+    """H10 has no orientation rule in the spec (its producer is missing): every slides row says so in
+    heuristic_availability, and the ranking lists it with no r, as the original's 23-row table has it."""
+    from inoc.heuristics.registry import H10_UNAVAILABLE
+    from slides.dataset import registry_sql, write_slides_availability
+
+    con = _slides_db()
+    con.execute("CREATE TABLE heuristic_availability (experiment VARCHAR, heuristic VARCHAR, heuristic_id VARCHAR, "
+                "prompt_key VARCHAR, prefix_type VARCHAR, reason VARCHAR)")
+    for statement in registry_sql():
+        con.execute(statement)
+    write_slides_availability(con)
+    sd = con.execute("SELECT * FROM slides_dataset").df()
+    av = con.execute("SELECT * FROM heuristic_availability WHERE heuristic = 'h10_tok_svd_cross_proj'").df()
+    assert sd.h10_tok_svd_cross_proj.isna().all() and len(av) == len(sd)
+    assert set(av.reason) == {H10_UNAVAILABLE} and set(av.heuristic_id) == {"H10"}
+    table = ranking_table(sd)
+    h10 = table[table.heuristic_id == "H10"]
+    assert len(h10) == 3 * len(TARGETS) and h10.r.isna().all() and (h10.n == 0).all()
+    assert set(h10.heuristic_group) == {"Cross-trait"}
+    assert len(ranked_heuristics()) == 23  # H1–H7, H9a, H9b, H10, H11, H13, H14, HA2–HA5, HB1–HB6

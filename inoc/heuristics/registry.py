@@ -299,6 +299,22 @@ register(Heuristic(
     id="H9b", slide_column="h9b_svd_cross_proj", performance_label="H9b SVD cross proj",
     extra={"uses": {"fixed": ["sv2_fixed"], "mix": ["sv2_fixed"]}}))
 
+#: H10 (SPEC-DETAILED §8.10: `±pc2_tokens_oriented`, + on negative rows, − on positive rows) is registered
+#: as unavailable. Its producer is not in the original snapshot and the spec states no orientation rule:
+#: `pc2_tokens_oriented` equals ± the token-level StandardScaler-PCA PC2 with a sign the snapshot does not
+#: determine. The sign decides the sign of r per experiment and so the pooled r; any rule inoc chose would
+#: be a guess presented as the paper's heuristic. H9b is the same cross projection on SV2 (sklearn's sign).
+H10_UNAVAILABLE = (
+    "unavailable: the original's producer of pc2_tokens_oriented is missing and the spec gives no orientation "
+    "rule for PC2 (its sign sets the sign of r per experiment); see H9b for the SV2 cross projection"
+)
+register(Heuristic(
+    "h10_tok_svd_cross_proj", "Token PCA cross projection",
+    "±PC2 of the token-level PCA of W_fixed, oriented (+ on negative rows, − on positive rows); " + H10_UNAVAILABLE,
+    ("w_token_fixed", "slides"), "slides", "CAST(NULL AS DOUBLE)",
+    id="H10", slide_column="h10_tok_svd_cross_proj", performance_label="H10 Tok SVD cross proj",
+    extra={"uses": {"fixed": [], "mix": []}, "unavailable": H10_UNAVAILABLE}))
+
 # Columns of slides/dataset.sql itself (hand-written SQL; tests check they exist there).
 SQL_COLUMNS = {"elicitation": "elicitation_{trait}", "ph": "ph_{trait}", "ph_combined": "ph", "ph_prefix": "ph",
                "pc1": "prompt_coords", "pc2": "prompt_coords", "sv1": "prompt_coords", "sv2": "prompt_coords"}
