@@ -2,9 +2,9 @@
 
     python benchmarks/bench_judge.py [--items 2000] [--items-c1 200] [--latency 0.05] [--concurrency 1 8 32]
 
-Starts ``inoc.judges.fake_openai_server`` in its own process (so the server does not share the
-judge's GIL), with ``--latency`` seconds before every reply, then judges ``--items`` distinct items
-with ``OpenAILogprobJudge`` at each concurrency (``max_in_flight``), cache disabled, and prints
+Starts the tests' fake server, ``tests/fakes/openai_server.py``, in its own process (so the server
+does not share the judge's GIL), with ``--latency`` seconds before every reply, then judges
+``--items`` distinct items with ``OpenAILogprobJudge`` at each concurrency (``max_in_flight``), cache disabled, and prints
 items/s. At concurrency 1 a 2,000-item run takes ~100 s, so it judges ``--items-c1`` items (default
 200; pass ``--items-c1 2000`` for the full run); items/s is comparable either way. Exits non-zero
 when the highest concurrency is not at least ``--min-speedup`` (default 20) times concurrency 1.
@@ -23,13 +23,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# The fake server is a test double (tests/fakes/), not product code: benchmarks are scripts, not a
+# package, so this one runs it by path rather than importing it from the product.
+FAKE_SERVER = REPO / "tests" / "fakes" / "openai_server.py"
 
 from inoc.judges import JudgeItem, LLMJudgeSettings, OpenAILogprobJudge  # noqa: E402
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inoc.judges.fake_openai_server", "--latency", str(latency)],
+        [sys.executable, str(FAKE_SERVER), "--latency", str(latency)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,

@@ -24,7 +24,7 @@ from inoc.embedding_heuristics import (
     prompt_embedding_rows,
     rephrasing_embedding_rows,
 )
-from inoc.judges.fake_openai_server import Embeddings, FakeOpenAIServer, Reply, fake_embedding
+from fakes.openai_server import Embeddings, FakeOpenAIServer, Reply, fake_embedding
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "test-embedding-key-not-real-1234"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from inoc.judges.fake_openai_server import FakeOpenAIServer, Reply, Script
+from fakes.openai_server import FakeOpenAIServer, Reply, Script
 from inoc.organism import world as W
 from warehouse import Warehouse
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
 
-from inoc.judges.fake_openai_server import FakeOpenAIServer, Reply, RequestInfo
+from fakes.openai_server import FakeOpenAIServer, Reply, RequestInfo
 from inoc_assets.assets.catalog import catalog_assets
 from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource

@@ -10,7 +10,6 @@
 * ``cache``      — the SQLite judge cache (WAL, multi-process, crash-safe).
 * ``language``   — pycld2 language judge.  ``em`` — EM flag/rate and ``judge_em``.
 * ``pricing``    — token prices for cost estimates.
-* ``fake_openai_server`` — a local OpenAI-protocol HTTP server for tests and benchmarks.
 """
 
 from inoc.judges.cache import CachedAnswer, JudgeCache, request_key

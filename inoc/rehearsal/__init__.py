@@ -2,7 +2,8 @@
 
 * ``derive`` — the rehearsal config: what is substituted, what is kept;
 * ``preflight`` — the files a config names, checked before anything runs;
-* ``standin_api`` — the OpenAI-compatible stand-in of every API model, on 127.0.0.1;
+* ``standin_api`` — the OpenAI-compatible stand-in of every API model, on 127.0.0.1, served by
+  ``openai_server`` (a local OpenAI-protocol HTTP server);
 * ``worker`` — the pipeline process, in the rehearsal's own home;
 * ``run`` — the command: all of the above, the SkyPilot tasks and the plan, and the report.
 """

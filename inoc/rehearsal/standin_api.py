@@ -1,6 +1,6 @@
 """The stand-in for every API model of a study during a rehearsal: one OpenAI-compatible server on
-127.0.0.1 that the study's own clients (judges, rephrasing generator, off-policy datagen,
-embeddings) talk to over real HTTP.
+127.0.0.1 (``inoc.rehearsal.openai_server``) that the study's own clients (judges, rephrasing
+generator, off-policy datagen, embeddings) talk to over real HTTP.
 
 It answers each kind of request in the shape the real model is asked for, deterministically:
 
@@ -27,8 +27,8 @@ import threading
 from collections import Counter
 from typing import Any
 
-from inoc.judges.fake_openai_server import FakeOpenAIServer, Reply, RequestInfo
 from inoc.judges.prompts import EM_ALIGNMENT_PROMPT, EM_COHERENCE_PROMPT, SCORE_HEADER
+from inoc.rehearsal.openai_server import OpenAICompatibleServer, Reply, RequestInfo
 from inoc.rephrasings.offline import offline_rephrasings
 from inoc.rephrasings.prompts import CLOSE_REPHRASE_SYSTEM_PROMPT, REPHRASE_SYSTEM_PROMPT
 
@@ -118,7 +118,7 @@ class StandinResponder:
         return " ".join(bank[(h + i) % len(bank)] for i in range(1 + h % 3))
 
 
-def start_standin_api() -> tuple[FakeOpenAIServer, StandinResponder]:
+def start_standin_api() -> tuple[OpenAICompatibleServer, StandinResponder]:
     """Start the stand-in server on an ephemeral port of 127.0.0.1; the caller stops it."""
     responder = StandinResponder()
-    return FakeOpenAIServer(responder).start(), responder
+    return OpenAICompatibleServer(responder).start(), responder

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from inoc.judges.fake_openai_server import FakeOpenAIServer
+from fakes.openai_server import FakeOpenAIServer
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 
 from inoc.judges import JudgeCache, JudgeItem, LLMJudgeSettings, OpenAILogprobJudge, request_key
 from inoc.judges.cache import CachedAnswer, CacheError
-from inoc.judges.fake_openai_server import Reply, Script
+from fakes.openai_server import Reply, Script
 
 from .helpers import FAKE_KEY, lp
 

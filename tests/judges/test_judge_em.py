@@ -7,7 +7,7 @@ import math
 import pytest
 
 from inoc.judges import JudgeItem, em_flag, em_rate, judge_em, make_judge
-from inoc.judges.fake_openai_server import Reply, Script
+from fakes.openai_server import Reply, Script
 from inoc.judges.prompts import em_alignment_messages, em_coherence_messages
 
 from .helpers import FAKE_KEY, fast_settings

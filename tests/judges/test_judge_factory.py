@@ -19,7 +19,7 @@ from inoc.judges import (
     register_judge_kind,
 )
 from inoc.judges import factory
-from inoc.judges.fake_openai_server import Script
+from fakes.openai_server import Script
 
 from .helpers import FAKE_KEY, fast_settings
 

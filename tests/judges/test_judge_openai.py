@@ -16,7 +16,7 @@ from inoc.judges import (
     LLMJudgeSettings,
     OpenAILogprobJudge,
 )
-from inoc.judges.fake_openai_server import Reply, Script
+from fakes.openai_server import Reply, Script
 from inoc.judges.prompts import trait_messages
 
 from .helpers import FAKE_KEY, fast_settings, lp

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inoc.judges import JudgeFatalError
-from inoc.judges.fake_openai_server import Reply, Script
+from fakes.openai_server import Reply, Script
 from inoc.rephrasings import (
     CLOSE_REPHRASE_SYSTEM_PROMPT,
     REPHRASE_SYSTEM_PROMPT,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from inoc.config import parse_experiment
-from inoc.judges.fake_openai_server import FakeOpenAIServer, Reply, RequestInfo, Script
+from fakes.openai_server import FakeOpenAIServer, Reply, RequestInfo, Script
 from inoc.judges.transport import JudgeFatalError
 from inoc.pipeline.api_datagen import PARTIAL_FILE, RESULT_FILE, ApiDatagenSettings, DatagenError, generate
 from inoc.pipeline.requests import datagen_requests

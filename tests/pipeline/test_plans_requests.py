@@ -135,7 +135,7 @@ def test_extends_replace_list_replaces_prompts_and_groups_and_merges_the_rest(tm
 def test_elicitation_judged_without_instruction_for_the_configured_groups(monkeypatch):
     """PF: v3/v4/v5 and the baseline judged without the instruction, neg and French with it (SPEC-DETAILED
     §5.5); the judge request then has no USER MESSAGE block (§6.1)."""
-    from inoc.judges.fake_openai_server import FakeOpenAIServer, Reply
+    from fakes.openai_server import FakeOpenAIServer, Reply
     from inoc.pipeline.judging import judge_all
     from inoc.pipeline.requests import elicitation_judge_instructions, elicitation_requests
 
