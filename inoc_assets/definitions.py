@@ -22,6 +22,7 @@ from inoc_assets.assets.geometry import geometry_asset
 from inoc_assets.assets.imported import imported_assets, imported_key
 from inoc_assets.assets.outcomes import suppression_asset
 from inoc_assets.assets.pipeline import pipeline_assets
+from inoc_assets.assets.prediction import prediction_assets
 from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.assets.slides import slides_assets
 from inoc_assets.resources import default_resources
@@ -62,7 +63,7 @@ def build_definitions(experiments_dir: str | Path | None = None, selection: Iter
             assets += pipeline_assets(name, path)
     # The slides read every experiment's analysis tables.
     analysis = [k for a in assets for k in a.keys if k.path[-1] in ("experiment", "prompt", "suppression", "prompt_geometry")]
-    assets += slides_assets(analysis)
+    assets += slides_assets(analysis) + prediction_assets()
     return Definitions(
         assets=assets,
         sensors=[prompt_partition_sensor(directory)],

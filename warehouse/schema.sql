@@ -393,3 +393,67 @@ CREATE TABLE IF NOT EXISTS angle_questions (
     p               DOUBLE,
     n               INTEGER
 );
+
+-- The suppression predictor (inoc/prediction; issue 20), rebuilt by the slides/suppression_predictor asset.
+-- One row per own-trait prompt row (prompts of a neutral group have none) and model: its predicted
+-- suppression (pp) with a jackknife+ interval at `coverage`; `observed` the measured suppression (NaN
+-- without a run); `trained` whether the row was in the model's fit. scope: 'experiment' (a model fit on
+-- that experiment's runs) or 'pooled' (one fit on every experiment's runs).
+CREATE TABLE IF NOT EXISTS suppression_predictions (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    scope           VARCHAR NOT NULL CHECK (scope IN ('experiment', 'pooled')),
+    model_version   VARCHAR NOT NULL,
+    prediction      DOUBLE,
+    lo              DOUBLE,
+    hi              DOUBLE,
+    coverage        DOUBLE NOT NULL,
+    observed        DOUBLE,
+    trained         BOOLEAN NOT NULL
+);
+
+-- The exact inputs of each prediction: `value` what the model read (z-scored within experiment),
+-- `raw_value` the slides_dataset value it came from.
+CREATE TABLE IF NOT EXISTS prediction_inputs (
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    scope           VARCHAR NOT NULL,
+    model_version   VARCHAR NOT NULL,
+    feature         VARCHAR NOT NULL,
+    value           DOUBLE,
+    raw_value       DOUBLE
+);
+
+-- One row per fitted predictor: what it is and exactly what it was fit on (model_version hashes both).
+CREATE TABLE IF NOT EXISTS predictor_models (
+    model_version    VARCHAR NOT NULL,
+    scope            VARCHAR NOT NULL,
+    experiment       VARCHAR,                 -- NULL for the pooled model
+    prefix_type      VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,        -- ridge | group_mean
+    features         VARCHAR NOT NULL,        -- JSON list
+    hyper_parameters VARCHAR NOT NULL,        -- JSON (alphas, chosen alpha, coefficients, interval method, …)
+    n_train          INTEGER NOT NULL,
+    trained_on       VARCHAR NOT NULL,        -- JSON list of [experiment, prompt_key]
+    fitted_at        TIMESTAMP NOT NULL
+);
+
+-- Out-of-sample validation of the predictor and of the group-mean baseline on the same held-out rows.
+CREATE TABLE IF NOT EXISTS predictor_validation (
+    scheme           VARCHAR NOT NULL CHECK (scheme IN ('leave_one_prompt_out', 'leave_one_study_out')),
+    train_scope      VARCHAR NOT NULL,        -- an experiment or 'pooled'
+    test_scope       VARCHAR NOT NULL,
+    prefix_type      VARCHAR NOT NULL,
+    model            VARCHAR NOT NULL CHECK (model IN ('predictor', 'group_mean')),
+    kind             VARCHAR,                 -- the model's kind: ridge | group_mean
+    features         VARCHAR,                 -- comma-separated; empty for group_mean
+    n                INTEGER NOT NULL,
+    r2               DOUBLE,
+    spearman         DOUBLE,
+    coverage         DOUBLE,
+    nominal_coverage DOUBLE,
+    mean_width       DOUBLE
+);

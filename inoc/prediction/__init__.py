@@ -16,7 +16,7 @@ import pandas as pd
 
 from inoc.prediction.features import FEATURES, PREFIX_TYPES, own_trait_rows, usable_features
 from inoc.prediction.model import DEFAULT_KIND, MIN_TRAIN, TARGET, Predictor, fit
-from inoc.prediction.validation import leave_one_prompt_out, leave_one_study_out
+from inoc.prediction.validation import SUMMARY_COLUMNS, leave_one_prompt_out, leave_one_study_out
 
 __all__ = ["FEATURES", "Predictor", "fit", "own_trait_rows", "predict_all", "prediction_inputs"]
 
@@ -130,7 +130,7 @@ def predict_all(
                 skipped.append(f"leave-one-study-out {prefix_type}: {err}")
     predictions = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=PREDICTION_COLUMNS)
     validation = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(
-        columns=["scheme", "train_scope", "test_scope", "prefix_type", "model", "n", "r2", "spearman", "coverage"])
+        columns=SUMMARY_COLUMNS)
     validation.attrs["held_out"] = pd.concat(held, ignore_index=True) if held else pd.DataFrame()
     models = pd.DataFrame(model_rows, columns=MODEL_COLUMNS)
     models.attrs["predictors"] = predictors

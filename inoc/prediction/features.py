@@ -2,10 +2,12 @@
 
 A prompt's *own trait* is the trait its group elicits: the config's group role (positive → the
 experiment's positive trait, negative → its negative trait). slides_dataset does not carry the role,
-so `own_trait_rows` takes it from `roles` when given (``group_roles`` builds that from configs) and
-otherwise from the family name, which every shipped config spells as the trait (family ``playful``
-↔ trait Playful, ``german`` ↔ German, …). Neutral-family prompts (and any family that names no trait
-of its experiment) have no own trait: they are left out, so nothing is trained on or predicted for them.
+so `own_trait_rows` takes it, in this order, from `roles` when given (``group_roles`` builds that
+from configs), from the row's suppression `target` (``trait`` / ``cross_trait``, set from the config
+where the prompt has a run), and otherwise from the family name, which every shipped config spells
+as the trait (family ``playful`` ↔ trait Playful, ``german`` ↔ German, …). Neutral prompts (and any
+family that names no trait of its experiment) have no own trait: they are left out, so nothing is
+trained on or predicted for them.
 
 Features are z-scored within experiment (ddof 1, over the experiment's own-trait rows of the prefix
 type, every registered prompt whether or not it has a run), so one experiment's pp and nats scale
@@ -44,6 +46,9 @@ def group_roles(configs: Iterable) -> dict[tuple[str, str], str]:
 
 def _own_mask(slides: pd.DataFrame, roles: Mapping[tuple[str, str], str] | None) -> pd.Series:
     by_family = slides.prompt_family.astype(str).str.lower() == slides.trait_name.astype(str).str.lower()
+    if "target" in slides.columns:  # a run's suppression row knows the config's role
+        ran = slides.suppression.notna()
+        by_family = (slides.target == "trait").where(ran, by_family).astype(bool)
     if not roles:
         return by_family
     role = pd.Series([roles.get((e, g)) for e, g in zip(slides.experiment, slides.prompt_group)], index=slides.index)

@@ -3,7 +3,7 @@
 - `leave_one_prompt_out`: each trained prompt of a scope is predicted by a fit on the others.
 - `leave_one_study_out`: every trained prompt of one experiment is predicted by a fit on another's.
 
-Both run the predictor (`kind`) and the baseline (`group_mean`, see `inoc.prediction.model`) on the
+Both run the predictor (model ``predictor``, of `kind`) and the baseline (`group_mean`, see `inoc.prediction.model`) on the
 same held-out rows and report, per model: n, R² (1 − SS_res/SS_tot about the held-out rows' own
 mean, so a constant at the wrong level scores below 0), Spearman ρ (NaN when either side is constant:
 a baseline that predicts one value cannot rank) and the share of held-out suppressions inside the
@@ -22,7 +22,8 @@ from scipy.stats import spearmanr
 from inoc.prediction.model import DEFAULT_KIND, MIN_TRAIN, TARGET, fit
 
 BASELINE = "group_mean"
-SUMMARY_COLUMNS = ["scheme", "train_scope", "test_scope", "prefix_type", "model", "features", "n", "r2", "spearman", "coverage",
+PREDICTOR = "predictor"
+SUMMARY_COLUMNS = ["scheme", "train_scope", "test_scope", "prefix_type", "model", "kind", "features", "n", "r2", "spearman", "coverage",
                    "nominal_coverage", "mean_width"]  # fmt: skip
 
 
@@ -49,11 +50,12 @@ def metrics(observed: np.ndarray, prediction: np.ndarray, lo: np.ndarray, hi: np
 
 
 def _summarize(held: pd.DataFrame, scheme: str, train_scope: str, test_scope: str, prefix_type: str,
-               features: Sequence[str], coverage: float) -> list[dict]:  # fmt: skip
+               features: Sequence[str], coverage: float, kind: str) -> list[dict]:  # fmt: skip
     out = []
     for model, g in held.groupby("model", sort=False):
         out.append({"scheme": scheme, "train_scope": train_scope, "test_scope": test_scope, "prefix_type": prefix_type,
-                    "model": model, "features": ",".join(features) if model != BASELINE else "",
+                    "model": model, "kind": kind if model == PREDICTOR else BASELINE,
+                    "features": ",".join(features) if model == PREDICTOR else "",
                     **metrics(g.observed, g.prediction, g.lo, g.hi), "nominal_coverage": coverage})  # fmt: skip
     return out
 
@@ -79,15 +81,16 @@ def leave_one_prompt_out(
                          f"{list(features)}; need at least {MIN_TRAIN + 1} (a fit needs {MIN_TRAIN})")
     prefix_type = str(train["prefix_type"].iloc[0])
     held = []
-    for model in (kind, BASELINE):
+    for model, model_kind, feats in ((PREDICTOR, kind, features), (BASELINE, BASELINE, [])):
         preds = []
         for i in range(len(train)):
             keep = np.arange(len(train)) != i
-            p = fit(train[keep], features if model != BASELINE else [], kind=model, coverage=coverage)
+            p = fit(train[keep], feats, kind=model_kind, coverage=coverage)
             preds.append(p.predict(train.iloc[i : i + 1]))
         held.append(_held_rows(train, pd.concat(preds), model, "leave_one_prompt_out", scope, scope))
     held = pd.concat(held, ignore_index=True)
-    summary = pd.DataFrame(_summarize(held, "leave_one_prompt_out", scope, scope, prefix_type, features, coverage), columns=SUMMARY_COLUMNS)
+    summary = pd.DataFrame(_summarize(held, "leave_one_prompt_out", scope, scope, prefix_type, features, coverage, kind),
+                           columns=SUMMARY_COLUMNS)
     return summary, held
 
 
@@ -107,7 +110,7 @@ def leave_one_study_out(
     summaries, held = [], []
     prefix_type = str(train["prefix_type"].iloc[0])
     for a in fit_ok:
-        models = {kind: fit(train[train.experiment == a], features, kind=kind, coverage=coverage),
+        models = {PREDICTOR: fit(train[train.experiment == a], features, kind=kind, coverage=coverage),
                   BASELINE: fit(train[train.experiment == a], [], kind=BASELINE, coverage=coverage)}  # fmt: skip
         for b in experiments:
             if b == a:
@@ -116,16 +119,16 @@ def leave_one_study_out(
             h = pd.concat([_held_rows(test, m.predict(test), name, "leave_one_study_out", a, b) for name, m in models.items()],
                           ignore_index=True)  # fmt: skip
             held.append(h)
-            summaries += _summarize(h, "leave_one_study_out", a, b, prefix_type, features, coverage)
+            summaries += _summarize(h, "leave_one_study_out", a, b, prefix_type, features, coverage, kind)
     return pd.DataFrame(summaries, columns=SUMMARY_COLUMNS), pd.concat(held, ignore_index=True)
 
 
-def beats_baseline(summary: pd.DataFrame, kind: str = DEFAULT_KIND) -> pd.DataFrame:
+def beats_baseline(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per (scheme, train_scope, test_scope, prefix_type): the predictor's and the baseline's R²
     and whether the predictor's is above both the baseline's and 0 (False when the predictor's is NaN;
     a NaN baseline R² counts as 0)."""
     keys = ["scheme", "train_scope", "test_scope", "prefix_type"]
     wide = summary.pivot_table(index=keys, columns="model", values="r2", aggfunc="first", dropna=False).reset_index()
-    wide = wide.rename(columns={kind: "r2_predictor", BASELINE: "r2_baseline"})
+    wide = wide.rename(columns={PREDICTOR: "r2_predictor", BASELINE: "r2_baseline"})
     wide["beats_baseline"] = (wide.r2_predictor > wide.r2_baseline.fillna(0).clip(lower=0)).fillna(False).astype(bool)
     return wide

@@ -24,19 +24,19 @@ def synthetic(n: int, seed: int, slope: float = 10.0, noise: float = 2.0, experi
 def test_linear_signal_beats_the_group_mean_out_of_sample():
     summary, held = leave_one_prompt_out(synthetic(30, 1), ["x1", "x2"])
     by = summary.set_index("model")
-    assert by.loc["ridge", "n"] == by.loc["group_mean", "n"] == 30
-    assert by.loc["ridge", "r2"] > 0.8 and by.loc["ridge", "spearman"] > 0.85
+    assert by.loc["predictor", "n"] == by.loc["group_mean", "n"] == 30
+    assert by.loc["predictor", "r2"] > 0.8 and by.loc["predictor", "spearman"] > 0.85
     assert by.loc["group_mean", "r2"] < 0.2
     assert beats_baseline(summary).beats_baseline.item()
     # The held-out rows are the training rows, each predicted once per model.
-    assert sorted(held[held.model == "ridge"].prompt_key) == sorted(synthetic(30, 1).prompt_key)
+    assert sorted(held[held.model == "predictor"].prompt_key) == sorted(synthetic(30, 1).prompt_key)
 
 
 def test_pure_noise_does_not_claim_to_beat_the_baseline():
     for seed in range(8):
         rows = synthetic(30, 100 + seed, slope=0.0)
         summary, _ = leave_one_prompt_out(rows, ["x1", "x2"])
-        ridge = summary.set_index("model").loc["ridge"]
+        ridge = summary.set_index("model").loc["predictor"]
         assert ridge.r2 < 0.05, (seed, ridge.r2)
         assert not beats_baseline(summary).beats_baseline.item(), seed
 
@@ -123,8 +123,8 @@ def test_leave_one_study_out_runs_both_directions():
     summary, held = leave_one_study_out(rows, ["x1"])
     pairs = set(zip(summary.train_scope, summary.test_scope))
     assert pairs == {("a", "b"), ("b", "a")}
-    assert summary.set_index(["train_scope", "model"]).loc[("a", "ridge"), "n"] == 8
-    ab = summary[(summary.train_scope == "a") & (summary.model == "ridge")].iloc[0]
+    assert summary.set_index(["train_scope", "model"]).loc[("a", "predictor"), "n"] == 8
+    ab = summary[(summary.train_scope == "a") & (summary.model == "predictor")].iloc[0]
     assert ab.r2 > 0.7  # same slope in both studies: it transfers
     assert summary[summary.model == "group_mean"].spearman.isna().all()  # one constant per study: cannot rank
 
