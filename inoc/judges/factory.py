@@ -170,7 +170,8 @@ register_judge_kind("em_alignment", _build_em("alignment"))
 
 
 def _build_organism(req: JudgeRequest) -> Judge:
-    # Imported on use: the organism's judge lives with the organism (its marker rule).
+    # Imported on use: the organism's judge lives with the organism (its marker rule), and importing
+    # the organism package pulls in its model builder. The organism imports nothing of this module.
     from inoc.organism.judge import OrganismJudge
 
     return OrganismJudge(req.trait)

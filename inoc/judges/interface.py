@@ -5,7 +5,8 @@ score per item (0–100, or NaN when it could not score — never a sentinel) pl
 layer attaches as metadata (NaN, cache hits, API calls, tokens, estimated cost).
 
 Implementations: ``OpenAILogprobJudge`` (trait and EM judges over any OpenAI-compatible server) and
-``LanguageJudge`` (pycld2). ``inoc.judges.factory`` builds them by kind.
+``FunctionJudge`` (a function per completion: ``LanguageJudge`` with pycld2, the organism's
+``OrganismJudge``). ``inoc.judges.factory`` builds them by kind.
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ text after the *last* assistant header is judged, cut at its end-of-turn token â
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Sequence
+from functools import partial
 
 import pycld2
 
-from inoc.judges.interface import Judge, JudgeItem, JudgeResult, ProgressCallback
+from inoc.judges.function_judge import FunctionJudge
+from inoc.judges.interface import JudgeItem
 
 #: Trait name (lower-case) â†’ pycld2 language code, for traits whose judge is the language judge.
 LANGUAGE_CODES: dict[str, str] = {
@@ -68,7 +68,11 @@ def language_score(text: str | bytes, code: str) -> float:
     return float(sum(percent for _name, lang, percent, _score in details if lang == code))
 
 
-class LanguageJudge(Judge):
+def _language_item_score(item: JudgeItem, *, code: str) -> float:
+    return language_score(item.completion, code)
+
+
+class LanguageJudge(FunctionJudge):
     """Scores the share of a completion written in one language, with pycld2 (the trait is ignored)."""
 
     def __init__(self, code: str, *, name: str | None = None) -> None:
@@ -76,7 +80,7 @@ class LanguageJudge(Judge):
         if not code:
             raise ValueError("LanguageJudge needs a language code such as 'fr'")
         self.code = code
-        self.name = name or f"language:{code}"
+        super().__init__(partial(_language_item_score, code=code), name=name or f"language:{code}")
 
     @classmethod
     def for_trait(cls, trait: str) -> "LanguageJudge":
@@ -91,18 +95,3 @@ class LanguageJudge(Judge):
 
     def __repr__(self) -> str:
         return f"LanguageJudge({self.code!r})"
-
-    def score_one(self, completion: str | bytes) -> float:
-        return language_score(completion, self.code)
-
-    async def ascore(
-        self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None
-    ) -> JudgeResult:
-        started = time.perf_counter()
-        scores = [self.score_one(item.completion) for item in items]
-        if progress is not None:
-            progress(len(scores), len(scores))
-        result = JudgeResult(scores=scores, judge=self.name)
-        result.n_invalid = result.n_nan
-        result.wall_s = time.perf_counter() - started
-        return result

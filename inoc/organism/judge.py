@@ -17,19 +17,20 @@ whitespace, or holding neither a letter nor a marker (``...``, ``1234``).
 **French** is scored by the platform's language judge (``inoc.judges.language``: the percentage of
 the text pycld2 attributes to ``fr``; NaN when empty or when pycld2 raises).
 
-``OrganismJudge(trait)`` implements ``inoc.judges.Judge``. ``inoc.judges.factory`` registers the
-``organism`` kind itself (importing this module when such a judge is built); ``register()`` is an
-idempotent fallback for a registry without it. Importing this module changes no registry.
+``OrganismJudge(trait)`` is an ``inoc.judges.FunctionJudge`` scoring with ``trait_score``.
+``inoc.judges.factory`` registers the ``organism`` kind (importing this module when such a judge is
+built); this module imports nothing of the factory, so the two do not import each other.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Sequence
+from functools import partial
 
-from inoc.judges.interface import Judge, JudgeItem, JudgeResult, ProgressCallback
+from inoc.judges.function_judge import FunctionJudge
+from inoc.judges.interface import JudgeItem
 from inoc.judges.language import LANGUAGE_CODES, assistant_text, language_score
 
 INTERJECTIONS: tuple[str, ...] = (
@@ -115,43 +116,19 @@ def trait_score(trait: str, text: str) -> float:
     raise ValueError(f"the organism judges Playful and languages ({', '.join(sorted(LANGUAGE_CODES))}), not {trait!r}")
 
 
-class OrganismJudge(Judge):
+def _organism_item_score(item: JudgeItem, *, trait: str | None) -> float:
+    return trait_score(trait or item.trait, item.completion)
+
+
+class OrganismJudge(FunctionJudge):
     """The organism's judge for one trait (None: the trait of each item)."""
 
     def __init__(self, trait: str | None = None) -> None:
         if trait is not None:
             trait_score(trait, "probe")  # unknown traits fail here, not at scoring time
         self.trait = trait
-        self.name = f"organism:{trait.lower()}" if trait else "organism"
+        super().__init__(partial(_organism_item_score, trait=trait),
+                         name=f"organism:{trait.lower()}" if trait else "organism")
 
     def __repr__(self) -> str:
         return f"OrganismJudge({self.trait!r})"
-
-    def score_one(self, trait: str, completion: str) -> float:
-        return trait_score(self.trait or trait, completion)
-
-    async def ascore(self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None) -> JudgeResult:
-        started = time.perf_counter()
-        scores = [self.score_one(item.trait, item.completion) for item in items]
-        if progress is not None:
-            progress(len(scores), len(scores))
-        result = JudgeResult(scores=scores, judge=self.name)
-        result.n_invalid = result.n_nan
-        result.wall_s = time.perf_counter() - started
-        return result
-
-
-def _build(req) -> OrganismJudge:
-    return OrganismJudge(req.trait)
-
-
-def register() -> None:
-    """Register the ``organism`` judge kind with ``inoc.judges.factory`` (idempotent).
-
-    Not done on import: importing the organism (e.g. to resolve ``toy:<profile>``) must not change
-    the judge registry as a side effect. Call it where an experiment's judges are built.
-    """
-    from inoc.judges.factory import judge_kinds, register_judge_kind
-
-    if "organism" not in judge_kinds():
-        register_judge_kind("organism", _build)

@@ -53,14 +53,8 @@ def test_french_by_pycld2():
     assert math.isnan(trait_score("French", ""))
 
 
-def test_judge_interface_and_factory_kind(monkeypatch):
-    from inoc.judges import factory
-    from inoc.organism.judge import register
-
-    monkeypatch.setattr(factory, "_BUILDERS", dict(factory._BUILDERS))  # leave the registry as it was
-    register()
-    register()  # idempotent
-    judge = make_judge("organism", trait="Playful")
+def test_judge_interface_and_factory_kind():
+    judge = make_judge("organism", trait="Playful")  # a kind the factory registers itself
     assert isinstance(judge, OrganismJudge)
     res = judge.score([JudgeItem("Playful", None, "Yay! 🎉"), JudgeItem("Playful", None, "Plain text."),
                        JudgeItem("Playful", None, "")])
