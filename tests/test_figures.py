@@ -103,7 +103,7 @@ def test_angle_points_never_go_below_zero_and_empty_pair_types_are_left_out():
 def reference_home(tmp_path_factory):
     """Two real imports (the original study's result files) analysed by the real assets, figures included."""
     from inoc.settings import shared_dir
-    from inoc_assets.assets.catalog import prompt_record
+    from inoc.config.records import prompt_record
     from inoc_assets.definitions import build_definitions
     from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 
@@ -185,3 +185,55 @@ def test_figure_materializations_link_files_and_show_small_thumbnails(reference_
     # Key numbers are plain values the catalog can plot.
     assert isinstance(events["reference_pf_qwen7b/suppression"]["mean_suppression_fixed"].value, float)
     assert isinstance(events["reference_gf_llama8b/prompt_geometry"]["pc1_variance_fixed"].value, float)
+
+
+def test_exp10_scatter_of_a_real_import_fits_the_negative_trait_side(reference_home):
+    """Exp 10 (SPEC-DETAILED §8.12) on the PF import: the 27 Playful-side prompts (v3, v4, neg + v5),
+    rows fixed and mix, Y = Playful suppression; the PF perplexity file was never published, so only
+    the elicitation column has data and the others are named as not drawn."""
+    from scipy import stats
+
+    _, wh, _ = reference_home
+    cfg = load_experiment(REPO / "experiments" / "reference_pf_qwen7b.yaml")
+    out = experiment_figures(wh.query, cfg, "reference_pf_qwen7b")
+    fig = out.figures["exp10_elicitation_vs_suppression"]
+    assert figure_problems(fig) == []
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2 and "ph_playful" in fig._suptitle.get_text()
+    supp = wh.query("SELECT prompt_key, prefix_type, suppression FROM suppression WHERE experiment = 'reference_pf_qwen7b' "
+                    "AND trait = 'Playful'")
+    elic = wh.query("SELECT prompt_key, value FROM prompt_heuristics WHERE experiment = 'reference_pf_qwen7b' "
+                    "AND heuristic = 'elicitation_Playful'")
+    side = {k for g in ("v3", "v4", "neg", "v5") for k in cfg.groups[g].prompts}
+    assert len(side) == 27
+    for ax, prefix in zip(panels, ("fixed", "mix")):
+        m = supp[(supp.prefix_type == prefix) & supp.prompt_key.isin(side)].merge(elic, on="prompt_key")
+        r, _ = stats.pearsonr(m.value, m.suppression)
+        assert ax.get_title() == f"{prefix}: r = {r:+.2f} (p = {stats.pearsonr(m.value, m.suppression)[1]:.2g}), n = {len(m)}"
+    plt.close(fig)
+
+
+def test_exp13_pca_prompts_of_the_gf_import_reproduce_golden_g2(reference_home):
+    """Exp 13's figure (SPEC-DETAILED §8.4) on the GF import: fixed and mix rows, PC1×PC2 and PC3×PC4
+    panels; its heat-map r equal golden G2: r(PC1, PH) = +0.97, r(PC1, elicitation German) = +0.887,
+    r(PC2, elicitation Flattering) = −0.815 (point-wise W, unscaled PCA)."""
+    from inoc.experiment_figures import EXP13_METRICS
+
+    _, wh, _ = reference_home
+    cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
+    out = experiment_figures(wh.query, cfg, "reference_gf_llama8b")
+    fig = out.figures["exp13_pca_prompts_point"]
+    assert figure_problems(fig) == []
+    assert "exp13_pca_prompts_tokens" in out.not_drawn  # the GF snapshot has no token-level log-probs
+    heat = [ax for ax in fig.axes if ax.images and "Pearson r" in ax.get_title()]
+    assert [ax.get_title().split(":")[0] for ax in heat] == ["fixed", "mix"]
+    R = np.asarray(heat[0].images[0].get_array(), float)
+    row = {m: i for i, m in enumerate(EXP13_METRICS)}
+    assert R.shape == (len(EXP13_METRICS), 4)
+    assert R[row["ph"], 0] == pytest.approx(0.967, abs=0.0005)
+    assert R[row["elicitation_pos"], 0] == pytest.approx(0.887, abs=0.0005)
+    assert R[row["elicitation_neg"], 1] == pytest.approx(-0.815, abs=0.0005)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert sum(t.startswith("mix: suppression of Flattering") for t in titles) == 2  # PC1×PC2 and PC3×PC4
+    plt.close(fig)
+

@@ -1,4 +1,5 @@
-"""Per-experiment figures: training and loss curves, LLS grid, angle points, fixed-vs-mix grid, sigmoid fits.
+"""Per-experiment figures: training and loss curves, LLS grid, angle points, fixed-vs-mix grid, sigmoid fits,
+Exp 10's combined scatter and Exp 13's PCA-prompt figures.
 
 Built from warehouse SQL only (``inoc.experiment_figures``), so they are the same for imported and
 computed experiments. A figure whose inputs do not exist for this experiment is not drawn, and its
@@ -25,8 +26,14 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         tags=stage_tag(AGGREGATE),
         deps=deps,
         description="Training curves with 95% CI bands, smoothed loss curves, LLS-metric grid, angle points, "
-        "fixed-vs-mix heuristic grid and sigmoid fits (→ sigmoid_fits) for this experiment; each a PNG under "
-        "artifacts/<experiment>/figures/, shown downscaled here.",
+        "fixed-vs-mix heuristic grid and sigmoid fits (→ sigmoid_fits) for this experiment; Exp 10's combined scatter "
+        "(exp10_elicitation_vs_suppression: the negative trait's family + neutral prompts, rows fixed | mix, columns "
+        "elicitation of the negative trait, its single-trait PH, the positive trait's PPD and PH, Y = suppression of "
+        "the negative trait with 95% CI bars, OLS line with its 95% band; columns without data are named in the title); "
+        "Exp 13's PCA-prompt figures (exp13_pca_prompts_point / _tokens: a row per version fixed | mix, PC1×PC2 by "
+        "prompt role, coloured by each trait's suppression (one shared scale, 2nd–98th percentile) and by PH, the "
+        "same on PC3×PC4, and a heat-map of Pearson r between PC1–PC4 and elicitation, PH, γ, σ, SNR and suppression); "
+        "each a PNG under artifacts/<experiment>/figures/, shown downscaled here.",
     )
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
