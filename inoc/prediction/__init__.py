@@ -18,7 +18,7 @@ from inoc.prediction.features import FEATURES, PREFIX_TYPES, own_trait_rows, usa
 from inoc.prediction.model import DEFAULT_KIND, MIN_TRAIN, TARGET, Predictor, fit
 from inoc.prediction.validation import SUMMARY_COLUMNS, leave_one_prompt_out, leave_one_study_out
 
-__all__ = ["FEATURES", "Predictor", "fit", "own_trait_rows", "predict_all", "prediction_inputs"]
+__all__ = ["FEATURES", "Predictor", "fit", "own_trait_rows", "predict_all", "prediction_inputs", "usable_features"]
 
 POOLED = "pooled"
 PREDICTION_COLUMNS = ["experiment", "prompt_key", "prefix_type", "trait", "scope", "model_version", "prediction", "lo", "hi",
