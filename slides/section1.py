@@ -1,6 +1,8 @@
 """Section 1 of the slides — predicting inoculation strength: four figures, each a grid of
 experiments × prefix types, suppression of the prompt's own trait against one predictor, with an
-OLS line and its 95% confidence band. Data come from SQL on `slides_dataset` only.
+OLS line and its 95% confidence band; the token-space embeddings; the original's 2 × 8 slides 3a/4a
+(`grid_figure`) and the H-table (`h_table_figure`). Data come from SQL on `slides_dataset` and
+`heuristic_ranking` only.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 import duckdb
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from inoc.analysis.sigmoid import linear_fit
 from inoc.figures import ROLE_COLORS, plt
@@ -135,5 +138,103 @@ def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) 
         fig.colorbar(sc, ax=ax, label="suppression of own trait (pp)", shrink=0.8, pad=0.12 if dims == 3 else 0.05)
     fig.suptitle(f"Prompts in {label} token space ({dims}-D), coloured by suppression of their own trait" + _missing_note(missing),
                  fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+#: The 2 × 8 slides 3a / 4a (SPEC-DETAILED §9.2): rows = experiments, columns = the four X of one
+#: token-level decomposition × (fixed, mix); X on a panel is the row's own prefix type's coordinate.
+GRIDS = {"pca_grid": ("pc", "PCA"), "svd_grid": ("sv", "TruncatedSVD")}
+#: Trait-role colours of the original's slides: red = negative ("undesired") rows, blue = positive.
+SLIDE_ROLE_COLORS = {"negative": "#d6604d", "positive": "#2166ac"}
+
+
+def _grid_x(sub: pd.DataFrame, prefix: str, kind: str) -> np.ndarray:
+    a, b = sub[f"{prefix}1"].to_numpy(float), sub[f"{prefix}2"].to_numpy(float)
+    return {"1": a, "2": b, "1+2": a + b, "1-2": a - b}[kind]
+
+
+def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None:
+    """Slide 3a (PCA) / 4a (TruncatedSVD): suppression of every trait row (negative-trait rows red,
+    positive-trait rows blue, 95 % CI bars) against C1, C2, C1+C2 and C1−C2 of the token-level
+    decomposition, fixed and mix → one row per experiment with coordinates, 8 columns; each trait its
+    own OLS line with a t-based 95 % band, its r, R², p and n in the panel title. None when no
+    experiment has token-level coordinates and suppression."""
+    prefix, label = GRIDS[slide]
+    data = con.execute("SELECT * FROM slides_dataset WHERE suppression IS NOT NULL").df()
+    data = data[np.isfinite(data[f"{prefix}1"].to_numpy(float)) & np.isfinite(data[f"{prefix}2"].to_numpy(float))] if len(data) else data
+    exps = sorted(data.experiment.unique()) if len(data) else []
+    if not exps:
+        return None
+    kinds = ["1", "2", "1+2", "1-2"]
+    present = [pt for pt in ("fixed", "mix") if (data.prefix_type == pt).any()]  # a prefix type no experiment has: no columns
+    columns = [(k, pt) for pt in present for k in kinds]
+    fig, axes = plt.subplots(len(exps), len(columns), figsize=(3.0 * len(columns), 3.3 * len(exps) + 0.8), squeeze=False)
+    method = "pca" if prefix == "pc" else "truncated_svd"
+    for i, exp in enumerate(exps):
+        for j, (kind, pt) in enumerate(columns):
+            ax = axes[i, j]
+            sub = data[(data.experiment == exp) & (data.prefix_type == pt)]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            name = {"1": f"{label} {prefix.upper()}1", "2": f"{label} {prefix.upper()}2",
+                    "1+2": f"{prefix.upper()}1 + {prefix.upper()}2", "1-2": f"{prefix.upper()}1 − {prefix.upper()}2"}[kind]  # fmt: skip
+            ax.set_xlabel(name + (_variance_label(con, exp, pt, method) if kind == "1" else ""))
+            ax.set_ylabel("suppression of the row's trait (pp)")
+            lines = []
+            for role, color in SLIDE_ROLE_COLORS.items():
+                s = sub[sub.trait_role == role]
+                if s.empty:
+                    continue
+                x, y = _grid_x(s, prefix, kind), s.suppression.to_numpy(float)
+                err = np.vstack([y - s.suppression_ci_lo.to_numpy(float), s.suppression_ci_hi.to_numpy(float) - y])
+                ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, alpha=0.35, elinewidth=0.8, zorder=1)
+                ax.scatter(x, y, color=color, s=14, zorder=2)
+                trait = s.trait_name.iloc[0]
+                if len(x) >= 3 and np.ptp(x) > 0:
+                    fit = linear_fit(x, y)
+                    ax.plot(fit.grid, fit.curve, color=color, linewidth=1)
+                    ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color=color, alpha=0.12, linewidth=0)
+                    lines.append(f"{trait}: r={fit.r:+.2f} R²={fit.r2:.2f} p={fit.p:.2g} n={fit.n}")
+                else:
+                    lines.append(f"{trait}: n={len(x)}, no fit")
+            ax.set_title(f"{exp} · {pt}\n" + "\n".join(lines), fontsize=8)
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"{r}-trait rows") for r, c in SLIDE_ROLE_COLORS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
+    fig.suptitle(f"Suppression vs token-level {label} coordinates (C1, C2, C1+C2, C1−C2), fixed | mix; "
+                 "OLS line with 95% band per trait", fontsize=10)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return fig
+
+
+def h_table_figure(con: duckdb.DuckDBPyConnection, scope: str = "pooled") -> plt.Figure | None:
+    """The H-table slide: `heuristic_ranking` of one scope as a heat-map — a row per heuristic (with
+    the original's Group), a column per target, each cell r with n; ordered by group, then by |r| with
+    Trait sup (all). None when the scope has no ranking row with an r."""
+    from inoc.heuristics.ranking import GROUPS, TARGETS
+
+    t = con.execute("SELECT * FROM heuristic_ranking WHERE scope = ?", [scope]).df()
+    if t.empty or not np.isfinite(t.r.to_numpy(float)).any():
+        return None
+    group = t.drop_duplicates("heuristic").set_index("heuristic")
+    group_col = group["heuristic_group"] if "heuristic_group" in group else pd.Series(None, index=group.index)
+    key = t[t.target == "Trait sup (all)"].set_index("heuristic").r.abs()
+    order = sorted(group.index, key=lambda h: (GROUPS.index(group_col[h]) if group_col[h] in GROUPS else len(GROUPS),
+                                               -(key.get(h, np.nan) if np.isfinite(key.get(h, np.nan)) else -1)))  # fmt: skip
+    targets = [c for c in TARGETS if c in set(t.target)]
+    R = t.pivot_table(index="heuristic", columns="target", values="r", dropna=False).reindex(index=order, columns=targets)
+    N = t.pivot_table(index="heuristic", columns="target", values="n", dropna=False).reindex(index=order, columns=targets)
+    fig, ax = plt.subplots(figsize=(2.0 * len(targets) + 4.5, 0.34 * len(order) + 1.6))
+    im = ax.imshow(R.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for i in range(len(order)):
+        for j in range(len(targets)):
+            r, n = R.iat[i, j], N.iat[i, j]
+            ax.text(j, i, "n/a" if not np.isfinite(r) else f"{r:+.2f} (n={int(n)})", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(targets)), targets)
+    ax.set_yticks(range(len(order)), [f"{h}  [{group_col[h] or '—'}]" for h in order])
+    ax.xaxis.tick_top()
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02).set_label("Pearson r")
+    ax.set_title(f"Heuristic performance ({scope}): Pearson r over all slides rows, grouped as the original", fontsize=10, pad=24)
     fig.tight_layout()
     return fig

@@ -237,3 +237,38 @@ def test_exp13_pca_prompts_of_the_gf_import_reproduce_golden_g2(reference_home):
     assert sum(t.startswith("mix: suppression of Flattering") for t in titles) == 2  # PC1×PC2 and PC3×PC4
     plt.close(fig)
 
+
+def test_slides_grids_and_h_table_of_the_real_imports(reference_home):
+    """Slides 3a/4a as the original's 2 × 8 grid (here the imports have token-level W only for PF's fixed
+    prompts: one row of 4) with r per trait as linregress on slides_dataset; the H-table shows
+    heuristic_ranking's pooled r, grouped."""
+    from scipy import stats
+
+    from slides.section1 import GRIDS, grid_figure, h_table_figure
+
+    _, wh, _ = reference_home
+    with wh.reader() as con:
+        sd = con.execute("SELECT * FROM slides_dataset WHERE suppression IS NOT NULL AND pc1 IS NOT NULL").df()
+        grids = {slide: grid_figure(con, slide) for slide in GRIDS}
+        table = h_table_figure(con)
+        ranking = con.execute("SELECT * FROM heuristic_ranking WHERE scope = 'pooled'").df()
+    for slide, fig in grids.items():
+        assert fig is not None and figure_problems(fig) == [], slide
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        combos = sd.groupby(["experiment", "prefix_type"]).ngroups
+        assert len(panels) == 4 * combos
+    pf = sd[(sd.experiment == "reference_pf_qwen7b") & (sd.prefix_type == "fixed") & (sd.trait_name == "Playful")]
+    first = [ax for ax in grids["pca_grid"].axes if ax.get_visible()][0]
+    fit = stats.linregress(pf.pc1, pf.suppression)
+    assert f"Playful: r={fit.rvalue:+.2f} R²={fit.rvalue ** 2:.2f} p={fit.pvalue:.2g} n={len(pf)}" in first.get_title()
+    assert table is not None and figure_problems(table) == []
+    R = np.asarray(table.axes[0].images[0].get_array(), float)
+    labels = [t.get_text().split("  [")[0] for t in table.axes[0].get_yticklabels()]
+    got = dict(zip(labels, R[:, 0]))
+    want = ranking[ranking.target == "Trait sup (all)"].set_index("heuristic").r
+    for label, r in got.items():
+        assert (np.isnan(r) and np.isnan(want[label])) or r == pytest.approx(want[label], abs=1e-12), label
+    groups = [t.get_text().split("  [")[1].rstrip("]") for t in table.axes[0].get_yticklabels()]
+    assert groups == sorted(groups, key=["Existing", "Cross-trait", "A: Step-1", "B: Cumulative"].index)
+    for fig in [*grids.values(), table]:
+        plt.close(fig)

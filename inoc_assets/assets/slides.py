@@ -8,7 +8,7 @@ from inoc.outcomes import heuristic_performance_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from slides.dataset import build_slides_dataset, write_ranking
-from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
+from slides.section1 import EMBEDDINGS, GRIDS, SLIDES, embedding_figure, grid_figure, h_table_figure, slide_figure
 from warehouse import replace_rows
 from inoc_assets.stages import SLIDES as SLIDES_STAGE, stage_tag  # not `SLIDES`: section1's slide table has that name
 
@@ -76,7 +76,10 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         deps=[DATASET_KEY],
         description="Section-1 slide figures from SQL on slides_dataset: suppression vs elicitation, PH, token PCA "
         "PC1 and TruncatedSVD SV1 (experiments × prefix types, OLS line and 95% band), and the 2-D/3-D token-space "
-        "prompt embeddings coloured by suppression.",
+        "prompt embeddings coloured by suppression; the original's 2 × 8 slides 3a/4a (pca_grid, svd_grid: a row per "
+        "experiment, suppression of both trait rows — red negative, blue positive — against C1, C2, C1+C2, C1−C2 of the "
+        "token-level PCA / TruncatedSVD, fixed | mix, an OLS line with 95% band and r, R², p, n per trait); and the "
+        "H-table (h_table: the pooled heuristic_ranking as a heat-map of r with n, a row per heuristic with its Group).",
     )
     def section1_figures(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
         publisher = FigurePublisher(artifacts.store, context.log)
@@ -85,6 +88,9 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             for slide in EMBEDDINGS:
                 for dims in (2, 3):
                     built[f"{slide}_{dims}d"] = embedding_figure(con, slide, dims)
+            for slide in GRIDS:
+                built[slide] = grid_figure(con, slide)
+            built["h_table"] = h_table_figure(con)
         for name, fig in built.items():
             if fig is None:
                 publisher.not_drawn(name, "no experiment has both this predictor and a suppression for any prompt")
