@@ -313,7 +313,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ReferenceFormatError as exc:
         raise UserError(f"{exc}\nnothing was imported") from None
     from inoc.importers.experiment import ImportRefused, describe
-    from inoc_assets.assets.catalog import experiment_record
+    from inoc.config.records import experiment_record
 
     try:
         with Warehouse(settings.warehouse_path()).writer() as conn:

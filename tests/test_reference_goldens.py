@@ -15,7 +15,7 @@ from inoc.cli import named_queries
 from inoc.config import load_experiment
 from inoc.importers.experiment import parse_configured, write_parsed
 from inoc.settings import shared_dir
-from inoc_assets.assets.catalog import prompt_record
+from inoc.config.records import prompt_record
 from warehouse import Warehouse
 
 

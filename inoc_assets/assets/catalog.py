@@ -27,8 +27,9 @@ from dagster import (
     asset,
 )
 
-from inoc.config import ExperimentConfig, load_experiment
-from inoc.config.digest import config_digest, prompt_identity  # noqa: F401 (config_digest: re-exported)
+from inoc.config import load_experiment
+from inoc.config.digest import config_digest, prompt_identity
+from inoc.config.records import experiment_record, prompt_record
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import replace_rows
@@ -36,30 +37,6 @@ from inoc_assets.stages import PROMPT, SETUP, stage_tag
 
 #: Per-partition metadata of `<experiment>/prompt`: `inoc.config.digest.prompt_identity` when it was computed.
 PROMPT_IDENTITY = "inoc/prompt_identity"
-
-
-
-
-def prompt_record(cfg: ExperimentConfig, key: str) -> dict[str, str]:
-    group = cfg.group_of(key)
-    return {
-        "experiment": cfg.name,
-        "prompt_key": key,
-        "prompt_text": cfg.prompts[key],
-        "prompt_group": group,
-        "prompt_family": cfg.groups[group].family,
-    }
-
-
-def experiment_record(cfg: ExperimentConfig) -> dict[str, str | None]:
-    pos, neg = cfg.trait("positive"), cfg.trait("negative")
-    return {
-        "experiment": cfg.name,
-        "model": cfg.model.id,
-        "positive_trait": pos.name if pos else None,
-        "negative_trait": neg.name if neg else None,
-        "source": "import" if cfg.is_import else "pipeline",
-    }
 
 
 def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
