@@ -18,13 +18,28 @@ from inoc.prediction.features import FEATURES, PREFIX_TYPES, own_trait_rows, usa
 from inoc.prediction.model import DEFAULT_KIND, MIN_TRAIN, TARGET, Predictor, fit
 from inoc.prediction.validation import SUMMARY_COLUMNS, leave_one_prompt_out, leave_one_study_out
 
-__all__ = ["FEATURES", "Predictor", "fit", "own_trait_rows", "predict_all", "prediction_inputs", "usable_features"]
+__all__ = ["FEATURES", "MIN_TRAIN", "Predictor", "fit", "own_trait_rows", "predict_all", "PredictionResult", "prediction_inputs", "usable_features"]
 
 POOLED = "pooled"
 PREDICTION_COLUMNS = ["experiment", "prompt_key", "prefix_type", "trait", "scope", "model_version", "prediction", "lo", "hi",
                       "coverage", "observed", "trained"]  # fmt: skip
 MODEL_COLUMNS = ["model_version", "scope", "experiment", "prefix_type", "kind", "features", "hyper_parameters", "n_train",
                  "trained_on", "fitted_at"]  # fmt: skip
+
+
+class PredictionResult(tuple):
+    """`predict_all`'s (predictions, validation, models), with what does not belong in those tables as
+    attributes (not DataFrame.attrs: pandas compares attrs on concat, and DataFrames there cannot be compared)."""
+
+    held_out: pd.DataFrame
+    predictors: dict
+    skipped: list[str]
+
+    def __new__(cls, predictions: pd.DataFrame, validation: pd.DataFrame, models: pd.DataFrame, *,
+                held_out: pd.DataFrame, predictors: dict, skipped: list[str]) -> "PredictionResult":  # fmt: skip
+        self = super().__new__(cls, (predictions, validation, models))
+        self.held_out, self.predictors, self.skipped = held_out, predictors, skipped
+        return self
 
 
 def _model_row(p: Predictor, scope: str, experiment: str | None, prefix_type: str, fitted_at: datetime) -> dict:
@@ -73,17 +88,17 @@ def predict_all(
     kind: str = DEFAULT_KIND,
     coverage: float = 0.9,
     roles: Mapping[tuple[str, str], str] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(predictions, validation, models) for fixed and mix, per experiment and pooled.
+) -> "PredictionResult":
+    """(predictions, validation, models) for fixed and mix, per experiment and pooled (a `PredictionResult`:
+    unpacks as that 3-tuple, with `held_out`, `predictors` and `skipped` as attributes).
 
     predictions: one row per own-trait prompt row and model (the `suppression_predictions` columns, plus
     ``input:<f>`` / ``raw:<f>`` for `prediction_inputs`). A model uses the `features` finite for nearly
     every one of its training rows and rows to predict (`usable_features`); an experiment with fewer
-    than `MIN_TRAIN` trained prompts gets no model of its own (it is named in ``models.attrs["skipped"]``).
+    than `MIN_TRAIN` trained prompts gets no model of its own (`skipped` says so, and why).
     validation: `predictor_validation` rows (leave-one-prompt-out per experiment and pooled, leave-one-study-out
-    for every ordered pair); its held-out predictions are in ``validation.attrs["held_out"]``.
-    models: `predictor_models` rows; the `Predictor` objects are in ``models.attrs["predictors"]``
-    keyed by (scope, experiment or None, prefix_type).
+    for every ordered pair); `held_out` holds the held-out predictions behind them (the figure's points).
+    models: `predictor_models` rows; `predictors` the `Predictor` objects keyed by (scope, experiment or None, prefix_type).
     """
     fitted_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     predictions, summaries, held, model_rows, skipped, predictors = [], [], [], [], [], {}
@@ -131,8 +146,6 @@ def predict_all(
     predictions = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=PREDICTION_COLUMNS)
     validation = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(
         columns=SUMMARY_COLUMNS)
-    validation.attrs["held_out"] = pd.concat(held, ignore_index=True) if held else pd.DataFrame()
     models = pd.DataFrame(model_rows, columns=MODEL_COLUMNS)
-    models.attrs["predictors"] = predictors
-    models.attrs["skipped"] = skipped
-    return predictions, validation, models
+    return PredictionResult(predictions, validation, models, held_out=pd.concat(held, ignore_index=True) if held else pd.DataFrame(),
+                            predictors=predictors, skipped=skipped)  # fmt: skip

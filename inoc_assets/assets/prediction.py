@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from inoc import figures, settings
+from inoc import settings
 from inoc.config import load_all
 from inoc.prediction import PREDICTION_COLUMNS, predict_all, prediction_inputs
 from inoc.prediction.features import group_roles
@@ -73,18 +73,18 @@ def prediction_assets() -> list[AssetsDefinition]:
             context.log.warning("suppression predictor: slides_dataset does not exist yet; materialize slides/slides_dataset first")
             return MaterializeResult(metadata={"n_predictions": 0, "skipped": MetadataValue.json(["slides_dataset does not exist yet"])})
         slides = wh.query("SELECT * FROM slides_dataset")
-        predictions, validation, models = predict_all(slides, roles=_roles())
+        result = predict_all(slides, roles=_roles())
+        predictions, validation, models = result
         inputs = prediction_inputs(predictions)
-        held = validation.attrs.get("held_out", pd.DataFrame())
         with wh.writer() as conn:
             replace_rows(conn, "suppression_predictions", predictions[PREDICTION_COLUMNS], {})
             replace_rows(conn, "prediction_inputs", inputs, {})
             replace_rows(conn, "predictor_models", models, {})
             replace_rows(conn, "predictor_validation", validation, {})
-        for why in models.attrs.get("skipped", []):
+        for why in result.skipped:
             context.log.info(f"suppression predictor: {why}")
         publisher = FigurePublisher(artifacts.store, context.log)
-        fig = predicted_vs_observed(held, validation, "Suppression predictor: held-out predicted vs observed")
+        fig = predicted_vs_observed(result.held_out, validation, "Suppression predictor: held-out predicted vs observed")
         if fig is None:
             publisher.not_drawn("predicted_vs_observed", "nothing was validated: no experiment has enough prompts with runs")
         else:
@@ -99,7 +99,7 @@ def prediction_assets() -> list[AssetsDefinition]:
                 ),
                 "validation": MetadataValue.md(validation.round(3).to_markdown(index=False) if len(validation) else "none"),
                 "beats_baseline": MetadataValue.md(wins.round(3).to_markdown(index=False) if len(wins) else "none"),
-                "skipped": MetadataValue.json(models.attrs.get("skipped", [])),
+                "skipped": MetadataValue.json(result.skipped),
                 **key_numbers(validation),
                 **publisher.summary(),
             }

@@ -100,7 +100,10 @@ def test_predict_all_predicts_every_own_trait_row_and_validates():
         (a, b, pt, m) for a, b in (("s1", "s2"), ("s2", "s1")) for pt in ("fixed", "mix") for m in ("predictor", "group_mean")}
     lopo = validation[(validation.scheme == "leave_one_prompt_out") & (validation.model == "predictor")]
     assert set(lopo.train_scope) == {"s1", "s2", "pooled"} and (lopo.r2 > 0.5).all()  # the signal is linear in elicitation
-    assert len(validation.attrs["held_out"]) > 0
+    result = predict_all(slides)
+    assert len(result.held_out) > 0 and set(result.predictors) == {(r.scope, r.experiment if r.scope == "experiment" else None, r.prefix_type)
+                                                                   for r in models.itertuples()}
+    assert pd.concat([validation, validation]).shape[0] == 2 * len(validation)  # plain frames: they concatenate
 
 
 def test_a_study_with_too_few_runs_gets_no_model_of_its_own_but_pooled_predictions():
@@ -109,9 +112,10 @@ def test_a_study_with_too_few_runs_gets_no_model_of_its_own_but_pooled_predictio
     slides.loc[few, ["suppression", "suppression_ci_lo", "suppression_ci_hi"]] = np.nan  # s2: 2 runs per family → 4 own
     slides.loc[(slides.experiment == "s2") & slides.prompt_key.str.startswith("flattering") & slides.prompt_key.str.endswith("_1"),
                "suppression"] = np.nan  # 3 own-trait runs left in s2  # fmt: skip
-    predictions, validation, models = predict_all(slides)
+    result = predict_all(slides)
+    predictions, validation, models = result
     assert not ((models.scope == "experiment") & (models.experiment == "s2")).any()
-    assert any(s.startswith("s2 fixed: too few training rows: 3 of 16") for s in models.attrs["skipped"]), models.attrs["skipped"]
+    assert any(s.startswith("s2 fixed: too few training rows: 3 of 16") for s in result.skipped), result.skipped
     s2 = predictions[predictions.experiment == "s2"]
     assert set(s2.scope) == {"pooled"} and s2.prediction.notna().all()
     loso = validation[validation.scheme == "leave_one_study_out"]
@@ -122,8 +126,9 @@ def test_the_figure_passes_the_figure_checks():
     from inoc.figure_checks import figure_problems
     from inoc.prediction.figure import predicted_vs_observed
 
-    _, validation, _ = predict_all(slides_frame())
-    fig = predicted_vs_observed(validation.attrs["held_out"], validation, "synthetic")
+    result = predict_all(slides_frame())
+    fig = predicted_vs_observed(result.held_out, result[1], "synthetic")
+    validation = result[1]
     assert figure_problems(fig) == []
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 2 * (3 + 2)  # fixed, mix × (LOPO s1, s2, pooled; LOSO both ways)
