@@ -38,11 +38,11 @@ def test_each_trained_prompt_is_judged_by_its_prediction_before_training():
     assert sorted(prior.index) == ["a", "b"]  # seeds were never predicted untrained; c is not trained yet
     assert prior.loc["a", "prediction"] == 50 and prior.loc["a", "round"] == 1  # v1's, not v2's in-sample 45
     assert prior.loc["a", "abs_error"] == 6 and prior.loc["a", "covered"]
-    assert prior.loc["b", "abs_error"] == 24 and not prior.loc["b", "covered"]  # 30 is outside [-15, 25]
+    assert prior.loc["b", "abs_error"] == 25 and not prior.loc["b", "covered"]  # 30 is outside [-15, 25]
 
     summary = round_summary(history, prior_predictions(history, R2)).set_index("round")
     assert summary.loc[1, "mean_width"] == np.mean([40, 40, 40]) and summary.loc[2, "mean_width"] == 12
-    assert summary.loc[1, "mean_abs_error"] == 15 and summary.loc[1, "coverage"] == 0.5
+    assert summary.loc[1, "mean_abs_error"] == 15.5 and summary.loc[1, "coverage"] == 0.5
     assert np.isnan(summary.loc[2, "mean_abs_error"])  # round 2's predictions are not tested by a run yet
 
 
