@@ -190,6 +190,54 @@ claims(claim_id, claim, claim_lo, claim_hi, unit, kind, data_lo, data_hi, missin
     SELECT 'exp21_answer_german_ph', 'Exp 21: answer_german is among the top-PH German prompts at ≈ +0.15–0.16', 0.14, 0.17, 'PH', 'value',
            max(value), max(value), 'no GF prompt_heuristics (computed by the geometry asset)', 'PH of answer_german, fixed'
     FROM prompt_heuristics WHERE experiment = 'reference_gf_llama8b' AND prompt_key = 'answer_german' AND prefix_type = 'fixed' AND heuristic = 'ph'
+    UNION ALL
+    SELECT 'exp20_german_pca_pc1', 'Exp 20: the fixed-vs-mix rank-1 PCA fit on the German subset explains 90.8 % (PC1)', 90.75, 90.85, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no GF fixed_vs_mix_rank1 (computed by the geometry asset from the imported log-probs and suppression)',
+           'pca PC1 on W_fixed of the German subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_gf_llama8b' AND trait = 'German' AND method = 'pca'
+    UNION ALL
+    SELECT 'exp20_german_svd_pc1', 'Exp 20: the fixed-vs-mix rank-1 TruncatedSVD fit on the German subset explains 87.3 % (PC1)', 87.25, 87.35, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no GF fixed_vs_mix_rank1 (computed by the geometry asset from the imported log-probs and suppression)',
+           'truncated_svd PC1 on W_fixed of the German subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_gf_llama8b' AND trait = 'German' AND method = 'truncated_svd'
+    UNION ALL
+    SELECT 'exp20_flattering_pca_pc1', 'Exp 20: the fixed-vs-mix rank-1 PCA fit on the Flattering subset explains 61.4 % (PC1)', 61.35, 61.45, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no GF fixed_vs_mix_rank1 (computed by the geometry asset from the imported log-probs and suppression)',
+           'pca PC1 on W_fixed of the Flattering subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_gf_llama8b' AND trait = 'Flattering' AND method = 'pca'
+    UNION ALL
+    SELECT 'exp20_flattering_svd_pc1', 'Exp 20: the fixed-vs-mix rank-1 TruncatedSVD fit on the Flattering subset explains 21.5 % (PC1)', 21.45, 21.55, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no GF fixed_vs_mix_rank1 (computed by the geometry asset from the imported log-probs and suppression)',
+           'truncated_svd PC1 on W_fixed of the Flattering subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_gf_llama8b' AND trait = 'Flattering' AND method = 'truncated_svd'
+    UNION ALL
+    SELECT 'exp20_playful_pca_pc1', 'Exp 20: the fixed-vs-mix rank-1 PCA fit on the Playful subset explains 84.3 % (PC1)', 84.25, 84.35, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no point-wise W of the PF prompts: the original''s perplexity_heuristic_qwen2.5-7b-instruct.json was not published',
+           'pca PC1 on W_fixed of the Playful subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_pf_qwen7b' AND trait = 'Playful' AND method = 'pca'
+    UNION ALL
+    SELECT 'exp20_playful_svd_pc1', 'Exp 20: the fixed-vs-mix rank-1 TruncatedSVD fit on the Playful subset explains 82.0 % (PC1)', 81.95, 82.05, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no point-wise W of the PF prompts: the original''s perplexity_heuristic_qwen2.5-7b-instruct.json was not published',
+           'truncated_svd PC1 on W_fixed of the Playful subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_pf_qwen7b' AND trait = 'Playful' AND method = 'truncated_svd'
+    UNION ALL
+    SELECT 'exp20_french_pca_pc1', 'Exp 20: the fixed-vs-mix rank-1 PCA fit on the French subset explains 69.4 % (PC1)', 69.35, 69.45, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no point-wise W of the PF prompts: the original''s perplexity_heuristic_qwen2.5-7b-instruct.json was not published',
+           'pca PC1 on W_fixed of the French subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_pf_qwen7b' AND trait = 'French' AND method = 'pca'
+    UNION ALL
+    SELECT 'exp20_french_svd_pc1', 'Exp 20: the fixed-vs-mix rank-1 TruncatedSVD fit on the French subset explains 64.3 % (PC1)', 64.25, 64.35, '%', 'value',
+           max(100 * pc1_variance), max(100 * pc1_variance),
+           'no point-wise W of the PF prompts: the original''s perplexity_heuristic_qwen2.5-7b-instruct.json was not published',
+           'truncated_svd PC1 on W_fixed of the French subset (family + neutral prompts with fixed and mix runs)'
+    FROM fixed_vs_mix_rank1 WHERE experiment = 'reference_pf_qwen7b' AND trait = 'French' AND method = 'truncated_svd'
 )
 SELECT claim_id, claim, claim_lo, claim_hi, unit,
        round(data_lo, 2) AS data_lo, round(data_hi, 2) AS data_hi,
