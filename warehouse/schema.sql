@@ -457,3 +457,38 @@ CREATE TABLE IF NOT EXISTS predictor_validation (
     nominal_coverage DOUBLE,
     mean_width       DOUBLE
 );
+
+-- Every prediction of every predictor version, kept (appended when a new model_version is fit, never
+-- replaced): what was predicted for a prompt before it was trained survives its training.
+CREATE TABLE IF NOT EXISTS suppression_prediction_history (
+    recorded_at     TIMESTAMP NOT NULL,
+    experiment      VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    trait           VARCHAR NOT NULL,
+    scope           VARCHAR NOT NULL,
+    model_version   VARCHAR NOT NULL,
+    prediction      DOUBLE,
+    lo              DOUBLE,
+    hi              DOUBLE,
+    coverage        DOUBLE NOT NULL,
+    observed        DOUBLE,
+    trained         BOOLEAN NOT NULL
+);
+
+-- The loop, closed (inoc/prediction/rounds.py): per prompt trained after it was predicted, its prior
+-- prediction (the latest made while untrained; the study's own model before the pooled one) and the outcome.
+CREATE TABLE IF NOT EXISTS prediction_rounds (
+    experiment      VARCHAR NOT NULL,
+    prefix_type     VARCHAR NOT NULL,
+    prompt_key      VARCHAR NOT NULL,
+    scope           VARCHAR NOT NULL,
+    round           INTEGER NOT NULL,        -- 1 = the first model version of (experiment, prefix type, scope)
+    model_version   VARCHAR NOT NULL,
+    prediction      DOUBLE,
+    lo              DOUBLE,
+    hi              DOUBLE,
+    observed        DOUBLE,
+    abs_error       DOUBLE,
+    covered         BOOLEAN
+);

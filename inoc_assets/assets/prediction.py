@@ -12,6 +12,7 @@ from inoc.config import load_all
 from inoc.prediction import PREDICTION_COLUMNS, predict_all, prediction_inputs
 from inoc.prediction.features import group_roles
 from inoc.prediction.figure import predicted_vs_observed
+from inoc.prediction.rounds import new_history_rows, prior_predictions, round_summary, rounds_figure
 from inoc.prediction.validation import PREDICTOR, beats_baseline
 from inoc_assets.assets.slides import DATASET_KEY
 from inoc_assets.figure_metadata import FigurePublisher
@@ -76,11 +77,20 @@ def prediction_assets() -> list[AssetsDefinition]:
         result = predict_all(slides, roles=_roles())
         predictions, validation, models = result
         inputs = prediction_inputs(predictions)
+        history = wh.query("SELECT * FROM suppression_prediction_history")
+        new = new_history_rows(history, predictions[PREDICTION_COLUMNS], models.fitted_at.max() if len(models) else None)
+        history = pd.concat([history, new], ignore_index=True) if len(history) else new
+        prior = prior_predictions(history, predictions)
         with wh.writer() as conn:
             replace_rows(conn, "suppression_predictions", predictions[PREDICTION_COLUMNS], {})
             replace_rows(conn, "prediction_inputs", inputs, {})
             replace_rows(conn, "predictor_models", models, {})
             replace_rows(conn, "predictor_validation", validation, {})
+            if len(new):  # append-only: the predictions each model version made, before any prompt's run
+                conn.register("_new_history", new)
+                conn.execute("INSERT INTO suppression_prediction_history BY NAME SELECT * FROM _new_history")
+                conn.unregister("_new_history")
+            replace_rows(conn, "prediction_rounds", prior, {})
         for why in result.skipped:
             context.log.info(f"suppression predictor: {why}")
         publisher = FigurePublisher(artifacts.store, context.log)
@@ -89,6 +99,13 @@ def prediction_assets() -> list[AssetsDefinition]:
             publisher.not_drawn("predicted_vs_observed", "nothing was validated: no experiment has enough prompts with runs")
         else:
             publisher.publish("predicted_vs_observed", fig, "slides", "suppression_predictor.png")
+        summary = round_summary(history, prior)
+        rounds_meta: dict[str, float] = {}
+        for (exp, prefix_type), part in prior.groupby(["experiment", "prefix_type"]):
+            name = f"prediction_rounds_{exp}_{prefix_type}"
+            publisher.publish(name, rounds_figure(prior, summary, exp, prefix_type), "slides", f"{name}.png")
+            rounds_meta[f"prior_mean_abs_error_{exp}_{prefix_type}"] = _number(part.abs_error.mean())
+            rounds_meta[f"prior_coverage_{exp}_{prefix_type}"] = _number(part.covered.mean())
         wins = beats_baseline(validation) if len(validation) else pd.DataFrame()
         return MaterializeResult(
             metadata={
@@ -100,6 +117,8 @@ def prediction_assets() -> list[AssetsDefinition]:
                 "validation": MetadataValue.md(validation.round(3).to_markdown(index=False) if len(validation) else "none"),
                 "beats_baseline": MetadataValue.md(wins.round(3).to_markdown(index=False) if len(wins) else "none"),
                 "skipped": MetadataValue.json(result.skipped),
+                "n_history_added": len(new),
+                **rounds_meta,
                 **key_numbers(validation),
                 **publisher.summary(),
             }
