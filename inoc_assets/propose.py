@@ -121,7 +121,7 @@ def ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str) -> tuple[pd.DataFr
     p = preds[(preds.scope == scope) & preds.prompt_key.isin(keys)]
     wide = p.pivot_table(index="prompt_key", columns="prefix_type", values=["prediction", "lo", "hi"], aggfunc="first")
     wide.columns = [f"{v}_{t}" for v, t in wide.columns]
-    h = wh.query("SELECT prompt_key, prompt_text, elicitation, ph FROM slides_dataset WHERE experiment = ? "
+    h = wh.query("SELECT prompt_key, prompt_text, elicitation, ph_prefix AS ph FROM slides_dataset WHERE experiment = ? "
                  "AND trait_role = ? AND prefix_type = 'fixed'", [cfg.name, role]).set_index("prompt_key")
     out = h.reindex(keys).join(wide)
     by = "prediction_fixed" if "prediction_fixed" in out else next((c for c in out if c.startswith("prediction_")), None)
@@ -141,11 +141,13 @@ def print_ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str, costs: Costs
         print(f"{cfg.name}: no {trait} candidates (propose some with `inoc propose {cfg.name} --trait {trait} --n N`)")
         return table
     types = [t for t in ("fixed", "mix") if f"prediction_{t}" in table]
+    if not types:
+        print(f"{cfg.name}: no suppression prediction for the {trait} candidates yet: {_why_no_model(wh, cfg, trait)}")
     rows = [{"rank": i, "prompt_key": r.prompt_key, "text": _short(r.prompt_text),
              **{f"pred. {t} sup. (pp) [90% int.]": _interval(r._asdict(), t) for t in types},
-             "elicitation": r.elicitation, "PH": r.ph} for i, r in enumerate(table.itertuples(), 1)]
+             "elicitation (pp)": r.elicitation, "PH": r.ph} for i, r in enumerate(table.itertuples(), 1)]
     print(f"\n== {cfg.name}: {len(rows)} {trait} candidates ranked by predicted suppression of {trait} "
-          f"(model: {scope}; elicitation: base model, judged mean 0-100) ==")
+          f"(model: {scope}; elicitation: the base model's, pp above the no-prefix baseline; PH: mean log-prob gain of the training answers under the prompt, fixed) ==")
     print(tabulate(pd.DataFrame(rows), headers="keys", tablefmt="github", showindex=False, floatfmt=".3g"))
     if costs is not None:
         cheap = f"{costs.cheap_s:.1f} s per candidate" if costs.cheap_s is not None else "not measured"
@@ -153,6 +155,16 @@ def print_ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str, costs: Costs
                  else "no finished run to measure")
         print(f"cost on this machine: cheap stages {cheap}; training, eval and judging {train}")
     return table
+
+
+def _why_no_model(wh: Warehouse, cfg: ExperimentConfig, trait: str) -> str:
+    from inoc.prediction.model import MIN_TRAIN
+
+    role, _, _ = trait_group(cfg, trait)
+    n = wh.query("SELECT count(DISTINCT prompt_key) AS n FROM slides_dataset WHERE experiment = ? AND trait_role = ? "
+                 "AND prefix_type = 'fixed' AND suppression IS NOT NULL AND prompt_family <> 'neutral'", [cfg.name, role]).n.item()
+    return (f"{n} prompt(s) of the study have a {trait} run, a model of its own needs {MIN_TRAIN}, and a pooled model "
+            "needs runs in a second experiment; train more prompts first (remove some keys from `candidates:` and backfill them)")
 
 
 def _short(text: str, width: int = 60) -> str:

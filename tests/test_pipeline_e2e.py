@@ -347,3 +347,34 @@ def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(
                 _shutil.copy(png, Path(target) / png.name)
     finally:
         _stop(server)
+
+
+def test_propose_measures_candidates_with_the_cheap_stages_only(study):
+    """`inoc propose` on the finished study: candidates in the YAML, their prompt stages materialized, no run
+    started; the ranking shows their elicitation and says why no prediction exists yet (too few runs)."""
+    from inoc.config import load_experiment
+
+    with study.instance() as instance:
+        runs_before = _latest_ids(instance, "run_scores")
+    out = study.inoc("propose", "toy_small", "--trait", "Playful", "--n", "4")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cfg = load_experiment(study.experiments / "toy_small.yaml")
+    assert len(cfg.candidates) == 4 and all(k.startswith("playful_cand1_") for k in cfg.candidates)
+    with study.instance() as instance:
+        assert _latest_ids(instance, "run_scores") == runs_before  # nothing trained
+        assert set(cfg.candidates) <= set(_latest_ids(instance, "elicitation"))
+        assert set(cfg.candidates) <= set(_latest_ids(instance, "logprobs"))
+        runs = instance.get_dynamic_partitions("toy_small__runs")
+    assert not [r for r in runs if r.split("/")[0] in cfg.candidates]
+    elic = study.wh.query("SELECT prompt_key, value FROM prompt_heuristics WHERE experiment = 'toy_small' "
+                          "AND heuristic = 'elicitation_Playful' AND prefix_type IS NULL").set_index("prompt_key")["value"]
+    assert all(-100 <= elic[k] <= 100 for k in cfg.candidates)  # pp above the no-prefix baseline
+    for k in cfg.candidates:  # the ranking table shows each candidate with its measured elicitation
+        assert re.search(rf"\| {k} .*\| {elic[k]:.3g} ", out.stdout), out.stdout
+    m = re.search(r"(\d+) prompt\(s\) of the study have a Playful run, a model of its own needs (\d+)", out.stdout)
+    assert m and int(m.group(1)) < int(m.group(2)), out.stdout
+    m = re.search(r"cheap stages ([\d.]+) s per candidate; training, eval and judging (\d+) s per run \(mean of (\d+)", out.stdout)
+    assert m and float(m.group(1)) > 0 and int(m.group(3)) >= 5, out.stdout
+    refused = study.inoc("propose", "toy_small", "--trait", "Playful", "--select", "2", "--write")
+    assert refused.returncode == 2 and "no fixed predictions" in refused.stderr, refused.stderr
+    assert load_experiment(study.experiments / "toy_small.yaml").candidates == cfg.candidates  # nothing promoted
