@@ -251,8 +251,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     settings.prepare_dagster_home()
-    from dagster import DagsterInstance
-    from dagster._core.errors import DagsterInvalidSubsetError, DagsterUnknownPartitionError
+    from dagster import DagsterInstance, DagsterInvalidSubsetError, DagsterUnknownPartitionError
 
     from inoc.config import load_all
     from inoc.config.selection import SelectionError

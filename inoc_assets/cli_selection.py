@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, Definitions, PartitionsDefinition
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-from dagster._core.instance import DynamicPartitionsStore
+from dagster import AssetKey, DagsterInstance, Definitions, PartitionsDefinition
 
 
 class SelectionProblem(Exception):
@@ -40,7 +38,7 @@ def resolve(defs: Definitions, names: Sequence[str], experiments: Sequence[str],
     `experiments` are the experiments with a valid YAML and `loaded` the `INOC_EXPERIMENTS` selection
     in effect (None: all), so an experiment left out of the code location is told apart from a typo.
     """
-    graph: BaseAssetGraph = defs.resolve_asset_graph()
+    graph = defs.resolve_asset_graph()
     known = {_name(k): k for k in graph.get_all_asset_keys()}
     keys: list[AssetKey] = []
     for name in names:
@@ -81,12 +79,12 @@ def resolve(defs: Definitions, names: Sequence[str], experiments: Sequence[str],
     return selection
 
 
-def partition_keys(selection: Selection, store: DynamicPartitionsStore) -> list[str]:
+def partition_keys(selection: Selection, store: DagsterInstance) -> list[str]:
     assert selection.partitions_def is not None
     return list(selection.partitions_def.get_partition_keys(dynamic_partitions_store=store))
 
 
-def check_partition_args(selection: Selection, store: DynamicPartitionsStore, partition: str | None, all_partitions: bool) -> None:
+def check_partition_args(selection: Selection, store: DagsterInstance, partition: str | None, all_partitions: bool) -> None:
     """One line when --partition/--all-partitions do not fit the selection's partitions."""
     pdef = selection.partitions_def
     if pdef is None:

@@ -9,10 +9,9 @@ partition upstream (a backfill) makes it stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
-from dagster._core.definitions.data_version import NULL_EVENT_POINTER, get_input_event_pointer_tag
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DataProvenance
 
 
 def _latest_storage_ids(instance: DagsterInstance, keys: Sequence[AssetKey]) -> dict[AssetKey, int | None]:
@@ -25,17 +24,29 @@ def _latest_storage_ids(instance: DagsterInstance, keys: Sequence[AssetKey]) -> 
     return out
 
 
+def consumed_storage_ids(tags: Mapping[str, str]) -> Mapping[AssetKey, int | None]:
+    """The storage id of each parent's materialization that a materialization with these tags consumed
+    (None: the parent had none), read from Dagster's provenance tags.
+
+    Dagster's documented reader of provenance, ``get_asset_provenance``, exists only on the context of a
+    running asset; outside a run there is no documented one. ``DataProvenance`` is public API and its
+    ``from_tags`` is the parser Dagster itself applies to stored materializations, so this reads the
+    tags through it rather than through the private tag names (``dagster._core…data_version``).
+    """
+    provenance = DataProvenance.from_tags(tags)
+    return provenance.input_storage_ids if provenance is not None else {}
+
+
 def inputs_unchanged(instance: DagsterInstance, key: AssetKey, parents: Sequence[AssetKey]) -> bool:
     """Whether ``key``'s latest materialization consumed the current latest materialization of each parent."""
     records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
     if not records:
         return False
-    tags = records[0].asset_materialization.tags or {}
+    consumed = consumed_storage_ids(records[0].asset_materialization.tags or {})
     for parent, current in _latest_storage_ids(instance, parents).items():
-        consumed = tags.get(get_input_event_pointer_tag(parent))
-        if consumed is None:  # materialized before this dependency existed
+        if parent not in consumed:  # materialized before this dependency existed
             return False
-        if consumed != (str(current) if current is not None else NULL_EVENT_POINTER):
+        if consumed[parent] != current:
             return False
     return True
 

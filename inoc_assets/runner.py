@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from dagster import AssetKey, DagsterInstance, execute_job
-from dagster._core.definitions.reconstruct import ReconstructableRepository
-from dagster._core.execution.execution_result import ExecutionResult
+from dagster import AssetKey, DagsterInstance, JobExecutionResult, execute_job
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.reconstruct import ReconstructableJob
+
+
+def implicit_asset_job() -> ReconstructableJob:
+    """The code location's implicit job of all its assets (Dagster's ``__ASSET_JOB``), as a handle that
+    every step process of the multiprocess executor can rebuild from ``inoc_assets.definitions``.
+
+    The one private Dagster use here, kept to this function: Dagster has no public way to get a
+    reconstructable handle on a code location's *implicit* asset job. The public ``reconstructable()``
+    and ``build_reconstructable_job()`` wrap a job in a repository of its own, which refuses the
+    reserved name ``__ASSET_JOB``; ``materialize()`` runs in process only; and an explicit
+    ``define_asset_job`` over every asset would move CLI runs to another job in the UI. What is
+    missing is a public handle on a job of a module's ``Definitions`` by name, as
+    ``ReconstructableRepository.for_module(...).get_reconstructable_job`` gives.
+    """
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    return ReconstructableRepository.for_module("inoc_assets.definitions", "defs").get_reconstructable_job("__ASSET_JOB")
 
 
 def run_assets(
@@ -19,7 +36,7 @@ def run_assets(
     log_level: str = "DEBUG",
     tags: dict[str, str] | None = None,
     in_process: bool = False,
-) -> ExecutionResult:
+) -> JobExecutionResult:
     """Materialize `selection` in one run: multiprocess executor (steps in parallel), or in this
     process (`in_process`: no per-step interpreter start, for short chains of dependent steps)."""
     run_tags = dict(tags or {})
@@ -28,7 +45,7 @@ def run_assets(
     if partition_range is not None:
         run_tags["dagster/asset_partition_range_start"], run_tags["dagster/asset_partition_range_end"] = partition_range
     result = execute_job(
-        ReconstructableRepository.for_module("inoc_assets.definitions", "defs").get_reconstructable_job("__ASSET_JOB"),
+        implicit_asset_job(),
         instance=instance,
         asset_selection=list(selection),
         tags=run_tags,

@@ -42,6 +42,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     ConfigurableResource,
+    DagsterExecutionInterruptedError,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -49,10 +50,9 @@ from dagster import (
     OpExecutionContext,
     PipesTempFileContextInjector,
     PipesTempFileMessageReader,
+    PreviewWarning,
     open_pipes_session,
 )
-from dagster._core.errors import DagsterExecutionInterruptedError
-from dagster._utils.warnings import PreviewWarning
 from pydantic import BaseModel, Field
 
 from gpu_jobs import JOBS
