@@ -127,7 +127,7 @@ def rehearse(experiment: str, home: Path | None = None, experiments_dir: Path | 
         if shared:
             env["INOC_SHARED_DIR"] = str(shared)
         report_path = home / "report.json"
-        proc = subprocess.run([sys.executable, "-m", "inoc.rehearsal.worker", experiment, str(report_path)],
+        proc = subprocess.run([sys.executable, "-m", "inoc_assets.rehearsal_worker", experiment, str(report_path)],
                               env=env, timeout=timeout_s, check=False)
         if not report_path.is_file():
             raise RehearsalError(f"{experiment}: the rehearsal's pipeline process exited {proc.returncode} without "

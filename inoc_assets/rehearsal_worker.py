@@ -1,10 +1,11 @@
-"""The rehearsal's pipeline process: ``python -m inoc.rehearsal.worker EXPERIMENT REPORT_JSON``.
+"""The rehearsal's pipeline process: ``python -m inoc_assets.rehearsal_worker EXPERIMENT REPORT_JSON``.
 
-Started by ``inoc.rehearsal.run`` with INOC_HOME, DAGSTER_HOME and INOC_EXPERIMENTS_DIR pointing into
-the rehearsal's own home, so the study's asset graph runs on the rehearsal config and nothing reaches
-the real home. It runs the main job's stages (``run_pipeline``), records each stage's wall time and
-the warehouse rows it wrote, then which assets were materialized, and writes the report as JSON (also
-when a stage fails: the failure is in the report).
+Started by ``inoc.rehearsal.run`` (``inoc rehearse``) with INOC_HOME, DAGSTER_HOME and
+INOC_EXPERIMENTS_DIR pointing into the rehearsal's own home, so the study's asset graph runs on the
+rehearsal config and nothing reaches the real home. It runs the main job's stages (``run_pipeline``),
+records each stage's wall time and the warehouse rows it wrote, then which assets were materialized,
+and writes the report as JSON (also when a stage fails: the failure is in the report). It lives here,
+not in ``inoc.rehearsal``, because it drives Dagster; the rehearsal starts it as a process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetRecordsFilter, DagsterInstance
+
+from inoc import settings
+from inoc.config import load_all
+from inoc_assets.definitions import defs  # built from the environment the rehearsal started this process with
+from inoc_assets.main_job import MainJobError, Runner, run_pipeline
+from inoc_assets.partitions import run_partition_key
+from inoc_assets.stages import PROMPT, RUN, group_specs, stage_of
+from inoc_assets.sync import apply_sync, plan_sync
+from warehouse import Warehouse
 
 
 def _table_counts(warehouse: Any, experiment: str) -> dict[str, int]:
@@ -30,9 +40,6 @@ def _table_counts(warehouse: Any, experiment: str) -> dict[str, int]:
 
 
 def _expected_partitions(cfg: Any, stage: str) -> list[str | None]:
-    from inoc_assets.partitions import run_partition_key
-    from inoc_assets.stages import PROMPT, RUN
-
     if stage == PROMPT:
         return list(cfg.prompt_keys)
     if stage == RUN:
@@ -42,9 +49,6 @@ def _expected_partitions(cfg: Any, stage: str) -> list[str | None]:
 
 def coverage(instance: DagsterInstance, cfg: Any) -> list[dict[str, Any]]:
     """Each asset of the study's group: its stage and how many of its partitions were materialized."""
-    from inoc_assets.definitions import defs
-    from inoc_assets.stages import group_specs, stage_of
-
     rows = []
     for spec in sorted(group_specs(defs, cfg.name), key=lambda s: s.key.to_user_string()):
         stage = stage_of(spec)
@@ -60,12 +64,6 @@ def coverage(instance: DagsterInstance, cfg: Any) -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     experiment, report_path = argv[0], Path(argv[1])
-    from inoc import settings
-    from inoc.config import load_all
-    from inoc_assets.main_job import MainJobError, Runner, run_pipeline
-    from inoc_assets.sync import apply_sync, plan_sync
-    from warehouse import Warehouse
-
     settings.prepare_dagster_home()
     cfg = load_all(settings.experiments_dir()).configs[experiment]
     report: dict[str, Any] = {"experiment": experiment, "stages": [], "error": None}
