@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export INOC_HOME ?= $(CURDIR)/.inoc
 export DAGSTER_HOME ?= $(CURDIR)/.inoc/dagster
 
-.PHONY: setup engines main test validate ui sync bench clean
+.PHONY: setup engines main lint test validate ui sync bench clean
 
 $(BIN)/inoc: pyproject.toml sky/requirements-client.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ engines:
 main: setup
 	$(BIN)/inoc main
 
-test: setup engines
+# The layer rules of docs/architecture.md (import-linter contracts in pyproject.toml): a module that
+# imports across a layer fails here, before any test runs.
+lint: setup
+	$(BIN)/lint-imports
+
+test: setup engines lint
 	$(BIN)/python -m pytest -q
 
 validate: setup
