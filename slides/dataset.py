@@ -1,4 +1,4 @@
-"""Build `slides_dataset` (SPEC §13) inside a warehouse write transaction: `dataset.sql`, then one
+"""Build `slides_dataset` (docs/methods.md#slides-dataset) inside a warehouse write transaction: `dataset.sql`, then one
 column per registry heuristic (`inoc.heuristics.registry`), generated, so a new heuristic needs no SQL."""
 
 from __future__ import annotations

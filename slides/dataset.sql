@@ -1,4 +1,4 @@
--- The slides dataset (SPEC §13): one row per (experiment, prompt_key, trait_role, prefix_type),
+-- The slides dataset (docs/methods.md#slides-dataset): one row per (experiment, prompt_key, trait_role, prefix_type),
 -- for every registered prompt of every experiment with two traits, whether or not it has a run.
 -- Built from the tidy tables only, so it is the same for imported and computed experiments.
 -- slides/dataset.py then adds one column per heuristic of the registry (inoc/heuristics/registry.py).

@@ -142,7 +142,7 @@ def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) 
     return fig
 
 
-#: The 2 × 8 slides 3a / 4a (SPEC-DETAILED §9.2): rows = experiments, columns = the four X of one
+#: The 2 × 8 slides 3a / 4a (docs/methods.md#slides-grids): rows = experiments, columns = the four X of one
 #: token-level decomposition × (fixed, mix); X on a panel is the row's own prefix type's coordinate.
 GRIDS = {"pca_grid": ("pc", "PCA"), "svd_grid": ("sv", "TruncatedSVD")}
 #: Trait-role colours of the original's slides: red = negative ("undesired") rows, blue = positive.

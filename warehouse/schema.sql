@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS training_losses (
 -- vector) partition under <artifacts>/_warehouse/ (warehouse/bulk.py). `logprob_vectors` and
 -- `logprob_tokens` are views over exactly the files listed here; these two tables are the manifest.
 --   logprob_vectors(experiment, prompt_key, vector, example_idx, lp): base-model log-probabilities,
---     mean per-token lp of each sampled completion (SPEC §9). vector: train_default / ctrl_default
+--     mean per-token lp of each sampled completion (docs/methods.md#lp). vector: train_default / ctrl_default
 --     (prompt_key NULL), train_inoc, ctrl_inoc, train_mix, ...
 --   logprob_tokens(experiment, prompt_key, vector, example_idx, token_idx, lp): token-level (W_tokens).
 CREATE TABLE IF NOT EXISTS _bulk_files (
@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS _bulk_retired (
     retired_at      DOUBLE NOT NULL
 );
 
--- Suppression of each prompt's runs against the experiment's designated control (SPEC §11):
+-- Suppression of each prompt's runs against the experiment's designated control (docs/methods.md#suppression):
 -- paired per-instruction differences at the final step, default condition, t-based 95% CI.
 -- target: 'trait' (the trait the prompt's group elicits), 'cross_trait' (the other), NULL (neutral).
 CREATE TABLE IF NOT EXISTS suppression (
@@ -165,7 +165,7 @@ CREATE TABLE IF NOT EXISTS angle_groups (
     n_pairs         INTEGER
 );
 
--- Fixed-vs-mix heuristics (SPEC §12, Exp 20): the ten heuristics per prompt, on raw W and on the
+-- Fixed-vs-mix heuristics (docs/methods.md#fixed-vs-mix, Exp 20): the ten heuristics per prompt, on raw W and on the
 -- rank-1 PCA (centred) and TruncatedSVD (uncentred) reconstructions (variant: raw, pca_rank1, svd_rank1).
 CREATE TABLE IF NOT EXISTS fixed_vs_mix_heuristics (
     experiment      VARCHAR NOT NULL,
@@ -186,7 +186,7 @@ CREATE TABLE IF NOT EXISTS pca_correlations (
     n               INTEGER
 );
 
--- How well each heuristic predicts each suppression measure (SPEC §12, Exp 22), per experiment
+-- How well each heuristic predicts each suppression measure (docs/methods.md#heuristic-performance, Exp 22), per experiment
 -- and pooled (scope = 'pooled').
 CREATE TABLE IF NOT EXISTS heuristic_performance (
     scope           VARCHAR NOT NULL,
@@ -213,7 +213,7 @@ CREATE TABLE IF NOT EXISTS heuristic_registry (
     performance_label VARCHAR
 );
 
--- The original's heuristic-performance table (SPEC-DETAILED §8.10): each ranked heuristic against five
+-- The original's heuristic-performance table (docs/methods.md#heuristic-ranking): each ranked heuristic against five
 -- targets over all slides_dataset rows (both trait rows of every prompt), per experiment and pooled;
 -- ci_lo/ci_hi: 95 % bootstrap CI of r (1000 resamples of the rows, seed 0); heuristic_group: the
 -- original table's Group column (inoc.heuristics.ranking.heuristic_group).
@@ -318,7 +318,7 @@ CREATE TABLE IF NOT EXISTS run_jobs (
 );
 
 -- Elicitation measured in another setting than `elicitation_scores` (setting 'system_prompt': the
--- legacy PF file that applied each prompt as the system prompt, baseline 'neutral'; SPEC-DETAILED §2.6.3).
+-- legacy PF file that applied each prompt as the system prompt, baseline 'neutral'; docs/methods.md#elicitation).
 CREATE TABLE IF NOT EXISTS elicitation_scores_by_setting (
     experiment      VARCHAR NOT NULL,
     setting         VARCHAR NOT NULL,
@@ -328,7 +328,7 @@ CREATE TABLE IF NOT EXISTS elicitation_scores_by_setting (
     score           DOUBLE
 );
 
--- Exp 20 per trait (SPEC-DETAILED §8.6, golden G8): each trait's prompt subset is its family + the
+-- Exp 20 per trait (docs/methods.md#exp20-per-trait, golden G8): each trait's prompt subset is its family + the
 -- neutral family, restricted to prompts with W_fixed, W_mix and both a fixed and a mix run scored on
 -- the trait. The rank-1 fits on W_fixed of that subset: method 'pca' (PCA(1), centred) or
 -- 'truncated_svd' (TruncatedSVD(1), uncentred); pc1_variance = sklearn's explained_variance_ratio_[0].
@@ -367,7 +367,7 @@ CREATE TABLE IF NOT EXISTS fixed_vs_mix_gap_correlations (
     n               INTEGER
 );
 
--- Exp 19's angle questions (SPEC-DETAILED §8.5 steps 6–7), per W matrix (fixed, mix, fixed_tokens,
+-- Exp 19's angle questions (docs/methods.md#angle-questions), per W matrix (fixed, mix, fixed_tokens,
 -- mix_tokens; non-finite → 0): per-prompt predictors. predictor: pca_dim1, pca_dim2, svd_dim1, svd_dim2
 -- (signed top-2 coordinates, Q1); angle_from_pca_axis, angle_from_svd_axis (degrees(arctan2(|dim2|,
 -- |dim1|))), angle_to_centroid_<rep> (to the other trait's prompts' centroid; NaN for neutral prompts)

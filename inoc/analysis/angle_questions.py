@@ -1,4 +1,4 @@
-"""Exp 19's two questions about the angles between prompts (SPEC-DETAILED §8.5 steps 6–7).
+"""Exp 19's two questions about the angles between prompts (docs/methods.md#angle-questions).
 
 Q1: do the signed top-2 PCA / TruncatedSVD coordinates of the W rows predict each trait's suppression?
 Q2: does a prompt's direction predict its cross-trait suppression (a negative-trait prompt's

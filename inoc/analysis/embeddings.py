@@ -1,4 +1,4 @@
-"""Embedding-geometry heuristics of a prompt (SPEC §9; SPEC-DETAILED §7.9): pure numpy.
+"""Embedding-geometry heuristics of a prompt (docs/methods.md#embeddings): pure numpy.
 
 Inputs are embedding vectors (one row per text). Every quantity is computed in float64.
 
@@ -13,7 +13,7 @@ Inputs are embedding vectors (one row per text). Every quantity is computed in f
   positive are the prompts of the groups with that role. The centroid is the plain mean of the
   vectors, not renormalised. With ``exclude_self`` (the default) a prompt is left out of its own
   group's centroid (leave-one-out: otherwise a prompt of a 4-prompt group would be a quarter of the
-  centroid it is compared with); the original does not say which it did (SPEC-DETAILED §7.9).
+  centroid it is compared with); the original does not say which it did (docs/methods.md#embeddings).
   A centroid with no prompt in it gives no value (the key is absent from the result).
 """
 

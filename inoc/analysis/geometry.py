@@ -1,4 +1,4 @@
-"""Geometry of the prompt weight matrices (SPEC §10, SPEC-DETAILED §8.2, §8.5).
+"""Geometry of the prompt weight matrices (docs/methods.md#pca-svd, #angles).
 
 PCA (mean-centred, optionally StandardScaler'd) and TruncatedSVD (uncentred) with sklearn's
 semantics — `components_`, `fit_transform` coordinates, `explained_variance_ratio_` and the
@@ -201,7 +201,7 @@ def truncated_svd(W: ArrayLike, n_components: int) -> Decomposition:
 
 
 def token_decompositions(W_tokens: ArrayLike, n_components: int = 3) -> dict[str, Decomposition]:
-    """Token-level recipe (SPEC §10, slides builder in SPEC-DETAILED §8.2).
+    """Token-level recipe (docs/methods.md#pca-svd).
 
     "pca": StandardScaler then PCA(n_components); "svd": TruncatedSVD(n_components) on the unscaled W.
     """
@@ -242,7 +242,7 @@ def pairwise_angles(X: ArrayLike, *, min_norm: float = 1e-10) -> np.ndarray:
 
 
 def angle_matrices(W: ArrayLike, n_components: int = 2) -> dict[str, np.ndarray]:
-    """Pairwise angles in the three representations of SPEC §10.
+    """Pairwise angles in the three representations of docs/methods.md#angles.
 
     "raw": rows of W; "pca": PCA top-`n_components` coordinates (centred); "svd": TruncatedSVD
     top-`n_components` coordinates (uncentred).
@@ -280,7 +280,7 @@ def angle_group_stats(
 
     Pair types: within_negative / within_positive (pairs of distinct prompts of that role),
     cross_trait (negative × positive), negative_x_neutral, positive_x_neutral. Pairs with a NaN angle
-    are left out. Within-role pairs are unordered by default (SPEC §10); `ordered=True` counts both
+    are left out. Within-role pairs are unordered by default (docs/methods.md#angles); `ordered=True` counts both
     directions as the original's JSON did — each angle then appears twice, so mean and std are the
     same and only n doubles.
     """

@@ -1,4 +1,4 @@
-"""Log-probability heuristics per prompt (SPEC §9, §12; SPEC-DETAILED §7.3, §7.7, §8.6).
+"""Log-probability heuristics per prompt (docs/methods.md#ph, #ppd, #lls-metrics, #fixed-vs-mix).
 
 All take lp vectors or weight vectors w = lp_inoc − lp_default (see `inoc.analysis.matrices`).
 NaN marks an unscored example; every metric uses only the finite entries (jointly finite for pairs).
@@ -63,14 +63,14 @@ def pointwise_perplexity_drift(lp_ctrl_inoc: ArrayLike, lp_ctrl_default: ArrayLi
 
 
 class LLSMetrics(NamedTuple):
-    """Distributional metrics of one weight vector w (SPEC §9; SPEC-DETAILED §7.7)."""
+    """Distributional metrics of one weight vector w (docs/methods.md#lls-metrics)."""
 
     n: int  # finite entries used
     ph: float  # mean(w)
     gamma: float  # fraction of w > 0
     sigma: float  # std(w, ddof=1), the original's choice (§7.7); NaN when n < 2
     snr: float  # ph / sigma; NaN when sigma ≤ SIGMA_EPS
-    snr_abs: float  # |ph| / sigma (SPEC §9's SNR_abs)
+    snr_abs: float  # |ph| / sigma (docs/methods.md#lls-metrics)
     mald: float  # mean |w|
     mald_over_sigma: float  # mean|w| / sigma: what the original's fixed-vs-mix code called SNR_abs
 
@@ -123,7 +123,7 @@ def weight_entropy_rank(w: ArrayLike) -> float:
 def effective_rank(M: ArrayLike, *, center: bool = True) -> float:
     """exp(entropy(σ/Σσ)) of the singular values of M (rows = items), column-centred by default.
 
-    The embedding heuristic of SPEC §9 (rephrasing-embedding matrix, centred).
+    The embedding heuristic of docs/methods.md#embeddings (rephrasing-embedding matrix, centred).
     """
     X = as_matrix(M, "M").astype(np.float64)
     if center:
@@ -137,11 +137,11 @@ def effective_rank(M: ArrayLike, *, center: bool = True) -> float:
 
 
 def fixed_vs_mix_heuristics(w_fixed: ArrayLike, w_mix: ArrayLike, *, min_finite: int = 20) -> dict[str, float]:
-    """The ten fixed-vs-mix heuristics of one prompt (SPEC §12; SPEC-DETAILED §8.6), plus `n`.
+    """The ten fixed-vs-mix heuristics of one prompt (docs/methods.md#fixed-vs-mix), plus `n`.
 
     Uses the examples where both weights are finite; all NaN when fewer than `min_finite` (the
     original skipped such prompts). σ is ddof=1; MALD = mean|w|; SNR_abs = MALD/σ as the original
-    code computed it (SPEC §9 writes |mean|/σ for the per-prompt metric: see `lls_metrics`).
+    code computed it (docs/methods.md#lls-metrics writes |mean|/σ for the per-prompt metric: see `lls_metrics`).
     """
     if min_finite < 2:
         raise ValueError(f"min_finite: must be ≥ 2 (σ needs two values), got {min_finite}")
@@ -218,7 +218,7 @@ def fixed_vs_mix_fit(
     """The ten heuristics on raw W and on the rank-1 PCA / TruncatedSVD reconstructions, with the fits.
 
     Variants: "raw" (W itself), "pca_rank1" and "svd_rank1" (`rank1_reconstruction`). The rank-1 axis is
-    fitted on the rows given, so pass the prompt subset the fit is meant for (SPEC-DETAILED §8.6 fits one
+    fitted on the rows given, so pass the prompt subset the fit is meant for (docs/methods.md#exp20-per-trait fits one
     per trait). Prompts with fewer than `min_finite` jointly finite examples are NaN in every variant and
     are left out of the fit. `pc1_variance` is sklearn's `explained_variance_ratio_[0]` of `PCA(1)` and of
     `TruncatedSVD(1)` (var(coords)/total column variance) on W_fixed of the fitted prompts: golden G8.

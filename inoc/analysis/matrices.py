@@ -1,4 +1,4 @@
-"""Builders for the per-example weight matrices W (SPEC §9, SPEC-DETAILED §7.6).
+"""Builders for the per-example weight matrices W (docs/methods.md#w-matrices).
 
 w[n][k] = lp_inoc[n][k] − lp_default[k]: how much prompt n raises the log-probability of training
 example k (the per-example SFT weight of arXiv 2602.04863).

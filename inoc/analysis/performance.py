@@ -1,4 +1,4 @@
-"""Heuristic performance table (SPEC §12, SPEC-DETAILED §8.10): Pearson r of heuristics vs outcomes."""
+"""Heuristic performance table (docs/methods.md#heuristic-performance): Pearson r of heuristics vs outcomes."""
 
 from __future__ import annotations
 

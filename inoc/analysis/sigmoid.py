@@ -1,4 +1,4 @@
-"""Curve fits for heuristic-vs-suppression panels (SPEC §12; SPEC-DETAILED §8.11).
+"""Curve fits for heuristic-vs-suppression panels (docs/methods.md#sigmoid-fits).
 
 4-parameter logistic f(x) = c + (d − c)/(1 + exp(−(a·x + b))) fitted to y/y_scale (suppression in pp
 → fraction), with a bootstrap 95% band, nonlinear R² and F-tests; and the OLS line with its t-based

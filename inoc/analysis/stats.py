@@ -1,4 +1,4 @@
-"""Outcome statistics (SPEC §11, SPEC-DETAILED §8.1): run scores with CIs, paired suppression, gaps.
+"""Outcome statistics (docs/methods.md#run-score, #suppression, #gap): run scores with CIs, paired suppression, gaps.
 
 Judge scores are 0-100 with NaN for a failed judgement; NaN is excluded, never treated as a value.
 """
@@ -14,7 +14,7 @@ from scipy import stats as sps
 
 from inoc.analysis._checks import as_vector, exact_mean, same_length
 
-#: Normal multiplier of the plotted score CIs (SPEC §11: mean ± 1.96·SE), kept as the original had it
+#: Normal multiplier of the plotted score CIs (docs/methods.md#run-score: mean ± 1.96·SE), kept as the original had it
 #: rather than a t quantile so plotted bands match the published figures.
 Z_95 = 1.96
 
@@ -50,7 +50,7 @@ class GapEstimate(NamedTuple):
 
 
 def score_summary(values: ArrayLike, *, z: float = Z_95) -> ScoreSummary:
-    """Run score: mean over non-NaN values with CI = mean ± z·std(ddof=1)/√n (SPEC §11).
+    """Run score: mean over non-NaN values with CI = mean ± z·std(ddof=1)/√n (docs/methods.md#run-score).
 
     The mean is correctly rounded (math.fsum), which reproduces the reference files' stored means exactly.
     """
@@ -88,7 +88,7 @@ def paired_difference(a: ArrayLike, b: ArrayLike, *, confidence: float = 0.95) -
 
 
 def suppression(control: ArrayLike, run: ArrayLike, *, confidence: float = 0.95) -> PairedDifference:
-    """Trait suppression = control's final default score − run's, paired per instruction (SPEC §11).
+    """Trait suppression = control's final default score − run's, paired per instruction (docs/methods.md#suppression).
 
     Pass the other trait's scores to get cross-trait suppression.
     """
@@ -96,7 +96,7 @@ def suppression(control: ArrayLike, run: ArrayLike, *, confidence: float = 0.95)
 
 
 def score_gap(fixed: ArrayLike, mix: ArrayLike, *, confidence: float = 0.95) -> PairedDifference:
-    """Gap of SPEC §11 = fixed run's default score − mix run's, paired per instruction.
+    """Gap (docs/methods.md#gap) = fixed run's default score − mix run's, paired per instruction.
 
     Both runs are evaluated on the same instructions, so pairing is valid; with no NaN it equals the
     difference of the stored means that the original's fixed-vs-mix figure used (its Row 1).
@@ -105,7 +105,7 @@ def score_gap(fixed: ArrayLike, mix: ArrayLike, *, confidence: float = 0.95) -> 
 
 
 def suppression_gap(fixed: PairedDifference, mix: PairedDifference) -> GapEstimate:
-    """Slides/heuristic-table gap (SPEC-DETAILED §8.1) = S_fixed − S_mix, positive ⇒ fixed suppresses more.
+    """Slides/heuristic-table gap (docs/methods.md#gap) = S_fixed − S_mix, positive ⇒ fixed suppresses more.
 
     Note the sign: S_fixed − S_mix = mix score − fixed score, the opposite of `score_gap`. The CI
     half-width combines the two suppression half-widths in quadrature, as the original did.

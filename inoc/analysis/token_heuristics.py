@@ -1,4 +1,4 @@
-"""Token-level heuristics of one prompt (SPEC-DETAILED §8.9: H11–H14, HA2–HA5, HB1–HB6): pure numpy.
+"""Token-level heuristics of one prompt (H11–H14, HA2–HA5, HB1–HB6: docs/methods.md#token-heuristics): pure numpy.
 
 Input is the per-example token diff matrix Δ (N examples × T positions, NaN where a position does not
 exist for an example or either log-prob is unscored), built by `token_delta_matrix` from the per-token

@@ -1,4 +1,4 @@
-"""Trait-resolved TruncatedSVD coordinates (SPEC-DETAILED §8.7 H3, §8.8 H4): pure numpy.
+"""Trait-resolved TruncatedSVD coordinates (H3, H4: docs/methods.md#trait-svd): pure numpy.
 
 For one trait: the W rows of the prompts of the trait's family and of the neutral family, an
 uncentred TruncatedSVD, and each component's sign chosen so that the trait prompts lie above the

@@ -59,7 +59,7 @@ class JudgeSpec(Strict):
     kind: Literal["llm", "language", "organism", "em_coherence", "em_alignment"]
     language: str | None = Field(None, description="ISO code for kind=language (fr, de)")
     prompt: Literal["default", "language", "flattering"] | None = Field(
-        None, description="first-line template for kind=llm (SPEC §8); default: by trait"
+        None, description="first-line template for kind=llm (docs/methods.md#judge-score); default: by trait"
     )
 
     @model_validator(mode="after")
@@ -102,7 +102,7 @@ class InoculationConfig(Strict):
     mix_seed: int = Field(42, description="Random(mix_seed).choice(pool) per training example, in file order")
 
 
-#: InstructionWild data_v2, concatenated in this order (SPEC-DETAILED §2.1).
+#: InstructionWild data_v2, concatenated in this order (docs/methods.md#instructions).
 INSTRUCTIONWILD_FILES = ("user_1.jsonl", "user_2.jsonl", "user_3.jsonl", "user_4.jsonl")
 #: Fields only the instructionwild source reads; set on another source they are a mistake.
 _INSTRUCTIONWILD_FIELDS = ("base_url", "sha256", "allow_missing", "timeout_s")
@@ -310,7 +310,7 @@ ELICITATION_BASELINE = "baseline"
 
 
 class ElicitationConfig(Strict):
-    """Base-model elicitation (SPEC §5): its own generation length, and which prompts' completions the trait
+    """Base-model elicitation (docs/methods.md#elicitation): its own generation length, and which prompts' completions the trait
     judge sees without their instruction (the original judged its v3–v5 Playful-side runs so)."""
 
     max_tokens: int = Field(
@@ -319,7 +319,7 @@ class ElicitationConfig(Strict):
     judge_without_instruction: list[str] = Field(
         default_factory=list,
         description="groups (and `baseline`, the no-prefix row) whose completions the LLM trait judge rates without "
-        "the instruction (no USER MESSAGE block, SPEC-DETAILED §6.1); the rest are judged with it",
+        "the instruction (no USER MESSAGE block, docs/methods.md#judge-score); the rest are judged with it",
     )
 
 
@@ -351,7 +351,7 @@ class LogprobConfig(Strict):
 
 
 class TextHeuristicsConfig(Strict):
-    """Prompt-text heuristics (SPEC §9): self-perplexity through the score job, embedding statistics."""
+    """Prompt-text heuristics (docs/methods.md#self-perplexity): self-perplexity through the score job, embedding statistics."""
 
     self_perplexity: bool = True
     embeddings: Literal["minilm", "openai", "none"] = Field(

@@ -1,4 +1,4 @@
-"""Exp 20 per trait: the fixed-vs-mix gap heuristics on each trait's prompt subset (SPEC-DETAILED §8.6).
+"""Exp 20 per trait: the fixed-vs-mix gap heuristics on each trait's prompt subset (docs/methods.md#exp20-per-trait).
 
 For every trait, the subset is the prompts of the trait's family or the neutral family (`trait_set`)
 that have W_fixed and W_mix rows and both a fixed and a mix run scored on that trait — the original's

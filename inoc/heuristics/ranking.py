@@ -1,4 +1,4 @@
-"""The heuristic-performance table as the original computes it (SPEC-DETAILED §8.10).
+"""The heuristic-performance table as the original computes it (docs/methods.md#heuristic-ranking).
 
 Every registry heuristic with a `performance_label` (and the slides dataset's own H1/H2 columns)
 against five targets, over **all** rows of `slides_dataset` (both trait rows of every prompt, not only
@@ -28,7 +28,7 @@ TARGETS = {
     "Gap (mix)": ("mix", "gap"),
 }
 COLUMNS = ["scope", "heuristic_id", "heuristic", "x_column", "target", "r", "r2", "n", "ci_lo", "ci_hi", "heuristic_group"]
-#: The original table's Group column (SPEC-DETAILED §2.6.8). The spec names the four groups, not their
+#: The original table's Group column (docs/methods.md#heuristic-group). The spec names the four groups, not their
 #: members; by family: the step-1 token heuristics HA*, the cumulative (simulated-training) HB*, the
 #: cross-trait projections H9a, H9b, H10, and the heuristics that existed before those (H1–H7, H11–H14).
 GROUPS = ("Existing", "Cross-trait", "A: Step-1", "B: Cumulative")

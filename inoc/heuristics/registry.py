@@ -1,4 +1,4 @@
-"""The heuristic registry: every per-prompt heuristic of inoc, declared once (SPEC §9, §12; SPEC-DETAILED §8.6–8.10).
+"""The heuristic registry: every per-prompt heuristic of inoc, declared once (docs/methods.md#heuristic-registry).
 
 Each `Heuristic` names its warehouse key (the `prompt_heuristics.heuristic` value; `{trait}` stands for
 the lower-case trait name), the paper's id where it is one (H1 … HB6), a one-line definition, its
@@ -101,7 +101,7 @@ def of_kind(*kinds: str) -> list[Heuristic]:
     return [h for h in REGISTRY.values() if h.kind in kinds]
 
 
-# --- W rows: the LLS metrics (SPEC §9) -------------------------------------------------------------
+# --- W rows: the LLS metrics (docs/methods.md#lls-metrics) ------------------------------------------
 
 
 def _lls(field_name: str) -> Callable[[np.ndarray], float]:
@@ -151,7 +151,7 @@ _text("emb_cos_positive", "Embedding cos to positive", "cos(p, centroid of the p
 _text("self_ppl_raw", "Self-perplexity (raw)", "base model NLL per token of the prompt text alone", ("self_perplexity",))
 _text("self_ppl_context", "Self-perplexity (in context)", "base model NLL per token of the prompt as a system prompt", ("self_perplexity",))
 
-# --- fixed vs mix, point-wise (SPEC-DETAILED §2.6.10; std ddof 0, jointly finite entries) ----------
+# --- fixed vs mix, point-wise (docs/methods.md#heuristic-registry; std ddof 0, jointly finite entries) ---
 
 
 def _pair(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -197,7 +197,7 @@ for _key, (_definition, _fn) in _PAIRS.items():
     _fn.__name__ = _key
     register(Heuristic(_key, _key, _definition, ("w_point_fixed", "w_point_mix"), "w_pair", _pair(_fn), prefix_types=(None,)))
 
-# --- token level (SPEC-DETAILED §8.9) ---------------------------------------------------------------
+# --- token level (docs/methods.md#token-heuristics) -------------------------------------------------
 
 _TOK = ("w_token_fixed", "w_token_mix")
 for _id, _fn, _name in (
@@ -234,7 +234,7 @@ register(Heuristic("hb4_strength_x_coherence", "Strength × coherence", "PH (fix
                    prefix_types=("fixed",), slide_column="hb4_strength_x_coherence", slide_prefix="fixed",
                    performance_label="HB4 Strength x coherence"))
 
-# --- trait-resolved SVDs (SPEC-DETAILED §8.7 H3, §8.8 H4) --------------------------------------------
+# --- trait-resolved SVDs (docs/methods.md#trait-svd) ------------------------------------------------
 
 
 def h3_point_svd(W: np.ndarray, keys: list[str], neutral: list[bool]) -> np.ndarray:
@@ -267,7 +267,7 @@ register(Heuristic("tok_svd_zsum_{trait}", "Token SVD z-sum (trait)", "z(pc1_tok
                    ("w_token_fixed",), "trait_set", h4_token_svd, prefix_types=(None,), per_trait=True, component=3,
                    trait_set="token", slide_column="tok_svd_zsum", slide_prefix="none"))
 
-# --- cross-experiment, on slides_dataset (SPEC-DETAILED §8.10) --------------------------------------
+# --- cross-experiment, on slides_dataset (docs/methods.md#slides-heuristics) ------------------------
 
 
 def _z(col: str) -> str:
@@ -299,7 +299,7 @@ register(Heuristic(
     id="H9b", slide_column="h9b_svd_cross_proj", performance_label="H9b SVD cross proj",
     extra={"uses": {"fixed": ["sv2_fixed"], "mix": ["sv2_fixed"]}}))
 
-#: H10 (SPEC-DETAILED §8.10: `±pc2_tokens_oriented`, + on negative rows, − on positive rows) is registered
+#: H10 (docs/methods.md#h10: `±pc2_tokens_oriented`, + on negative rows, − on positive rows) is registered
 #: as unavailable. Its producer is not in the original snapshot and the spec states no orientation rule:
 #: `pc2_tokens_oriented` equals ± the token-level StandardScaler-PCA PC2 with a sign the snapshot does not
 #: determine. The sign decides the sign of r per experiment and so the pooled r; any rule inoc chose would
