@@ -1,6 +1,7 @@
 """An experiment's figures, built from warehouse SQL only, so they are the same for imported and
 computed experiments: training and loss curves, the EM suite, the LLS grid, angle points, the
-fixed-vs-mix grid, sigmoid fits, Exp 10's combined scatter and Exp 13's PCA-prompt figures. A
+fixed-vs-mix grid, sigmoid fits, Exp 10's combined scatter, Exp 13's PCA-prompt figures, and Exp 20's
+per-trait grids and Exp 19's Q1/Q2 grids (``inoc.gap_and_angle_figures``). A
 figure whose inputs do not exist is not drawn, and the reason is returned with the figures instead.
 """
 
@@ -17,6 +18,7 @@ from inoc.analysis.heuristics import FIXED_VS_MIX_HEURISTICS
 from inoc.analysis.sigmoid import fit_sigmoid
 from inoc.analysis.sigmoid import linear_fit
 from inoc.config import ExperimentConfig
+from inoc.gap_and_angle_figures import exp19_figures, exp20_figures
 from inoc.heuristics.compute import trait_set
 from inoc.heuristics.registry import lls_grid
 from inoc.outcomes import control_run_id
@@ -142,6 +144,15 @@ def experiment_figures(query, cfg: ExperimentConfig, experiment: str) -> Experim
             out.not_drawn[fig_name] = f"no {level} W matrix (no {level} log-probabilities)"
             continue
         out.figures[fig_name] = exp13_figure(cfg, experiment, versions, level, supp_range)
+    drawn, skipped = exp20_figures(cfg, experiment, q("SELECT * FROM fixed_vs_mix_rank1 WHERE experiment = ?"),
+                                   q("SELECT * FROM fixed_vs_mix_gap WHERE experiment = ?"),
+                                   q("SELECT * FROM fixed_vs_mix_gap_correlations WHERE experiment = ?"))  # fmt: skip
+    out.figures.update(drawn)
+    out.not_drawn.update(skipped)
+    drawn, skipped = exp19_figures(cfg, experiment, q("SELECT * FROM prompt_angle_predictors WHERE experiment = ?"),
+                                   q("SELECT * FROM angle_questions WHERE experiment = ?"), supp_all)  # fmt: skip
+    out.figures.update(drawn)
+    out.not_drawn.update(skipped)
     return out
 
 
@@ -158,7 +169,7 @@ def exp10_columns(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def exp10_scatter(cfg: ExperimentConfig, experiment: str, supp_all: pd.DataFrame, heur: pd.DataFrame):
-    """Exp 10's combined scatter (SPEC-DETAILED §8.12): the negative trait's side (its family + neutral
+    """Exp 10's combined scatter (docs/methods.md#exp10-scatter): the negative trait's side (its family + neutral
     prompts), rows fixed / mix, columns elicitation of the negative trait and the single-trait-completion
     heuristics (negative-trait PH, positive-trait PPD, positive-trait PH); Y = suppression of the negative
     trait (95 % CI bars), OLS line with its t-based 95 % band. Returns (figure or None, why not drawn)."""
@@ -210,7 +221,7 @@ def exp10_scatter(cfg: ExperimentConfig, experiment: str, supp_all: pd.DataFrame
     return fig, ""
 
 
-#: Exp 13's heat-map rows: per-prompt quantities correlated with PC1–PC4 (SPEC-DETAILED §8.4).
+#: Exp 13's heat-map rows: per-prompt quantities correlated with PC1–PC4 (docs/methods.md#exp13-pca-prompts).
 EXP13_METRICS = ("elicitation_neg", "elicitation_pos", "ph", "gamma", "sigma", "snr", "suppression_neg", "suppression_pos")
 
 
@@ -242,7 +253,7 @@ def exp13_frame(cfg: ExperimentConfig, coords: pd.DataFrame, heur: pd.DataFrame,
 
 def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
                  level: str, supp_range: tuple[float, float]):
-    """Exp 13's PCA-prompt figure (SPEC-DETAILED §8.4) for one level (point-wise or token-wise W):
+    """Exp 13's PCA-prompt figure (docs/methods.md#exp13-pca-prompts) for one level (point-wise or token-wise W):
     a row per version (fixed, mix) with (A) PC1×PC2 by group (open markers: positive-trait prompts),
     (B, C) coloured by the negative / positive trait's suppression, (D) by PH, (E–G) the same on
     PC3×PC4, and a heat-map of Pearson r between PC1–PC4 and EXP13_METRICS (* p < 0.05, ** p < 0.01).

@@ -154,7 +154,10 @@ def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
     drawn = {k: v for k, v in built.items() if v is not None}
     # The imports have data for these: a regression that stops drawing them must fail here.
     for must in ("reference_pf_qwen7b/training_curves", "reference_pf_qwen7b/loss_curves", "reference_gf_llama8b/lls_grid",
-                 "reference_gf_llama8b/angle_bars", "reference_gf_llama8b/fixed_vs_mix_grid", "slides/elicitation", "slides/ph"):
+                 "reference_gf_llama8b/angle_bars", "reference_gf_llama8b/fixed_vs_mix_grid", "slides/elicitation", "slides/ph",
+                 "reference_gf_llama8b/exp20_fixed_vs_mix_german", "reference_gf_llama8b/exp20_fixed_vs_mix_flattering",
+                 "reference_gf_llama8b/exp19_q1_point", "reference_gf_llama8b/exp19_q2_point",
+                 "reference_pf_qwen7b/exp19_q1_tokens", "reference_pf_qwen7b/exp19_q2_tokens"):
         assert must in drawn, f"{must} was not drawn"
     problems = {k: [str(p) for p in figure_problems(fig)] for k, fig in drawn.items()}
     for fig in drawn.values():
@@ -273,3 +276,94 @@ def test_slides_grids_and_h_table_of_the_real_imports(reference_home):
     assert groups == sorted(groups, key=["Existing", "Cross-trait", "A: Step-1", "B: Cumulative"].index)
     for fig in [*grids.values(), table]:
         plt.close(fig)
+
+
+def _points(ax) -> tuple[np.ndarray, np.ndarray]:
+    """The scatter points of a panel (every role's collection)."""
+    xy = np.concatenate([np.asarray(c.get_offsets(), float) for c in ax.collections if len(c.get_offsets())])
+    return xy[:, 0], xy[:, 1]
+
+
+def test_exp20_grids_of_the_gf_import_show_the_tables_fits(reference_home):
+    """Exp 20 per trait (SPEC-DETAILED §8.6) on the GF import: 6 rows (raw, PCA rank-1, SVD rank-1 × fixed − mix,
+    control − mix) × the ten heuristics over each trait's 4 prompts; every panel's title is its
+    fixed_vs_mix_gap_correlations row, its points give that r again, and the title carries golden G8."""
+    from scipy import stats
+
+    from inoc.analysis.heuristics import FIXED_VS_MIX_HEURISTICS
+    from inoc.gap_and_angle_figures import VARIANTS
+    from inoc.heuristics.fixed_vs_mix import GAP_TARGETS
+
+    _, wh, _ = reference_home
+    cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
+    out = experiment_figures(wh.query, cfg, "reference_gf_llama8b")
+    corr = wh.query("SELECT * FROM fixed_vs_mix_gap_correlations WHERE experiment = 'reference_gf_llama8b'")
+    corr = corr.set_index(["trait", "variant", "heuristic", "target"])
+    rows = [(v, t) for v in VARIANTS for t in GAP_TARGETS]
+    checked = constant = 0
+    for trait, golden in (("German", "PCA 90.8%, TruncatedSVD 87.3%"), ("Flattering", "PCA 61.4%, TruncatedSVD 21.5%")):
+        fig = out.figures[f"exp20_fixed_vs_mix_{trait.lower()}"]
+        assert figure_problems(fig) == []
+        assert golden in fig._suptitle.get_text()
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(panels) == len(rows) * len(FIXED_VS_MIX_HEURISTICS) == 60
+        for k, ax in enumerate(panels):
+            (variant, target), heuristic = rows[k // 10], FIXED_VS_MIX_HEURISTICS[k % 10]
+            row = corr.loc[(trait, variant, heuristic, target)]
+            x, y = _points(ax)
+            assert len(x) == row.n == 4
+            if np.isfinite(row.r):
+                assert ax.get_title() == f"r = {row.r:+.2f} (p = {row.p:.2g}), n = 4"
+                assert stats.pearsonr(x, y)[0] == pytest.approx(row.r, abs=1e-9)
+                checked += 1
+            else:
+                assert ax.get_title() == "constant X, n = 4" and np.ptp(x) < 1e-6 * max(1, np.abs(x).max())
+                constant += 1
+        plt.close(fig)
+    # Every correlation row is a panel: the finite ones titled with r, the rest (rank-1 reconstructions) constant.
+    assert checked == int(corr.r.notna().sum()) >= 70 and constant == int(corr.r.isna().sum()) == 120 - checked
+    # The Flattering raw PH_ratio panel: fixed − mix rises with PH_mix / PH_fixed over its 4 prompts.
+    assert corr.loc[("Flattering", "raw", "ph_ratio", "fixed_minus_mix")].r > 0.99
+
+
+def test_exp19_q1_q2_figures_show_the_angle_questions(reference_home):
+    """Exp 19 (SPEC-DETAILED §8.5 step 7): GF point-wise Q1 (fixed, mix × PCA, SVD × 4 columns) and Q2
+    (fixed, mix × 5 predictors) with angle_questions' r in every title and again from the drawn points;
+    PF token-level Q2 has no other-trait centroid (its token W holds no French prompt), so the three
+    centroid columns are left out and named."""
+    from scipy import stats
+
+    from inoc.analysis.angle_questions import Q2_PREDICTORS
+    from inoc.gap_and_angle_figures import Q1_COLUMNS
+
+    _, wh, _ = reference_home
+    q = wh.query("SELECT * FROM angle_questions").set_index(["experiment", "matrix", "question", "predictor", "outcome"])
+    cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
+    out = experiment_figures(wh.query, cfg, "reference_gf_llama8b")
+    assert "exp19_q1_tokens" in out.not_drawn  # the GF snapshot has no token-level log-probs
+    expected = {
+        "exp19_q1_point": [("q1", m, f"{method}_dim{d}", f"{role}_trait_suppression")
+                           for m in ("fixed", "mix") for method in ("pca", "svd") for d, role in Q1_COLUMNS],
+        "exp19_q2_point": [("q2", m, p, "cross_trait_suppression") for m in ("fixed", "mix") for p in Q2_PREDICTORS],
+    }  # fmt: skip
+    for name, keys in expected.items():
+        fig = out.figures[name]
+        assert figure_problems(fig) == []
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(panels) == len(keys)
+        for ax, (question, matrix, predictor, outcome) in zip(panels, keys):
+            row = q.loc[("reference_gf_llama8b", matrix, question, predictor, outcome)]
+            assert ax.get_title().endswith(f"r = {row.r:+.2f} (p = {row.p:.2g}), n = {int(row.n)}"), (name, predictor)
+            x, y = _points(ax)
+            assert len(x) == row.n and stats.pearsonr(x, y)[0] == pytest.approx(row.r, abs=1e-9)
+        plt.close(fig)
+    # Q1's fixed PCA dim 1 predicts German suppression (r = +0.97 over the 6 prompts with fixed runs).
+    assert q.loc[("reference_gf_llama8b", "fixed", "q1", "pca_dim1", "positive_trait_suppression")].r > 0.95
+    cfg = load_experiment(REPO / "experiments" / "reference_pf_qwen7b.yaml")
+    out = experiment_figures(wh.query, cfg, "reference_pf_qwen7b")
+    fig = out.figures["exp19_q2_tokens"]
+    assert figure_problems(fig) == [] and len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    assert all(f"fixed_tokens angle_to_centroid_{r}" in fig._suptitle.get_text() for r in ("raw", "pca2", "svd2"))
+    assert len([ax for ax in out.figures["exp19_q1_tokens"].axes if ax.get_visible()]) == 8  # fixed_tokens × PCA, SVD
+    for f in out.figures.values():
+        plt.close(f)

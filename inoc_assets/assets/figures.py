@@ -1,5 +1,5 @@
 """Per-experiment figures: training and loss curves, LLS grid, angle points, fixed-vs-mix grid, sigmoid fits,
-Exp 10's combined scatter and Exp 13's PCA-prompt figures.
+Exp 10's combined scatter, Exp 13's PCA-prompt figures, Exp 20's per-trait grids and Exp 19's Q1/Q2 grids.
 
 Built from warehouse SQL only (``inoc.experiment_figures``), so they are the same for imported and
 computed experiments. A figure whose inputs do not exist for this experiment is not drawn, and its
@@ -33,6 +33,15 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         "Exp 13's PCA-prompt figures (exp13_pca_prompts_point / _tokens: a row per version fixed | mix, PC1×PC2 by "
         "prompt role, coloured by each trait's suppression (one shared scale, 2nd–98th percentile) and by PH, the "
         "same on PC3×PC4, and a heat-map of Pearson r between PC1–PC4 and elicitation, PH, γ, σ, SNR and suppression); "
+        "Exp 20 per trait (exp20_fixed_vs_mix_<trait>, from fixed_vs_mix_gap / _gap_correlations / _rank1: the trait's "
+        "family + neutral prompts with fixed and mix runs; rows raw W, PCA rank-1, SVD rank-1 × Y = fixed − mix and "
+        "control − mix score, a column per fixed-vs-mix heuristic, OLS line, the table's r/p/n in each title, "
+        "'constant X' where a rank-1 reconstruction makes the heuristic constant; PC1 variances in the title); "
+        "Exp 19's angle questions per level (exp19_q1_point / _tokens: rows fixed and mix × PCA | SVD, columns signed "
+        "dim 1 vs the negative trait's and dim 2 vs the positive trait's suppression, then swapped; exp19_q2_point / "
+        "_tokens: rows fixed | mix, columns angle from the PC1 / SV1 axis and angle to the other trait's centroid in raw "
+        "W, PCA-2D, SVD-2D, Y = cross-trait suppression, neutral prompts excluded; r/p/n from angle_questions; points "
+        "coloured by prompt role; panels without data named in the title); "
         "each a PNG under artifacts/<experiment>/figures/, shown downscaled here.",
     )
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
