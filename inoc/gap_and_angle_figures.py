@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from inoc import figures
 from inoc.analysis.angle_questions import OTHER, Q1_PREDICTORS, Q2_PREDICTORS
@@ -70,7 +70,7 @@ def _panel(ax, x: np.ndarray, y: np.ndarray, roles: list[str], r: float, p: floa
         grid = np.linspace(x.min(), x.max(), 50)
         ax.plot(grid, intercept + slope * grid, color="black", linewidth=1)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-    ax.ticklabel_format(axis="both", style="sci", scilimits=(-3, 4), useOffset=False)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))  # no offset text over the x label
     ax.set_title(_title(r, p, n, x), fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
