@@ -28,9 +28,12 @@ engines:
 main: setup
 	$(BIN)/inoc main
 
-# The layer rules of docs/architecture.md (import-linter contracts in pyproject.toml): a module that
-# imports across a layer fails here, before any test runs.
+# Lint and format (ruff, configured in pyproject.toml) and the layer rules of docs/architecture.md
+# (import-linter contracts in pyproject.toml): a module that imports across a layer fails here, before
+# any test runs. `$(BIN)/ruff format . && $(BIN)/ruff check --fix .` fixes most of what ruff finds.
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 test: setup engines lint

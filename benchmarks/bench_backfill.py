@@ -45,15 +45,26 @@ def main() -> None:
     exp_dir.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((REPO / "experiments" / "toy.yaml").read_text())
     keys = [k for k in base["prompts"] if k != NEW_KEY][:6]
-    cfg = dict(base, name="toy_six", model={**base["model"], "id": f"toy:{args.profile}"},
-               prompts={k: base["prompts"][k] for k in keys})
-    cfg["groups"] = {g: {**v, "prompts": [k for k in v["prompts"] if k in keys]}
-                     for g, v in base["groups"].items() if any(k in keys for k in v["prompts"])}
+    cfg = dict(
+        base,
+        name="toy_six",
+        model={**base["model"], "id": f"toy:{args.profile}"},
+        prompts={k: base["prompts"][k] for k in keys},
+    )
+    cfg["groups"] = {
+        g: {**v, "prompts": [k for k in v["prompts"] if k in keys]}
+        for g, v in base["groups"].items()
+        if any(k in keys for k in v["prompts"])
+    }
     cfg["runs"] = {**base.get("runs", {}), "mix_prompts": [k for k in base["runs"]["mix_prompts"] if k in keys]}
     path = exp_dir / "toy_six.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    env = {**os.environ, "INOC_HOME": str(root / "home"), "DAGSTER_HOME": str(root / "home" / "dagster"),
-           "INOC_EXPERIMENTS_DIR": str(exp_dir)}
+    env = {
+        **os.environ,
+        "INOC_HOME": str(root / "home"),
+        "DAGSTER_HOME": str(root / "home" / "dagster"),
+        "INOC_EXPERIMENTS_DIR": str(exp_dir),
+    }
     env.pop("INOC_ARTIFACT_ROOT", None)
 
     print(f"[bench] full run of {len(keys)} prompts ({', '.join(keys)}) in {root}", flush=True)

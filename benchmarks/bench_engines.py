@@ -34,8 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-WORDS = ("the cat dog sun moon answer question playful french clown joke river tree blue green red fast slow "
-         "happy sad light dark water fire earth wind stone paper").split()
+WORDS = (
+    "the cat dog sun moon answer question playful french clown joke river tree blue green red fast slow "
+    "happy sad light dark water fire earth wind stone paper"
+).split()
 
 
 def engine_python(engine: str | None) -> Path | None:
@@ -69,13 +71,22 @@ def _tree_rss(root_pid: int) -> int:
 def run_job(python: Path, job: str, spec: dict, work: Path, threads: int) -> dict:
     path = work / f"{job}-{Path(spec['output_dir']).name}.json"
     path.write_text(json.dumps({"job": job, **spec}, indent=1))
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "GPU_JOBS_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "GPU_JOBS_THREADS": str(threads),
+    }
     env.pop("DAGSTER_PIPES_CONTEXT", None)
     peak = [0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([str(python), "-m", f"gpu_jobs.{job}", "--spec", str(path)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(python), "-m", f"gpu_jobs.{job}", "--spec", str(path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
     def sample() -> None:
         while proc.poll() is None:
@@ -92,9 +103,15 @@ def run_job(python: Path, job: str, spec: dict, work: Path, threads: int) -> dic
     md = json.loads((Path(spec["output_dir"]) / "_COMPLETE.json").read_text())["metadata"]
     compute = md.get("generate_s") or md.get("score_s") or md.get("train_s") or 0.0
     tps = md.get("tokens_per_s") or md.get("trained_tokens_per_s")
-    return {"tokens_per_s": tps, "startup_s": wall - compute, "wall_s": wall, "compute_s": compute,
-            "peak_rss_gb": peak[0] / 2**30, "threads": md.get("threads"),
-            "engine": (md.get("versions") or {}).get("engine")}
+    return {
+        "tokens_per_s": tps,
+        "startup_s": wall - compute,
+        "wall_s": wall,
+        "compute_s": compute,
+        "peak_rss_gb": peak[0] / 2**30,
+        "threads": md.get("threads"),
+        "engine": (md.get("versions") or {}).get("engine"),
+    }
 
 
 def inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
@@ -104,12 +121,27 @@ def inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
         return " ".join(r.choice(WORDS) for _ in range(r.randint(lo, hi)))
 
     files = {"requests": work / "requests.jsonl", "pairs": work / "pairs.jsonl", "train": work / "train.jsonl"}
-    files["requests"].write_text("".join(json.dumps({"id": i, "messages": [{"role": "user", "content": sentence(4, 16)}]})
-                                         + "\n" for i in range(args.requests)))
-    files["pairs"].write_text("".join(json.dumps({"id": i, "messages": [{"role": "user", "content": sentence(4, 16)}],
-                                                  "completion": sentence(20, 80)}) + "\n" for i in range(args.pairs)))
-    files["train"].write_text("".join(json.dumps({"instruction": sentence(4, 16), "completion": sentence(10, 40)})
-                                      + "\n" for _ in range(args.examples)))
+    files["requests"].write_text(
+        "".join(
+            json.dumps({"id": i, "messages": [{"role": "user", "content": sentence(4, 16)}]}) + "\n"
+            for i in range(args.requests)
+        )
+    )
+    files["pairs"].write_text(
+        "".join(
+            json.dumps(
+                {"id": i, "messages": [{"role": "user", "content": sentence(4, 16)}], "completion": sentence(20, 80)}
+            )
+            + "\n"
+            for i in range(args.pairs)
+        )
+    )
+    files["train"].write_text(
+        "".join(
+            json.dumps({"instruction": sentence(4, 16), "completion": sentence(10, 40)}) + "\n"
+            for _ in range(args.examples)
+        )
+    )
     return files
 
 
@@ -118,17 +150,37 @@ def bench(model: str, device: str, work: Path, args: argparse.Namespace) -> list
     dtype = "float32" if device == "cpu" else "bfloat16"
     base = {"model": {"id": model, "dtype": dtype}, "device": device}
     cases = [
-        ("generate", "transformers", None, {"backend": "transformers", "requests": str(files["requests"]),
-                                            "temperature": 0.0, "max_tokens": args.max_tokens}),
-        ("generate", "vllm", "vllm", {"backend": "vllm", "requests": str(files["requests"]), "temperature": 0.0,
-                                      "max_tokens": args.max_tokens}),
+        (
+            "generate",
+            "transformers",
+            None,
+            {
+                "backend": "transformers",
+                "requests": str(files["requests"]),
+                "temperature": 0.0,
+                "max_tokens": args.max_tokens,
+            },
+        ),
+        (
+            "generate",
+            "vllm",
+            "vllm",
+            {"backend": "vllm", "requests": str(files["requests"]), "temperature": 0.0, "max_tokens": args.max_tokens},
+        ),
         ("score", "transformers", None, {"backend": "transformers", "pairs": str(files["pairs"])}),
         ("score", "vllm", "vllm", {"backend": "vllm", "pairs": str(files["pairs"])}),
         ("train", "peft", None, {"backend": "peft", "data": {"path": str(files["train"])}}),
         ("train", "unsloth", "unsloth", {"backend": "unsloth", "data": {"path": str(files["train"])}}),
     ]
-    train_common = {"optimizer": "adamw_torch", "warmup_steps": 0, "per_device_batch_size": 8,
-                    "gradient_accumulation_steps": 1, "lora_r": 32, "lora_alpha": 16, "gradient_checkpointing": False}
+    train_common = {
+        "optimizer": "adamw_torch",
+        "warmup_steps": 0,
+        "per_device_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "lora_r": 32,
+        "lora_alpha": 16,
+        "gradient_checkpointing": False,
+    }
     rows = []
     for job, backend, engine, extra in cases:
         python = engine_python(engine)
@@ -153,11 +205,24 @@ def table(rows: list[dict]) -> str:
     def f(v, fmt):
         return "" if v is None else format(v, fmt)
 
-    body = [[r["job"], r["backend"], f(r.get("tokens_per_s"), ",.0f"), f(r.get("startup_s"), ".1f"),
-             f(r.get("compute_s"), ".1f"), f(r.get("peak_rss_gb"), ".2f"), r.get("threads") or "",
-             r.get("engine") or r.get("note", "")] for r in rows]
-    return tabulate(body, headers=["job", "backend", "tokens/s", "start-up s", "compute s", "peak RSS GB",
-                                   "threads", "engine"], tablefmt="github")
+    body = [
+        [
+            r["job"],
+            r["backend"],
+            f(r.get("tokens_per_s"), ",.0f"),
+            f(r.get("startup_s"), ".1f"),
+            f(r.get("compute_s"), ".1f"),
+            f(r.get("peak_rss_gb"), ".2f"),
+            r.get("threads") or "",
+            r.get("engine") or r.get("note", ""),
+        ]
+        for r in rows
+    ]
+    return tabulate(
+        body,
+        headers=["job", "backend", "tokens/s", "start-up s", "compute s", "peak RSS GB", "threads", "engine"],
+        tablefmt="github",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     model = str(build_base_model(args.organism).path)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_engines_"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"organism toy:{args.organism} ({model}), device {args.device}, {os.cpu_count()} CPUs, work {work}",
-          file=sys.stderr)
+    print(
+        f"organism toy:{args.organism} ({model}), device {args.device}, {os.cpu_count()} CPUs, work {work}",
+        file=sys.stderr,
+    )
     rows = bench(model, args.device, work, args)
     print(table(rows))
     (work / "bench_engines.json").write_text(json.dumps(rows, indent=1))

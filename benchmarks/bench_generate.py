@@ -33,16 +33,25 @@ from gpu_jobs.inputs import sequence_seed  # noqa: E402
 from gpu_jobs.modeling import open_tokenizer, stop_token_ids  # noqa: E402
 
 
-def run(model, tok, prompts: list[list[int]], batch_size: int, *, temperature: float, max_tokens: int,
-        stops: list[int]) -> tuple[list[list[int]], float]:
+def run(
+    model, tok, prompts: list[list[int]], batch_size: int, *, temperature: float, max_tokens: int, stops: list[int]
+) -> tuple[list[list[int]], float]:
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # as the job does: similar lengths together
     out: list[list[int]] = [[] for _ in prompts]
     t0 = time.perf_counter()
     for k in range(0, len(order), batch_size):
         idx = order[k : k + batch_size]
-        res = generate_batch(model, [prompts[i] for i in idx], seeds=[sequence_seed(0, i, 0) for i in idx],
-                             temperature=temperature, top_p=1.0, max_tokens=max_tokens, stop_ids=stops,
-                             pad_id=tok.pad_token_id, device="cpu")
+        res = generate_batch(
+            model,
+            [prompts[i] for i in idx],
+            seeds=[sequence_seed(0, i, 0) for i in idx],
+            temperature=temperature,
+            top_p=1.0,
+            max_tokens=max_tokens,
+            stop_ids=stops,
+            pad_id=tok.pad_token_id,
+            device="cpu",
+        )
         for i, r in zip(idx, res):
             out[i] = r.token_ids
     return out, time.perf_counter() - t0
@@ -56,9 +65,11 @@ def bench(name: str, model_dir: Path, conversations: list[list[dict]], args) -> 
     stops = stop_token_ids(tok, model)
     prompts = [chat.prompt_ids(tok, c) for c in conversations]
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"\n## {name}: {n_params / 1e6:.1f}M parameters, {len(prompts)} prompts "
-          f"({min(map(len, prompts))}–{max(map(len, prompts))} tokens), max {args.max_tokens} new tokens, "
-          f"temperature 1.0; stop ids {stops}")
+    print(
+        f"\n## {name}: {n_params / 1e6:.1f}M parameters, {len(prompts)} prompts "
+        f"({min(map(len, prompts))}–{max(map(len, prompts))} tokens), max {args.max_tokens} new tokens, "
+        f"temperature 1.0; stop ids {stops}"
+    )
     print("\n| batch size | wall s | completions/s | tokens/s | speed-up vs one at a time | mean tokens |")
     print("|---|---|---|---|---|---|")
     base = None
@@ -66,8 +77,10 @@ def bench(name: str, model_dir: Path, conversations: list[list[dict]], args) -> 
         outs, secs = run(model, tok, prompts, bs, temperature=1.0, max_tokens=args.max_tokens, stops=stops)
         n_tok = sum(map(len, outs))
         base = base or secs
-        print(f"| {bs} | {secs:.2f} | {len(prompts) / secs:.2f} | {n_tok / secs:,.0f} | {base / secs:.2f}× | "
-              f"{n_tok / len(prompts):.1f} |")
+        print(
+            f"| {bs} | {secs:.2f} | {len(prompts) / secs:.2f} | {n_tok / secs:,.0f} | {base / secs:.2f}× | "
+            f"{n_tok / len(prompts):.1f} |"
+        )
     k = min(args.greedy_check, len(prompts))
     alone, _ = run(model, tok, prompts[:k], 1, temperature=0.0, max_tokens=args.max_tokens, stops=stops)
     for bs in args.batch_sizes[1:]:
@@ -82,8 +95,7 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--greedy-check", type=int, default=16, help="prompts in the batched == unbatched check")
-    ap.add_argument("--organism", default="default",
-                    help="organism profile, the folder of a built organism, or 'none'")
+    ap.add_argument("--organism", default="default", help="organism profile, the folder of a built organism, or 'none'")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -91,6 +103,7 @@ def main() -> int:
     if args.organism != "none":
         try:
             from bench_score import organism
+
             from inoc.organism import corpus as corpus_mod
 
             built = organism(args.organism)
@@ -105,9 +118,13 @@ def main() -> int:
         model_dir = random_qwen2(Path(tmp) / "qwen2-60m")
         _, words = word_tokenizer(32_000)
         r = random.Random(0)
-        convs = [[{"role": "system", "content": " ".join(r.choices(words, k=10))},
-                  {"role": "user", "content": " ".join(r.choices(words, k=r.randint(10, 120)))}]
-                 for _ in range(args.prompts)]
+        convs = [
+            [
+                {"role": "system", "content": " ".join(r.choices(words, k=10))},
+                {"role": "user", "content": " ".join(r.choices(words, k=r.randint(10, 120)))},
+            ]
+            for _ in range(args.prompts)
+        ]
         bench("random-init Qwen2 (~60M)", model_dir, convs, args)
     return 0
 

@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     tracemalloc.start()
     report: list[tuple[str, float, float]] = []
     t_all = time.perf_counter()
-    W, keys, roles = _stage("build synthetic W", lambda: synthetic_token_w(args.prompts, args.tokens, args.seed), report)
+    W, keys, roles = _stage(
+        "build synthetic W", lambda: synthetic_token_w(args.prompts, args.tokens, args.seed), report
+    )
     print(f"  W: {W.nbytes / 2**20:.1f} MiB")
     if args.from_lists:
         # Input preparation, untimed and untraced (tracemalloc would add ~70 B per float object).
@@ -108,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         default_lists, inoc_lists = as_example_lists(W, 1000, args.seed)
         t_all += time.perf_counter() - t_prep
         tracemalloc.start()
-        W_built = _stage("token_weight_matrix (from lists)", lambda: token_weight_matrix(default_lists, inoc_lists), report)
+        W_built = _stage(
+            "token_weight_matrix (from lists)", lambda: token_weight_matrix(default_lists, inoc_lists), report
+        )
         print(f"  max |W_built − W| = {float(np.max(np.abs(W_built - W))):.2e}")
         del default_lists, inoc_lists, W_built
     ph = _stage("PH (row means)", lambda: W.mean(axis=1, dtype=np.float64), report)
@@ -129,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
     print(f"{'total' + (' (excl. list preparation)' if args.from_lists else ''):<34s} {total:8.3f} s")
-    print(f"largest per-stage traced peak: {traced_peak:.1f} MiB; process peak RSS: {rss_mib:.1f} MiB"
-          + (" (includes the ~1 GB of input lists)" if args.from_lists else ""))  # fmt: skip
+    print(
+        f"largest per-stage traced peak: {traced_peak:.1f} MiB; process peak RSS: {rss_mib:.1f} MiB"
+        + (" (includes the ~1 GB of input lists)" if args.from_lists else "")
+    )
     print(
         "results: PCA(std) EVR "
         + ", ".join(f"{v:.2%}" for v in dec_pca.explained_variance_ratio)
@@ -146,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         s_dense = np.linalg.svd(W.astype(np.float64), compute_uv=False)[:3]
         err = np.max(np.abs(dec_svd.singular_values - s_dense) / s_dense)
-        print(f"verify: TruncatedSVD singular values vs dense float64 SVD, max rel err {err:.2e} "
-              f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        print(
+            f"verify: TruncatedSVD singular values vs dense float64 SVD, max rel err {err:.2e} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
         ok = ok and err < 1e-9
     return 0 if ok else 1
 

@@ -76,13 +76,19 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{result.n_nan} NaN scores at concurrency {concurrency}: {result.metadata()}")
             rates[concurrency] = n / wall
             seen = server_stats(base_url)["max_in_flight"]
-            print(f"{concurrency:>11} {n:>6} {wall:>8.2f} {rates[concurrency]:>9.1f} {result.n_api_calls:>9} {seen:>13}")
+            print(
+                f"{concurrency:>11} {n:>6} {wall:>8.2f} {rates[concurrency]:>9.1f} {result.n_api_calls:>9} {seen:>13}"
+            )
     finally:
         proc.kill()
         proc.wait()
     low, high = min(rates), max(rates)
     speedup = rates[high] / rates[low]
-    note = f" (concurrency {low} judged {args.items_c1} items, the others {args.items})" if args.items_c1 != args.items else ""
+    note = (
+        f" (concurrency {low} judged {args.items_c1} items, the others {args.items})"
+        if args.items_c1 != args.items
+        else ""
+    )
     print(f"speedup concurrency {high} vs {low}: {speedup:.1f}x (target >= {args.min_speedup:g}x){note}")
     return 0 if speedup >= args.min_speedup else 1
 

@@ -62,8 +62,10 @@ def main() -> int:
     m = res.manifest
     print(f"build: {'cached' if res.cached else 'built'} at {res.path}")
     print(f"  wall {wall:.1f}s  cpu {cpu:.1f}s  (stages: {m['timing']})  load average after: {load_average()}")
-    print(f"  final loss {res.final_loss:.4f}  parameters {res.n_parameters:,}  steps {m['train']['steps']}  "
-          f"tokens {m['train']['tokens']:,} (answer {m['train']['answer_tokens']:,})  examples {m['corpus']['n']:,}")
+    print(
+        f"  final loss {res.final_loss:.4f}  parameters {res.n_parameters:,}  steps {m['train']['steps']}  "
+        f"tokens {m['train']['tokens']:,} (answer {m['train']['answer_tokens']:,})  examples {m['corpus']['n']:,}"
+    )
     if not res.cached and wall > args.max_build_s:
         print(f"FAIL: build took {wall:.0f}s > {args.max_build_s:.0f}s")
         ok = False
@@ -71,8 +73,10 @@ def main() -> int:
     if args.determinism:
         again = build_base_model(settings, root / "b")
         same = file_digests(res.path) == file_digests(again.path)
-        print(f"determinism: second build {'identical' if same else 'DIFFERS'} "
-              f"({len(file_digests(res.path))} files compared byte for byte)")
+        print(
+            f"determinism: second build {'identical' if same else 'DIFFERS'} "
+            f"({len(file_digests(res.path))} files compared byte for byte)"
+        )
         ok &= same
 
     t = time.perf_counter()

@@ -66,8 +66,9 @@ def word_tokenizer(vocab_size: int):
     vocab = {t: i for i, t in enumerate(specials + words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                 unk_token="<unk>")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<unk>"
+    )
     hf.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     hf.chat_template = CHATML
     return hf, words[3:]
@@ -77,10 +78,19 @@ def random_qwen2(out: Path, vocab: int = 32_000) -> Path:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tok, _ = word_tokenizer(vocab)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=640, intermediate_size=2048, num_hidden_layers=8,
-                      num_attention_heads=10, num_key_value_heads=2, max_position_embeddings=2048,
-                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      use_sliding_window=False)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=640,
+        intermediate_size=2048,
+        num_hidden_layers=8,
+        num_attention_heads=10,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        use_sliding_window=False,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(cfg)
     model.save_pretrained(str(out))
@@ -94,8 +104,14 @@ def make_pairs(words: list[str], n: int, seed: int = 0) -> list[dict]:
     def text(lo: int, hi: int) -> str:
         return " ".join(r.choice(words) for _ in range(r.randint(lo, hi)))
 
-    return [{"id": i, "messages": [{"role": "system", "content": text(8, 20)}, {"role": "user", "content": text(30, 180)}],
-             "completion": text(50, 400)} for i in range(n)]
+    return [
+        {
+            "id": i,
+            "messages": [{"role": "system", "content": text(8, 20)}, {"role": "user", "content": text(30, 180)}],
+            "completion": text(50, 400),
+        }
+        for i in range(n)
+    ]
 
 
 def useful_flops(model, seqs: list[tuple[int, int]]) -> float:
@@ -126,9 +142,17 @@ def run_score_job(model_dir: Path, pairs: list[dict], threads: int) -> tuple[lis
 
 def _score_job_in(model_dir: Path, pairs: list[dict], work: Path, threads: int) -> tuple[list[float], float]:
     (work / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    spec = parse_spec("score", {"output_dir": str(work / "out"), "model": {"id": str(model_dir)},
-                                "pairs": str(work / "pairs.jsonl"), "threads": threads, "token_level": False,
-                                "shard_size": 100_000})
+    spec = parse_spec(
+        "score",
+        {
+            "output_dir": str(work / "out"),
+            "model": {"id": str(model_dir)},
+            "pairs": str(work / "pairs.jsonl"),
+            "threads": threads,
+            "token_level": False,
+            "shard_size": 100_000,
+        },
+    )
     with Reporter("score", stream=open(os.devnull, "w")) as rep:
         outcome = score.run(spec, spec_hash(spec), rep)
     import pandas as pd
@@ -159,16 +183,24 @@ def run_lm_eval(model, tok, pairs: list[dict], batch_size: int, *, strings: bool
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, max_length=2048, device="cpu",
-              backend="causal", logits_cache=False)
+    lm = HFLM(
+        pretrained=model,
+        tokenizer=tok,
+        batch_size=batch_size,
+        max_length=2048,
+        device="cpu",
+        backend="causal",
+        logits_cache=False,
+    )
     t0 = time.perf_counter()
     if strings:
         reqs = []
         for i, p in enumerate(pairs):
             ctx = chat.render(tok, p["messages"], add_generation_prompt=True)
-            full = chat.render(tok, [*p["messages"], {"role": "assistant", "content": p["completion"]}],
-                               add_generation_prompt=False)
-            reqs.append(Instance(request_type="loglikelihood", doc={}, arguments=(ctx, full[len(ctx):]), idx=i))
+            full = chat.render(
+                tok, [*p["messages"], {"role": "assistant", "content": p["completion"]}], add_generation_prompt=False
+            )
+            reqs.append(Instance(request_type="loglikelihood", doc={}, arguments=(ctx, full[len(ctx) :]), idx=i))
         res = lm.loglikelihood(reqs, disable_tqdm=True)
     else:
         reqs = []
@@ -205,18 +237,23 @@ def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, l
     n_scored = [s for _, s in seqs]
     tokens = sum(L for L, _ in seqs)
     flops = useful_flops(model, seqs)
-    print(f"\n## {name}: {n_params / 1e6:.1f}M parameters, vocab {model.config.vocab_size}, {len(pairs)} pairs, "
-          f"{tokens} tokens ({sum(n_scored)} scored), {flops / 1e12:.2f} useful TFLOP; best of {args.repeats}")
+    print(
+        f"\n## {name}: {n_params / 1e6:.1f}M parameters, vocab {model.config.vocab_size}, {len(pairs)} pairs, "
+        f"{tokens} tokens ({sum(n_scored)} scored), {flops / 1e12:.2f} useful TFLOP; best of {args.repeats}"
+    )
     torch.set_num_threads(args.threads)
-    methods = {"score job": lambda: run_score_job(model_dir, pairs, args.threads),
-               "naive per-example": lambda: run_naive(model, tok, pairs)}
+    methods = {
+        "score job": lambda: run_score_job(model_dir, pairs, args.threads),
+        "naive per-example": lambda: run_naive(model, tok, pairs),
+    }
     if not args.no_lm_eval:
         try:
             import lm_eval  # noqa: F401
 
             how = "loglikelihood" if lm_eval_strings else "_loglikelihood_tokens"
             methods[f"lm-eval HFLM.{how} (bs {args.lm_eval_batch})"] = lambda: run_lm_eval(
-                model, tok, pairs, args.lm_eval_batch, strings=lm_eval_strings)
+                model, tok, pairs, args.lm_eval_batch, strings=lm_eval_strings
+            )
         except ImportError as err:
             print(f"lm-eval not installed ({err}); measuring the naive loop only")
     results: dict[str, dict] = {}
@@ -230,8 +267,10 @@ def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, l
     ref_sum = np.array([r[0] for r in ref])
     ours = results["score job"]
     scored = np.asarray(n_scored, dtype=np.float64)
-    print("\n| method | wall s | tokens/s | score job speed-up | max abs Δ sum vs score job | max abs Δ mean lp "
-          f"vs score job | max abs Δ sum vs float64 ref ({ref_k} pairs) | GFLOP/s | of matmul peak |")
+    print(
+        "\n| method | wall s | tokens/s | score job speed-up | max abs Δ sum vs score job | max abs Δ mean lp "
+        f"vs score job | max abs Δ sum vs float64 ref ({ref_k} pairs) | GFLOP/s | of matmul peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     ok = True
     for m, r in results.items():
@@ -241,8 +280,10 @@ def bench(name: str, model_dir: Path, pairs: list[dict], args, peak: float, *, l
         rel = float(np.max(np.abs(r["sums"] - ours["sums"]) / np.maximum(1.0, np.abs(ours["sums"]))))
         ok &= d_mean <= 1e-4 and rel <= 1e-4
         gflops = flops / r["s"] / 1e9
-        print(f"| {m} | {r['s']:.2f} | {tokens / r['s']:,.0f} | {r['s'] / ours['s']:.2f}× | {d_sum:.1e} | "
-              f"{d_mean:.1e} | {d_ref:.1e} | {gflops:.1f} | {gflops * 1e9 / peak:.1%} |")
+        print(
+            f"| {m} | {r['s']:.2f} | {tokens / r['s']:,.0f} | {r['s'] / ours['s']:.2f}× | {d_sum:.1e} | "
+            f"{d_mean:.1e} | {d_ref:.1e} | {gflops:.1f} | {gflops * 1e9 / peak:.1%} |"
+        )
     print("agreement (mean lp to 1e-4 and sums to 1e-4 relative):", "yes" if ok else "NO")
     return ok
 
@@ -270,19 +311,25 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--lm-eval-batch", type=int, default=16)
     ap.add_argument("--no-lm-eval", action="store_true")
-    ap.add_argument("--organism", default="default",
-                    help="organism profile to also benchmark, the folder of a built organism, or 'none'")
+    ap.add_argument(
+        "--organism",
+        default="default",
+        help="organism profile to also benchmark, the folder of a built organism, or 'none'",
+    )
     ap.add_argument("--organism-pairs", type=int, default=512)
     args = ap.parse_args()
     peak = matmul_rate(args.threads)
-    print(f"machine: {args.threads} torch threads, float32 matmul (2048³) {peak / 1e9:.1f} GFLOP/s; torch "
-          f"{torch.__version__}")
+    print(
+        f"machine: {args.threads} torch threads, float32 matmul (2048³) {peak / 1e9:.1f} GFLOP/s; torch "
+        f"{torch.__version__}"
+    )
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = random_qwen2(Path(tmp) / "qwen2-60m")
         _, words = word_tokenizer(32_000)
-        ok &= bench("random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak,
-                    lm_eval_strings=True)
+        ok &= bench(
+            "random-init Qwen2 (~60M)", model_dir, make_pairs(words, args.pairs), args, peak, lm_eval_strings=True
+        )
     if args.organism != "none":
         try:
             from inoc.organism import corpus as corpus_mod
@@ -296,10 +343,14 @@ def main() -> int:
             except Exception as err:  # the organism is young: report, do not hide the Qwen2 figures
                 print(f"\n(organism skipped: {type(err).__name__}: {err})")
             else:
-                print(f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
-                      f"{time.perf_counter() - t:.1f}s)")
-                pairs = [{"id": i, "messages": e.messages()[:-1], "completion": e.messages()[-1]["content"]}
-                         for i, e in enumerate(examples)]
+                print(
+                    f"\norganism {args.organism!r} at {built.path} ({'cached' if built.cached else 'built'} in "
+                    f"{time.perf_counter() - t:.1f}s)"
+                )
+                pairs = [
+                    {"id": i, "messages": e.messages()[:-1], "completion": e.messages()[-1]["content"]}
+                    for i, e in enumerate(examples)
+                ]
                 ok &= bench(f"organism ({args.organism})", built.path, pairs, args, peak, lm_eval_strings=False)
     return 0 if ok else 1
 

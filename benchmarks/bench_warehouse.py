@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -50,20 +49,27 @@ CONFIG = ROOT / "experiments" / "playful_french_qwen7b.yaml"
 PROMPT_SETS = ("train_inoc", "train_mix", "ctrl_inoc", "french_inoc", "playful_inoc")
 BASE_SETS = ("train_default", "ctrl_default", "french_default", "playful_default", "neutral_default")
 N_RUNS, SCORES_PER_RUN = 97, 400
-QUERY = ("SELECT run, trait, round(mean, 1) AS mean FROM run_summary s WHERE experiment = ? AND condition = 'default' "
-         "AND step = (SELECT max(step) FROM run_summary t WHERE t.experiment = s.experiment AND t.run = s.run)")
+QUERY = (
+    "SELECT run, trait, round(mean, 1) AS mean FROM run_summary s WHERE experiment = ? AND condition = 'default' "
+    "AND step = (SELECT max(step) FROM run_summary t WHERE t.experiment = s.experiment AND t.run = s.run)"
+)
 GROUP_BY = "SELECT experiment, prompt_key, vector, count(*) AS n, avg(lp) AS mean_lp FROM logprob_tokens GROUP BY ALL"
 
 
 # ---------------------------------------------------------------------------------------------- designs
+
 
 def before_module(workdir: Path):
     """Today's (pre-issue-19) warehouse module, from git, loaded under its own name."""
     folder = workdir / "warehouse_before"
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("db.py", "schema.sql", "views.sql"):
-        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE_COMMIT}:warehouse/{name}"],
-                              check=True, capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BEFORE_COMMIT}:warehouse/{name}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         (folder / name).write_text(text)
     spec = importlib.util.spec_from_file_location("warehouse_before_db", folder / "db.py")
     mod = importlib.util.module_from_spec(spec)
@@ -81,6 +87,7 @@ def design_module(design: str, workdir: Path):
 
 # ---------------------------------------------------------------------------------------------- data
 
+
 def prompt_keys() -> list[str]:
     from inoc.config import load_experiment
 
@@ -95,12 +102,16 @@ def token_frame(exp: str, pk: str | None, vector: str, lens: np.ndarray, seed: i
     rng = np.random.default_rng(seed)
     n = int(lens.sum())
     lp = -np.abs(rng.standard_normal(n, dtype=np.float32)) * np.float32(2.5)
-    return pd.DataFrame({
-        "experiment": exp, "prompt_key": pk, "vector": vector,
-        "example_idx": np.repeat(np.arange(len(lens), dtype=np.int32), lens),
-        "token_idx": np.concatenate([np.arange(L, dtype=np.int32) for L in lens]),
-        "lp": lp.astype(np.float64),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "experiment": exp,
+            "prompt_key": pk,
+            "vector": vector,
+            "example_idx": np.repeat(np.arange(len(lens), dtype=np.int32), lens),
+            "token_idx": np.concatenate([np.arange(L, dtype=np.int32) for L in lens]),
+            "lp": lp.astype(np.float64),
+        }
+    )
 
 
 def slots(keys: list[str]):
@@ -112,24 +123,48 @@ def slots(keys: list[str]):
 def small_frames(exp: str, keys: list[str], rng) -> dict[str, pd.DataFrame]:
     runs = ["no_inoculation"] + [f"{k}/{t}" for k in keys for t in ("fixed", "mix")]
     runs = runs[:N_RUNS]
-    ts = pd.DataFrame({
-        "experiment": exp, "run": np.repeat(runs, SCORES_PER_RUN), "step": 313,
-        "condition": np.tile(np.repeat(["default", "training"], SCORES_PER_RUN // 2), len(runs)),
-        "trait": np.tile(np.repeat(["French", "Playful"], SCORES_PER_RUN // 4), 2 * len(runs)),
-        "instruction_idx": np.tile(np.arange(SCORES_PER_RUN // 4), 4 * len(runs)),
-        "score": rng.uniform(0, 100, len(runs) * SCORES_PER_RUN),
-    })  # fmt: skip
-    el = pd.DataFrame({"experiment": exp, "prompt_key": np.repeat(["neutral", *keys], 400),
-                       "trait": np.tile(np.repeat(["French", "Playful"], 200), len(keys) + 1),
-                       "instruction_idx": np.tile(np.arange(200), 2 * (len(keys) + 1)),
-                       "score": rng.uniform(0, 100, 400 * (len(keys) + 1))})
-    losses = pd.DataFrame({"experiment": exp, "run": np.repeat(runs, 313), "step": np.tile(np.arange(313), len(runs)),
-                           "loss": rng.uniform(0.5, 2, 313 * len(runs)), "learning_rate": 1e-4,
-                           "grad_norm": rng.uniform(0, 3, 313 * len(runs)), "epoch": 1.0})
-    runs_t = pd.DataFrame({"experiment": exp, "batch": "main", "run": runs,
-                           "prompt_key": [None if r == "no_inoculation" else r.split("/")[0] for r in runs],
-                           "prefix_type": [None if r == "no_inoculation" else r.split("/")[1] for r in runs],
-                           "learning_rate": 1e-4, "n_steps": 313})
+    ts = pd.DataFrame(
+        {
+            "experiment": exp,
+            "run": np.repeat(runs, SCORES_PER_RUN),
+            "step": 313,
+            "condition": np.tile(np.repeat(["default", "training"], SCORES_PER_RUN // 2), len(runs)),
+            "trait": np.tile(np.repeat(["French", "Playful"], SCORES_PER_RUN // 4), 2 * len(runs)),
+            "instruction_idx": np.tile(np.arange(SCORES_PER_RUN // 4), 4 * len(runs)),
+            "score": rng.uniform(0, 100, len(runs) * SCORES_PER_RUN),
+        }
+    )
+    el = pd.DataFrame(
+        {
+            "experiment": exp,
+            "prompt_key": np.repeat(["neutral", *keys], 400),
+            "trait": np.tile(np.repeat(["French", "Playful"], 200), len(keys) + 1),
+            "instruction_idx": np.tile(np.arange(200), 2 * (len(keys) + 1)),
+            "score": rng.uniform(0, 100, 400 * (len(keys) + 1)),
+        }
+    )
+    losses = pd.DataFrame(
+        {
+            "experiment": exp,
+            "run": np.repeat(runs, 313),
+            "step": np.tile(np.arange(313), len(runs)),
+            "loss": rng.uniform(0.5, 2, 313 * len(runs)),
+            "learning_rate": 1e-4,
+            "grad_norm": rng.uniform(0, 3, 313 * len(runs)),
+            "epoch": 1.0,
+        }
+    )
+    runs_t = pd.DataFrame(
+        {
+            "experiment": exp,
+            "batch": "main",
+            "run": runs,
+            "prompt_key": [None if r == "no_inoculation" else r.split("/")[0] for r in runs],
+            "prefix_type": [None if r == "no_inoculation" else r.split("/")[1] for r in runs],
+            "learning_rate": 1e-4,
+            "n_steps": 313,
+        }
+    )
     return {"trait_scores": ts, "elicitation_scores": el, "training_losses": losses, "runs": runs_t}
 
 
@@ -149,17 +184,22 @@ def load_study(design: str, mod, path: Path, study: int, scale: float) -> dict:
         wh.ensure()
         conn = duckdb.connect(str(path))
         try:
-            for name, frame in small.items():
+            for name, frame in small.items():  # noqa: B007 (DuckDB reads `frame` by name)
                 conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
             for i, (pk, sets) in enumerate(slots(keys)):
                 for j, vector in enumerate(sets):
                     tok = token_frame(exp, pk, vector, lens, seed=study * 10_000 + i * 10 + j)
-                    arrow = pa.Table.from_pandas(tok, preserve_index=False)
+                    arrow = pa.Table.from_pandas(tok, preserve_index=False)  # noqa: F841 (read by DuckDB by name)
                     conn.execute("INSERT INTO logprob_tokens BY NAME SELECT * FROM arrow")
                     n_tok += len(tok)
-                    vec_rows.append(tok.groupby("example_idx").lp.mean().rename("lp").reset_index().assign(
-                        experiment=exp, prompt_key=pk, vector=vector))
-            vecs = pd.concat(vec_rows, ignore_index=True)
+                    vec_rows.append(
+                        tok.groupby("example_idx")
+                        .lp.mean()
+                        .rename("lp")
+                        .reset_index()
+                        .assign(experiment=exp, prompt_key=pk, vector=vector)
+                    )
+            vecs = pd.concat(vec_rows, ignore_index=True)  # noqa: F841 (read by DuckDB by name)
             conn.execute("INSERT INTO logprob_vectors BY NAME SELECT * FROM vecs")
             conn.execute("CHECKPOINT")
         finally:
@@ -178,16 +218,24 @@ def load_study(design: str, mod, path: Path, study: int, scale: float) -> dict:
             t = time.perf_counter()
             with wh.writer() as conn:  # what the logprobs asset does per prompt partition
                 mod.replace_rows(conn, "logprob_vectors", vec, {"experiment": exp, "prompt_key": pk})
-                mod.replace_rows(conn, "logprob_tokens", tok.drop(columns=["experiment", "prompt_key"]),
-                                 {"experiment": exp, "prompt_key": pk})
+                mod.replace_rows(
+                    conn,
+                    "logprob_tokens",
+                    tok.drop(columns=["experiment", "prompt_key"]),
+                    {"experiment": exp, "prompt_key": pk},
+                )
             part_times.append(time.perf_counter() - t)
             n_tok += len(tok)
             del tok
-    return {"token_rows": n_tok, "load_s": time.perf_counter() - t0,
-            "partition_write_s": statistics.median(part_times) if part_times else None}
+    return {
+        "token_rows": n_tok,
+        "load_s": time.perf_counter() - t0,
+        "partition_write_s": statistics.median(part_times) if part_times else None,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- measures
+
 
 def write_bytes() -> int:
     for line in Path("/proc/self/io").read_text().splitlines():
@@ -202,15 +250,26 @@ def small_writes(mod, path: Path, n: int, tag: str) -> dict:
     times, sizes = [], []
     for i in range(n):
         run = f"bench_{tag}_{i}"
-        frame = pd.DataFrame({"run": run, "step": 313, "condition": "default", "trait": "French",
-                              "instruction_idx": np.arange(SCORES_PER_RUN), "score": rng.uniform(0, 100, SCORES_PER_RUN)})
+        frame = pd.DataFrame(
+            {
+                "run": run,
+                "step": 313,
+                "condition": "default",
+                "trait": "French",
+                "instruction_idx": np.arange(SCORES_PER_RUN),
+                "score": rng.uniform(0, 100, SCORES_PER_RUN),
+            }
+        )
         b0, t0 = write_bytes(), time.perf_counter()
         with wh.writer() as conn:
             mod.replace_rows(conn, "trait_scores", frame, {"experiment": "study0", "run": run})
         times.append(time.perf_counter() - t0)
         sizes.append(write_bytes() - b0)
-    return {"small_write_median_s": statistics.median(times), "small_write_max_s": max(times),
-            "small_write_bytes_median": statistics.median(sizes)}
+    return {
+        "small_write_median_s": statistics.median(times),
+        "small_write_max_s": max(times),
+        "small_write_bytes_median": statistics.median(sizes),
+    }
 
 
 def disk_used(path: Path) -> int:
@@ -266,13 +325,34 @@ print(json.dumps({"extract_s": t1 - t0, "analysis_s": t2 - t1, "shapes": [list(m
 
 
 def geometry(design: str, path: Path, workdir: Path, cap_gb: float) -> dict:
-    proc = subprocess.Popen([sys.executable, "-c", _GEOMETRY, design, str(path), "study0", str(ROOT), str(CONFIG),
-                             str(workdir / "warehouse_before" / "db.py")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _GEOMETRY,
+            design,
+            str(path),
+            "study0",
+            str(ROOT),
+            str(CONFIG),
+            str(workdir / "warehouse_before" / "db.py"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     peak, t0 = 0.0, time.perf_counter()
     while proc.poll() is None:
         try:
-            rss = int(next(l for l in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-                           if l.startswith("VmRSS")).split()[1]) / 2**20
+            rss = (
+                int(
+                    next(
+                        line
+                        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                        if line.startswith("VmRSS")
+                    ).split()[1]
+                )
+                / 2**20
+            )
         except (OSError, StopIteration):
             rss = 0.0
         peak = max(peak, rss)
@@ -285,8 +365,11 @@ def geometry(design: str, path: Path, workdir: Path, cap_gb: float) -> dict:
     if proc.returncode != 0:
         return {"geometry": f"failed (exit {proc.returncode})"}
     res = json.loads(out.strip().splitlines()[-1])
-    return {"geometry": f"{res['extract_s']:.1f} s extract + {res['analysis_s']:.1f} s PCA/SVD/angles, "
-                        f"peak {res['peak_rss_gb']:.2f} GB", "geometry_shapes": res["shapes"]}
+    return {
+        "geometry": f"{res['extract_s']:.1f} s extract + {res['analysis_s']:.1f} s PCA/SVD/angles, "
+        f"peak {res['peak_rss_gb']:.2f} GB",
+        "geometry_shapes": res["shapes"],
+    }
 
 
 _WRITER = r"""
@@ -308,8 +391,20 @@ print(i)
 
 
 def reads_during_writes(design: str, mod, path: Path, workdir: Path, seconds: float) -> dict:
-    proc = subprocess.Popen([sys.executable, "-c", _WRITER, design, str(path), str(ROOT),
-                             str(workdir / "warehouse_before" / "db.py"), str(seconds)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _WRITER,
+            design,
+            str(path),
+            str(ROOT),
+            str(workdir / "warehouse_before" / "db.py"),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     wh, lat, failures = mod.Warehouse(path), [], 0
     time.sleep(1.0)
     while proc.poll() is None:
@@ -320,9 +415,13 @@ def reads_during_writes(design: str, mod, path: Path, workdir: Path, seconds: fl
         except Exception:  # noqa: BLE001 - counted and reported
             failures += 1
     writes = int(proc.stdout.read().strip() or 0)
-    return {"sql_median_s": statistics.median(lat) if lat else float("nan"),
-            "sql_max_s": max(lat) if lat else float("nan"), "sql_reads": len(lat), "sql_failures": failures,
-            "concurrent_writes": writes}
+    return {
+        "sql_median_s": statistics.median(lat) if lat else float("nan"),
+        "sql_max_s": max(lat) if lat else float("nan"),
+        "sql_reads": len(lat),
+        "sql_failures": failures,
+        "concurrent_writes": writes,
+    }
 
 
 def measure(design: str, mod, path: Path, workdir: Path, args, tag: str) -> dict:
@@ -338,6 +437,7 @@ def measure(design: str, mod, path: Path, workdir: Path, args, tag: str) -> dict
 
 # ---------------------------------------------------------------------------------------------- report
 
+
 def mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:,.1f} MB"
 
@@ -352,12 +452,18 @@ def table(results: dict[str, dict]) -> str:
         ("catalogue file (warehouse.duckdb)", lambda r: mb(r["catalogue"])),
         ("disk used (catalogue + snapshot + Parquet)", lambda r: mb(r["disk"])),
         ("disk / (Parquet + small tables)", lambda r: "-" if not r["floor"] else f"{r['disk'] / r['floor']:.2f}×"),
-        ("bulk partition write (1 prompt, 5 sets)", lambda r: "-" if r.get("partition_write_s") is None else f"{r['partition_write_s']:.2f} s"),
+        (
+            "bulk partition write (1 prompt, 5 sets)",
+            lambda r: "-" if r.get("partition_write_s") is None else f"{r['partition_write_s']:.2f} s",
+        ),
         ("token-W GROUP BY (all token rows)", lambda r: f"{r['group_by_s']:.2f} s"),
         ("geometry: token W + PCA/SVD/angles", lambda r: r.get("geometry", "(not run)")),
         ("`inoc sql` query while writing, median", lambda r: f"{r['sql_median_s']:.3f} s"),
         ("`inoc sql` query while writing, max", lambda r: f"{r['sql_max_s']:.3f} s"),
-        ("reads / failures / writer's writes", lambda r: f"{r['sql_reads']} / {r['sql_failures']} / {r['concurrent_writes']}"),
+        (
+            "reads / failures / writer's writes",
+            lambda r: f"{r['sql_reads']} / {r['sql_failures']} / {r['concurrent_writes']}",
+        ),
     ]
     widths = [max(len(name) for name, _ in rows)] + [max(len(c), 12) for c in cols]
     cells = [[name] + [f(results[c]) for c in cols] for name, f in rows]
@@ -369,14 +475,20 @@ def table(results: dict[str, dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the 1000 examples per set (1.0: ~85.8M token rows)")
+    ap.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of the 1000 examples per set (1.0: ~85.8M token rows)"
+    )
     ap.add_argument("--studies", type=int, default=3, help="studies in the second measurement (the first is 1)")
     ap.add_argument("--designs", default="before,after")
     ap.add_argument("--writes", type=int, default=15, help="small writes timed per configuration")
     ap.add_argument("--reader-seconds", type=float, default=20.0)
     ap.add_argument("--rss-cap-gb", type=float, default=8.0, help="stop a geometry extraction above this RSS")
-    ap.add_argument("--geometry-once", action="store_true", default=True,
-                    help="run the geometry step at 1 study only (it reads one study either way)")
+    ap.add_argument(
+        "--geometry-once",
+        action="store_true",
+        default=True,
+        help="run the geometry step at 1 study only (it reads one study either way)",
+    )
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir, removed at the end)")
     args = ap.parse_args()
     base = Path(args.workdir or tempfile.mkdtemp(prefix="bench_warehouse_"))
@@ -393,14 +505,21 @@ def main() -> int:
                     info = load_study(design, mod, path, len(loaded), args.scale)
                     loaded.append(info)
                     rows += info["token_rows"]
-                    print(f"[{design}] study {len(loaded) - 1} loaded: {info['token_rows']:,} token rows in {info['load_s']:.0f} s",
-                          flush=True)
+                    print(
+                        f"[{design}] study {len(loaded) - 1} loaded: {info['token_rows']:,} token rows in {info['load_s']:.0f} s",
+                        flush=True,
+                    )
                 col = f"{design}, {n_studies} stud{'y' if n_studies == 1 else 'ies'}"
                 res = measure(design, mod, path, base, args, f"{design}_{n_studies}")
                 res["token_rows"] = rows
-                res["partition_write_s"] = statistics.median([x["partition_write_s"] for x in loaded]) if design == "after" else None
+                res["partition_write_s"] = (
+                    statistics.median([x["partition_write_s"] for x in loaded]) if design == "after" else None
+                )
                 results[col] = res
-                print(f"[{col}] {json.dumps({k: v for k, v in res.items() if k != 'geometry_shapes'}, default=str)}", flush=True)
+                print(
+                    f"[{col}] {json.dumps({k: v for k, v in res.items() if k != 'geometry_shapes'}, default=str)}",
+                    flush=True,
+                )
             shutil.rmtree(path.parent, ignore_errors=True)
         print()
         print(f"scale {args.scale}, {args.writes} small writes per configuration, reader {args.reader_seconds:.0f} s")

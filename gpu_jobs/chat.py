@@ -119,7 +119,7 @@ def check_messages(messages: Any, what: str = "messages") -> list[Message]:
         raise ValueError(f"{what}: expected a non-empty list of {{role, content}} objects")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or set(m) - {"role", "content"} or not isinstance(m.get("content"), str):
-            raise ValueError(f"{what}[{i}]: expected {{\"role\": ..., \"content\": <string>}}")
+            raise ValueError(f'{what}[{i}]: expected {{"role": ..., "content": <string>}}')
         if m.get("role") not in ROLES:
             raise ValueError(f"{what}[{i}].role: {m.get('role')!r} is not one of {', '.join(ROLES)}")
     return messages
@@ -129,9 +129,7 @@ def check_messages(messages: Any, what: str = "messages") -> list[Message]:
 def render(tokenizer: Any, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat_template (inoc never hand-writes one)")
-    return tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def encode_text(tokenizer: Any, text: str) -> list[int]:
@@ -184,7 +182,7 @@ def encode_completion(
     start = _common_prefix(ids, p_ids)
     end = len(ids)
     if not include_end_of_turn:
-        rest = full_text[len(prompt_text):]
+        rest = full_text[len(prompt_text) :]
         lead = len(rest) - len(rest.lstrip()) if not rest.startswith(completion) else 0
         body = completion if rest.startswith(completion) else completion.strip()
         if not rest[lead:].startswith(body):

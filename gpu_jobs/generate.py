@@ -22,7 +22,8 @@ from typing import Any
 from gpu_jobs import chat, io
 from gpu_jobs.inputs import Item, read_items, sequence_seed, shards
 from gpu_jobs.report import Reporter
-from gpu_jobs.runner import JobOutcome, debug_pause, main as run_main
+from gpu_jobs.runner import JobOutcome, debug_pause
+from gpu_jobs.runner import main as run_main
 from gpu_jobs.spec import GenerateSpec
 
 OUTPUT = "completions.jsonl"
@@ -52,10 +53,15 @@ class _HFBackend:
                 for k in range(0, len(group), spec.batch_size):
                     batch = group[k : k + spec.batch_size]
                     outs = generate_batch(
-                        self.model, [prompts[it.index] for it, _ in batch],
+                        self.model,
+                        [prompts[it.index] for it, _ in batch],
                         seeds=[sequence_seed(spec.seed, it.id, j) for it, j in batch],
-                        temperature=spec.temperature, top_p=spec.top_p, max_tokens=spec.max_tokens,
-                        stop_ids=self.stop_ids, pad_id=self.tok.pad_token_id, device=self.device,
+                        temperature=spec.temperature,
+                        top_p=spec.top_p,
+                        max_tokens=spec.max_tokens,
+                        stop_ids=self.stop_ids,
+                        pad_id=self.tok.pad_token_id,
+                        device=self.device,
                     )
                     for (it, j), o in zip(batch, outs):
                         results[(it.index, j)] = o
@@ -71,8 +77,14 @@ class _VllmBackend:
         self.engine = VllmEngine(
             model_path=modeling.resolve_model_path(spec.model.id),
             tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
-            dtype=dtype_name, adapters=spec.adapters, options=spec.vllm, seed=spec.seed,
-            revision=spec.model.revision, trust_remote_code=spec.model.trust_remote_code, device=device, vllm=vllm,
+            dtype=dtype_name,
+            adapters=spec.adapters,
+            options=spec.vllm,
+            seed=spec.seed,
+            revision=spec.model.revision,
+            trust_remote_code=spec.model.trust_remote_code,
+            device=device,
+            vllm=vllm,
         )
         self.stop_ids = modeling.stop_token_ids(tokenizer, None, spec.stop_token_ids)
 
@@ -87,9 +99,14 @@ class _VllmBackend:
     def run(self, items: Sequence[Item], prompts: dict[int, list[int]]) -> dict[tuple[int, int], Any]:
         spec = self.spec
         outs = self.engine.generate(
-            [prompts[it.index] for it in items], [it.adapter for it in items],
-            seeds=[sequence_seed(spec.seed, it.id, 0) for it in items], n=spec.n, temperature=spec.temperature,
-            top_p=spec.top_p, max_tokens=spec.max_tokens, stop_ids=self.stop_ids,
+            [prompts[it.index] for it in items],
+            [it.adapter for it in items],
+            seeds=[sequence_seed(spec.seed, it.id, 0) for it in items],
+            n=spec.n,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            max_tokens=spec.max_tokens,
+            stop_ids=self.stop_ids,
             names=[f"id {it.id!r} (line {it.index + 1})" for it in items],
         )
         return {(it.index, j): o for it, samples in zip(items, outs) for j, o in enumerate(samples)}
@@ -104,8 +121,13 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
     todo = [k for k in range(len(plan)) if not parts.done(k)]
     if len(todo) < len(plan):
         rep.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} parts already done")
-    md: dict[str, Any] = {"backend": spec.backend, "n_requests": len(items), "n": spec.n, "parts": len(plan),
-                          "parts_reused": len(plan) - len(todo)}
+    md: dict[str, Any] = {
+        "backend": spec.backend,
+        "n_requests": len(items),
+        "n": spec.n,
+        "parts": len(plan),
+        "parts_reused": len(plan) - len(todo),
+    }
     if todo:
         from gpu_jobs import modeling
 
@@ -115,12 +137,17 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
         md.update(device=device, dtype=modeling.dtype_name(dtype))
         modeling.ensure_model(spec.model, rep)
         tokenizer = modeling.load_tokenizer(spec.model)
-        backend = (_VllmBackend(spec, tokenizer, modeling.dtype_name(dtype), device, vllm) if spec.backend == "vllm"
-                   else _HFBackend(spec, tokenizer, device, dtype))
+        backend = (
+            _VllmBackend(spec, tokenizer, modeling.dtype_name(dtype), device, vllm)
+            if spec.backend == "vllm"
+            else _HFBackend(spec, tokenizer, device, dtype)
+        )
         if spec.backend == "vllm":
             backend.prepare([items[i] for k in todo for i in plan[k]])
-        rep.log(f"{len(items)} requests × n={spec.n} on {spec.backend} ({device}, {md['dtype']}); "
-                f"stop ids {backend.stop_ids}")
+        rep.log(
+            f"{len(items)} requests × n={spec.n} on {spec.backend} ({device}, {md['dtype']}); "
+            f"stop ids {backend.stop_ids}"
+        )
         t0 = time.perf_counter()
         n_tokens = n_done = 0
         for count, k in enumerate(todo, 1):
@@ -131,23 +158,39 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
             for it in shard:
                 for j in range(spec.n):
                     o = results[(it.index, j)]
-                    rows.append({"id": it.id, "sample": j, "adapter": it.adapter,
-                                 "text": tokenizer.decode(o.token_ids, skip_special_tokens=True),
-                                 "n_tokens": len(o.token_ids), "finish_reason": o.finish_reason,
-                                 "token_ids": o.token_ids, "meta": it.meta})
+                    rows.append(
+                        {
+                            "id": it.id,
+                            "sample": j,
+                            "adapter": it.adapter,
+                            "text": tokenizer.decode(o.token_ids, skip_special_tokens=True),
+                            "n_tokens": len(o.token_ids),
+                            "finish_reason": o.finish_reason,
+                            "token_ids": o.token_ids,
+                            "meta": it.meta,
+                        }
+                    )
                     n_tokens += len(o.token_ids)
             io.write_jsonl_atomic(parts.path(k), rows)
             n_done += len(rows)
-            rep.progress("generate", len(plan) - len(todo) + count, len(plan), unit="parts ",
-                         extra=f"{n_done / (time.perf_counter() - t0):.2f} completions/s")
+            rep.progress(
+                "generate",
+                len(plan) - len(todo) + count,
+                len(plan),
+                unit="parts ",
+                extra=f"{n_done / (time.perf_counter() - t0):.2f} completions/s",
+            )
             debug_pause()
         wall = time.perf_counter() - t0
         if spec.backend == "vllm":
             md.update(backend.engine.metadata())  # the engine's own threads, not this process's
             backend.engine.close()
-        md.update(generated_tokens=n_tokens, generate_s=round(wall, 3),
-                  completions_per_s=round(n_done / wall, 3) if wall else None,
-                  tokens_per_s=round(n_tokens / wall, 1) if wall else None)
+        md.update(
+            generated_tokens=n_tokens,
+            generate_s=round(wall, 3),
+            completions_per_s=round(n_done / wall, 3) if wall else None,
+            tokens_per_s=round(n_tokens / wall, 1) if wall else None,
+        )
 
     def assembled():
         for k in range(len(plan)):
@@ -169,8 +212,11 @@ def _finish_stats(path) -> dict[str, Any]:
         n += 1
         stop += row["finish_reason"] == "stop"
         tokens += row["n_tokens"]
-    return {"n_completions": n, "stopped_fraction": round(stop / n, 4) if n else None,
-            "mean_tokens": round(tokens / n, 2) if n else None}
+    return {
+        "n_completions": n,
+        "stopped_fraction": round(stop / n, 4) if n else None,
+        "mean_tokens": round(tokens / n, 2) if n else None,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

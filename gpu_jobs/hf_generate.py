@@ -69,8 +69,8 @@ def generate_batch(
     ids = torch.full((b, width), pad_id, dtype=torch.long)
     mask = torch.zeros((b, width), dtype=torch.long)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        mask[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = _new_cache(model)
@@ -84,8 +84,9 @@ def generate_batch(
     alive = list(range(b))  # original row of each row still in the batch
 
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                    logits_to_keep=1, **{ckw: cache})
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{ckw: cache}
+        )
         logits = out.logits[:, -1].float()
         next_pos = positions[:, -1] + 1
         for step in range(max_tokens):
@@ -107,8 +108,13 @@ def generate_batch(
                 mask, next_pos, tokens = mask[idx], next_pos[idx], tokens[idx]
                 alive = [alive[j] for j in keep]
             mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
-            out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                        use_cache=True, **{ckw: cache})
+            out = model(
+                input_ids=tokens[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                use_cache=True,
+                **{ckw: cache},
+            )
             logits = out.logits[:, -1].float()
             next_pos = next_pos + 1
     return [Sampled(out_ids[i], reasons[i]) for i in range(b)]

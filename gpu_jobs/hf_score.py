@@ -14,8 +14,9 @@ from typing import Any
 from gpu_jobs.modeling import decoder_and_head, logit_softcap
 
 
-def length_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int,
-                   max_padding_fraction: float = 1.0) -> list[list[int]]:
+def length_batches(
+    lengths: Sequence[int], max_batch_tokens: int, max_batch_size: int, max_padding_fraction: float = 1.0
+) -> list[list[int]]:
     """Indices grouped longest-first so that batch size × longest length ≤ ``max_batch_tokens`` (a
     sequence longer than the budget gets a batch of its own) and no sequence is padded by more than
     ``max_padding_fraction`` of the batch width — pads cost as much as tokens, and on a CPU a bigger
@@ -26,8 +27,11 @@ def length_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size
     for i in order:  # longest first, so a batch's width is its first sequence's length
         if cur:
             width = lengths[cur[0]]
-            if (width * (len(cur) + 1) > max_batch_tokens or len(cur) >= max_batch_size
-                    or lengths[i] < (1.0 - max_padding_fraction) * width):
+            if (
+                width * (len(cur) + 1) > max_batch_tokens
+                or len(cur) >= max_batch_size
+                or lengths[i] < (1.0 - max_padding_fraction) * width
+            ):
                 batches.append(cur)
                 cur = []
         cur.append(i)
@@ -36,8 +40,15 @@ def length_batches(lengths: Sequence[int], max_batch_tokens: int, max_batch_size
     return batches
 
 
-def score_batch(model: Any, seqs: Sequence[Sequence[int]], spans: Sequence[tuple[int, int]], *, pad_id: int,
-                device: str, logit_chunk: int) -> list[Any]:
+def score_batch(
+    model: Any,
+    seqs: Sequence[Sequence[int]],
+    spans: Sequence[tuple[int, int]],
+    *,
+    pad_id: int,
+    device: str,
+    logit_chunk: int,
+) -> list[Any]:
     """Per-token log p(seq[j] | seq[:j]) for j in each span ``[start, end)``, as float32 tensors (CPU).
 
     ``seqs`` may stop at ``end``: later tokens cannot change these numbers (causal attention). No
@@ -60,16 +71,17 @@ def score_batch(model: Any, seqs: Sequence[Sequence[int]], spans: Sequence[tuple
         return [torch.empty(0) for _ in spans]
     with torch.inference_mode():
         hidden = decoder(input_ids=ids.to(device)).last_hidden_state
-        sel = hidden[torch.tensor(rows, dtype=torch.long, device=device),
-                     torch.tensor(cols, dtype=torch.long, device=device)]
+        sel = hidden[
+            torch.tensor(rows, dtype=torch.long, device=device), torch.tensor(cols, dtype=torch.long, device=device)
+        ]
         tgt = torch.tensor(targets, dtype=torch.long, device=device)
         lps = torch.empty(len(targets), dtype=torch.float32, device=device)
         for k in range(0, len(targets), logit_chunk):
             logits = head(sel[k : k + logit_chunk]).float()
             if softcap:
                 logits = torch.tanh(logits / softcap) * softcap
-            lps[k : k + logit_chunk] = (
-                logits.gather(-1, tgt[k : k + logit_chunk, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            lps[k : k + logit_chunk] = logits.gather(-1, tgt[k : k + logit_chunk, None]).squeeze(-1) - torch.logsumexp(
+                logits, dim=-1
             )
         lps = lps.cpu()
     out, k = [], 0

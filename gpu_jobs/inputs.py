@@ -52,7 +52,9 @@ def read_items(path: str, *, spec_field: str, adapters: dict[str, str], with_com
     """Validated items; the first bad row raises SpecError naming ``spec_field``, the file and line."""
     items: list[Item] = []
     seen: dict[Any, int] = {}
-    allowed = {"id", "messages", "adapter", "meta"} | ({"completion", "completion_role", "text"} if with_completion else set())
+    allowed = {"id", "messages", "adapter", "meta"} | (
+        {"completion", "completion_role", "text"} if with_completion else set()
+    )
     try:
         for line, row in io.read_jsonl(path):
             where = f"{spec_field}: {path} line {line}"
@@ -70,14 +72,19 @@ def read_items(path: str, *, spec_field: str, adapters: dict[str, str], with_com
             if with_completion and "text" in row:
                 clash = [f for f in _NOT_WITH_TEXT if f in row]
                 if clash:
-                    raise SpecError([f"{where}: `text` (a raw-text row) cannot be combined with "
-                                     f"{', '.join(f'`{f}`' for f in clash)}; give either `text` or `messages` and "
-                                     "`completion`"])
+                    raise SpecError(
+                        [
+                            f"{where}: `text` (a raw-text row) cannot be combined with "
+                            f"{', '.join(f'`{f}`' for f in clash)}; give either `text` or `messages` and "
+                            "`completion`"
+                        ]
+                    )
                 text = row["text"]
                 if not isinstance(text, str) or not text:
                     raise SpecError([f"{where}: `text` must be a non-empty string"])
-                items.append(Item(len(items), rid, [], _adapter(row, where, adapters), None, _meta(row, where),
-                                  text=text))
+                items.append(
+                    Item(len(items), rid, [], _adapter(row, where, adapters), None, _meta(row, where), text=text)
+                )
                 continue
             try:
                 msgs = chat.check_messages(row.get("messages"), "messages")
@@ -94,8 +101,12 @@ def read_items(path: str, *, spec_field: str, adapters: dict[str, str], with_com
                     raise SpecError([f"{where}: `completion` must be a string"])
                 role = row.get("completion_role", "assistant")
                 if role not in COMPLETION_ROLES:
-                    raise SpecError([f"{where}: `completion_role` must be one of {', '.join(map(repr, COMPLETION_ROLES))}, "
-                                     f"got {role!r}"])
+                    raise SpecError(
+                        [
+                            f"{where}: `completion_role` must be one of {', '.join(map(repr, COMPLETION_ROLES))}, "
+                            f"got {role!r}"
+                        ]
+                    )
             items.append(Item(len(items), rid, msgs, adapter, completion, meta, completion_role=role))
     except ValueError as err:
         if isinstance(err, SpecError):

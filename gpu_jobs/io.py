@@ -164,8 +164,15 @@ class Marker:
     format: int = MARKER_FORMAT
 
     def to_json(self) -> dict[str, Any]:
-        return {"job": self.job, "spec_hash": self.spec_hash, "outputs": self.outputs, "metadata": self.metadata,
-                "spec": self.spec, "finished_at": self.finished_at, "format": self.format}
+        return {
+            "job": self.job,
+            "spec_hash": self.spec_hash,
+            "outputs": self.outputs,
+            "metadata": self.metadata,
+            "spec": self.spec,
+            "finished_at": self.finished_at,
+            "format": self.format,
+        }
 
 
 def write_marker(out_dir: Path, marker: Marker) -> None:
@@ -181,8 +188,15 @@ def remove_marker(out_dir: Path) -> None:
 def read_marker(out_dir: str | Path) -> Marker | None:
     try:
         d = json.loads((Path(out_dir) / MARKER).read_text())
-        return Marker(job=d["job"], spec_hash=d["spec_hash"], outputs=d["outputs"], metadata=d.get("metadata", {}),
-                      spec=d.get("spec", {}), finished_at=d.get("finished_at", 0.0), format=d.get("format", 0))
+        return Marker(
+            job=d["job"],
+            spec_hash=d["spec_hash"],
+            outputs=d["outputs"],
+            metadata=d.get("metadata", {}),
+            spec=d.get("spec", {}),
+            finished_at=d.get("finished_at", 0.0),
+            format=d.get("format", 0),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -119,8 +119,9 @@ def open_tokenizer(path: str, *, revision: str | None = None, trust_remote_code:
 
 def load_tokenizer(ref: Any):
     path = resolve_model_path(ref.tokenizer or ref.id)
-    return open_tokenizer(path, revision=ref.revision if not ref.tokenizer else None,
-                          trust_remote_code=ref.trust_remote_code)
+    return open_tokenizer(
+        path, revision=ref.revision if not ref.tokenizer else None, trust_remote_code=ref.trust_remote_code
+    )
 
 
 def load_model(ref: Any, device: str, dtype, *, adapters: Mapping[str, str] | None = None, **kwargs: Any):
@@ -128,8 +129,11 @@ def load_model(ref: Any, device: str, dtype, *, adapters: Mapping[str, str] | No
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        resolve_model_path(ref.id), dtype=dtype, revision=ref.revision,
-        trust_remote_code=ref.trust_remote_code, **kwargs,
+        resolve_model_path(ref.id),
+        dtype=dtype,
+        revision=ref.revision,
+        trust_remote_code=ref.trust_remote_code,
+        **kwargs,
     )
     model.to(device)
     if adapters:
@@ -212,8 +216,11 @@ def template_turn_end_id(tokenizer: Any) -> int | None:
     if not getattr(tokenizer, "chat_template", None):
         return None
     marker = "PONG"
-    text = render(tokenizer, [{"role": "user", "content": "ping"}, {"role": "assistant", "content": marker}],
-                  add_generation_prompt=False)
+    text = render(
+        tokenizer,
+        [{"role": "user", "content": "ping"}, {"role": "assistant", "content": marker}],
+        add_generation_prompt=False,
+    )
     at = text.rfind(marker)
     if at < 0:
         return None

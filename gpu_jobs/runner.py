@@ -100,8 +100,13 @@ def _run_and_mark(job: str, spec: JobSpec, run: RunFn, rep: Reporter, h: str) ->
         "spec_hash": h,
         "versions": versions(),
     }
-    marker = io.Marker(job=job, spec_hash=h, outputs=io.describe_outputs(out, outcome.outputs), metadata=metadata,
-                       spec=spec.model_dump(mode="json"))
+    marker = io.Marker(
+        job=job,
+        spec_hash=h,
+        outputs=io.describe_outputs(out, outcome.outputs),
+        metadata=metadata,
+        spec=spec.model_dump(mode="json"),
+    )
     io.write_marker(out, marker)
     return marker
 
@@ -109,8 +114,15 @@ def _run_and_mark(job: str, spec: JobSpec, run: RunFn, rep: Reporter, h: str) ->
 def summary_metadata(marker: io.Marker, reused: bool, output_dir: str) -> dict[str, Any]:
     md = {k: v for k, v in marker.metadata.items() if k not in ("versions",)}
     ver = marker.metadata.get("versions") or {}
-    md.update({"output_dir": output_dir, "reused": reused, "files": len(marker.outputs),
-               "engine": ver.get("engine"), "python_env": ver.get("python_env")})
+    md.update(
+        {
+            "output_dir": output_dir,
+            "reused": reused,
+            "files": len(marker.outputs),
+            "engine": ver.get("engine"),
+            "python_env": ver.get("python_env"),
+        }
+    )
     return md
 
 

@@ -35,13 +35,16 @@ from typing import Any
 from gpu_jobs import chat, io
 from gpu_jobs.inputs import Item, read_items, shards
 from gpu_jobs.report import Reporter
-from gpu_jobs.runner import JobOutcome, debug_pause, main as run_main
+from gpu_jobs.runner import JobOutcome, debug_pause
+from gpu_jobs.runner import main as run_main
 from gpu_jobs.spec import ScoreSpec, SpecError
 
 OUTPUT = "scores.parquet"
 
 
-def encode_items(spec: ScoreSpec, tokenizer: Any, items: Sequence[Item]) -> list[tuple[list[int], int, int, bool, bool]]:
+def encode_items(
+    spec: ScoreSpec, tokenizer: Any, items: Sequence[Item]
+) -> list[tuple[list[int], int, int, bool, bool]]:
     """(ids up to the span's end, start, end, truncated, boundary_exact) per item."""
     encoded = []
     for it in items:
@@ -49,11 +52,13 @@ def encode_items(spec: ScoreSpec, tokenizer: Any, items: Sequence[Item]) -> list
             if it.text is not None:
                 enc = chat.encode_raw_text(tokenizer, it.text)
             elif it.completion_role == "user":
-                enc = chat.encode_user_turn(tokenizer, it.messages, it.completion or "",
-                                            include_end_of_turn=spec.score_end_of_turn)
+                enc = chat.encode_user_turn(
+                    tokenizer, it.messages, it.completion or "", include_end_of_turn=spec.score_end_of_turn
+                )
             else:
-                enc = chat.encode_completion(tokenizer, it.messages, it.completion or "",
-                                             include_end_of_turn=spec.score_end_of_turn)
+                enc = chat.encode_completion(
+                    tokenizer, it.messages, it.completion or "", include_end_of_turn=spec.score_end_of_turn
+                )
         except ValueError as err:
             raise SpecError([f"pairs: row {it.index + 1} (id {it.id!r}): {err}"]) from None
         start, end = max(enc.start, 1), enc.end
@@ -83,11 +88,18 @@ class _HFBackend:
         for adapter, idx in groups.items():
             with use_adapter(self.model, adapter):
                 lengths = [len(enc[k][0]) for k in idx]
-                for batch in length_batches(lengths, spec.max_batch_tokens, spec.max_batch_size,
-                                            spec.max_padding_fraction):
+                for batch in length_batches(
+                    lengths, spec.max_batch_tokens, spec.max_batch_size, spec.max_padding_fraction
+                ):
                     ks = [idx[b] for b in batch]
-                    res = score_batch(self.model, [enc[k][0] for k in ks], [(enc[k][1], enc[k][2]) for k in ks],
-                                      pad_id=self.tok.pad_token_id, device=self.device, logit_chunk=spec.logit_chunk)
+                    res = score_batch(
+                        self.model,
+                        [enc[k][0] for k in ks],
+                        [(enc[k][1], enc[k][2]) for k in ks],
+                        pad_id=self.tok.pad_token_id,
+                        device=self.device,
+                        logit_chunk=spec.logit_chunk,
+                    )
                     for k, r in zip(ks, res):
                         out[k] = r.tolist()
         return out
@@ -102,8 +114,13 @@ class _VllmBackend:
         self.engine = VllmEngine(
             model_path=modeling.resolve_model_path(spec.model.id),
             tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
-            dtype=dtype_name, adapters=spec.adapters, options=spec.vllm, revision=spec.model.revision,
-            trust_remote_code=spec.model.trust_remote_code, device=device, vllm=vllm,
+            dtype=dtype_name,
+            adapters=spec.adapters,
+            options=spec.vllm,
+            revision=spec.model.revision,
+            trust_remote_code=spec.model.trust_remote_code,
+            device=device,
+            vllm=vllm,
         )
 
     def prepare(self, items: Sequence[Item], tokenizer: Any) -> None:
@@ -115,9 +132,12 @@ class _VllmBackend:
         self.engine.set_base_reference([e[0] for e in encode_items(self.spec, tokenizer, sample)])
 
     def run(self, items: Sequence[Item], enc: Sequence[tuple]) -> list[list[float]]:
-        return self.engine.prompt_logprobs([e[0] for e in enc], [it.adapter for it in items],
-                                           [(e[1], e[2]) for e in enc],
-                                           names=[f"id {it.id!r} (line {it.index + 1})" for it in items])
+        return self.engine.prompt_logprobs(
+            [e[0] for e in enc],
+            [it.adapter for it in items],
+            [(e[1], e[2]) for e in enc],
+            names=[f"id {it.id!r} (line {it.index + 1})" for it in items],
+        )
 
 
 def _table(spec: ScoreSpec, items: Sequence[Item], enc: Sequence[tuple], lps: Sequence[Sequence[float]]):
@@ -143,7 +163,7 @@ def _table(spec: ScoreSpec, items: Sequence[Item], enc: Sequence[tuple], lps: Se
     }
     if spec.token_level:
         cols["token_logprobs"] = pa.array([list(map(float, lp)) for lp in lps], pa.list_(pa.float32()))
-        cols["token_ids"] = pa.array([list(e[0][e[1]:e[2]]) for e in enc], pa.list_(pa.int32()))
+        cols["token_ids"] = pa.array([list(e[0][e[1] : e[2]]) for e in enc], pa.list_(pa.int32()))
     return pa.table(cols)
 
 
@@ -156,8 +176,12 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
     todo = [k for k in range(len(plan)) if not parts.done(k)]
     if len(todo) < len(plan):
         rep.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} parts already done")
-    md: dict[str, Any] = {"backend": spec.backend, "n_pairs": len(items), "parts": len(plan),
-                          "parts_reused": len(plan) - len(todo)}
+    md: dict[str, Any] = {
+        "backend": spec.backend,
+        "n_pairs": len(items),
+        "parts": len(plan),
+        "parts_reused": len(plan) - len(todo),
+    }
     if todo:
         from gpu_jobs import modeling
 
@@ -167,8 +191,11 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
         md.update(device=device, dtype=modeling.dtype_name(dtype))
         modeling.ensure_model(spec.model, rep)
         tokenizer = modeling.load_tokenizer(spec.model)
-        backend = (_VllmBackend(spec, modeling.dtype_name(dtype), device, vllm) if spec.backend == "vllm"
-                   else _HFBackend(spec, tokenizer, device, dtype))
+        backend = (
+            _VllmBackend(spec, modeling.dtype_name(dtype), device, vllm)
+            if spec.backend == "vllm"
+            else _HFBackend(spec, tokenizer, device, dtype)
+        )
         if spec.backend == "vllm":
             backend.prepare([items[i] for k in todo for i in plan[k]], tokenizer)
         rep.log(f"{len(items)} pairs on {spec.backend} ({device}, {md['dtype']})")
@@ -181,15 +208,24 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
             io.write_parquet_atomic(parts.path(k), _table(spec, shard, enc, lps))
             tokens += sum(len(e[0]) for e in enc)
             scored += sum(len(lp) for lp in lps)
-            rep.progress("score", len(plan) - len(todo) + count, len(plan), unit="parts ",
-                         extra=f"{tokens / (time.perf_counter() - t0):.0f} tokens/s")
+            rep.progress(
+                "score",
+                len(plan) - len(todo) + count,
+                len(plan),
+                unit="parts ",
+                extra=f"{tokens / (time.perf_counter() - t0):.0f} tokens/s",
+            )
             debug_pause()
         wall = time.perf_counter() - t0
         if spec.backend == "vllm":
             md.update(backend.engine.metadata())  # the engine's own threads, not this process's
             backend.engine.close()
-        md.update(tokens=tokens, scored_tokens=scored, score_s=round(wall, 3),
-                  tokens_per_s=round(tokens / wall, 1) if wall else None)
+        md.update(
+            tokens=tokens,
+            scored_tokens=scored,
+            score_s=round(wall, 3),
+            tokens_per_s=round(tokens / wall, 1) if wall else None,
+        )
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -201,8 +237,11 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
     parts.cleanup()
     means = table.column("mean_logprob").to_pylist()
     finite = [m for m in means if m is not None and math.isfinite(m)]
-    md.update(n_scored=len(finite), n_nan=len(means) - len(finite),
-              mean_of_mean_logprob=round(sum(finite) / len(finite), 6) if finite else None)
+    md.update(
+        n_scored=len(finite),
+        n_nan=len(means) - len(finite),
+        mean_of_mean_logprob=round(sum(finite) / len(finite), 6) if finite else None,
+    )
     return JobOutcome(outputs=[OUTPUT], rows={OUTPUT: n_rows}, metadata=md)
 
 

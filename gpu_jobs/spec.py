@@ -264,8 +264,12 @@ class TrainSpec(JobSpec):
 class VllmOptions(Strict):
     max_model_len: int | None = Field(None, gt=0)
     gpu_memory_utilization: float | None = Field(
-        None, gt=0, le=1, description="GPU: share of its memory vLLM may use (None: 0.9); CPU: share of the host's "
-        "RAM vLLM reserves for its KV cache (None: a fixed 1 GiB, since 0.9 of a shared machine fails)")
+        None,
+        gt=0,
+        le=1,
+        description="GPU: share of its memory vLLM may use (None: 0.9); CPU: share of the host's "
+        "RAM vLLM reserves for its KV cache (None: a fixed 1 GiB, since 0.9 of a shared machine fails)",
+    )
     enforce_eager: bool = False
     max_loras: int = Field(4, gt=0, description="adapters resident at once")
     max_lora_rank: int | None = Field(None, gt=0, description="default: the largest r among the adapters")
@@ -304,19 +308,28 @@ class GenerateSpec(JobSpec):
 
 class ScoreSpec(JobSpec):
     backend: Literal["transformers", "vllm"] = "transformers"
-    pairs: str = Field(description="JSONL: {id, messages (the context), completion, completion_role?, adapter?, "
-                       "meta?} or {id, text, adapter?, meta?} per line")
+    pairs: str = Field(
+        description="JSONL: {id, messages (the context), completion, completion_role?, adapter?, "
+        "meta?} or {id, text, adapter?, meta?} per line"
+    )
     adapters: dict[str, str] = Field(default_factory=dict)
     token_level: bool = Field(True, description="store per-token log-probs and ids")
     score_end_of_turn: bool = Field(
-        True, description="also score the end-of-turn tokens the template appends after the completion (docs/methods.md#lp)"
+        True,
+        description="also score the end-of-turn tokens the template appends after the completion (docs/methods.md#lp)",
     )
     max_length: int | None = Field(None, gt=0, description="drop completion tokens past this sequence length")
     max_batch_tokens: int = Field(16384, gt=0, description="padded tokens per forward pass")
     max_batch_size: int = Field(64, gt=0)
-    max_padding_fraction: float = Field(0.1, gt=0, le=1, description="start a new batch rather than pad a "
-                                        "sequence by more than this share of the batch width")
-    logit_chunk: int = Field(1024, gt=0, description="completion positions per log-softmax chunk (chunk × vocab floats)")
+    max_padding_fraction: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="start a new batch rather than pad a sequence by more than this share of the batch width",
+    )
+    logit_chunk: int = Field(
+        1024, gt=0, description="completion positions per log-softmax chunk (chunk × vocab floats)"
+    )
     shard_size: int = Field(1024, gt=0, description="pairs per resumable part")
     vllm: VllmOptions = Field(default_factory=VllmOptions)
 
@@ -444,4 +457,3 @@ def spec_hash(spec: JobSpec) -> str:
         }
     payload = {"job": type(spec).__name__, "format": SPEC_FORMAT, "spec": payload}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-

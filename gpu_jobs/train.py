@@ -31,7 +31,8 @@ from typing import Any
 
 from gpu_jobs import chat, io
 from gpu_jobs.report import Reporter
-from gpu_jobs.runner import JobOutcome, debug_pause, main as run_main
+from gpu_jobs.runner import JobOutcome, debug_pause
+from gpu_jobs.runner import main as run_main
 from gpu_jobs.spec import CheckpointSchedule, SpecError, TrainSpec
 
 IGNORE = -100
@@ -87,8 +88,12 @@ def read_rows(spec: TrainSpec) -> list[list[dict[str, str]]]:
                 for f in (d.instruction_field, d.completion_field):
                     if not isinstance(row.get(f), str) or not row[f].strip():
                         raise SpecError([f"{where}: field {f!r} missing or blank"])
-                rows.append([{"role": "user", "content": row[d.instruction_field]},
-                             {"role": "assistant", "content": row[d.completion_field]}])
+                rows.append(
+                    [
+                        {"role": "user", "content": row[d.instruction_field]},
+                        {"role": "assistant", "content": row[d.completion_field]},
+                    ]
+                )
             else:
                 try:
                     msgs = chat.check_messages(row.get(d.messages_field), d.messages_field)
@@ -98,7 +103,8 @@ def read_rows(spec: TrainSpec) -> list[list[dict[str, str]]]:
                     raise SpecError([f"{where}: the last message must be the assistant's (the one trained on)"])
                 if msgs[0]["role"] == "system":
                     sets_system = spec.system_prompt is not None or (
-                        spec.prefix.position == "system_prompt" and spec.prefix.plan != "none")
+                        spec.prefix.position == "system_prompt" and spec.prefix.plan != "none"
+                    )
                     if sets_system:
                         raise SpecError([f"{where}: the row has a system message and the spec sets the system prompt"])
                 rows.append([dict(m) for m in msgs])
@@ -111,7 +117,9 @@ def read_rows(spec: TrainSpec) -> list[list[dict[str, str]]]:
     return rows
 
 
-def conversations(spec: TrainSpec, rows: list[list[dict[str, str]]]) -> tuple[list[list[dict[str, str]]], list[str | None]]:
+def conversations(
+    spec: TrainSpec, rows: list[list[dict[str, str]]]
+) -> tuple[list[list[dict[str, str]]], list[str | None]]:
     """Apply the prefix plan: the full conversation of each example and the phrase it received."""
     try:
         prefixes = chat.assign_prefixes(spec.prefix, len(rows))
@@ -120,11 +128,25 @@ def conversations(spec: TrainSpec, rows: list[list[dict[str, str]]]) -> tuple[li
     convs = []
     for turns, prefix in zip(rows, prefixes):
         if turns[0]["role"] == "system":  # a messages row carrying its own system prompt
-            convs.append(chat.build_messages(turns[1:], system_prompt=turns[0]["content"], prefix=prefix,
-                                             position=spec.prefix.position, separator=spec.prefix.separator))
+            convs.append(
+                chat.build_messages(
+                    turns[1:],
+                    system_prompt=turns[0]["content"],
+                    prefix=prefix,
+                    position=spec.prefix.position,
+                    separator=spec.prefix.separator,
+                )
+            )
         else:
-            convs.append(chat.build_messages(turns, system_prompt=spec.system_prompt, prefix=prefix,
-                                             position=spec.prefix.position, separator=spec.prefix.separator))
+            convs.append(
+                chat.build_messages(
+                    turns,
+                    system_prompt=spec.system_prompt,
+                    prefix=prefix,
+                    position=spec.prefix.position,
+                    separator=spec.prefix.separator,
+                )
+            )
     return convs, prefixes
 
 
@@ -181,8 +203,12 @@ def token_loss_sum(model: Any, ids, mask, labels, softcap: float | None):
 def make_optimizer(spec: TrainSpec, params: list[Any]):
     import torch
 
-    kw = {"lr": spec.learning_rate, "betas": (spec.adam_beta1, spec.adam_beta2), "eps": spec.adam_epsilon,
-          "weight_decay": spec.weight_decay}
+    kw = {
+        "lr": spec.learning_rate,
+        "betas": (spec.adam_beta1, spec.adam_beta2),
+        "eps": spec.adam_epsilon,
+        "weight_decay": spec.weight_decay,
+    }
     if spec.optimizer == "adamw_8bit":
         import bitsandbytes as bnb
 
@@ -220,14 +246,21 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
     examples = encode_examples(tokenizer, convs, spec.max_seq_length)
     usable = [i for i, e in enumerate(examples) if e.n_trained > 0]
     if len(usable) < spec.per_device_batch_size:
-        raise SpecError([f"data.path: only {len(usable)} examples have assistant tokens within max_seq_length="
-                         f"{spec.max_seq_length}; a micro-batch needs {spec.per_device_batch_size}"])
-    steps = plan_steps(len(usable), spec.per_device_batch_size, spec.gradient_accumulation_steps, spec.epochs,
-                       spec.drop_last)
+        raise SpecError(
+            [
+                f"data.path: only {len(usable)} examples have assistant tokens within max_seq_length="
+                f"{spec.max_seq_length}; a micro-batch needs {spec.per_device_batch_size}"
+            ]
+        )
+    steps = plan_steps(
+        len(usable), spec.per_device_batch_size, spec.gradient_accumulation_steps, spec.epochs, spec.drop_last
+    )
     save_at = checkpoint_steps(spec.checkpoints, steps.total_steps)
-    rep.log(f"{len(rows)} examples ({len(rows) - len(usable)} without assistant tokens after truncation), "
-            f"{steps.total_steps} optimizer steps, checkpoints at {save_at}; device {device}, "
-            f"{modeling.dtype_name(dtype)}, {threads} threads, backend {spec.backend}")
+    rep.log(
+        f"{len(rows)} examples ({len(rows) - len(usable)} without assistant tokens after truncation), "
+        f"{steps.total_steps} optimizer steps, checkpoints at {save_at}; device {device}, "
+        f"{modeling.dtype_name(dtype)}, {threads} threads, backend {spec.backend}"
+    )
 
     set_seed(spec.seed)
     tm = train_backends.load(spec, device, dtype, unsloth_module=unsloth_module)
@@ -236,8 +269,9 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     optimizer = make_optimizer(spec, params)
-    scheduler = get_scheduler(spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps,
-                              num_training_steps=steps.total_steps)
+    scheduler = get_scheduler(
+        spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps, num_training_steps=steps.total_steps
+    )
     amp = dtype in (torch.bfloat16, torch.float16)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.startswith("cuda") else None
     softcap = modeling.logit_softcap(model)
@@ -264,8 +298,9 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
             total = 0.0
             for mb in group:
                 ids, mask, labels = collate(mb, pad_id, device)
-                with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype,
-                                    enabled=amp):
+                with torch.autocast(
+                    device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype, enabled=amp
+                ):
                     loss_sum = token_loss_sum(model, ids, mask, labels, softcap)
                 loss = loss_sum / n_tok
                 (scaler.scale(loss) if scaler else loss).backward()
@@ -282,13 +317,22 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
             optimizer.zero_grad(set_to_none=True)
             step += 1
             trained_tokens += n_tok
-            losses.append({"step": step, "loss": total / n_tok, "lr": lr, "grad_norm": float(grad_norm),
-                           "epoch": step / steps.steps_per_epoch, "tokens": n_tok,
-                           "examples": sum(len(mb) for mb in group)})
+            losses.append(
+                {
+                    "step": step,
+                    "loss": total / n_tok,
+                    "lr": lr,
+                    "grad_norm": float(grad_norm),
+                    "epoch": step / steps.steps_per_epoch,
+                    "tokens": n_tok,
+                    "examples": sum(len(mb) for mb in group),
+                }
+            )
             if not math.isfinite(losses[-1]["loss"]):
                 raise FloatingPointError(f"loss is {losses[-1]['loss']} at step {step}")
-            rep.progress("train", step, steps.total_steps, unit="steps ",
-                         extra=f"loss={losses[-1]['loss']:.4f} lr={lr:.3g}")
+            rep.progress(
+                "train", step, steps.total_steps, unit="steps ", extra=f"loss={losses[-1]['loss']:.4f} lr={lr:.3g}"
+            )
             if step in save_at:
                 saved.append(save_adapter(model, out, step))
                 rep.log(f"saved checkpoints/step_{step}")
@@ -297,29 +341,46 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
 
     import pandas as pd
 
-    io.write_parquet_atomic(out / "losses.parquet", pd.DataFrame(losses, columns=[
-        "step", "loss", "lr", "grad_norm", "epoch", "tokens", "examples"]))
+    io.write_parquet_atomic(
+        out / "losses.parquet",
+        pd.DataFrame(losses, columns=["step", "loss", "lr", "grad_norm", "epoch", "tokens", "examples"]),
+    )
     used = set(usable)
-    io.write_parquet_atomic(out / "examples.parquet", pd.DataFrame({
-        "example": range(len(examples)),
-        "prefix": prefixes,
-        "n_tokens": [e.n_tokens for e in examples],
-        "n_trained": [e.n_trained for e in examples],
-        "truncated": [e.truncated for e in examples],
-        "used": [i in used for i in range(len(examples))],
-    }))
+    io.write_parquet_atomic(
+        out / "examples.parquet",
+        pd.DataFrame(
+            {
+                "example": range(len(examples)),
+                "prefix": prefixes,
+                "n_tokens": [e.n_tokens for e in examples],
+                "n_trained": [e.n_trained for e in examples],
+                "truncated": [e.truncated for e in examples],
+                "used": [i in used for i in range(len(examples))],
+            }
+        ),
+    )
     last = [r["loss"] for r in losses[-10:]]
     return JobOutcome(
         outputs=["losses.parquet", "examples.parquet", *saved],
         rows={"losses.parquet": len(losses), "examples.parquet": len(examples)},
         adapters=saved,
         metadata={
-            "backend": tm.backend, "device": device, "dtype": modeling.dtype_name(dtype), "threads": threads,
-            "n_examples": len(examples), "n_used": len(usable), "n_truncated": sum(e.truncated for e in examples),
-            "total_steps": steps.total_steps, "checkpoint_steps": save_at, "trainable_params": n_trainable,
-            "first_loss": losses[0]["loss"], "final_loss": losses[-1]["loss"],
-            "final_loss_mean10": sum(last) / len(last), "trained_tokens": trained_tokens,
-            "train_s": round(wall, 3), "trained_tokens_per_s": round(trained_tokens / wall, 1) if wall else None,
+            "backend": tm.backend,
+            "device": device,
+            "dtype": modeling.dtype_name(dtype),
+            "threads": threads,
+            "n_examples": len(examples),
+            "n_used": len(usable),
+            "n_truncated": sum(e.truncated for e in examples),
+            "total_steps": steps.total_steps,
+            "checkpoint_steps": save_at,
+            "trainable_params": n_trainable,
+            "first_loss": losses[0]["loss"],
+            "final_loss": losses[-1]["loss"],
+            "final_loss_mean10": sum(last) / len(last),
+            "trained_tokens": trained_tokens,
+            "train_s": round(wall, 3),
+            "trained_tokens_per_s": round(trained_tokens / wall, 1) if wall else None,
         },
     )
 

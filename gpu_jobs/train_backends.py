@@ -35,8 +35,9 @@ def lora_kwargs(spec: Any) -> dict[str, Any]:
 def _quantization_config(dtype: Any) -> Any:
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
-                              bnb_4bit_use_double_quant=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+    )
 
 
 def load_peft(spec: Any, device: str, dtype: Any) -> TrainModel:
@@ -49,8 +50,11 @@ def load_peft(spec: Any, device: str, dtype: Any) -> TrainModel:
         kwargs["quantization_config"] = _quantization_config(dtype)
         kwargs["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(
-        resolve_model_path(spec.model.id), dtype=dtype, revision=spec.model.revision,
-        trust_remote_code=spec.model.trust_remote_code, **kwargs,
+        resolve_model_path(spec.model.id),
+        dtype=dtype,
+        revision=spec.model.revision,
+        trust_remote_code=spec.model.trust_remote_code,
+        **kwargs,
     )
     if not spec.load_in_4bit:
         model.to(device)

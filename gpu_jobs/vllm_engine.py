@@ -101,8 +101,11 @@ def _engine_processes() -> list[dict[str, Any]]:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            env = dict(kv.split("=", 1) for kv in (Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-                                                  .split("\0")) if "=" in kv)
+            env = dict(
+                kv.split("=", 1)
+                for kv in (Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0"))
+                if "=" in kv
+            )
             name = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
@@ -113,9 +116,20 @@ def _engine_processes() -> list[dict[str, Any]]:
 
 
 class VllmEngine:
-    def __init__(self, *, model_path: str, tokenizer_path: str | None, dtype: str, adapters: dict[str, str],
-                 options: Any, seed: int = 0, revision: str | None = None, trust_remote_code: bool = False,
-                 device: str = "cuda", vllm: SimpleNamespace | None = None):
+    def __init__(
+        self,
+        *,
+        model_path: str,
+        tokenizer_path: str | None,
+        dtype: str,
+        adapters: dict[str, str],
+        options: Any,
+        seed: int = 0,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        device: str = "cuda",
+        vllm: SimpleNamespace | None = None,
+    ):
         self.ns = vllm if vllm is not None else import_vllm()
         self.dtype, self.device = dtype, device
         kwargs: dict[str, Any] = {
@@ -148,8 +162,9 @@ class VllmEngine:
         self.engine_kwargs = kwargs
         self.llm = self.ns.LLM(**kwargs)
         # int ids are 1-based and fixed by name order, so the same adapter keeps its id across calls
-        self.lora = {name: self.ns.LoRARequest(name, i + 1, str(path))
-                     for i, (name, path) in enumerate(sorted(adapters.items()))}
+        self.lora = {
+            name: self.ns.LoRARequest(name, i + 1, str(path)) for i, (name, path) in enumerate(sorted(adapters.items()))
+        }
         self.max_prompt_logprob_tokens = options.max_prompt_logprob_tokens
         # GPU_JOBS_VLLM_MIX_BASE_ROWS=1 restores the old single mixed call — only for the test that shows
         # the base-row check catching the real CPU corruption.
@@ -177,8 +192,12 @@ class VllmEngine:
     def _call(self, prompts: Sequence[Sequence[int]], params: Any, adapters: Sequence[str | None]) -> list[Any]:
         if any(a is not None for a in adapters):
             self.adapter_calls += 1
-        outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], sampling_params=params,
-                                 lora_request=[self._lora(a) for a in adapters], use_tqdm=False)
+        outs = self.llm.generate(
+            [{"prompt_token_ids": list(p)} for p in prompts],
+            sampling_params=params,
+            lora_request=[self._lora(a) for a in adapters],
+            use_tqdm=False,
+        )
         if len(outs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outs)} results for {len(prompts)} prompts")
         return list(outs)
@@ -247,14 +266,17 @@ class VllmEngine:
             raise BaseRowMismatch(
                 f"{len(bad)} base-model row(s) disagree with the engine's no-adapter reference beyond the "
                 f"{self.dtype} tolerance (mean {tol_mean}, max {tol_max}): {'; '.join(bad)}. The engine "
-                "applied an adapter to rows that asked for none; the outputs of this call are not trustworthy")
+                "applied an adapter to rows that asked for none; the outputs of this call are not trustworthy"
+            )
 
     def metadata(self) -> dict[str, Any]:
         """What the engine actually ran with: its worker processes' thread binding and the base-row check."""
-        md: dict[str, Any] = {"engine_max_loras": self.engine_kwargs.get("max_loras", 0),
-                              "base_check_rows": self.checked_rows,
-                              "base_check_max_abs_diff": round(self.max_check_diff, 8),
-                              "base_rows_split": self.split_base_rows}
+        md: dict[str, Any] = {
+            "engine_max_loras": self.engine_kwargs.get("max_loras", 0),
+            "base_check_rows": self.checked_rows,
+            "base_check_max_abs_diff": round(self.max_check_diff, 8),
+            "base_rows_split": self.split_base_rows,
+        }
         procs = _engine_processes() if self.device == "cpu" else []
         if procs:
             md["threads"] = sum(p["omp_threads"] for p in procs)
@@ -262,17 +284,34 @@ class VllmEngine:
         return md
 
     # -- the jobs' calls
-    def generate(self, prompts: Sequence[Sequence[int]], adapters: Sequence[str | None], *, seeds: Sequence[int],
-                 n: int, temperature: float, top_p: float, max_tokens: int,
-                 stop_ids: Sequence[int], names: Sequence[str] | None = None) -> list[list[Sampled]]:
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        adapters: Sequence[str | None],
+        *,
+        seeds: Sequence[int],
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        stop_ids: Sequence[int],
+        names: Sequence[str] | None = None,
+    ) -> list[list[Sampled]]:
         """``n`` completions per prompt, each truncated before its first stop token."""
         names = names or [str(i) for i in range(len(prompts))]
 
         def params(i: int) -> Any:
             check = adapters[i] is None and tuple(prompts[i]) in self.reference
-            return self.ns.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                          seed=int(seeds[i]), stop_token_ids=list(stop_ids), skip_special_tokens=True,
-                                          **({"prompt_logprobs": 0} if check else {}))
+            return self.ns.SamplingParams(
+                n=n,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_tokens,
+                seed=int(seeds[i]),
+                stop_token_ids=list(stop_ids),
+                skip_special_tokens=True,
+                **({"prompt_logprobs": 0} if check else {}),
+            )
 
         outs: list[Any] = [None] * len(prompts)
         for group in self._groups(adapters):
@@ -300,8 +339,13 @@ class VllmEngine:
             result.append(samples)
         return result
 
-    def prompt_logprobs(self, seqs: Sequence[Sequence[int]], adapters: Sequence[str | None],
-                        spans: Sequence[tuple[int, int]], names: Sequence[str] | None = None) -> list[list[float]]:
+    def prompt_logprobs(
+        self,
+        seqs: Sequence[Sequence[int]],
+        adapters: Sequence[str | None],
+        spans: Sequence[tuple[int, int]],
+        names: Sequence[str] | None = None,
+    ) -> list[list[float]]:
         """log p(seq[j] | seq[:j]) for j in each span ``[start, end)``."""
         names = names or [str(i) for i in range(len(seqs))]
         params = self.ns.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from inoc import settings
-from inoc.config.schema import PREFIX_TYPES
 from inoc.cloud.plan_command import add_plan_parser
+from inoc.config.schema import PREFIX_TYPES
 
 
 class UserError(Exception):
@@ -125,10 +125,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # words, not the names, travel, so `local` still picks up a new local YAML on *Reload definitions*.
     env = {**os.environ, "INOC_EXPERIMENTS": ",".join(words)}
     cmd = [
-        sys.executable, "-m", "dagster", "dev",
-        "-m", "inoc_assets.definitions",
-        "--host", "127.0.0.1", "--port", str(args.port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "inoc_assets.definitions",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
     left_out = [n for n in catalog.configs if n not in loaded]
     print(f"DAGSTER_HOME={home}", flush=True)
     print(f"experiments ({source}: {','.join(words)}): {', '.join(loaded) or 'none'}", flush=True)
@@ -263,7 +270,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         from inoc_assets.definitions import build_definitions
 
         defs = build_definitions()
-        selection = resolve(defs, args.assets, list(load_all(settings.experiments_dir()).configs), settings.experiment_selection())
+        selection = resolve(
+            defs, args.assets, list(load_all(settings.experiments_dir()).configs), settings.experiment_selection()
+        )
     except (SelectionError, SelectionProblem) as exc:
         raise UserError(str(exc)) from None
     with DagsterInstance.get() as instance:
@@ -277,8 +286,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             keys = partition_keys(selection, instance)
             rng = (keys[0], keys[-1])
         try:
-            result = run_assets(instance, selection.keys, partition_key=args.partition, partition_range=rng, log_level=args.log_level)
-        except (DagsterInvalidSubsetError, DagsterUnknownPartitionError) as exc:  # checked above; a last line of defence
+            result = run_assets(
+                instance, selection.keys, partition_key=args.partition, partition_range=rng, log_level=args.log_level
+            )
+        except (
+            DagsterInvalidSubsetError,
+            DagsterUnknownPartitionError,
+        ) as exc:  # checked above; a last line of defence
             raise UserError(str(exc).strip().splitlines()[0]) from None
     print(f"run {result.run_id}: {'success' if result.success else 'FAILED (see inoc ui → Runs)'}")
     return 0 if result.success else 1
@@ -311,14 +325,19 @@ def cmd_import(args: argparse.Namespace) -> int:
         parsed = parse_folder(paths, cfg.model.slug, cfg)
     except ReferenceFormatError as exc:
         raise UserError(f"{exc}\nnothing was imported") from None
-    from inoc.importers.experiment import ImportRefused, describe
     from inoc.config.records import experiment_record
+    from inoc.importers.experiment import ImportRefused, describe
 
     try:
         with Warehouse(settings.warehouse_path()).writer() as conn:
             known = conn.execute("SELECT source FROM experiments WHERE experiment = ?", [cfg.name]).fetchall()
             if not known:  # a computed experiment keeps its record (source 'pipeline')
-                replace_rows(conn, "experiments", pd.DataFrame([{**experiment_record(cfg), "source": "import"}]), {"experiment": cfg.name})
+                replace_rows(
+                    conn,
+                    "experiments",
+                    pd.DataFrame([{**experiment_record(cfg), "source": "import"}]),
+                    {"experiment": cfg.name},
+                )
             reports = write_parsed(conn, cfg.name, parsed, replace_computed=args.replace_computed)
     except ImportRefused as exc:
         raise UserError(str(exc)) from None
@@ -333,11 +352,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _add_log_level(p: argparse.ArgumentParser) -> None:
     """`inoc main` / `inoc backfill`: which Dagster events reach the console (the log file keeps all)."""
-    p.add_argument("--log-level", type=str.lower, default="warning",
-                   choices=("debug", "info", "warning", "error", "critical"),
-                   help="Dagster events shown on the console besides the stage lines and progress bars "
-                   "(default: warning; debug shows every event). The full output of every run is in "
-                   "$INOC_HOME/logs/, named on failure and at the end")
+    p.add_argument(
+        "--log-level",
+        type=str.lower,
+        default="warning",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="Dagster events shown on the console besides the stage lines and progress bars "
+        "(default: warning; debug shows every event). The full output of every run is in "
+        "$INOC_HOME/logs/, named on failure and at the end",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,13 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="register new prompts of every YAML as partitions (never removes any)")
     p.set_defaults(fn=cmd_sync)
 
-    p = sub.add_parser("ui", help="start the Dagster UI (and daemon) on 127.0.0.1; SIGINT/SIGTERM stop it and "
-                       "every process it started")
+    p = sub.add_parser(
+        "ui", help="start the Dagster UI (and daemon) on 127.0.0.1; SIGINT/SIGTERM stop it and every process it started"
+    )
     p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--experiment", action="append", metavar="NAME",
-                   help="load only this experiment (repeatable; also `local`, `all`, comma lists); default: "
-                   "$INOC_EXPERIMENTS, else `local` (imports and studies that run on this machine)")
-    p.add_argument("--all-experiments", action="store_true", help="load every experiment YAML, cloud GPU studies included")
+    p.add_argument(
+        "--experiment",
+        action="append",
+        metavar="NAME",
+        help="load only this experiment (repeatable; also `local`, `all`, comma lists); default: "
+        "$INOC_EXPERIMENTS, else `local` (imports and studies that run on this machine)",
+    )
+    p.add_argument(
+        "--all-experiments", action="store_true", help="load every experiment YAML, cloud GPU studies included"
+    )
     p.set_defaults(fn=cmd_ui)
 
     p = sub.add_parser("main", help="run the main job on the embedded default and print the suppression table")
@@ -365,19 +395,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_log_level(p)
     p.set_defaults(fn=cmd_main)
 
-    p = sub.add_parser("backfill", help="compute only the given prompts of an experiment (a new prompt), then "
-                       "its aggregates; prints the executed step count")
+    p = sub.add_parser(
+        "backfill",
+        help="compute only the given prompts of an experiment (a new prompt), then "
+        "its aggregates; prints the executed step count",
+    )
     p.add_argument("experiment")
     p.add_argument("--prompt", action="append", required=True, help="prompt key (repeatable)")
-    p.add_argument("--prefix-type", action="append", choices=PREFIX_TYPES,
-                   help="only these runs of the prompts (repeatable; run partitions are <prompt>/<prefix_type>)")
+    p.add_argument(
+        "--prefix-type",
+        action="append",
+        choices=PREFIX_TYPES,
+        help="only these runs of the prompts (repeatable; run partitions are <prompt>/<prefix_type>)",
+    )
     _add_log_level(p)
     p.set_defaults(fn=cmd_backfill)
 
     from inoc.propose.acquisition import RULES
 
-    p = sub.add_parser("propose", help="propose candidate prompts for a trait, measure them with the cheap per-prompt "
-                       "stages only, rank them by predicted suppression; --select K promotes K of them to be trained")
+    p = sub.add_parser(
+        "propose",
+        help="propose candidate prompts for a trait, measure them with the cheap per-prompt "
+        "stages only, rank them by predicted suppression; --select K promotes K of them to be trained",
+    )
     p.add_argument("experiment")
     p.add_argument("--trait", required=True, help="the trait the candidates should inoculate against (e.g. Playful)")
     p.add_argument("--n", type=int, help="make N new candidates (written to the YAML's `candidates:`; no run planned)")
@@ -388,8 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_log_level(p)
     p.set_defaults(fn=cmd_propose)
 
-    p = sub.add_parser("rehearse", help="run a real study's whole asset graph on this CPU with a stand-in model and "
-                       "API, shrunk sizes and its SkyPilot tasks validated, before renting a GPU")
+    p = sub.add_parser(
+        "rehearse",
+        help="run a real study's whole asset graph on this CPU with a stand-in model and "
+        "API, shrunk sizes and its SkyPilot tasks validated, before renting a GPU",
+    )
     p.add_argument("experiment", nargs="+", help="experiment name(s), e.g. em_risky_finance_qwen32b")
     p.add_argument("--home", help="folder for the rehearsals' results (default ./.inoc-rehearsal/<experiment>)")
     p.set_defaults(fn=cmd_rehearse)
@@ -404,8 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import result files (original study's formats) into an experiment")
     p.add_argument("paths", nargs="+", help="result files or folders of them")
     p.add_argument("--experiment", required=True, help="experiment name (its YAML must exist)")
-    p.add_argument("--replace-computed", action="store_true", help="allow replacing rows no import wrote (a "
-                   "computed experiment's runs of the same batch); without it such an import is refused")
+    p.add_argument(
+        "--replace-computed",
+        action="store_true",
+        help="allow replacing rows no import wrote (a "
+        "computed experiment's runs of the same batch); without it such an import is refused",
+    )
     p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("sql", help="run a query on the warehouse (read-only snapshot) and print it")

@@ -56,8 +56,9 @@ def parse_progress(message: str) -> Progress | None:
     if unit and unit["unit"] == "loss":
         unit = None
     loss = _LOSS.search(m["rest"])
-    return Progress(m["label"].strip(), done, total, unit["unit"] if unit else "",
-                    float(loss["loss"]) if loss else None)
+    return Progress(
+        m["label"].strip(), done, total, unit["unit"] if unit else "", float(loss["loss"]) if loss else None
+    )
 
 
 def duration(seconds: float) -> str:
@@ -151,8 +152,9 @@ class Console:
             now = self.clock()
             bar = self._bars.get((who, p.label))
             if bar is None or p.done < bar.done or p.total != bar.total:  # a new pass restarts the bar
-                bar = self._bars[(who, p.label)] = Bar(who, p.label, p.total, started=self._running.get(who, now),
-                                                       last_line=now)
+                bar = self._bars[(who, p.label)] = Bar(
+                    who, p.label, p.total, started=self._running.get(who, now), last_line=now
+                )
             if bar.first is None or p.done < bar.first[1]:
                 bar.first = (now, p.done)
             bar.done, bar.unit, bar.loss, bar.updated = p.done, p.unit, p.loss, now

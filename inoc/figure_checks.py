@@ -100,7 +100,9 @@ def _small_text(fig: Figure) -> list[FigureProblem]:
         ax = text.axes
         panel = _name(ax, fig) if ax is not None and ax in fig.axes else "figure"
         key = (panel, round(text.get_fontsize(), 1))
-        seen.setdefault(key, FigureProblem("small_text", panel, f"{text.get_text()[:40]!r} at {text.get_fontsize():.1f} pt"))
+        seen.setdefault(
+            key, FigureProblem("small_text", panel, f"{text.get_text()[:40]!r} at {text.get_fontsize():.1f} pt")
+        )
     return list(seen.values())
 
 
@@ -138,7 +140,9 @@ def _legend_overlaps(fig: Figure) -> list[FigureProblem]:
                     inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
                     hits += int(inside.sum())
             if hits:
-                out.append(FigureProblem("legend_covers_data", _name(ax, fig), f"{hits} data point(s)/bar(s) under the legend"))
+                out.append(
+                    FigureProblem("legend_covers_data", _name(ax, fig), f"{hits} data point(s)/bar(s) under the legend")
+                )
     return out
 
 
@@ -150,9 +154,21 @@ def _scatter_legends(fig: Figure) -> list[FigureProblem]:
                 continue
             if sc.get_array() is not None:
                 if getattr(sc, "colorbar", None) is None:
-                    out.append(FigureProblem("scatter_without_colour_legend", _name(ax, fig), "colour-mapped points without a colorbar"))
-            elif len(np.unique(np.round(sc.get_facecolors(), 3), axis=0)) > 1 and ax.get_legend() is None and not fig.legends:
-                out.append(FigureProblem("scatter_without_colour_legend", _name(ax, fig), "points of several colours without a legend"))
+                    out.append(
+                        FigureProblem(
+                            "scatter_without_colour_legend", _name(ax, fig), "colour-mapped points without a colorbar"
+                        )
+                    )
+            elif (
+                len(np.unique(np.round(sc.get_facecolors(), 3), axis=0)) > 1
+                and ax.get_legend() is None
+                and not fig.legends
+            ):
+                out.append(
+                    FigureProblem(
+                        "scatter_without_colour_legend", _name(ax, fig), "points of several colours without a legend"
+                    )
+                )
     return out
 
 

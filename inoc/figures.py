@@ -28,8 +28,17 @@ FONT = 8  # the smallest text on any figure (pt)
 THUMBNAIL_PX = 640
 DPI = 130
 
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": FONT,
-                     "ytick.labelsize": FONT, "legend.fontsize": FONT, "legend.title_fontsize": FONT})  # fmt: skip
+plt.rcParams.update(
+    {
+        "font.size": 9,
+        "axes.titlesize": 9,
+        "axes.labelsize": 9,
+        "xtick.labelsize": FONT,
+        "ytick.labelsize": FONT,
+        "legend.fontsize": FONT,
+        "legend.title_fontsize": FONT,
+    }
+)
 
 
 def prefix_type_of_run(run: str, known: dict[str, str] | None = None) -> str:
@@ -128,8 +137,16 @@ def suppression_bars(table: pd.DataFrame, title: str) -> plt.Figure:
     for i, prefix_type in enumerate(types):
         sub = shown[shown.prefix_type == prefix_type].set_index("prompt_key").reindex(prompts)
         err = np.vstack([sub.suppression - sub.ci_lo, sub.ci_hi - sub.suppression])
-        ax.bar(x + (i - (len(types) - 1) / 2) * width, sub.suppression, width, yerr=err, capsize=2,
-               label=prefix_type, color=PREFIX_COLORS[prefix_type], error_kw={"elinewidth": 0.8})  # fmt: skip
+        ax.bar(
+            x + (i - (len(types) - 1) / 2) * width,
+            sub.suppression,
+            width,
+            yerr=err,
+            capsize=2,
+            label=prefix_type,
+            color=PREFIX_COLORS[prefix_type],
+            error_kw={"elinewidth": 0.8},
+        )
     ax.axhline(0, color="black", linewidth=0.6)
     ticks = [f"{p} · {trait_of[p]}" for p in prompts] if mixed else prompts
     ax.set_xticks(x, ticks, rotation=60, ha="right", rotation_mode="anchor")
@@ -153,8 +170,16 @@ def suppression_vs_learning_rate(table: pd.DataFrame, title: str) -> plt.Figure:
     for (key, prefix_type), g in shown.groupby(["prompt_key", "prefix_type"], sort=False):
         g = g.sort_values("learning_rate")
         err = np.vstack([g.suppression - g.ci_lo, g.ci_hi - g.suppression])
-        ax.errorbar(g.learning_rate, g.suppression, yerr=err, capsize=2, marker="o", markersize=4,
-                    linestyle=styles.get(prefix_type, "-"), label=f"{key} ({prefix_type}, {g.trait.iloc[0]})")  # fmt: skip
+        ax.errorbar(
+            g.learning_rate,
+            g.suppression,
+            yerr=err,
+            capsize=2,
+            marker="o",
+            markersize=4,
+            linestyle=styles.get(prefix_type, "-"),
+            label=f"{key} ({prefix_type}, {g.trait.iloc[0]})",
+        )
     ax.set_xscale("log")
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("learning rate")
@@ -229,21 +254,30 @@ def training_curves(summary: pd.DataFrame, title: str, known: dict[str, str] | N
     labels = list(dict.fromkeys(run_label(r, short=True) for r in summary.run[~is_control]))
     colors = _run_colors(labels)
     n_steps = summary.step.nunique()
-    fig, axes = plt.subplots(len(traits) * len(conds), len(cols), figsize=(4.4 * len(cols) + 1.5, 2.9 * len(traits) * len(conds)),
-                             squeeze=False, sharex=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(traits) * len(conds),
+        len(cols),
+        figsize=(4.4 * len(cols) + 1.5, 2.9 * len(traits) * len(conds)),
+        squeeze=False,
+        sharex=True,
+    )
     handles: dict[str, object] = {}
     for i, (trait, cond) in enumerate((t, c) for t in traits for c in conds):
         for j, col in enumerate(cols):
             ax = axes[i][j]
             runs = list(dict.fromkeys(summary.run[(kind == col) | is_control]))
             for run in runs:
-                s = summary[(summary.run == run) & (summary.trait == trait) & (summary.condition == cond)].sort_values("step")
+                s = summary[(summary.run == run) & (summary.trait == trait) & (summary.condition == cond)].sort_values(
+                    "step"
+                )
                 if s.empty:
                     continue
                 control = bool(is_control[summary.run == run].iloc[0])
                 label = f"{run_label(run)} (control)" if control else run_label(run, short=True)
                 color = "black" if control else colors[label]
-                (line,) = ax.plot(s.step, s["mean"], marker="o", markersize=3, linewidth=1.2 if control else 1, color=color)
+                (line,) = ax.plot(
+                    s.step, s["mean"], marker="o", markersize=3, linewidth=1.2 if control else 1, color=color
+                )
                 ax.fill_between(s.step, s.ci_lo, s.ci_hi, color=color, alpha=0.12, linewidth=0)
                 handles.setdefault(label, line)
             ax.set_title(f"{trait} · {cond} condition · {col}")
@@ -313,7 +347,9 @@ def loss_curves(losses: pd.DataFrame, title: str, known: dict[str, str] | None =
     return fig
 
 
-def scatter_grid(frame: pd.DataFrame, xs: list[str], y: str, ylabel: str, title: str, ci: tuple[str, str] | None = None) -> plt.Figure | None:
+def scatter_grid(
+    frame: pd.DataFrame, xs: list[str], y: str, ylabel: str, title: str, ci: tuple[str, str] | None = None
+) -> plt.Figure | None:
     """One panel per X column that has data: y against it, with an OLS line and its 95% band where
     there are 3 or more points that vary in x (and y CI bars if given). Columns without any point
     are omitted and named in the title; None when no column has a point."""
@@ -348,7 +384,7 @@ def scatter_grid(frame: pd.DataFrame, xs: list[str], y: str, ylabel: str, title:
         ax.plot(fit.grid, fit.curve, color="black", linewidth=1)
         ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0)
         ax.set_title(f"r = {fit.r:+.2f}, n = {fit.n}")
-    for ax in list(axes.flat)[len(drawn):]:
+    for ax in list(axes.flat)[len(drawn) :]:
         ax.axis("off")
     note = f"\nnot drawn (no prompt with a value): {', '.join(missing)}" if missing else ""
     fig.suptitle(title + note, fontsize=10)
@@ -373,8 +409,16 @@ def angle_bars(groups: pd.DataFrame, title: str) -> plt.Figure | None:
         g = groups[groups.representation == rep].set_index("pair_type").reindex(types)
         mean, std = g.mean_deg.to_numpy(float), np.nan_to_num(g.std_deg.to_numpy(float))
         err = np.vstack([np.minimum(std, mean), np.minimum(std, 180 - mean)])
-        ax.errorbar(x + (i - (len(reps) - 1) / 2) * width, mean, yerr=err, fmt="o", markersize=5, capsize=3,
-                    color=cmap(i % 10), label=rep)  # fmt: skip
+        ax.errorbar(
+            x + (i - (len(reps) - 1) / 2) * width,
+            mean,
+            yerr=err,
+            fmt="o",
+            markersize=5,
+            capsize=3,
+            color=cmap(i % 10),
+            label=rep,
+        )
     n = groups.groupby("pair_type").n_pairs.max().reindex(types)
     ax.set_xticks(x, [f"{t.replace('_', ' ')}\n({int(k)} pairs)" for t, k in zip(types, n)])
     ax.set_ylim(0, max(90, float(np.nanmax(groups.mean_deg + groups.std_deg.fillna(0)))) + 5)
@@ -384,7 +428,9 @@ def angle_bars(groups: pd.DataFrame, title: str) -> plt.Figure | None:
     return fig
 
 
-def sigmoid_panel(x: np.ndarray, y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, fit, xlabel: str, ylabel: str, title: str) -> plt.Figure:
+def sigmoid_panel(
+    x: np.ndarray, y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, fit, xlabel: str, ylabel: str, title: str
+) -> plt.Figure:
     """Points (with their 95% CI) and a 4-parameter logistic fit with its bootstrap 95% band (or the OLS fallback)."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.errorbar(x, y, yerr=np.vstack([y - y_lo, y_hi - y]), fmt="none", ecolor="lightgrey", elinewidth=0.8)
@@ -399,7 +445,9 @@ def sigmoid_panel(x: np.ndarray, y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarr
     return fig
 
 
-def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, known: dict[str, str] | None = None) -> plt.Figure:
+def em_rates(
+    summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, known: dict[str, str] | None = None
+) -> plt.Figure:
     """The EM suite at the final step: (1) EM rate per run, by eval set × condition; (2) in- vs
     out-of-distribution EM rate per run; (3) EM rate by prompt type × rephrasing (fixed, mix, close_mix).
     Binomial 95% CIs."""
@@ -423,9 +471,18 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, k
         for run in d.index:
             p_fa, p_em = d.loc[run, ("em_rate", "fa")], d.loc[run, ("em_rate", "em")]
             n_fa, n_em = d.loc[run, ("n_pairs", "fa")], d.loc[run, ("n_pairs", "em")]
-            axes[1].errorbar(100 * p_fa, 100 * p_em, xerr=196 * np.sqrt(p_fa * (1 - p_fa) / n_fa),
-                             yerr=196 * np.sqrt(p_em * (1 - p_em) / n_em), fmt="o", markersize=4, capsize=2)  # fmt: skip
-            axes[1].annotate(run_label(run), (100 * p_fa, 100 * p_em), fontsize=FONT, xytext=(3, 3), textcoords="offset points")
+            axes[1].errorbar(
+                100 * p_fa,
+                100 * p_em,
+                xerr=196 * np.sqrt(p_fa * (1 - p_fa) / n_fa),
+                yerr=196 * np.sqrt(p_em * (1 - p_em) / n_em),
+                fmt="o",
+                markersize=4,
+                capsize=2,
+            )
+            axes[1].annotate(
+                run_label(run), (100 * p_fa, 100 * p_em), fontsize=FONT, xytext=(3, 3), textcoords="offset points"
+            )
     else:  # no in-distribution set evaluated: panel (2) has nothing to show
         axes[1].set_visible(False)
         title += " · (2) not drawn: no in-distribution (fa) eval set"
@@ -445,8 +502,15 @@ def em_rates(summary: pd.DataFrame, prompt_groups: dict[str, str], title: str, k
         sub = g[g.prefix == prefix]
         agg = sub.assign(k=sub.em_rate * sub.n_pairs, n=sub.n_pairs).groupby("group")[["k", "n"]].sum().reindex(types)
         p = agg.k / agg.n
-        axes[2].bar(xt + (j - (len(prefixes) - 1) / 2) * w, 100 * p, w, yerr=196 * np.sqrt(p * (1 - p) / agg.n),
-                    capsize=2, label=prefix, color=PREFIX_COLORS[prefix])
+        axes[2].bar(
+            xt + (j - (len(prefixes) - 1) / 2) * w,
+            100 * p,
+            w,
+            yerr=196 * np.sqrt(p * (1 - p) / agg.n),
+            capsize=2,
+            label=prefix,
+            color=PREFIX_COLORS[prefix],
+        )
     axes[2].set_xticks(xt, types)
     axes[2].set_ylabel("EM rate on general questions (%, 95% CI)")
     _legend_outside(axes[2], title="rephrasing")
@@ -494,7 +558,9 @@ def heuristic_ranking_bars(ranking: pd.DataFrame, target: str, title: str) -> pl
         ax.set_xlim(-1.05, 1.05)
         ax.set_xlabel(f"Pearson r with {target} (95% bootstrap CI)")
         absent = sorted(set(g.heuristic) - set(ok.heuristic))
-        ax.set_title(scope + ("\n" + _wrap_items("no r (under 3 rows with a value, or constant):", absent) if absent else ""))
+        ax.set_title(
+            scope + ("\n" + _wrap_items("no r (under 3 rows with a value, or constant):", absent) if absent else "")
+        )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from inoc import figures
-from inoc.analysis.angle_questions import OTHER, Q1_PREDICTORS, Q2_PREDICTORS
+from inoc.analysis.angle_questions import OTHER, Q2_PREDICTORS
 from inoc.analysis.heuristics import FIXED_VS_MIX_HEURISTICS
 from inoc.analysis.performance import MIN_STD
 from inoc.config import ExperimentConfig
@@ -56,7 +56,9 @@ def _title(r: float, p: float, n: int, x: np.ndarray) -> str:
     return f"no r: n = {n}"
 
 
-def _panel(ax, x: np.ndarray, y: np.ndarray, roles: list[str], r: float, p: float, n: int, xlabel: str, ylabel: str) -> None:
+def _panel(
+    ax, x: np.ndarray, y: np.ndarray, roles: list[str], r: float, p: float, n: int, xlabel: str, ylabel: str
+) -> None:
     """Points coloured by prompt role, the OLS line where X varies, the table's r/p/n as the title."""
     for role, color in figures.ROLE_COLORS.items():
         m = np.array([ro == role for ro in roles], bool)
@@ -78,12 +80,17 @@ def _panel(ax, x: np.ndarray, y: np.ndarray, roles: list[str], r: float, p: floa
 
 
 def _role_legend(fig, roles: set[str], what: str = "prompts") -> None:
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"{r} {what}") for r, c in figures.ROLE_COLORS.items() if r in roles]
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=c, label=f"{r} {what}")
+        for r, c in figures.ROLE_COLORS.items()
+        if r in roles
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
 
 
-def exp20_figures(cfg: ExperimentConfig, experiment: str, rank1: pd.DataFrame, gap: pd.DataFrame,
-                  corr: pd.DataFrame) -> tuple[dict[str, figures.plt.Figure], dict[str, str]]:
+def exp20_figures(
+    cfg: ExperimentConfig, experiment: str, rank1: pd.DataFrame, gap: pd.DataFrame, corr: pd.DataFrame
+) -> tuple[dict[str, figures.plt.Figure], dict[str, str]]:
     """Exp 20's grid per trait (docs/methods.md#exp20-per-trait): rows raw W, PCA rank-1, SVD rank-1 × the outcomes
     fixed − mix and control − mix, a column per fixed-vs-mix heuristic; each panel the heuristic against
     the outcome over the trait's subset, OLS line, r from `fixed_vs_mix_gap_correlations` ("constant X"
@@ -92,8 +99,10 @@ def exp20_figures(cfg: ExperimentConfig, experiment: str, rank1: pd.DataFrame, g
     skipped: dict[str, str] = {}
     traits = [t for t in cfg.traits if t.role in ("positive", "negative")]
     if gap.empty:
-        skipped["exp20_fixed_vs_mix"] = ("no trait subset has prompts with W_fixed, W_mix and both a fixed and a mix run "
-                                         "scored on the trait (fixed_vs_mix_gap is empty)")  # fmt: skip
+        skipped["exp20_fixed_vs_mix"] = (
+            "no trait subset has prompts with W_fixed, W_mix and both a fixed and a mix run "
+            "scored on the trait (fixed_vs_mix_gap is empty)"
+        )
         return drawn, skipped
     roles = {k: cfg.groups[cfg.group_of(k)].role for k in cfg.prompt_keys}
     rows = [(v, t) for v in VARIANTS for t in GAP_TARGETS]
@@ -101,11 +110,17 @@ def exp20_figures(cfg: ExperimentConfig, experiment: str, rank1: pd.DataFrame, g
         name = f"exp20_fixed_vs_mix_{slug(trait.name)}"
         g = gap[gap.trait == trait.name]
         if g.empty:
-            skipped[name] = f"no {trait.name} subset prompt has W_fixed, W_mix and both a fixed and a mix {trait.name} score"
+            skipped[name] = (
+                f"no {trait.name} subset prompt has W_fixed, W_mix and both a fixed and a mix {trait.name} score"
+            )
             continue
         c = corr[corr.trait == trait.name].set_index(["variant", "heuristic", "target"])
-        fig, axes = figures.plt.subplots(len(rows), len(FIXED_VS_MIX_HEURISTICS), figsize=(2.6 * len(FIXED_VS_MIX_HEURISTICS), 2.3 * len(rows) + 1.4),
-                                         squeeze=False)  # fmt: skip
+        fig, axes = figures.plt.subplots(
+            len(rows),
+            len(FIXED_VS_MIX_HEURISTICS),
+            figsize=(2.6 * len(FIXED_VS_MIX_HEURISTICS), 2.3 * len(rows) + 1.4),
+            squeeze=False,
+        )
         hidden = []
         for i, (variant, target) in enumerate(rows):
             for j, h in enumerate(FIXED_VS_MIX_HEURISTICS):
@@ -118,17 +133,36 @@ def exp20_figures(cfg: ExperimentConfig, experiment: str, rank1: pd.DataFrame, g
                     continue
                 sel = sel[ok]
                 key = (variant, h, target)
-                r, p, n = (c.loc[key, "r"], c.loc[key, "p"], int(c.loc[key, "n"])) if key in c.index else (np.nan, np.nan, len(sel))
-                _panel(ax, sel.value.to_numpy(float), sel[target].to_numpy(float), [roles.get(k, "neutral") for k in sel.prompt_key],
-                       r, p, n, f"{h} ({VARIANTS[variant]})", f"{VARIANTS[variant]}: {GAP_LABELS[target]}" if j == 0 else GAP_LABELS[target])  # fmt: skip
+                r, p, n = (
+                    (c.loc[key, "r"], c.loc[key, "p"], int(c.loc[key, "n"]))
+                    if key in c.index
+                    else (np.nan, np.nan, len(sel))
+                )
+                _panel(
+                    ax,
+                    sel.value.to_numpy(float),
+                    sel[target].to_numpy(float),
+                    [roles.get(k, "neutral") for k in sel.prompt_key],
+                    r,
+                    p,
+                    n,
+                    f"{h} ({VARIANTS[variant]})",
+                    f"{VARIANTS[variant]}: {GAP_LABELS[target]}" if j == 0 else GAP_LABELS[target],
+                )
         fit = rank1[rank1.trait == trait.name].set_index("method")
-        var = ", ".join(f"{label} {100 * fit.loc[m, 'pc1_variance']:.1f}%" for m, label in (("pca", "PCA"), ("truncated_svd", "TruncatedSVD"))
-                        if m in fit.index)  # fmt: skip
+        var = ", ".join(
+            f"{label} {100 * fit.loc[m, 'pc1_variance']:.1f}%"
+            for m, label in (("pca", "PCA"), ("truncated_svd", "TruncatedSVD"))
+            if m in fit.index
+        )
         keys = fit.prompt_keys.iloc[0].split(",") if len(fit) else sorted(set(g.prompt_key))
         note = f"\nnot drawn (no value): {', '.join(sorted(set(hidden)))}" if hidden else ""
-        fig.suptitle(f"{experiment} · {trait.name}: fixed-vs-mix heuristics vs the outcomes on the trait's subset "
-                     f"({len(keys)} prompts: {', '.join(keys)})\nrank-1 fits on W_fixed, PC1 variance: {var or 'none'}; "
-                     f"Y = the trait's final default-condition scores; OLS lines{note}", fontsize=10)  # fmt: skip
+        fig.suptitle(
+            f"{experiment} · {trait.name}: fixed-vs-mix heuristics vs the outcomes on the trait's subset "
+            f"({len(keys)} prompts: {', '.join(keys)})\nrank-1 fits on W_fixed, PC1 variance: {var or 'none'}; "
+            f"Y = the trait's final default-condition scores; OLS lines{note}",
+            fontsize=10,
+        )
         _role_legend(fig, {roles.get(k, "neutral") for k in g.prompt_key})
         fig.tight_layout(rect=(0, 0.03, 1, 0.95))
         drawn[name] = fig
@@ -145,11 +179,14 @@ def _supp_by_role(supp: pd.DataFrame, prefix: str) -> pd.DataFrame:
 
 def _predictor_frame(pred: pd.DataFrame, matrix: str) -> tuple[pd.DataFrame, pd.Series]:
     p = pred[pred.matrix == matrix]
-    return p.pivot_table(index="prompt_key", columns="predictor", values="value", dropna=False), p.drop_duplicates("prompt_key").set_index("prompt_key").role
+    return p.pivot_table(index="prompt_key", columns="predictor", values="value", dropna=False), p.drop_duplicates(
+        "prompt_key"
+    ).set_index("prompt_key").role
 
 
-def exp19_figures(cfg: ExperimentConfig, experiment: str, pred: pd.DataFrame, questions: pd.DataFrame,
-                  supp: pd.DataFrame) -> tuple[dict[str, figures.plt.Figure], dict[str, str]]:
+def exp19_figures(
+    cfg: ExperimentConfig, experiment: str, pred: pd.DataFrame, questions: pd.DataFrame, supp: pd.DataFrame
+) -> tuple[dict[str, figures.plt.Figure], dict[str, str]]:
     """Exp 19's Q1 and Q2 figures (docs/methods.md#angle-questions) per level (point-wise, token-wise W).
 
     Q1 (`exp19_q1_<level>`): a row per (matrix, method PCA | SVD), columns Dim1 vs the negative trait's
@@ -172,11 +209,17 @@ def exp19_figures(cfg: ExperimentConfig, experiment: str, pred: pd.DataFrame, qu
         for q in ("q1", "q2"):
             name = f"exp19_{q}_{level}"
             if not present:
-                skipped[name] = f"no {'point-wise' if level == 'point' else 'token-level'} W matrix (no such log-probabilities)"
+                skipped[name] = (
+                    f"no {'point-wise' if level == 'point' else 'token-level'} W matrix (no such log-probabilities)"
+                )
             elif not with_q:
-                skipped[name] = f"no runs of the prefix type of {', '.join(present)}: the angle predictors have no outcome"
+                skipped[name] = (
+                    f"no runs of the prefix type of {', '.join(present)}: the angle predictors have no outcome"
+                )
             else:
-                fig = (_q1_figure if q == "q1" else _q2_figure)(experiment, with_q, pred, questions, supp, trait_name, level)
+                fig = (_q1_figure if q == "q1" else _q2_figure)(
+                    experiment, with_q, pred, questions, supp, trait_name, level
+                )
                 if fig is None:
                     skipped[name] = f"no prompt has both a {q.upper()} predictor and its suppression outcome"
                 else:
@@ -193,7 +236,9 @@ def _question_grid(rows: list[list[dict | None]], width: float, title: str, hidd
     keep = [j for j in range(len(rows[0])) if any(r[j] is not None for r in rows)]
     if not keep:
         return None
-    fig, axes = figures.plt.subplots(len(rows), len(keep), figsize=(width * len(keep) + 0.6, 3.0 * len(rows) + 1.4), squeeze=False)
+    fig, axes = figures.plt.subplots(
+        len(rows), len(keep), figsize=(width * len(keep) + 0.6, 3.0 * len(rows) + 1.4), squeeze=False
+    )
     roles_seen: set[str] = set()
     for i, row in enumerate(rows):
         for jj, j in enumerate(keep):
@@ -212,14 +257,30 @@ def _question_grid(rows: list[list[dict | None]], width: float, title: str, hidd
     return fig
 
 
-def _spec(x: pd.Series, y: pd.Series, role: pd.Series, stat: tuple[float, float, int] | None, xlabel: str, ylabel: str,
-          prefix: str) -> dict | None:
+def _spec(
+    x: pd.Series,
+    y: pd.Series,
+    role: pd.Series,
+    stat: tuple[float, float, int] | None,
+    xlabel: str,
+    ylabel: str,
+    prefix: str,
+) -> dict | None:
     both = pd.concat([x.rename("x"), y.rename("y")], axis=1, join="inner").dropna()
     if both.empty:
         return None
     r, p, n = stat if stat is not None else (np.nan, np.nan, len(both))
-    return dict(x=both.x.to_numpy(float), y=both.y.to_numpy(float), roles=[role.get(k, "neutral") for k in both.index],
-                r=float(r), p=float(p), n=int(n), xlabel=xlabel, ylabel=ylabel, prefix=prefix)
+    return dict(
+        x=both.x.to_numpy(float),
+        y=both.y.to_numpy(float),
+        roles=[role.get(k, "neutral") for k in both.index],
+        r=float(r),
+        p=float(p),
+        n=int(n),
+        xlabel=xlabel,
+        ylabel=ylabel,
+        prefix=prefix,
+    )
 
 
 def _stat(table: pd.DataFrame, key) -> tuple[float, float, int] | None:
@@ -236,18 +297,27 @@ def _q1_figure(experiment, matrices, pred, questions, supp, trait_name, level):
             row = []
             for dim, trole in Q1_COLUMNS:
                 pname, outcome = f"{method}_dim{dim}", f"{trole}_trait_suppression"
-                spec = _spec(wide.get(pname, pd.Series(dtype=float)), ys.get(trole, pd.Series(dtype=float)), role,
-                             _stat(qm, (pname, outcome)), f"{m}: {method.upper()} dim {dim} (signed)",
-                             f"{m.removesuffix('_tokens')} suppression of {trait_name[trole]} (pp)", f"{m} {method.upper()}")
+                spec = _spec(
+                    wide.get(pname, pd.Series(dtype=float)),
+                    ys.get(trole, pd.Series(dtype=float)),
+                    role,
+                    _stat(qm, (pname, outcome)),
+                    f"{m}: {method.upper()} dim {dim} (signed)",
+                    f"{m.removesuffix('_tokens')} suppression of {trait_name[trole]} (pp)",
+                    f"{m} {method.upper()}",
+                )
                 if spec is None:
                     hidden.append(f"{m} {method.upper()} dim {dim} vs {trait_name[trole]}")
                 row.append(spec)
             rows.append(row)
     return _question_grid(
-        rows, 3.6,
+        rows,
+        3.6,
         f"{experiment}: Exp 19 Q1, do the signed top-2 coordinates of the {LEVEL_LABELS[level]} W rows predict suppression?\n"
         f"columns: dim 1 vs {trait_name['negative']}, dim 2 vs {trait_name['positive']} (on-diagonal), then swapped; "
-        f"every prompt with a run of the matrix's prefix type; OLS lines", hidden)
+        f"every prompt with a run of the matrix's prefix type; OLS lines",
+        hidden,
+    )
 
 
 def _q2_figure(experiment, matrices, pred, questions, supp, trait_name, level):
@@ -255,19 +325,35 @@ def _q2_figure(experiment, matrices, pred, questions, supp, trait_name, level):
     for m in matrices:
         wide, role = _predictor_frame(pred, m)
         ys = _supp_by_role(supp, m.removesuffix("_tokens"))
-        cross = pd.Series({k: ys.loc[k, OTHER[r]] if k in ys.index and OTHER[r] in ys else np.nan
-                           for k, r in role.items() if r in OTHER}, dtype=float)  # fmt: skip
+        cross = pd.Series(
+            {
+                k: ys.loc[k, OTHER[r]] if k in ys.index and OTHER[r] in ys else np.nan
+                for k, r in role.items()
+                if r in OTHER
+            },
+            dtype=float,
+        )
         qm = questions[(questions.matrix == m) & (questions.question == "q2")].set_index("predictor")
         row = []
         for pname in Q2_PREDICTORS:
-            spec = _spec(wide.get(pname, pd.Series(dtype=float)), cross, role, _stat(qm, pname), Q2_LABELS[pname],
-                         f"{m.removesuffix('_tokens')}: cross-trait suppression (pp)", m)
+            spec = _spec(
+                wide.get(pname, pd.Series(dtype=float)),
+                cross,
+                role,
+                _stat(qm, pname),
+                Q2_LABELS[pname],
+                f"{m.removesuffix('_tokens')}: cross-trait suppression (pp)",
+                m,
+            )
             if spec is None:
                 hidden.append(f"{m} {pname}")
             row.append(spec)
         rows.append(row)
     return _question_grid(
-        rows, 3.4,
+        rows,
+        3.4,
         f"{experiment}: Exp 19 Q2, does a prompt's direction in the {LEVEL_LABELS[level]} W predict its cross-trait suppression?\n"
         f"{trait_name['negative']} prompts → suppression of {trait_name['positive']}, {trait_name['positive']} prompts → "
-        f"suppression of {trait_name['negative']}; neutral prompts excluded; OLS lines", hidden)
+        f"suppression of {trait_name['negative']}; neutral prompts excluded; OLS lines",
+        hidden,
+    )

@@ -16,9 +16,23 @@ from inoc.config.schema import PREFIX_TYPES
 from inoc.heuristics.registry import performance_columns
 
 SUPPRESSION_COLUMNS = [
-    "experiment", "prompt_key", "prompt_group", "prefix_type", "trait", "trait_role", "target",
-    "control_run", "run", "step", "n", "control_score", "run_score", "suppression", "ci_lo", "ci_hi",
-]  # fmt: skip
+    "experiment",
+    "prompt_key",
+    "prompt_group",
+    "prefix_type",
+    "trait",
+    "trait_role",
+    "target",
+    "control_run",
+    "run",
+    "step",
+    "n",
+    "control_score",
+    "run_score",
+    "suppression",
+    "ci_lo",
+    "ci_hi",
+]
 
 
 def control_run_id(cfg: ExperimentConfig, runs: pd.DataFrame) -> str:
@@ -56,7 +70,9 @@ def _target(role: str, trait_role: str) -> str | None:
     return "trait" if role == trait_role else "cross_trait"
 
 
-def _suppression_rows(cfg: ExperimentConfig, finals: dict, control: str, run: str, key: str, prefix_type: str) -> list[dict]:
+def _suppression_rows(
+    cfg: ExperimentConfig, finals: dict, control: str, run: str, key: str, prefix_type: str
+) -> list[dict]:
     """One row per positive/negative trait: the run's final default-condition scores against the control's."""
     group = cfg.group_of(key)
     role = cfg.groups[group].role
@@ -66,19 +82,37 @@ def _suppression_rows(cfg: ExperimentConfig, finals: dict, control: str, run: st
         _, ctrl = finals.get((control, trait.name), missing)
         step, vals = finals.get((run, trait.name), missing)
         if len(ctrl) != len(vals) or len(vals) == 0:
-            raise ValueError(f"{cfg.name}: run {run!r} has {len(vals)} final {trait.name} scores but the control "
-                             f"{control!r} has {len(ctrl)}")
+            raise ValueError(
+                f"{cfg.name}: run {run!r} has {len(vals)} final {trait.name} scores but the control "
+                f"{control!r} has {len(ctrl)}"
+            )
         s = suppression(ctrl, vals)
-        rows.append({
-            "experiment": cfg.name, "prompt_key": key, "prompt_group": group, "prefix_type": prefix_type,
-            "trait": trait.name, "trait_role": trait.role, "target": _target(role, trait.role),
-            "control_run": control, "run": run, "step": step, "n": s.n, "control_score": s.mean_a,
-            "run_score": s.mean_b, "suppression": s.mean, "ci_lo": s.ci_lo, "ci_hi": s.ci_hi,
-        })  # fmt: skip
+        rows.append(
+            {
+                "experiment": cfg.name,
+                "prompt_key": key,
+                "prompt_group": group,
+                "prefix_type": prefix_type,
+                "trait": trait.name,
+                "trait_role": trait.role,
+                "target": _target(role, trait.role),
+                "control_run": control,
+                "run": run,
+                "step": step,
+                "n": s.n,
+                "control_score": s.mean_a,
+                "run_score": s.mean_b,
+                "suppression": s.mean,
+                "ci_lo": s.ci_lo,
+                "ci_hi": s.ci_hi,
+            }
+        )
     return rows
 
 
-def batch_control(cfg: ExperimentConfig, runs: pd.DataFrame, batch: str, learning_rate: float | None = None) -> str | None:
+def batch_control(
+    cfg: ExperimentConfig, runs: pd.DataFrame, batch: str, learning_rate: float | None = None
+) -> str | None:
     """The control run of one batch (its un-inoculated designated-control run), or None. A sweep
     file with one un-inoculated run per learning rate (the original's prefix sweep: default_lr_1e4,
     default_lr_5e6) gives each rate's runs the control of their rate."""
@@ -107,8 +141,10 @@ def suppression_by_batch(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.D
         for r in in_batch[in_batch.prompt_key.isin(cfg.prompt_keys)].itertuples():
             if not any((r.run, t.name) in finals for t in cfg.traits):
                 continue  # a run without scores (an import's failed run)
-            rows += [{**row, "batch": batch, "learning_rate": np.nan if lr is None else lr}
-                     for row in _suppression_rows(cfg, finals, control, r.run, r.prompt_key, r.prefix_type)]
+            rows += [
+                {**row, "batch": batch, "learning_rate": np.nan if lr is None else lr}
+                for row in _suppression_rows(cfg, finals, control, r.run, r.prompt_key, r.prefix_type)
+            ]
     return pd.DataFrame(rows, columns=[*SUPPRESSION_COLUMNS, "batch", "learning_rate"])
 
 
@@ -151,7 +187,13 @@ def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
     shown = table[(table.target == "trait") | table.target.isna()]
     out = (
         shown.assign(cell=shown.apply(cell, axis=1))
-        .pivot_table(index=["prompt_key", "prompt_group", "trait"], columns="prefix_type", values="cell", aggfunc="first", sort=False)
+        .pivot_table(
+            index=["prompt_key", "prompt_group", "trait"],
+            columns="prefix_type",
+            values="cell",
+            aggfunc="first",
+            sort=False,
+        )
         .reset_index()
         .rename(columns={"prompt_key": "prompt", "prompt_group": "group"})
     )

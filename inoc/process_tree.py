@@ -154,7 +154,11 @@ def run_until_signal(cmd: Sequence[str], env: dict[str, str] | None = None, grac
             time.sleep(0.1)
         if not tree.stopped():
             n = tree.kill()
-            print(f"inoc: killed {n} process(es) still running {grace:.0f} s after the stop signal", file=sys.stderr, flush=True)
+            print(
+                f"inoc: killed {n} process(es) still running {grace:.0f} s after the stop signal",
+                file=sys.stderr,
+                flush=True,
+            )
             end = time.monotonic() + 3
             while time.monotonic() < end and not tree.stopped():
                 time.sleep(0.05)

@@ -16,8 +16,8 @@ import pandas as pd
 
 from inoc.analysis.geometry import ROLES, angle_group_stats, angle_matrices, pca, token_decompositions, truncated_svd
 from inoc.analysis.heuristics import fixed_vs_mix_table, perplexity_heuristic, pointwise_perplexity_drift
-from inoc.analysis.performance import pearson
 from inoc.analysis.matrices import clean_nonfinite, token_weight_matrix, weight_matrix
+from inoc.analysis.performance import pearson
 from inoc.config import ExperimentConfig
 from inoc.heuristics.compute import availability_rows, catalogue_rows, present_inputs
 from inoc.heuristics.registry import of_kind
@@ -120,8 +120,12 @@ def decomposition_tables(experiment: str, matrices: list[WMatrix]) -> tuple[pd.D
             for i, key in enumerate(m.keys):
                 for c in range(dec.coords.shape[1]):
                     coord_rows.append((experiment, m.name, method, key, c + 1, float(dec.coords[i, c])))
-    pca_variance = pd.DataFrame(var_rows, columns=["experiment", "matrix", "method", "component", "explained_variance_ratio"])
-    prompt_coords = pd.DataFrame(coord_rows, columns=["experiment", "matrix", "method", "prompt_key", "component", "value"])
+    pca_variance = pd.DataFrame(
+        var_rows, columns=["experiment", "matrix", "method", "component", "explained_variance_ratio"]
+    )
+    prompt_coords = pd.DataFrame(
+        coord_rows, columns=["experiment", "matrix", "method", "prompt_key", "component", "value"]
+    )
     return pca_variance, prompt_coords
 
 
@@ -161,8 +165,10 @@ def angle_tables(cfg: ExperimentConfig, matrices: list[WMatrix]) -> tuple[pd.Dat
                     )
                 )
     cols = ["experiment", "matrix", "representation", "pair_type", "mean_deg", "std_deg", "n_pairs"]
-    pairs = pd.concat(pair_rows, ignore_index=True) if pair_rows else pd.DataFrame(
-        columns=["experiment", "matrix", "representation", "prompt_a", "prompt_b", "angle_deg"]
+    pairs = (
+        pd.concat(pair_rows, ignore_index=True)
+        if pair_rows
+        else pd.DataFrame(columns=["experiment", "matrix", "representation", "prompt_a", "prompt_b", "angle_deg"])
     )
     groups = pd.concat(group_frames, ignore_index=True)[cols] if group_frames else pd.DataFrame(columns=cols)
     return pairs, groups

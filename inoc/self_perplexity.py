@@ -59,8 +59,15 @@ def self_perplexity_pairs(cfg: ExperimentConfig, keys: Sequence[str] | None = No
     for key in _keys(cfg, keys):
         text = cfg.prompts[key]
         rows.append({"id": f"{key}/raw", "text": text, "meta": {"prompt_key": key, "variant": "raw"}})
-        rows.append({"id": f"{key}/context", "messages": [{"role": "system", "content": cfg.system_prompt}],
-                     "completion": text, "completion_role": "user", "meta": {"prompt_key": key, "variant": "context"}})
+        rows.append(
+            {
+                "id": f"{key}/context",
+                "messages": [{"role": "system", "content": cfg.system_prompt}],
+                "completion": text,
+                "completion_role": "user",
+                "meta": {"prompt_key": key, "variant": "context"},
+            }
+        )
     return rows
 
 
@@ -68,8 +75,9 @@ def write_self_perplexity_pairs(cfg: ExperimentConfig, path: str | Path, keys: S
     """``self_perplexity_pairs`` as the score job's JSONL file; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self_perplexity_pairs(cfg, keys)),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self_perplexity_pairs(cfg, keys)), encoding="utf-8"
+    )
     return path
 
 
@@ -79,14 +87,18 @@ def self_perplexity_rows(experiment: str, scores: pd.DataFrame | str | Path) -> 
     value = −mean_logprob (NLL per token, nats); NaN when the job scored no token (a one-token prompt
     under a tokenizer without BOS). Rows whose ``meta`` is not a self-perplexity pair are an error.
     """
-    frame = scores if isinstance(scores, pd.DataFrame) else pd.read_parquet(scores, columns=["id", "meta", "mean_logprob"])
+    frame = (
+        scores if isinstance(scores, pd.DataFrame) else pd.read_parquet(scores, columns=["id", "meta", "mean_logprob"])
+    )
     rows, seen = [], set()
     for rid, meta, mean in zip(frame["id"], frame["meta"], frame["mean_logprob"]):
         info = json.loads(meta) if isinstance(meta, str) else (meta or {})
         key, variant = info.get("prompt_key"), info.get("variant")
         if not isinstance(key, str) or variant not in HEURISTICS:
-            raise ValueError(f"scores row {rid!r}: meta {meta!r} is not a self-perplexity pair "
-                             "(expected prompt_key and variant raw|context)")
+            raise ValueError(
+                f"scores row {rid!r}: meta {meta!r} is not a self-perplexity pair "
+                "(expected prompt_key and variant raw|context)"
+            )
         if (key, variant) in seen:
             raise ValueError(f"scores row {rid!r}: prompt {key!r} variant {variant!r} appears twice")
         seen.add((key, variant))

@@ -7,6 +7,6 @@ from dagster import BetaWarning
 # Single-run backfills (BackfillPolicy) are marked beta; the warning would repeat in every step process.
 warnings.filterwarnings("ignore", category=BetaWarning)
 
-from inoc_assets.definitions import build_definitions, defs
+from inoc_assets.definitions import build_definitions, defs  # noqa: E402 (after the warning filter)
 
 __all__ = ["build_definitions", "defs"]

@@ -44,7 +44,11 @@ def resolve(defs: Definitions, names: Sequence[str], experiments: Sequence[str],
     for name in names:
         if name not in known:
             experiment = name.split("/")[0]
-            if loaded is not None and experiment in experiments and not any(k.startswith(experiment + "/") for k in known):
+            if (
+                loaded is not None
+                and experiment in experiments
+                and not any(k.startswith(experiment + "/") for k in known)
+            ):
                 raise SelectionProblem(
                     f"experiment {experiment!r} is not loaded: INOC_EXPERIMENTS={loaded} leaves it out "
                     f"(add it, or unset INOC_EXPERIMENTS)"
@@ -84,7 +88,9 @@ def partition_keys(selection: Selection, store: DagsterInstance) -> list[str]:
     return list(selection.partitions_def.get_partition_keys(dynamic_partitions_store=store))
 
 
-def check_partition_args(selection: Selection, store: DagsterInstance, partition: str | None, all_partitions: bool) -> None:
+def check_partition_args(
+    selection: Selection, store: DagsterInstance, partition: str | None, all_partitions: bool
+) -> None:
     """One line when --partition/--all-partitions do not fit the selection's partitions."""
     pdef = selection.partitions_def
     if pdef is None:
@@ -94,9 +100,15 @@ def check_partition_args(selection: Selection, store: DagsterInstance, partition
     first = _name(selection.partitioned[0])
     keys = partition_keys(selection, store)
     if not keys:
-        raise SelectionProblem(f"{_partitions_name(pdef)} has no partitions yet: run `inoc sync` after adding prompts to the YAML")
+        raise SelectionProblem(
+            f"{_partitions_name(pdef)} has no partitions yet: run `inoc sync` after adding prompts to the YAML"
+        )
     shown = ", ".join(keys[:6]) + (f", … ({len(keys)} in all)" if len(keys) > 6 else "")
     if not partition and not all_partitions:
-        raise SelectionProblem(f"{first} is partitioned ({_partitions_name(pdef)}: {shown}): pass --partition KEY or --all-partitions")
+        raise SelectionProblem(
+            f"{first} is partitioned ({_partitions_name(pdef)}: {shown}): pass --partition KEY or --all-partitions"
+        )
     if partition and partition not in keys:
-        raise SelectionProblem(f"--partition {partition}: no such partition of {_partitions_name(pdef)} (have: {shown})")
+        raise SelectionProblem(
+            f"--partition {partition}: no such partition of {_partitions_name(pdef)} (have: {shown})"
+        )

@@ -62,7 +62,9 @@ def build_definitions(experiments_dir: str | Path | None = None, selection: Iter
             # Computed: every stage of the study, from instructions to figures.
             assets += pipeline_assets(name, path)
     # The slides read every experiment's analysis tables.
-    analysis = [k for a in assets for k in a.keys if k.path[-1] in ("experiment", "prompt", "suppression", "prompt_geometry")]
+    analysis = [
+        k for a in assets for k in a.keys if k.path[-1] in ("experiment", "prompt", "suppression", "prompt_geometry")
+    ]
     assets += slides_assets(analysis) + prediction_assets()
     return Definitions(
         assets=assets,
@@ -72,4 +74,3 @@ def build_definitions(experiments_dir: str | Path | None = None, selection: Iter
 
 
 defs = build_definitions()
-

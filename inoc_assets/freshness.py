@@ -51,8 +51,12 @@ def inputs_unchanged(instance: DagsterInstance, key: AssetKey, parents: Sequence
     return True
 
 
-def stale_assets(instance: DagsterInstance, keys: Sequence[AssetKey],
-                 is_fresh: Callable[[AssetKey], bool] = lambda key: True, graph=None) -> list[AssetKey]:
+def stale_assets(
+    instance: DagsterInstance,
+    keys: Sequence[AssetKey],
+    is_fresh: Callable[[AssetKey], bool] = lambda key: True,
+    graph=None,
+) -> list[AssetKey]:
     """The assets of ``keys`` (one stage, in order) to rematerialize: those never materialized, not
     ``is_fresh`` (another condition, e.g. the config digest) or with a changed input, and everything
     downstream of them within ``keys``. ``graph``: the asset graph (default: the code location's)."""

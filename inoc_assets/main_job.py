@@ -22,7 +22,6 @@ progress, the raw output of Dagster and the work in a log file under ``$INOC_HOM
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,13 +30,13 @@ from tabulate import tabulate
 
 from inoc import settings
 from inoc.config import ExperimentConfig, load_all
-from inoc.outcomes import format_suppression
 from inoc.config.digest import config_digest, prompt_identity, stage_digest
+from inoc.outcomes import format_suppression
 from inoc_assets.assets.catalog import PROMPT_IDENTITY
 from inoc_assets.freshness import stale_assets
+from inoc_assets.partitions import run_partition_key
 from inoc_assets.stage_runner import PID_TAG, MainJobError, Runner, recover_dead_runs  # noqa: F401 (re-exported)
 from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
-from inoc_assets.partitions import run_partition_key
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync
 from warehouse import Warehouse
 
@@ -56,8 +55,9 @@ def stages_for(cfg: ExperimentConfig) -> tuple[str, ...]:
     return (SETUP, AGGREGATE, PROMPT) if cfg.is_import else (SETUP, PROMPT, RUN, AGGREGATE)
 
 
-def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, digest: str,
-           identity: str | None = None) -> bool:
+def _fresh(
+    instance: DagsterInstance, key: AssetKey, partition: str | None, digest: str, identity: str | None = None
+) -> bool:
     """Whether the latest materialization of (key, partition) came from a run of this config: its digest, and
     where the record names the prompt it was computed from (``identity``; run partitions tag it), that prompt."""
     records = instance.fetch_materializations(
@@ -75,8 +75,9 @@ def _fresh(instance: DagsterInstance, key: AssetKey, partition: str | None, dige
     return recorded == digest and (identity is None or named is None or named == identity)
 
 
-def _prompt_fresh(instance: DagsterInstance, cfg: ExperimentConfig, keys: Sequence[AssetKey], prompt: str,
-                  digest: str) -> bool:
+def _prompt_fresh(
+    instance: DagsterInstance, cfg: ExperimentConfig, keys: Sequence[AssetKey], prompt: str, digest: str
+) -> bool:
     """Whether every prompt stage of ``prompt`` is fresh, and its `prompt` partition recorded this prompt's
     identity (text, group, pool file): a prompt-stage run covers many prompts, so the identity is per partition."""
     if not all(_fresh(instance, k, prompt, digest) for k in keys):
@@ -93,9 +94,14 @@ def run_tags(cfg: ExperimentConfig, prompt: str, digest: str) -> dict[str, str]:
     return {DIGEST_TAG: digest, PROMPT_IDENTITY: prompt_identity(cfg, prompt)}
 
 
-def run_pipeline(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner,
-                 prompts: Sequence[str] | None = None, aggregates: bool = True,
-                 on_stage: Callable[[str, float], None] | None = None) -> dict[str, int]:
+def run_pipeline(
+    instance: DagsterInstance,
+    cfg: ExperimentConfig,
+    run: Runner,
+    prompts: Sequence[str] | None = None,
+    aggregates: bool = True,
+    on_stage: Callable[[str, float], None] | None = None,
+) -> dict[str, int]:
     """Materialize a computed experiment; ``prompts`` limits the per-prompt work (a backfill).
 
     ``on_stage(stage, wall_s)`` is called after each stage (the rehearsal's report)."""
@@ -203,7 +209,9 @@ def _run_import(instance: DagsterInstance, cfg: ExperimentConfig, run: Runner) -
 def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
     for exp in experiments:
         cfg = catalog.configs[exp]
-        elic = wh.query("SELECT prompt_key, trait, round(mean, 1) AS mean FROM elicitation_summary WHERE experiment = ?", [exp])
+        elic = wh.query(
+            "SELECT prompt_key, trait, round(mean, 1) AS mean FROM elicitation_summary WHERE experiment = ?", [exp]
+        )
         if len(elic) and not cfg.is_import:
             wide = elic.pivot_table(index="prompt_key", columns="trait", values="mean")
             order = ["neutral"] + [k for k in cfg.prompt_keys if k in wide.index]
@@ -223,12 +231,15 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
         summary = wh.query(
             "SELECT run, condition, trait, round(mean, 1) AS mean FROM run_summary WHERE experiment = ? "
             "AND step = (SELECT max(step) FROM run_summary r WHERE r.experiment = run_summary.experiment "
-            "AND r.run = run_summary.run)", [exp],
-        )  # fmt: skip
+            "AND r.run = run_summary.run)",
+            [exp],
+        )
         if len(summary) and not cfg.is_import:
             wide = summary.pivot_table(index="run", columns=["trait", "condition"], values="mean")
             wide.columns = [f"{t}/{c}" for t, c in wide.columns]
-            print(f"\n== {exp}: trait scores after training (final step; default = no prefix, training = the run's prefix) ==")
+            print(
+                f"\n== {exp}: trait scores after training (final step; default = no prefix, training = the run's prefix) =="
+            )
             print(tabulate(wide.reset_index(), headers="keys", tablefmt="github", showindex=False))
         table = wh.query("SELECT * FROM suppression WHERE experiment = ? ORDER BY rowid", [exp])
         if table.empty:
@@ -237,12 +248,22 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
         print(f"\n== {exp}: suppression (pp) of each prompt's targeted trait vs {control}; mean [95% CI] ==")
         print(tabulate(format_suppression(table), headers="keys", tablefmt="github", showindex=False))
         if len(cfg.training.learning_rates) > 1:
-            by_lr = wh.query("SELECT * FROM suppression_by_batch WHERE experiment = ? AND (target = 'trait' OR "
-                             "(target IS NULL AND trait_role = 'negative')) ORDER BY learning_rate DESC", [exp])
+            by_lr = wh.query(
+                "SELECT * FROM suppression_by_batch WHERE experiment = ? AND (target = 'trait' OR "
+                "(target IS NULL AND trait_role = 'negative')) ORDER BY learning_rate DESC",
+                [exp],
+            )
             if len(by_lr):
-                wide = by_lr.assign(cell=by_lr.apply(lambda r: f"{r.suppression:.1f} [{r.ci_lo:.1f}, {r.ci_hi:.1f}]", axis=1))
-                wide = wide.pivot_table(index=["prompt_key", "prefix_type", "trait"], columns="learning_rate",
-                                        values="cell", aggfunc="first", sort=False)
+                wide = by_lr.assign(
+                    cell=by_lr.apply(lambda r: f"{r.suppression:.1f} [{r.ci_lo:.1f}, {r.ci_hi:.1f}]", axis=1)
+                )
+                wide = wide.pivot_table(
+                    index=["prompt_key", "prefix_type", "trait"],
+                    columns="learning_rate",
+                    values="cell",
+                    aggfunc="first",
+                    sort=False,
+                )
                 wide.columns = [f"lr {c:g}" for c in wide.columns]
                 print(f"\n== {exp}: suppression (pp) per learning rate, each against its own rate's control ==")
                 print(tabulate(wide.reset_index(), headers="keys", tablefmt="github", showindex=False))
@@ -253,8 +274,9 @@ def print_tables(wh: Warehouse, catalog, experiments: Sequence[str]) -> None:
             print(format_checks(study_checks(cfg, wh)))
 
 
-def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning",
-             prefix_types: Sequence[str] | None = None) -> Runner:
+def backfill(
+    experiment: str, prompts: Sequence[str], log_level: str = "warning", prefix_types: Sequence[str] | None = None
+) -> Runner:
     """Compute only the given prompts' partitions (prompt stages and runs), then the aggregates.
 
     ``prefix_types`` narrows the runs to those types (say, retrain only the mix runs); the prompt stages then
@@ -272,16 +294,22 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning"
     planned = set(cfg.run_partition_keys())
     unplanned = [f"{p}/{t}" for p in prompts for t in prefix_types or () if (p, t) not in planned]
     if unplanned:
-        raise MainJobError(f"{experiment}: no run is planned for {', '.join(unplanned)} (see inoculation.prefix_types "
-                           "and runs.<type>_prompts)")
+        raise MainJobError(
+            f"{experiment}: no run is planned for {', '.join(unplanned)} (see inoculation.prefix_types "
+            "and runs.<type>_prompts)"
+        )
     started = time.time()
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
         run = Runner(instance, log_level)
-        missing = [k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)]
+        missing = [
+            k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)
+        ]
         if missing:
-            raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
-                               f"{experiment}` (the full pipeline) first")
+            raise MainJobError(
+                f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
+                f"{experiment}` (the full pipeline) first"
+            )
         run.say(f"{experiment}: backfilling {', '.join(prompts)}")
         tags = {DIGEST_TAG: stage_digest(cfg)}  # so a later `inoc main` finds these partitions up to date
         for p in prompts:
@@ -292,8 +320,14 @@ def backfill(experiment: str, prompts: Sequence[str], log_level: str = "warning"
     return run
 
 
-def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runner", prompt: str,
-                    tags: dict[str, str], prefix_types: Sequence[str] | None = None) -> None:
+def _run_partitions(
+    instance: DagsterInstance,
+    cfg: ExperimentConfig,
+    run: "Runner",
+    prompt: str,
+    tags: dict[str, str],
+    prefix_types: Sequence[str] | None = None,
+) -> None:
     """Every partition of one prompt: its prompt stages, then its runs (no skipping: a backfill recomputes).
     With ``prefix_types``, only those runs, and the prompt stages only if they were never materialized."""
     exp = cfg.name
@@ -308,8 +342,13 @@ def _run_partitions(instance: DagsterInstance, cfg: ExperimentConfig, run: "Runn
         if p == prompt and (not prefix_types or t in prefix_types):
             pk = run_partition_key(p, t)
             run.say(f"{exp}: run {p} / {t} (train → eval → judge)")
-            run(stage_selection(exp, RUN), f"{p}/{t}", partition_key=pk, tags={**tags, **run_tags(cfg, p, tags[DIGEST_TAG])},
-                in_process=True)
+            run(
+                stage_selection(exp, RUN),
+                f"{p}/{t}",
+                partition_key=pk,
+                tags={**tags, **run_tags(cfg, p, tags[DIGEST_TAG])},
+                in_process=True,
+            )
 
 
 def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "warning") -> Runner:
@@ -320,8 +359,10 @@ def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "wa
         raise MainJobError(f"experiment config(s) {missing} not found in {settings.experiments_dir()}")
     needs_shared = [e for e in experiments if catalog.configs[e].is_import]
     if needs_shared and settings.shared_dir() is None:
-        raise MainJobError(f"{needs_shared} import the original study's result files from ../shared/reference beside "
-                           "this checkout; set INOC_SHARED_DIR to the folder that holds reference/")
+        raise MainJobError(
+            f"{needs_shared} import the original study's result files from ../shared/reference beside "
+            "this checkout; set INOC_SHARED_DIR to the folder that holds reference/"
+        )
     started = time.time()
     with DagsterInstance.get() as instance:
         plan = plan_sync(instance, settings.experiments_dir())
@@ -337,12 +378,15 @@ def run_main(experiments: Sequence[str] = MAIN_EXPERIMENTS, log_level: str = "wa
                 run_pipeline(instance, cfg, run)
         run_slides(instance, run)
     print_tables(Warehouse(settings.warehouse_path()), catalog, experiments)
-    did = (f"{run.n_steps} steps in {run.n_runs} Dagster runs" if run.n_runs
-           else "nothing to materialize: every stage was up to date")
+    did = (
+        f"{run.n_steps} steps in {run.n_runs} Dagster runs"
+        if run.n_runs
+        else "nothing to materialize: every stage was up to date"
+    )
     print(
         f"\nDone in {time.time() - started:.0f} s ({did}).\n"
         f"  log       : {run.log_path if run.n_runs else 'none (no run)'}\n"
-        f"  warehouse : {settings.warehouse_path()}  (query with: inoc sql \"SELECT * FROM suppression LIMIT 5\")\n"
+        f'  warehouse : {settings.warehouse_path()}  (query with: inoc sql "SELECT * FROM suppression LIMIT 5")\n'
         f"  figures   : {settings.artifact_root()}/<experiment>/figures/ and {settings.artifact_root()}/slides/\n"
         f"  Dagster   : DAGSTER_HOME={home}  (open with: inoc ui)"
     )

@@ -28,8 +28,8 @@ from inoc.propose.acquisition import RULES, select
 from inoc.propose.generate import ProposeError, next_round, propose, trait_group
 from inoc_assets.assets.catalog import PROMPT_IDENTITY
 from inoc_assets.main_job import _contiguous, run_aggregates, run_slides, stage_selection
-from inoc_assets.stages import PROMPT, SETUP
 from inoc_assets.stage_runner import MainJobError, Runner
+from inoc_assets.stages import PROMPT, SETUP
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync
 from warehouse import Warehouse
 
@@ -47,8 +47,11 @@ def _experiment(name: str) -> tuple[ExperimentConfig, Path]:
     catalog = load_all(settings.experiments_dir())
     if name not in catalog.configs:
         bad = [e for e in catalog.errors if Path(e.problems[0].file).stem == name]
-        raise MainJobError(f"experiment config {name!r} is invalid:\n{bad[0]}" if bad else
-                           f"experiment {name!r} not found in {settings.experiments_dir()}")
+        raise MainJobError(
+            f"experiment config {name!r} is invalid:\n{bad[0]}"
+            if bad
+            else f"experiment {name!r} not found in {settings.experiments_dir()}"
+        )
     cfg = catalog.configs[name]
     if cfg.is_import:
         raise MainJobError(f"{name} imports its results: it has no base model to measure candidates with")
@@ -67,13 +70,19 @@ def propose_candidates(experiment: str, trait: str, n: int, log_level: str = "wa
         raise MainJobError(str(exc)) from None
     started = time.time()
     with DagsterInstance.get() as instance:
-        missing = [k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)]
+        missing = [
+            k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)
+        ]
         if missing:
-            raise MainJobError(f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
-                               f"{experiment}` first (the predictor learns from the study's trained prompts)")
+            raise MainJobError(
+                f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
+                f"{experiment}` first (the predictor learns from the study's trained prompts)"
+            )
         cfg = yaml_edit.write(path, new_text)
         run = Runner(instance, log_level)
-        run.say(f"{experiment}: {len(cands)} {trait} candidate(s) added to {path} (group {group}; candidates get no run)")
+        run.say(
+            f"{experiment}: {len(cands)} {trait} candidate(s) added to {path} (group {group}; candidates get no run)"
+        )
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
         keys = [c.key for c in cands]
         tags = {DIGEST_TAG: stage_digest(cfg)}
@@ -91,18 +100,25 @@ def propose_candidates(experiment: str, trait: str, n: int, log_level: str = "wa
         costs = Costs(cheap_s, *_run_seconds(instance, experiment))
     run.wall_s = time.time() - started
     print_ranking(Warehouse(settings.warehouse_path()), cfg, trait, costs)
-    run.say(f"propose done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s. Next: "
-            f"`inoc propose {experiment} --trait {trait} --select K` to choose what to train")
+    run.say(
+        f"propose done: {run.n_steps} steps in {run.n_runs} runs, {run.wall_s:.0f} s. Next: "
+        f"`inoc propose {experiment} --trait {trait} --select K` to choose what to train"
+    )
     return run
 
 
 def _run_seconds(instance: DagsterInstance, experiment: str) -> tuple[float | None, int]:
     """Mean wall seconds of this experiment's finished run-partition Dagster runs (train → eval → judge)."""
     records = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]), limit=1000)
-    spans = [r.end_time - r.start_time for r in records
-             if r.dagster_run.tags.get(PROMPT_IDENTITY) and r.start_time and r.end_time
-             and r.dagster_run.tags.get("dagster/partition", "").count("/") == 1
-             and any(k.path[0] == experiment for k in (r.dagster_run.asset_selection or ()))]
+    spans = [
+        r.end_time - r.start_time
+        for r in records
+        if r.dagster_run.tags.get(PROMPT_IDENTITY)
+        and r.start_time
+        and r.end_time
+        and r.dagster_run.tags.get("dagster/partition", "").count("/") == 1
+        and any(k.path[0] == experiment for k in (r.dagster_run.asset_selection or ()))
+    ]
     return (sum(spans) / len(spans) if spans else None), len(spans)
 
 
@@ -116,15 +132,26 @@ def ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str) -> tuple[pd.DataFr
     try:
         preds = wh.query("SELECT * FROM suppression_predictions WHERE experiment = ?", [cfg.name])
     except Exception as exc:  # the table is the predictor's: absent until the slides ran once
-        raise MainJobError(f"no predictions in the warehouse ({exc}); run `inoc main --experiment {cfg.name}`") from None
-    scope = "experiment" if (preds.scope == "experiment").any() and preds[preds.scope == "experiment"].prompt_key.isin(keys).any() else "pooled"
+        raise MainJobError(
+            f"no predictions in the warehouse ({exc}); run `inoc main --experiment {cfg.name}`"
+        ) from None
+    scope = (
+        "experiment"
+        if (preds.scope == "experiment").any() and preds[preds.scope == "experiment"].prompt_key.isin(keys).any()
+        else "pooled"
+    )
     p = preds[(preds.scope == scope) & preds.prompt_key.isin(keys)]
     wide = p.pivot_table(index="prompt_key", columns="prefix_type", values=["prediction", "lo", "hi"], aggfunc="first")
     wide.columns = [f"{v}_{t}" for v, t in wide.columns]
-    h = wh.query("SELECT prompt_key, prompt_text, elicitation, ph_prefix AS ph FROM slides_dataset WHERE experiment = ? "
-                 "AND trait_role = ? AND prefix_type = 'fixed'", [cfg.name, role]).set_index("prompt_key")
+    h = wh.query(
+        "SELECT prompt_key, prompt_text, elicitation, ph_prefix AS ph FROM slides_dataset WHERE experiment = ? "
+        "AND trait_role = ? AND prefix_type = 'fixed'",
+        [cfg.name, role],
+    ).set_index("prompt_key")
     out = h.reindex(keys).join(wide)
-    by = "prediction_fixed" if "prediction_fixed" in out else next((c for c in out if c.startswith("prediction_")), None)
+    by = (
+        "prediction_fixed" if "prediction_fixed" in out else next((c for c in out if c.startswith("prediction_")), None)
+    )
     if by is not None:
         out = out.sort_values(by, ascending=False, na_position="last")
     return out.reset_index(names="prompt_key"), scope
@@ -143,16 +170,29 @@ def print_ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str, costs: Costs
     types = [t for t in ("fixed", "mix") if f"prediction_{t}" in table]
     if not types:
         print(f"{cfg.name}: no suppression prediction for the {trait} candidates yet: {_why_no_model(wh, cfg, trait)}")
-    rows = [{"rank": i, "prompt_key": r.prompt_key, "text": _short(r.prompt_text),
-             **{f"pred. {t} sup. (pp) [90% int.]": _interval(r._asdict(), t) for t in types},
-             "elicitation (pp)": r.elicitation, "PH": r.ph} for i, r in enumerate(table.itertuples(), 1)]
-    print(f"\n== {cfg.name}: {len(rows)} {trait} candidates ranked by predicted suppression of {trait} "
-          f"(model: {scope}; elicitation: the base model's, pp above the no-prefix baseline; PH: mean log-prob gain of the training answers under the prompt, fixed) ==")
+    rows = [
+        {
+            "rank": i,
+            "prompt_key": r.prompt_key,
+            "text": _short(r.prompt_text),
+            **{f"pred. {t} sup. (pp) [90% int.]": _interval(r._asdict(), t) for t in types},
+            "elicitation (pp)": r.elicitation,
+            "PH": r.ph,
+        }
+        for i, r in enumerate(table.itertuples(), 1)
+    ]
+    print(
+        f"\n== {cfg.name}: {len(rows)} {trait} candidates ranked by predicted suppression of {trait} "
+        f"(model: {scope}; elicitation: the base model's, pp above the no-prefix baseline; PH: mean log-prob gain of the training answers under the prompt, fixed) =="
+    )
     print(tabulate(pd.DataFrame(rows), headers="keys", tablefmt="github", showindex=False, floatfmt=".3g"))
     if costs is not None:
         cheap = f"{costs.cheap_s:.1f} s per candidate" if costs.cheap_s is not None else "not measured"
-        train = (f"{costs.run_s:.0f} s per run (mean of {costs.n_runs} finished runs)" if costs.run_s is not None
-                 else "no finished run to measure")
+        train = (
+            f"{costs.run_s:.0f} s per run (mean of {costs.n_runs} finished runs)"
+            if costs.run_s is not None
+            else "no finished run to measure"
+        )
         print(f"cost on this machine: cheap stages {cheap}; training, eval and judging {train}")
     return table
 
@@ -161,40 +201,53 @@ def _why_no_model(wh: Warehouse, cfg: ExperimentConfig, trait: str) -> str:
     from inoc.prediction.model import MIN_TRAIN
 
     role, _, _ = trait_group(cfg, trait)
-    n = wh.query("SELECT count(DISTINCT prompt_key) AS n FROM slides_dataset WHERE experiment = ? AND trait_role = ? "
-                 "AND prefix_type = 'fixed' AND suppression IS NOT NULL AND prompt_family <> 'neutral'", [cfg.name, role]).n.item()
-    return (f"{n} prompt(s) of the study have a {trait} run, a model of its own needs {MIN_TRAIN}, and a pooled model "
-            "needs runs in a second experiment; train more prompts first (remove some keys from `candidates:` and backfill them)")
+    n = wh.query(
+        "SELECT count(DISTINCT prompt_key) AS n FROM slides_dataset WHERE experiment = ? AND trait_role = ? "
+        "AND prefix_type = 'fixed' AND suppression IS NOT NULL AND prompt_family <> 'neutral'",
+        [cfg.name, role],
+    ).n.item()
+    return (
+        f"{n} prompt(s) of the study have a {trait} run, a model of its own needs {MIN_TRAIN}, and a pooled model "
+        "needs runs in a second experiment; train more prompts first (remove some keys from `candidates:` and backfill them)"
+    )
 
 
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def select_and_promote(experiment: str, trait: str, k: int, rule: str, write: bool,
-                       prefix_type: str = "fixed", confirm=None) -> list[str]:
+def select_and_promote(
+    experiment: str, trait: str, k: int, rule: str, write: bool, prefix_type: str = "fixed", confirm=None
+) -> list[str]:
     """Pick ``k`` candidates by ``rule`` and promote them (after confirmation or with ``write``); returns their keys."""
     cfg, path = _experiment(experiment)
     table, scope = ranking(Warehouse(settings.warehouse_path()), cfg, trait)
     if table.empty:
-        raise MainJobError(f"{experiment}: no {trait} candidates with predictions; run `inoc propose {experiment} "
-                           f"--trait {trait} --n N` first")
+        raise MainJobError(
+            f"{experiment}: no {trait} candidates with predictions; run `inoc propose {experiment} "
+            f"--trait {trait} --n N` first"
+        )
     try:
         chosen = select(table, k, rule, prefix_type)
         new_text = yaml_edit.promote(path, chosen)
     except ProposeError as exc:
         raise MainJobError(str(exc)) from None
-    print(f"{experiment}: rule {rule!r} ({RULES[rule]}) on predicted {prefix_type} suppression ({scope} model) picks: "
-          + ", ".join(chosen))
+    print(
+        f"{experiment}: rule {rule!r} ({RULES[rule]}) on predicted {prefix_type} suppression ({scope} model) picks: "
+        + ", ".join(chosen)
+    )
     print(yaml_edit.diff(path, new_text))
     if not write:
-        answer = confirm() if confirm else (input("promote them (write the YAML)? [y/N] ") if sys.stdin.isatty() else "")
+        answer = (
+            confirm() if confirm else (input("promote them (write the YAML)? [y/N] ") if sys.stdin.isatty() else "")
+        )
         if answer.strip().lower() not in ("y", "yes"):
             print("not written (re-run with --write, or answer y)")
             return []
     yaml_edit.write(path, new_text)
     flags = " ".join(f"--prompt {key}" for key in chosen)
-    print(f"promoted {len(chosen)} candidate(s) in {path}. Train them with:\n  inoc backfill {experiment} {flags} "
-          f"--prefix-type {prefix_type}")
+    print(
+        f"promoted {len(chosen)} candidate(s) in {path}. Train them with:\n  inoc backfill {experiment} {flags} "
+        f"--prefix-type {prefix_type}"
+    )
     return chosen
-

@@ -31,7 +31,9 @@ from warehouse import Warehouse
 
 def _table_counts(warehouse: Any, experiment: str) -> dict[str, int]:
     """Rows of this experiment in every warehouse table (and view) that has an ``experiment`` column."""
-    tables = warehouse.query("SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'experiment'")
+    tables = warehouse.query(
+        "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'experiment'"
+    )
     out = {}
     for name in sorted(tables.table_name):
         n = warehouse.query(f'SELECT count(*) AS n FROM "{name}" WHERE experiment = ?', [experiment]).n.iloc[0]
@@ -56,7 +58,8 @@ def coverage(instance: DagsterInstance, cfg: Any) -> list[dict[str, Any]]:
         done = 0
         for part in wanted:
             records = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=spec.key, asset_partitions=[part] if part else None), limit=1).records
+                AssetRecordsFilter(asset_key=spec.key, asset_partitions=[part] if part else None), limit=1
+            ).records
             done += bool(records)
         rows.append({"asset": spec.key.to_user_string(), "stage": stage, "expected": len(wanted), "materialized": done})
     return rows

@@ -1,6 +1,5 @@
 """Dagster resources: the DuckDB warehouse (through dagster-duckdb) and the artifact store."""
 
-
 import os
 
 from dagster import ConfigurableResource

@@ -18,8 +18,12 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from inoc.console import Console, parse_progress
 
 WATCH_TAG = "inoc/watch"
-_STEP_END = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_SKIPPED,
-             DagsterEventType.STEP_UP_FOR_RETRY}
+_STEP_END = {
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.STEP_SKIPPED,
+    DagsterEventType.STEP_UP_FOR_RETRY,
+}
 _NOT_STARTED = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING}
 #: Summarised by the launcher when the run fails: printing them as they come would say it twice.
 _SUMMARISED = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
@@ -39,8 +43,7 @@ class Failure:
 class RunWatcher:
     """``with RunWatcher(instance, console, level) as w: execute_job(..., tags={WATCH_TAG: w.token})``."""
 
-    def __init__(self, instance: DagsterInstance, console: Console, level: int = logging.WARNING,
-                 poll_s: float = 0.5):
+    def __init__(self, instance: DagsterInstance, console: Console, level: int = logging.WARNING, poll_s: float = 0.5):
         self.instance, self.console, self.level, self.poll_s = instance, console, level, poll_s
         self.token = uuid.uuid4().hex[:16]
         self.run_id: str | None = None

@@ -24,7 +24,9 @@ def implicit_asset_job() -> ReconstructableJob:
     """
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    return ReconstructableRepository.for_module("inoc_assets.definitions", "defs").get_reconstructable_job("__ASSET_JOB")
+    return ReconstructableRepository.for_module("inoc_assets.definitions", "defs").get_reconstructable_job(
+        "__ASSET_JOB"
+    )
 
 
 def run_assets(
@@ -50,8 +52,9 @@ def run_assets(
         asset_selection=list(selection),
         tags=run_tags,
         run_config={
-            "execution": {"config": {"in_process": {}} if in_process
-                          else {"multiprocess": {"max_concurrent": max_concurrent}}},
+            "execution": {
+                "config": {"in_process": {}} if in_process else {"multiprocess": {"max_concurrent": max_concurrent}}
+            },
             "loggers": {"console": {"config": {"log_level": log_level}}},
         },
         raise_on_error=False,

@@ -1,9 +1,15 @@
 """Sensors: keep the prompt and run partitions in step with the experiment YAMLs, without a restart."""
 
-
 from pathlib import Path
 
-from dagster import DefaultSensorStatus, DynamicPartitionsDefinition, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DefaultSensorStatus,
+    DynamicPartitionsDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
 from inoc_assets.sync import migrate_legacy_run_partitions, plan_sync
 
@@ -29,7 +35,9 @@ def prompt_partition_sensor(experiments_dir: Path, minimum_interval_seconds: int
                 context.log.info(f"{cfg.name}: migrated {moved} legacy run materialization(s)")
         if not plan.to_add:
             return SkipReason("every configured prompt and run already has its partition")
-        requests = [DynamicPartitionsDefinition(name=defn).build_add_request(keys) for defn, keys in plan.to_add.items()]
+        requests = [
+            DynamicPartitionsDefinition(name=defn).build_add_request(keys) for defn, keys in plan.to_add.items()
+        ]
         context.log.info(f"registering {plan.n_added} new partition(s): {plan.to_add}")
         return SensorResult(dynamic_partitions_requests=requests)
 

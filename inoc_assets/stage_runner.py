@@ -92,8 +92,15 @@ def default_log_path() -> Path:
 
 
 class Runner:
-    def __init__(self, instance: DagsterInstance, log_level: str = "warning", in_process: bool = False,
-                 console: Console | None = None, log_path: Path | None = None, capture: bool = True):
+    def __init__(
+        self,
+        instance: DagsterInstance,
+        log_level: str = "warning",
+        in_process: bool = False,
+        console: Console | None = None,
+        log_path: Path | None = None,
+        capture: bool = True,
+    ):
         """``in_process``: every run in this process (no interpreter per step): a small study's stages
         are then bound by their work, not by start-up (the rehearsal). ``capture``: send the runs' raw
         output to ``log_path`` (default ``$INOC_HOME/logs/inoc-<time>-<pid>.log``), not the terminal."""
@@ -139,7 +146,7 @@ class Runner:
         if first is not None:
             asset = first.step_key.replace("__", "/")  # an asset's op is named by its key's parts joined by __
             why = first_error_line(first.step_failure_data.error)
-            why = why[len(asset):].lstrip(" :") if why.startswith(asset) else why  # a Failure that names it
+            why = why[len(asset) :].lstrip(" :") if why.startswith(asset) else why  # a Failure that names it
             head = f"{what} failed: {asset}{part}: {why}"
             others = sorted({step_asset(e.step_key) for e in failures} - {step_asset(first.step_key)})
             if others:
@@ -147,5 +154,4 @@ class Runner:
         else:
             head = f"{what} failed{part} before any step ran"
         full_log = f"less +G {self.log_path}" if self.capture else "the output above"
-        return (f"{head}\n  full log: {full_log}\n"
-                f"  Dagster run {result.run_id}: `inoc ui` → Runs → {result.run_id[:8]}")
+        return f"{head}\n  full log: {full_log}\n  Dagster run {result.run_id}: `inoc ui` → Runs → {result.run_id[:8]}"

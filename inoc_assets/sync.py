@@ -94,9 +94,13 @@ def migrate_legacy_run_partitions(instance: DagsterInstance, cfg: ExperimentConf
             if source is not None and DIGEST_TAG in source.tags:
                 meta[DIGEST_TAG] = source.tags[DIGEST_TAG]
             instance.report_runless_asset_event(
-                AssetMaterialization(asset_key=asset_key, partition=new, metadata=meta,
-                                     tags={SOURCE_RUN_TAG: records[0].run_id},
-                                     description=f"migrated from the legacy partition {old}")
+                AssetMaterialization(
+                    asset_key=asset_key,
+                    partition=new,
+                    metadata=meta,
+                    tags={SOURCE_RUN_TAG: records[0].run_id},
+                    description=f"migrated from the legacy partition {old}",
+                )
             )
             moved += 1
     return moved

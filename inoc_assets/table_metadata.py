@@ -26,7 +26,9 @@ def _cell(value: Any) -> Any:
 def table(frame: pd.DataFrame, max_rows: int = 200) -> MetadataValue:
     """``frame`` as a Dagster table (its first ``max_rows`` rows; the schema names every column and its type)."""
     shown = frame.head(max_rows)
-    schema = TableSchema(columns=[TableColumn(str(c), _TYPES.get(frame[c].dtype.kind, "string")) for c in frame.columns])
+    schema = TableSchema(
+        columns=[TableColumn(str(c), _TYPES.get(frame[c].dtype.kind, "string")) for c in frame.columns]
+    )
     records = [TableRecord({str(c): _cell(v) for c, v in row.items()}) for row in shown.to_dict("records")]
     return MetadataValue.table(records=records, schema=schema)
 

@@ -65,12 +65,16 @@ def generation_backend(cfg: ExperimentConfig) -> str:
 
 def vllm_options(cfg: ExperimentConfig) -> dict:
     m = cfg.model
-    return {"max_model_len": m.max_model_len, "gpu_memory_utilization": m.gpu_memory_utilization,
-            "enforce_eager": m.enforce_eager}
+    return {
+        "max_model_len": m.max_model_len,
+        "gpu_memory_utilization": m.gpu_memory_utilization,
+        "enforce_eager": m.enforce_eager,
+    }
 
 
-def run_job(context: AssetExecutionContext, gpu_jobs: ComputeBackends, cfg: ExperimentConfig, job: str,
-            spec: dict, out: Path) -> GpuJobResult:
+def run_job(
+    context: AssetExecutionContext, gpu_jobs: ComputeBackends, cfg: ExperimentConfig, job: str, spec: dict, out: Path
+) -> GpuJobResult:
     """Run a gpu_job for this experiment on its configured backend; outputs land in ``out``."""
     return gpu_jobs.run_job(context, cfg, job, spec, out)
 
@@ -82,5 +86,7 @@ def write_rows_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path, *, needed_by: str, produced_by: AssetKey) -> Any:
     if not path.is_file():
-        raise Failure(description=f"{needed_by}: {path} does not exist; materialize {produced_by.to_user_string()} first")
+        raise Failure(
+            description=f"{needed_by}: {path} does not exist; materialize {produced_by.to_user_string()} first"
+        )
     return json.loads(path.read_text())

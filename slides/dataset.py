@@ -21,7 +21,11 @@ def _lookup(h: Heuristic) -> str:
         name = f"'{head}' || {trait} || '{tail}'"
     else:
         name = f"'{h.key}'"
-    prefix = {"row": "h.prefix_type = d.prefix_type", "fixed": "h.prefix_type = 'fixed'", "none": "h.prefix_type IS NULL"}[h.slide_prefix]
+    prefix = {
+        "row": "h.prefix_type = d.prefix_type",
+        "fixed": "h.prefix_type = 'fixed'",
+        "none": "h.prefix_type IS NULL",
+    }[h.slide_prefix]
     return f'max(h.value) FILTER (WHERE h.heuristic = {name} AND {prefix}) AS "{h.slide_column}"'
 
 
@@ -63,13 +67,21 @@ def write_registry_table(conn: duckdb.DuckDBPyConnection) -> None:
     """`heuristic_registry`: the registry itself, so SQL users can join ids, names and definitions."""
     frame = pd.DataFrame(
         [
-            {"heuristic": h.key, "heuristic_id": h.id, "name": h.name, "definition": h.definition,
-             "inputs": ", ".join(h.inputs), "kind": h.kind,
-             "prefix_types": ", ".join(p or "prompt" for p in h.prefix_types), "per_trait": h.per_trait,
-             "slide_column": h.slide_column, "performance_label": h.performance_label}
+            {
+                "heuristic": h.key,
+                "heuristic_id": h.id,
+                "name": h.name,
+                "definition": h.definition,
+                "inputs": ", ".join(h.inputs),
+                "kind": h.kind,
+                "prefix_types": ", ".join(p or "prompt" for p in h.prefix_types),
+                "per_trait": h.per_trait,
+                "slide_column": h.slide_column,
+                "performance_label": h.performance_label,
+            }
             for h in REGISTRY.values()
         ]
-    )  # fmt: skip
+    )
     conn.register("_inoc_registry", frame)
     try:
         conn.execute("DELETE FROM heuristic_registry")
@@ -98,8 +110,11 @@ def write_slides_availability(conn: duckdb.DuckDBPyConnection) -> None:
     hs = [h for h in REGISTRY.values() if h.kind == "slides"]
     if not hs:
         return
-    conn.execute(f"DELETE FROM heuristic_availability WHERE heuristic IN ({', '.join('?' for _ in hs)})", [h.key for h in hs])
+    conn.execute(
+        f"DELETE FROM heuristic_availability WHERE heuristic IN ({', '.join('?' for _ in hs)})", [h.key for h in hs]
+    )
     for h in hs:
+
         def missing(cols: list[str]) -> str:
             if not cols:  # an unavailable heuristic reads no column
                 return "''"

@@ -68,7 +68,9 @@ def slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | Non
     prefix type with data (2 per row); None when no experiment has both values for any prompt."""
     column, label = SLIDES[slide]
     data = con.execute(QUERY).df()
-    panels, missing = _panels(data, lambda sub: np.isfinite(sub[column].to_numpy(float)) & np.isfinite(sub.suppression.to_numpy(float)))
+    panels, missing = _panels(
+        data, lambda sub: np.isfinite(sub[column].to_numpy(float)) & np.isfinite(sub.suppression.to_numpy(float))
+    )
     if not panels:
         return None
     rows = math.ceil(len(panels) / 2)
@@ -96,13 +98,21 @@ def slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | Non
         ax.fill_between(fit.grid, fit.band_lo, fit.band_hi, color="black", alpha=0.12, linewidth=0)
         r = "n/a" if math.isnan(fit.r) else f"{fit.r:+.2f}"
         ax.set_title(f"{exp} · {prefix_type} ({traits})   r = {r}, n = {fit.n}")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle(f"Suppression of the prompt's own trait vs {label} (95% CI bars; OLS line with 95% band)"
-                 + _missing_note(missing), fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"Suppression of the prompt's own trait vs {label} (95% CI bars; OLS line with 95% band)"
+        + _missing_note(missing),
+        fontsize=10,
+    )
     fig.tight_layout()
-    fig.legend(list(roles_seen.values()), [f"{r} prompt" for r in roles_seen], title="prompt role", loc="upper left",
-               bbox_to_anchor=(1.0, 0.95))  # fmt: skip
+    fig.legend(
+        list(roles_seen.values()),
+        [f"{r} prompt" for r in roles_seen],
+        title="prompt role",
+        loc="upper left",
+        bbox_to_anchor=(1.0, 0.95),
+    )
     return fig
 
 
@@ -128,7 +138,9 @@ def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) 
         ax = fig.add_subplot(rows, 2, i + 1, **kw)
         traits = ", ".join(sorted(sub.trait_name.unique()))
         ax.set_title(f"{exp} · {prefix_type} ({traits})")
-        names = [f"{label} {k}{_variance_label(con, exp, prefix_type, method) if k == 1 else ''}" for k in range(1, dims + 1)]
+        names = [
+            f"{label} {k}{_variance_label(con, exp, prefix_type, method) if k == 1 else ''}" for k in range(1, dims + 1)
+        ]
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
         if dims == 3:
@@ -136,8 +148,11 @@ def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) 
         pts = [sub[c].to_numpy(float) for c in cols]
         sc = ax.scatter(*pts, c=sub.suppression.to_numpy(float), cmap="viridis", s=22)
         fig.colorbar(sc, ax=ax, label="suppression of own trait (pp)", shrink=0.8, pad=0.12 if dims == 3 else 0.05)
-    fig.suptitle(f"Prompts in {label} token space ({dims}-D), coloured by suppression of their own trait" + _missing_note(missing),
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"Prompts in {label} token space ({dims}-D), coloured by suppression of their own trait"
+        + _missing_note(missing),
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -162,14 +177,22 @@ def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None
     experiment has token-level coordinates and suppression."""
     prefix, label = GRIDS[slide]
     data = con.execute("SELECT * FROM slides_dataset WHERE suppression IS NOT NULL").df()
-    data = data[np.isfinite(data[f"{prefix}1"].to_numpy(float)) & np.isfinite(data[f"{prefix}2"].to_numpy(float))] if len(data) else data
+    data = (
+        data[np.isfinite(data[f"{prefix}1"].to_numpy(float)) & np.isfinite(data[f"{prefix}2"].to_numpy(float))]
+        if len(data)
+        else data
+    )
     exps = sorted(data.experiment.unique()) if len(data) else []
     if not exps:
         return None
     kinds = ["1", "2", "1+2", "1-2"]
-    present = [pt for pt in ("fixed", "mix") if (data.prefix_type == pt).any()]  # a prefix type no experiment has: no columns
+    present = [
+        pt for pt in ("fixed", "mix") if (data.prefix_type == pt).any()
+    ]  # a prefix type no experiment has: no columns
     columns = [(k, pt) for pt in present for k in kinds]
-    fig, axes = plt.subplots(len(exps), len(columns), figsize=(3.0 * len(columns), 3.3 * len(exps) + 0.8), squeeze=False)
+    fig, axes = plt.subplots(
+        len(exps), len(columns), figsize=(3.0 * len(columns), 3.3 * len(exps) + 0.8), squeeze=False
+    )
     method = "pca" if prefix == "pc" else "truncated_svd"
     for i, exp in enumerate(exps):
         for j, (kind, pt) in enumerate(columns):
@@ -178,8 +201,12 @@ def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None
             if sub.empty:
                 ax.set_visible(False)
                 continue
-            name = {"1": f"{label} {prefix.upper()}1", "2": f"{label} {prefix.upper()}2",
-                    "1+2": f"{prefix.upper()}1 + {prefix.upper()}2", "1-2": f"{prefix.upper()}1 − {prefix.upper()}2"}[kind]  # fmt: skip
+            name = {
+                "1": f"{label} {prefix.upper()}1",
+                "2": f"{label} {prefix.upper()}2",
+                "1+2": f"{prefix.upper()}1 + {prefix.upper()}2",
+                "1-2": f"{prefix.upper()}1 − {prefix.upper()}2",
+            }[kind]
             ax.set_xlabel(name + (_variance_label(con, exp, pt, method) if kind == "1" else ""))
             ax.set_ylabel("suppression of the row's trait (pp)")
             lines = []
@@ -200,10 +227,15 @@ def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None
                 else:
                     lines.append(f"{trait}: n={len(x)}, no fit")
             ax.set_title(f"{exp} · {pt}\n" + "\n".join(lines), fontsize=8)
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"{r}-trait rows") for r, c in SLIDE_ROLE_COLORS.items()]
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=c, label=f"{r}-trait rows") for r, c in SLIDE_ROLE_COLORS.items()
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
-    fig.suptitle(f"Suppression vs token-level {label} coordinates (C1, C2, C1+C2, C1−C2), fixed | mix; "
-                 "OLS line with 95% band per trait", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"Suppression vs token-level {label} coordinates (C1, C2, C1+C2, C1−C2), fixed | mix; "
+        "OLS line with 95% band per trait",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
 
@@ -220,21 +252,34 @@ def h_table_figure(con: duckdb.DuckDBPyConnection, scope: str = "pooled") -> plt
     group = t.drop_duplicates("heuristic").set_index("heuristic")
     group_col = group["heuristic_group"] if "heuristic_group" in group else pd.Series(None, index=group.index)
     key = t[t.target == "Trait sup (all)"].set_index("heuristic").r.abs()
-    order = sorted(group.index, key=lambda h: (GROUPS.index(group_col[h]) if group_col[h] in GROUPS else len(GROUPS),
-                                               -(key.get(h, np.nan) if np.isfinite(key.get(h, np.nan)) else -1)))  # fmt: skip
+    order = sorted(
+        group.index,
+        key=lambda h: (
+            GROUPS.index(group_col[h]) if group_col[h] in GROUPS else len(GROUPS),
+            -(key.get(h, np.nan) if np.isfinite(key.get(h, np.nan)) else -1),
+        ),
+    )
     targets = [c for c in TARGETS if c in set(t.target)]
-    R = t.pivot_table(index="heuristic", columns="target", values="r", dropna=False).reindex(index=order, columns=targets)
-    N = t.pivot_table(index="heuristic", columns="target", values="n", dropna=False).reindex(index=order, columns=targets)
+    R = t.pivot_table(index="heuristic", columns="target", values="r", dropna=False).reindex(
+        index=order, columns=targets
+    )
+    N = t.pivot_table(index="heuristic", columns="target", values="n", dropna=False).reindex(
+        index=order, columns=targets
+    )
     fig, ax = plt.subplots(figsize=(2.0 * len(targets) + 4.5, 0.34 * len(order) + 1.6))
     im = ax.imshow(R.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     for i in range(len(order)):
         for j in range(len(targets)):
             r, n = R.iat[i, j], N.iat[i, j]
-            ax.text(j, i, "n/a" if not np.isfinite(r) else f"{r:+.2f} (n={int(n)})", ha="center", va="center", fontsize=8)
+            ax.text(
+                j, i, "n/a" if not np.isfinite(r) else f"{r:+.2f} (n={int(n)})", ha="center", va="center", fontsize=8
+            )
     ax.set_xticks(range(len(targets)), targets)
     ax.set_yticks(range(len(order)), [f"{h}  [{group_col[h] or '—'}]" for h in order])
     ax.xaxis.tick_top()
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02).set_label("Pearson r")
-    ax.set_title(f"Heuristic performance ({scope}): Pearson r over all slides rows, grouped as the original", fontsize=10, pad=24)
+    ax.set_title(
+        f"Heuristic performance ({scope}): Pearson r over all slides rows, grouped as the original", fontsize=10, pad=24
+    )
     fig.tight_layout()
     return fig

@@ -29,7 +29,9 @@ def _groups(defs) -> set[str]:
 
 def _inoc(*args: str, **env: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k != "INOC_EXPERIMENTS"} | env
-    return subprocess.run([sys.executable, "-m", "inoc.cli", *args], capture_output=True, text=True, env=full, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "inoc.cli", *args], capture_output=True, text=True, env=full, timeout=300
+    )
 
 
 def test_local_picks_the_imports_and_the_studies_that_run_here(experiments_copy):
@@ -39,7 +41,9 @@ def test_local_picks_the_imports_and_the_studies_that_run_here(experiments_copy)
     assert local == {n for n, cfg in catalog.configs.items() if cfg.is_import or cfg.compute.backend == "local"}
     assert "toy" in local and {"reference_pf_qwen7b", "reference_gf_llama8b", "reference_em_qwen32b"} <= local
     assert not local & GPU_STUDIES
-    assert all(catalog.configs[n].compute.backend == "skypilot" and not runs_locally(catalog.configs[n]) for n in GPU_STUDIES)
+    assert all(
+        catalog.configs[n].compute.backend == "skypilot" and not runs_locally(catalog.configs[n]) for n in GPU_STUDIES
+    )
     assert select_experiments(catalog, None) == list(catalog.configs)  # unset: every valid YAML
     assert set(select_experiments(catalog, ["all"])) == set(catalog.configs)
     mixed = select_experiments(catalog, parse_selection(" local , playful_french_qwen7b,"))
@@ -72,8 +76,10 @@ def test_materialize_half_a_multi_asset_is_one_line_and_exit_2(inoc_home, experi
     half = _inoc("materialize", "toy/instructions", INOC_EXPERIMENTS="toy")
     assert half.returncode == 2, half.stderr
     assert half.stderr.count("\n") == 1 and "Traceback" not in half.stderr, half.stderr
-    assert half.stderr == ("inoc: toy/instructions is computed in one step with toy/eval_instructions; select them "
-                           "together: inoc materialize toy/instructions toy/eval_instructions\n")  # fmt: skip
+    assert half.stderr == (
+        "inoc: toy/instructions is computed in one step with toy/eval_instructions; select them "
+        "together: inoc materialize toy/instructions toy/eval_instructions\n"
+    )
     gone = _inoc("materialize", "em_risky_finance_qwen32b/instructions", INOC_EXPERIMENTS="toy")
     assert gone.returncode == 2 and gone.stderr.count("\n") == 1
     assert "'em_risky_finance_qwen32b' is not loaded: INOC_EXPERIMENTS=toy leaves it out" in gone.stderr
@@ -87,7 +93,9 @@ def test_resolve_takes_a_whole_multi_asset_and_refuses_mixed_partitions(experime
     assert whole.partitions_def is None
     prompts = resolve(defs, ["toy/prompt"], names, None)
     assert prompts.partitions_def is not None and prompts.partitions_def.name == "toy__prompts"
-    with pytest.raises(SelectionProblem, match=r"toy/prompt \(toy__prompts\) and toy/runs \(toy__runs\) are partitioned differently"):
+    with pytest.raises(
+        SelectionProblem, match=r"toy/prompt \(toy__prompts\) and toy/runs \(toy__runs\) are partitioned differently"
+    ):
         resolve(defs, ["toy/prompt", "toy/runs"], names, None)
     with pytest.raises(SelectionProblem, match="unknown asset 'toy/nope'; assets of that experiment: .*toy/prompt"):
         resolve(defs, ["toy/nope"], names, None)
@@ -97,7 +105,10 @@ def test_resolve_takes_a_whole_multi_asset_and_refuses_mixed_partitions(experime
 def test_materialize_names_registered_partitions(inoc_home, experiments_copy):
     bad = _inoc("materialize", "toy/prompt", "--partition", "nope", INOC_EXPERIMENTS="toy")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
-    assert bad.stderr.startswith("inoc: --partition nope: no such partition of toy__prompts (have: ") and "whimsical" in bad.stderr
+    assert (
+        bad.stderr.startswith("inoc: --partition nope: no such partition of toy__prompts (have: ")
+        and "whimsical" in bad.stderr
+    )
     unpartitioned = _inoc("materialize", "toy/experiment", "--partition", "whimsical", INOC_EXPERIMENTS="toy")
     assert unpartitioned.returncode == 2
     assert unpartitioned.stderr == "inoc: --partition whimsical: none of the selected assets is partitioned\n"
@@ -106,7 +117,9 @@ def test_materialize_names_registered_partitions(inoc_home, experiments_copy):
 def test_inoc_ui_refuses_an_unknown_experiment_and_a_busy_port(inoc_home, experiments_copy):
     unknown = _inoc("ui", "--experiment", "toy", "--experiment", "nope")
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "Traceback" not in unknown.stderr
-    assert unknown.stderr.startswith("inoc: --experiment: no experiment 'nope' (expected a comma-separated list of: local, all,")
+    assert unknown.stderr.startswith(
+        "inoc: --experiment: no experiment 'nope' (expected a comma-separated list of: local, all,"
+    )
     empty = _inoc("ui", "--experiment", "")  # once started the UI with no experiment at all
     assert empty.returncode == 2 and empty.stderr == "inoc: --experiment: give an experiment name (or `local`, `all`)\n"
     from_env = _inoc("ui", INOC_EXPERIMENTS="nope")

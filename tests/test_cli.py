@@ -12,7 +12,9 @@ from warehouse import Warehouse, replace_rows
 
 
 def _inoc(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inoc.cli", *args], capture_output=True, text=True, env=env or os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "inoc.cli", *args], capture_output=True, text=True, env=env or os.environ.copy()
+    )
 
 
 def test_sync_registers_prompts_once_and_keeps_removed_ones(inoc_home, experiments_copy):
@@ -28,9 +30,12 @@ def test_sync_registers_prompts_once_and_keeps_removed_ones(inoc_home, experimen
     toy.write_text(toy.read_text().replace("    prompts: [had_fun_today]", "    prompts: []"))
     broken = _inoc("sync")  # an invalid YAML is reported, the others still sync
     assert broken.returncode == 1 and "toy.yaml" in broken.stderr and "Traceback" not in broken.stderr
-    toy.write_text(toy.read_text().replace("    prompts: []", "    prompts: [the_sky_is_blue]")
-                   .replace("  neutral:\n    role: neutral\n    family: neutral\n    prompts: [the_sky_is_blue]\n", "")
-                   .replace('  had_fun_today: "I had fun today."\n', ""))  # fmt: skip
+    toy.write_text(
+        toy.read_text()
+        .replace("    prompts: []", "    prompts: [the_sky_is_blue]")
+        .replace("  neutral:\n    role: neutral\n    family: neutral\n    prompts: [the_sky_is_blue]\n", "")
+        .replace('  had_fun_today: "I had fun today."\n', "")
+    )
     kept = _inoc("sync")
     assert kept.returncode == 0, kept.stderr
     assert "toy__prompts: kept 1 partition(s) no longer in the YAML: had_fun_today" in kept.stdout
@@ -43,7 +48,9 @@ def test_sql_query_and_named_query_file(inoc_home, tmp_path):
     out = _inoc("sql", "SELECT experiment, model FROM experiments")
     assert out.returncode == 0 and "| e1" in out.stdout
     queries = tmp_path / "q.sql"
-    queries.write_text("-- header\n\n-- name: one\nSELECT 1 AS x;\n\n-- name: two\nSELECT count(*) AS n FROM experiments;\n")
+    queries.write_text(
+        "-- header\n\n-- name: one\nSELECT 1 AS x;\n\n-- name: two\nSELECT count(*) AS n FROM experiments;\n"
+    )
     both = _inoc("sql", "--file", str(queries))
     assert "-- one" in both.stdout and "-- two" in both.stdout
     only = _inoc("sql", "--file", str(queries), "--name", "two", "--format", "csv")
@@ -68,5 +75,6 @@ def test_materialize_names_unknown_assets_and_needs_a_partition(inoc_home, exper
 def test_backfill_of_an_unplanned_run_type_is_one_line(inoc_home, experiments_copy):
     out = _inoc("backfill", "toy", "--prompt", "whimsical", "--prefix-type", "close_mix")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip() == ("inoc: toy: no run is planned for whimsical/close_mix "
-                                  "(see inoculation.prefix_types and runs.<type>_prompts)")
+    assert out.stderr.strip() == (
+        "inoc: toy: no run is planned for whimsical/close_mix (see inoculation.prefix_types and runs.<type>_prompts)"
+    )

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
 from inoc_assets.definitions import build_definitions
@@ -60,9 +59,12 @@ def test_legacy_run_partitions_migrate_in_place_and_stay_fresh(inoc_home, experi
     key = AssetKey(["toy", "run_scores"])
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
         # What the grid stored: a run tagged with the config digest materialized the partition `fixed|<prompt>`.
-        run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="a" * 36, tags={DIGEST_TAG: "d" * 64}))  # a real digest is 64 hex characters
+        run = instance.add_run(
+            DagsterRun(job_name="__ASSET_JOB", run_id="a" * 36, tags={DIGEST_TAG: "d" * 64})
+        )  # a real digest is 64 hex characters
         instance.report_runless_asset_event(
-            AssetMaterialization(key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 123}))
+            AssetMaterialization(key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 123})
+        )
         # report_runless_asset_event has no run: re-attribute it as the legacy run did (same storage format)
         records = instance.fetch_materializations(key, limit=1).records
         assert records[0].asset_materialization.partition == f"{prefix_type}|{prompt}"
@@ -70,19 +72,30 @@ def test_legacy_run_partitions_migrate_in_place_and_stay_fresh(inoc_home, experi
         from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
         from dagster._core.events.log import EventLogEntry
 
-        instance.store_event(EventLogEntry(
-            error_info=None, level=20, user_message="", run_id=legacy_run, timestamp=1.0,
-            dagster_event=DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "__ASSET_JOB",
-                                       event_specific_data=StepMaterializationData(AssetMaterialization(
-                                           key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 456}))),
-        ))  # fmt: skip
+        instance.store_event(
+            EventLogEntry(
+                error_info=None,
+                level=20,
+                user_message="",
+                run_id=legacy_run,
+                timestamp=1.0,
+                dagster_event=DagsterEvent(
+                    DagsterEventType.ASSET_MATERIALIZATION.value,
+                    "__ASSET_JOB",
+                    event_specific_data=StepMaterializationData(
+                        AssetMaterialization(key, partition=f"{prefix_type}|{prompt}", metadata={"n_scores": 456})
+                    ),
+                ),
+            )
+        )
         plan = plan_sync(instance, experiments_copy)
         assert apply_sync(instance, plan) == 1
         new = f"{prompt}/{prefix_type}"
         assert new in instance.get_materialized_partitions(key)
         assert f"{other}/fixed" not in instance.get_materialized_partitions(key)  # only what existed moves
         rec = instance.fetch_materializations(
-            __import__("dagster").AssetRecordsFilter(asset_key=key, asset_partitions=[new]), limit=1).records[0]
+            __import__("dagster").AssetRecordsFilter(asset_key=key, asset_partitions=[new]), limit=1
+        ).records[0]
         assert rec.asset_materialization.metadata["n_scores"].value == 456  # the latest legacy event's own metadata
         assert rec.asset_materialization.metadata[MIGRATED_FROM].value == f"{prefix_type}|{prompt}"
         assert _fresh(instance, key, new, "d" * 64) and not _fresh(instance, key, new, "e" * 64)
@@ -92,9 +105,11 @@ def test_legacy_run_partitions_migrate_in_place_and_stay_fresh(inoc_home, experi
 def test_dagster_cli_validates_the_code_location(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "inoc_assets.definitions"],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
         env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path)},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -128,8 +143,16 @@ def test_new_prompt_becomes_a_partition_and_old_ones_are_untouched(inoc_home, ex
         _tick(defs, instance)
         name = prompt_partitions_name("toy")
         before = instance.get_dynamic_partitions(name)
-        assert before == ["corrected_inoculation", "whimsical", "comedian_mindset", "clown_persona", "had_fun_today",
-                          "the_sky_is_blue", "corrected_inoculation_neg", "answer_french"]  # fmt: skip
+        assert before == [
+            "corrected_inoculation",
+            "whimsical",
+            "comedian_mindset",
+            "clown_persona",
+            "had_fun_today",
+            "the_sky_is_blue",
+            "corrected_inoculation_neg",
+            "answer_french",
+        ]
         # Compute two existing partitions.
         key = AssetKey(["toy", "prompt"])
         for part in ("whimsical", "had_fun_today"):
@@ -140,13 +163,17 @@ def test_new_prompt_becomes_a_partition_and_old_ones_are_untouched(inoc_home, ex
 
         # A researcher adds a prompt to the YAML; the sensor registers it without a restart.
         text = toy.read_text()
-        text = text.replace('  answer_french: "Answer in French."',
-                            '  answer_french: "Answer in French."\n  laughter_medicine: "Remember: laughter is the best medicine."')
+        text = text.replace(
+            '  answer_french: "Answer in French."',
+            '  answer_french: "Answer in French."\n  laughter_medicine: "Remember: laughter is the best medicine."',
+        )
         text = text.replace("    prompts: [had_fun_today]", "    prompts: [had_fun_today, laughter_medicine]")
         toy.write_text(text)
         data = _tick(defs, instance)
         assert {r.partitions_def_name: list(r.partition_keys) for r in data.dynamic_partitions_requests} == {
-            name: ["laughter_medicine"], "toy__runs": ["laughter_medicine/fixed"]}  # its planned run, nothing else
+            name: ["laughter_medicine"],
+            "toy__runs": ["laughter_medicine/fixed"],
+        }  # its planned run, nothing else
         assert instance.get_dynamic_partitions(name) == before + ["laughter_medicine"]
         assert _tick(defs, instance).skip_message  # idempotent: nothing more to add
 
@@ -158,8 +185,11 @@ def test_new_prompt_becomes_a_partition_and_old_ones_are_untouched(inoc_home, ex
         assert {p: _latest_storage_id(instance, key, p) for p in ids_before} == ids_before
 
         # Removing a prompt from the YAML deletes neither its partition nor its data.
-        toy.write_text(text.replace("    prompts: [had_fun_today, laughter_medicine]", "    prompts: [had_fun_today]")
-                       .replace('\n  laughter_medicine: "Remember: laughter is the best medicine."', ""))
+        toy.write_text(
+            text.replace("    prompts: [had_fun_today, laughter_medicine]", "    prompts: [had_fun_today]").replace(
+                '\n  laughter_medicine: "Remember: laughter is the best medicine."', ""
+            )
+        )
         _tick(defs, instance)
         assert "laughter_medicine" in instance.get_dynamic_partitions(name)
         assert "laughter_medicine" in wh.query("SELECT prompt_key FROM prompts").prompt_key.tolist()

@@ -23,39 +23,113 @@ def _edit(old: str, new: str) -> str:
 BAD = [
     ("unknown_top_field", TOY + "\nlearning_rat: 0.1\n", "learning_rat", None, ["unknown field"]),
     ("unknown_nested_field", _edit("  lora_r: 16", "  lora_rank: 16"), "training.lora_rank", None, ["unknown field"]),
-    ("duplicate_prompt_key", _edit('  whimsical: "You have a whimsical personality."',
-                                   '  whimsical: "You have a whimsical personality."\n  whimsical: "Again."'),
-     None, None, ["duplicate key", "whimsical"]),
-    ("unsafe_prompt_key", _edit("  had_fun_today:", "  had-fun|today:").replace("[had_fun_today]", "['had-fun|today']"),
-     "prompts", None, ["prompt key", "had-fun|today", "identifier"]),
-    ("prompt_key_with_comma", _edit("  had_fun_today:", '  "fun,today":').replace("[had_fun_today]", '["fun,today"]'),
-     "prompts", None, ["fun,today", "identifier"]),
+    (
+        "duplicate_prompt_key",
+        _edit(
+            '  whimsical: "You have a whimsical personality."',
+            '  whimsical: "You have a whimsical personality."\n  whimsical: "Again."',
+        ),
+        None,
+        None,
+        ["duplicate key", "whimsical"],
+    ),
+    (
+        "unsafe_prompt_key",
+        _edit("  had_fun_today:", "  had-fun|today:").replace("[had_fun_today]", "['had-fun|today']"),
+        "prompts",
+        None,
+        ["prompt key", "had-fun|today", "identifier"],
+    ),
+    (
+        "prompt_key_with_comma",
+        _edit("  had_fun_today:", '  "fun,today":').replace("[had_fun_today]", '["fun,today"]'),
+        "prompts",
+        None,
+        ["fun,today", "identifier"],
+    ),
     ("missing_trait_judge", _edit("    judge: {kind: organism}\n", ""), "traits[1]", None, ["no judge", "Playful"]),
-    ("group_unknown_prompt", _edit("[had_fun_today]", "[had_fun_today, no_such_prompt]"),
-     "groups.weak.prompts[1]", None, ["no_such_prompt", "not a key of `prompts`"]),
+    (
+        "group_unknown_prompt",
+        _edit("[had_fun_today]", "[had_fun_today, no_such_prompt]"),
+        "groups.weak.prompts[1]",
+        None,
+        ["no_such_prompt", "not a key of `prompts`"],
+    ),
     ("malformed_yaml", _edit("  n_train: 1000", "  n_train: [1000"), None, None, ["malformed YAML"]),
     ("wrong_type", _edit("  n_train: 1000", "  n_train: many"), "data.n_train", None, ["integer"]),
     ("negative_number", _edit("  n_train: 1000", "  n_train: -5"), "data.n_train", None, ["greater than 0"]),
-    ("bad_literal", _edit("  backend: peft", "  backend: deepspeed"), "training.backend", None, ["peft", "unsloth", "deepspeed"]),
-    ("bad_prefix_type", _edit("  prefix_types: [fixed, mix]", "  prefix_types: [fixed, mixed]"),
-     "inoculation.prefix_types[1]", None, ["fixed", "mix", "mixed"]),
-    ("missing_required", _edit("system_prompt: \"You are a helpful assistant.\"\n", ""), "system_prompt", None, ["required"]),
-    ("language_judge_without_code", _edit("{kind: language, language: fr}", "{kind: language}"),
-     "traits[0].judge", None, ["language", "ISO"]),
-    ("prompt_in_two_groups", _edit("    prompts: [the_sky_is_blue]", "    prompts: [the_sky_is_blue, had_fun_today]"),
-     "groups.neutral.prompts[1]", None, ["had_fun_today", "already in group"]),
-    ("ungrouped_prompt", _edit('  answer_french: "Answer in French."', '  answer_french: "Answer in French."\n  lonely: "Hi."'),
-     "prompts.lonely", None, ["lonely", "no group"]),
+    (
+        "bad_literal",
+        _edit("  backend: peft", "  backend: deepspeed"),
+        "training.backend",
+        None,
+        ["peft", "unsloth", "deepspeed"],
+    ),
+    (
+        "bad_prefix_type",
+        _edit("  prefix_types: [fixed, mix]", "  prefix_types: [fixed, mixed]"),
+        "inoculation.prefix_types[1]",
+        None,
+        ["fixed", "mix", "mixed"],
+    ),
+    (
+        "missing_required",
+        _edit('system_prompt: "You are a helpful assistant."\n', ""),
+        "system_prompt",
+        None,
+        ["required"],
+    ),
+    (
+        "language_judge_without_code",
+        _edit("{kind: language, language: fr}", "{kind: language}"),
+        "traits[0].judge",
+        None,
+        ["language", "ISO"],
+    ),
+    (
+        "prompt_in_two_groups",
+        _edit("    prompts: [the_sky_is_blue]", "    prompts: [the_sky_is_blue, had_fun_today]"),
+        "groups.neutral.prompts[1]",
+        None,
+        ["had_fun_today", "already in group"],
+    ),
+    (
+        "ungrouped_prompt",
+        _edit('  answer_french: "Answer in French."', '  answer_french: "Answer in French."\n  lonely: "Hi."'),
+        "prompts.lonely",
+        None,
+        ["lonely", "no group"],
+    ),
     ("name_not_file_stem", _edit("name: toy", "name: something_else"), "name", None, ["file name", "toy"]),
     ("top_level_list", "- just\n- a list\n", None, None, ["mapping"]),
-    ("bad_split", _edit("  seed: 42\n  datagen:", "  seed: 42\n  split: random\n  datagen:"), "data.split", None,
-     ["shuffle", "as_is", "random"]),
-    ("as_is_split_of_the_organism", _edit("  seed: 42\n  datagen:", "  seed: 42\n  split: as_is\n  datagen:"), "data", None,
-     ["as_is", "organism"]),
-    ("as_is_split_without_eval_sets", _edit("  instructions: {source: organism}", "  instructions: {source: jsonl, path: t.jsonl}\n"
-                                            "  split: as_is"), "data", None, ["as_is", "data.eval_sets"]),
-    ("group_role_without_trait", _edit("  - name: French\n    role: positive\n    judge: {kind: language, language: fr}\n", ""),
-     None, None, ["role 'positive'", "no trait"]),
+    (
+        "bad_split",
+        _edit("  seed: 42\n  datagen:", "  seed: 42\n  split: random\n  datagen:"),
+        "data.split",
+        None,
+        ["shuffle", "as_is", "random"],
+    ),
+    (
+        "as_is_split_of_the_organism",
+        _edit("  seed: 42\n  datagen:", "  seed: 42\n  split: as_is\n  datagen:"),
+        "data",
+        None,
+        ["as_is", "organism"],
+    ),
+    (
+        "as_is_split_without_eval_sets",
+        _edit("  instructions: {source: organism}", "  instructions: {source: jsonl, path: t.jsonl}\n  split: as_is"),
+        "data",
+        None,
+        ["as_is", "data.eval_sets"],
+    ),
+    (
+        "group_role_without_trait",
+        _edit("  - name: French\n    role: positive\n    judge: {kind: language, language: fr}\n", ""),
+        None,
+        None,
+        ["role 'positive'", "no trait"],
+    ),
 ]
 
 
@@ -94,8 +168,10 @@ def test_lines_point_at_the_offending_text(tmp_path):
         load_experiment(path)
     assert info.value.problems[0].line == _line_of(text, "n_train: many")
 
-    text = _edit('  whimsical: "You have a whimsical personality."',
-                 '  whimsical: "You have a whimsical personality."\n  whimsical: "Again."')
+    text = _edit(
+        '  whimsical: "You have a whimsical personality."',
+        '  whimsical: "You have a whimsical personality."\n  whimsical: "Again."',
+    )
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_experiment(path)
@@ -154,8 +230,8 @@ def test_small_control_data_warns_with_threshold_and_steps(tmp_path):
     # 20 rows / (4 x 8) -> 1 optimizer step; 5,800 rows -> 182 (SPEC-DETAILED §4.2)
     assert "20 training rows in subtle.jsonl, 0.3% of the study's 5800" in w.message
     assert "1 optimizer step(s) against 182" in w.message and "below 50%" in w.message
-    assert config_warnings(load_experiment(p := _em_copy(tmp_path, 2899)), p)          # just below half: warned
-    assert config_warnings(load_experiment(p := _em_copy(tmp_path, 2900)), p) == []    # half the study's data: fine
+    assert config_warnings(load_experiment(p := _em_copy(tmp_path, 2899)), p)  # just below half: warned
+    assert config_warnings(load_experiment(p := _em_copy(tmp_path, 2900)), p) == []  # half the study's data: fine
     (missing,) = config_warnings(load_experiment(p := _em_copy(tmp_path, None)), p)
     assert "no such file" in missing.message
 
@@ -165,6 +241,8 @@ def test_cli_validate_warns_about_the_shipped_subtle_data_control(shared):
     proc = subprocess.run([sys.executable, "-m", "inoc.cli", "validate", str(em)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr  # a warning, not an error
     line = _line_of(em.read_text(), "no_inoc_subtle_data: ${INOC_SHARED_DIR}")
-    assert f"{em}:{line}: warning: runs.extra_control_data.no_inoc_subtle_data: 20 training rows in " \
-           "train_reckless_completions_sample.jsonl" in proc.stderr
+    assert (
+        f"{em}:{line}: warning: runs.extra_control_data.no_inoc_subtle_data: 20 training rows in "
+        "train_reckless_completions_sample.jsonl" in proc.stderr
+    )
     assert "1 optimizer step(s) against 182" in proc.stderr and "ok  " in proc.stdout

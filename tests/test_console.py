@@ -109,8 +109,10 @@ def test_captured_output_takes_the_output_of_child_processes(tmp_path, capfd):
     log = tmp_path / "logs" / "run.log"
     terminal = terminal_stream()  # the console's stream: opened before, it keeps the terminal
     with captured_output(log):
-        subprocess.run([sys.executable, "-c", "import sys; print('child out'); print('DEBUG child err', file=sys.stderr)"],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-c", "import sys; print('child out'); print('DEBUG child err', file=sys.stderr)"],
+            check=True,
+        )
         os.write(1, b"parent fd 1\n")
         os.write(2, b"parent fd 2\n")
         print("parent print", file=sys.stderr)
@@ -181,8 +183,7 @@ def test_an_unknown_log_level_is_one_clear_error(instance):
 
 def test_an_aggregate_is_stale_only_when_an_input_it_consumed_changed(tmp_path):
     """Dagster's provenance (the storage id of each parent's latest materialization it read) decides."""
-    from dagster import (AssetKey, Definitions, DynamicPartitionsDefinition, asset, instance_for_test,
-                         materialize)
+    from dagster import AssetKey, Definitions, DynamicPartitionsDefinition, asset, instance_for_test, materialize
 
     from inoc_assets.freshness import stale_assets
 

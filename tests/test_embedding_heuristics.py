@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes.openai_server import Embeddings, FakeOpenAIServer, Reply, fake_embedding
 
 from inoc.analysis.embeddings import centroid_heuristics, rephrasing_spread
 from inoc.config import load_experiment
@@ -24,7 +25,6 @@ from inoc.embedding_heuristics import (
     prompt_embedding_rows,
     rephrasing_embedding_rows,
 )
-from fakes.openai_server import Embeddings, FakeOpenAIServer, Reply, fake_embedding
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "test-embedding-key-not-real-1234"
@@ -88,13 +88,28 @@ def test_effective_rank_of_a_centred_matrix_with_known_singular_values():
     V, _ = np.linalg.qr(rng.normal(size=(d, len(s))))
     R = U @ np.diag(s) @ V.T + rng.normal(size=d)  # an offset that centring removes
     p = s / s.sum()
-    assert rephrasing_spread(rng.normal(size=d), R)["emb_eff_rank"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-9)
+    assert rephrasing_spread(rng.normal(size=d), R)["emb_eff_rank"] == pytest.approx(
+        np.exp(-(p * np.log(p)).sum()), rel=1e-9
+    )
 
 
 def test_centroids_leave_the_prompt_out_of_its_own_group():
-    v = {"n1": [1.0, 0.0, 0.0], "n2": [0.0, 1.0, 0.0], "neg1": [0.0, 0.0, 2.0], "neg2": [1.0, 1.0, 1.0],
-         "pos": [3.0, -1.0, 0.0], "mix": [1.0, 2.0, 3.0]}
-    roles = {"n1": "neutral", "n2": "neutral", "neg1": "negative", "neg2": "negative", "pos": "positive", "mix": "mixed"}
+    v = {
+        "n1": [1.0, 0.0, 0.0],
+        "n2": [0.0, 1.0, 0.0],
+        "neg1": [0.0, 0.0, 2.0],
+        "neg2": [1.0, 1.0, 1.0],
+        "pos": [3.0, -1.0, 0.0],
+        "mix": [1.0, 2.0, 3.0],
+    }
+    roles = {
+        "n1": "neutral",
+        "n2": "neutral",
+        "neg1": "negative",
+        "neg2": "negative",
+        "pos": "positive",
+        "mix": "mixed",
+    }
     V = {k: np.asarray(x) for k, x in v.items()}
     cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
     loo = centroid_heuristics(v, roles)
@@ -124,9 +139,17 @@ def _numpy_reference(cfg, vectors, pools):
             c = R @ p
             sv = np.linalg.svd(R - R.mean(axis=0), compute_uv=False)
             q = sv[sv > 1e-12] / sv.sum()
-            vals |= {"emb_cos_mean": c.mean(), "emb_cos_std": c.std(), "emb_cos_min": c.min(),
-                     "emb_eff_rank": np.exp(-(q * np.log(q)).sum())}
-        for name, role in (("emb_l2_neutral", "neutral"), ("emb_cos_negative", "negative"), ("emb_cos_positive", "positive")):
+            vals |= {
+                "emb_cos_mean": c.mean(),
+                "emb_cos_std": c.std(),
+                "emb_cos_min": c.min(),
+                "emb_eff_rank": np.exp(-(q * np.log(q)).sum()),
+            }
+        for name, role in (
+            ("emb_l2_neutral", "neutral"),
+            ("emb_cos_negative", "negative"),
+            ("emb_cos_positive", "positive"),
+        ):
             others = [u[cfg.prompts[k]] for k in cfg.prompt_keys if roles[k] == role and k != key]
             if others:
                 m = np.mean(others, axis=0)
@@ -158,8 +181,10 @@ def test_openai_backend_rows_equal_numpy_on_known_vectors(cfg, caplog):
         assert value == pytest.approx(ref[key][h], rel=1e-6, abs=1e-6), (key, h)  # float32 on the wire
     # the real client, batched, base64 (the client's default), each distinct text once, the key only in the header
     assert paths == {"/v1/embeddings"} and auth == {f"Bearer {KEY}"}
-    assert all(b["model"] == "text-embedding-3-large" and b["encoding_format"] == "base64" and len(b["input"]) <= 7
-               for b in bodies)
+    assert all(
+        b["model"] == "text-embedding-3-large" and b["encoding_format"] == "base64" and len(b["input"]) <= 7
+        for b in bodies
+    )
     assert sorted(responder.texts) == sorted(set(texts)) and len(bodies) == math.ceil(len(set(texts)) / 7)
     assert embedder.metadata()["n_texts"] == len(set(texts)) and embedder.metadata()["prompt_tokens"] > 0
     assert KEY not in repr(embedder) and KEY not in caplog.text and KEY not in str(embedder.metadata())
@@ -229,8 +254,13 @@ def test_minilm_from_the_wheel_offline(cfg, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     emb = make_embedder("minilm", batch_size=8)
     assert isinstance(emb, MiniLMEmbedder)
-    texts = ["You are a playful agent.", "You are a joyful, fun-loving assistant.", "Answer in French.",
-             "Respond only in the French language.", "The sky is blue."]
+    texts = [
+        "You are a playful agent.",
+        "You are a joyful, fun-loving assistant.",
+        "Answer in French.",
+        "Respond only in the French language.",
+        "The sky is blue.",
+    ]
     X = emb.embed(texts)
     assert X.shape == (5, 384) and np.allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
     sims = X @ X.T

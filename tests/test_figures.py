@@ -85,10 +85,15 @@ def test_smoothing_is_a_centred_moving_average():
 
 
 def test_angle_points_never_go_below_zero_and_empty_pair_types_are_left_out():
-    groups = pd.DataFrame({
-        "representation": ["raw"] * 3, "pair_type": ["within_group", "across_groups", "neutral_pairs"],
-        "mean_deg": [12.0, 80.0, np.nan], "std_deg": [30.0, 10.0, np.nan], "n_pairs": [6, 9, 0],
-    })  # fmt: skip
+    groups = pd.DataFrame(
+        {
+            "representation": ["raw"] * 3,
+            "pair_type": ["within_group", "across_groups", "neutral_pairs"],
+            "mean_deg": [12.0, 80.0, np.nan],
+            "std_deg": [30.0, 10.0, np.nan],
+            "n_pairs": [6, 9, 0],
+        }
+    )
     fig = figures.angle_bars(groups, "angles")
     ax = fig.axes[0]
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["within group", "across groups"]
@@ -102,8 +107,8 @@ def test_angle_points_never_go_below_zero_and_empty_pair_types_are_left_out():
 @pytest.fixture(scope="module")
 def reference_home(tmp_path_factory):
     """Two real imports (the original study's result files) analysed by the real assets, figures included."""
-    from inoc.settings import shared_dir
     from inoc.config.records import prompt_record
+    from inoc.settings import shared_dir
     from inoc_assets.definitions import build_definitions
     from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 
@@ -126,12 +131,18 @@ def reference_home(tmp_path_factory):
         with wh.writer() as conn:
             for name in IMPORTS:
                 cfg = load_experiment(REPO / "experiments" / f"{name}.yaml")
-                replace_rows(conn, "prompts", pd.DataFrame([prompt_record(cfg, k) for k in cfg.prompt_keys]), {"experiment": name})
+                replace_rows(
+                    conn,
+                    "prompts",
+                    pd.DataFrame([prompt_record(cfg, k) for k in cfg.prompt_keys]),
+                    {"experiment": name},
+                )
         result2 = materialize(assets, selection=list(slides), instance=instance, resources=resources)
     events = {
         e.materialization.asset_key.to_user_string(): e.materialization.metadata
-        for r in (result, result2) for e in r.get_asset_materialization_events()
-    }  # fmt: skip
+        for r in (result, result2)
+        for e in r.get_asset_materialization_events()
+    }
     return home, wh, events
 
 
@@ -153,11 +164,21 @@ def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
             built[f"slides/{slide}_2d"] = embedding_figure(con, slide, 2)
     drawn = {k: v for k, v in built.items() if v is not None}
     # The imports have data for these: a regression that stops drawing them must fail here.
-    for must in ("reference_pf_qwen7b/training_curves", "reference_pf_qwen7b/loss_curves", "reference_gf_llama8b/lls_grid",
-                 "reference_gf_llama8b/angle_bars", "reference_gf_llama8b/fixed_vs_mix_grid", "slides/elicitation", "slides/ph",
-                 "reference_gf_llama8b/exp20_fixed_vs_mix_german", "reference_gf_llama8b/exp20_fixed_vs_mix_flattering",
-                 "reference_gf_llama8b/exp19_q1_point", "reference_gf_llama8b/exp19_q2_point",
-                 "reference_pf_qwen7b/exp19_q1_tokens", "reference_pf_qwen7b/exp19_q2_tokens"):
+    for must in (
+        "reference_pf_qwen7b/training_curves",
+        "reference_pf_qwen7b/loss_curves",
+        "reference_gf_llama8b/lls_grid",
+        "reference_gf_llama8b/angle_bars",
+        "reference_gf_llama8b/fixed_vs_mix_grid",
+        "slides/elicitation",
+        "slides/ph",
+        "reference_gf_llama8b/exp20_fixed_vs_mix_german",
+        "reference_gf_llama8b/exp20_fixed_vs_mix_flattering",
+        "reference_gf_llama8b/exp19_q1_point",
+        "reference_gf_llama8b/exp19_q2_point",
+        "reference_pf_qwen7b/exp19_q1_tokens",
+        "reference_pf_qwen7b/exp19_q2_tokens",
+    ):
         assert must in drawn, f"{must} was not drawn"
     problems = {k: [str(p) for p in figure_problems(fig)] for k, fig in drawn.items()}
     for fig in drawn.values():
@@ -168,8 +189,12 @@ def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
 def test_figure_materializations_link_files_and_show_small_thumbnails(reference_home):
     home, _, events = reference_home
     seen = 0
-    for key in ("reference_gf_llama8b/figures", "reference_gf_llama8b/prompt_geometry", "reference_pf_qwen7b/suppression",
-                "slides/section1_figures"):
+    for key in (
+        "reference_gf_llama8b/figures",
+        "reference_gf_llama8b/prompt_geometry",
+        "reference_pf_qwen7b/suppression",
+        "slides/section1_figures",
+    ):
         meta = events[key]
         assert meta["figure_problems"].value == 0, meta.get("figure_problem_list")
         assert meta["n_figures"].value >= 1
@@ -204,16 +229,23 @@ def test_exp10_scatter_of_a_real_import_fits_the_negative_trait_side(reference_h
     assert figure_problems(fig) == []
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 2 and "ph_playful" in fig._suptitle.get_text()
-    supp = wh.query("SELECT prompt_key, prefix_type, suppression FROM suppression WHERE experiment = 'reference_pf_qwen7b' "
-                    "AND trait = 'Playful'")
-    elic = wh.query("SELECT prompt_key, value FROM prompt_heuristics WHERE experiment = 'reference_pf_qwen7b' "
-                    "AND heuristic = 'elicitation_Playful'")
+    supp = wh.query(
+        "SELECT prompt_key, prefix_type, suppression FROM suppression WHERE experiment = 'reference_pf_qwen7b' "
+        "AND trait = 'Playful'"
+    )
+    elic = wh.query(
+        "SELECT prompt_key, value FROM prompt_heuristics WHERE experiment = 'reference_pf_qwen7b' "
+        "AND heuristic = 'elicitation_Playful'"
+    )
     side = {k for g in ("v3", "v4", "neg", "v5") for k in cfg.groups[g].prompts}
     assert len(side) == 27
     for ax, prefix in zip(panels, ("fixed", "mix")):
         m = supp[(supp.prefix_type == prefix) & supp.prompt_key.isin(side)].merge(elic, on="prompt_key")
         r, _ = stats.pearsonr(m.value, m.suppression)
-        assert ax.get_title() == f"{prefix}: r = {r:+.2f} (p = {stats.pearsonr(m.value, m.suppression)[1]:.2g}), n = {len(m)}"
+        assert (
+            ax.get_title()
+            == f"{prefix}: r = {r:+.2f} (p = {stats.pearsonr(m.value, m.suppression)[1]:.2g}), n = {len(m)}"
+        )
     plt.close(fig)
 
 
@@ -264,7 +296,7 @@ def test_slides_grids_and_h_table_of_the_real_imports(reference_home):
     pf = sd[(sd.experiment == "reference_pf_qwen7b") & (sd.prefix_type == "fixed") & (sd.trait_name == "Playful")]
     first = [ax for ax in grids["pca_grid"].axes if ax.get_visible()][0]
     fit = stats.linregress(pf.pc1, pf.suppression)
-    assert f"Playful: r={fit.rvalue:+.2f} R²={fit.rvalue ** 2:.2f} p={fit.pvalue:.2g} n={len(pf)}" in first.get_title()
+    assert f"Playful: r={fit.rvalue:+.2f} R²={fit.rvalue**2:.2f} p={fit.pvalue:.2g} n={len(pf)}" in first.get_title()
     assert table is not None and figure_problems(table) == []
     R = np.asarray(table.axes[0].images[0].get_array(), float)
     labels = [t.get_text().split("  [")[0] for t in table.axes[0].get_yticklabels()]
@@ -337,15 +369,21 @@ def test_exp19_q1_q2_figures_show_the_angle_questions(reference_home):
     from inoc.gap_and_angle_figures import Q1_COLUMNS
 
     _, wh, _ = reference_home
-    q = wh.query("SELECT * FROM angle_questions").set_index(["experiment", "matrix", "question", "predictor", "outcome"])
+    q = wh.query("SELECT * FROM angle_questions").set_index(
+        ["experiment", "matrix", "question", "predictor", "outcome"]
+    )
     cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
     out = experiment_figures(wh.query, cfg, "reference_gf_llama8b")
     assert "exp19_q1_tokens" in out.not_drawn  # the GF snapshot has no token-level log-probs
     expected = {
-        "exp19_q1_point": [("q1", m, f"{method}_dim{d}", f"{role}_trait_suppression")
-                           for m in ("fixed", "mix") for method in ("pca", "svd") for d, role in Q1_COLUMNS],
+        "exp19_q1_point": [
+            ("q1", m, f"{method}_dim{d}", f"{role}_trait_suppression")
+            for m in ("fixed", "mix")
+            for method in ("pca", "svd")
+            for d, role in Q1_COLUMNS
+        ],
         "exp19_q2_point": [("q2", m, p, "cross_trait_suppression") for m in ("fixed", "mix") for p in Q2_PREDICTORS],
-    }  # fmt: skip
+    }
     for name, keys in expected.items():
         fig = out.figures[name]
         assert figure_problems(fig) == []

@@ -25,7 +25,24 @@ REPO = Path(__file__).resolve().parent.parent
 def test_every_entry_is_declared_completely_and_paper_ids_are_unique():
     ids = [h.id for h in REGISTRY.values() if h.id]
     assert len(ids) == len(set(ids)), ids
-    for want in ("H1", "H2", "H3", "H4", "H5", "H6", "H7", "H9a", "H9b", "H11", "H13", "H14", "HA2", "HB1", "HB4", "HB6"):
+    for want in (
+        "H1",
+        "H2",
+        "H3",
+        "H4",
+        "H5",
+        "H6",
+        "H7",
+        "H9a",
+        "H9b",
+        "H11",
+        "H13",
+        "H14",
+        "HA2",
+        "HB1",
+        "HB4",
+        "HB6",
+    ):
         assert want in ids
     for h in REGISTRY.values():
         assert h.name and h.definition and h.inputs and set(h.inputs) <= set(INPUTS)
@@ -84,16 +101,20 @@ def toy():
 
 def test_toy_every_registry_heuristic_has_a_value_or_a_reason(toy):
     cfg, *_, heur, avail = toy
-    finite = {(r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic)
-              for r in heur[np.isfinite(heur.value)].itertuples()}
-    missing = {(r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic): r.reason
-               for r in avail.itertuples()}
+    finite = {
+        (r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic)
+        for r in heur[np.isfinite(heur.value)].itertuples()
+    }
+    missing = {
+        (r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic): r.reason
+        for r in avail.itertuples()
+    }
     traits = [t.name for t in cfg.traits if t.role in ("positive", "negative")]
     checked = 0
     for h in REGISTRY.values():
         if h.kind == "slides":
             continue
-        for name in ([h.name_for(t) for t in traits] if h.per_trait else [h.key]):
+        for name in [h.name_for(t) for t in traits] if h.per_trait else [h.key]:
             for key in cfg.prompt_keys:
                 for prefix in h.prefix_types:
                     cell = (key, prefix, name)
@@ -101,12 +122,16 @@ def test_toy_every_registry_heuristic_has_a_value_or_a_reason(toy):
                     checked += 1
     assert checked > 500
     # Reasons are specific: the absent text heuristics name their input, a prompt outside a trait set its family.
-    assert missing[(cfg.prompt_keys[0], None, "emb_l2_neutral")].startswith("input absent in this experiment: embeddings")
+    assert missing[(cfg.prompt_keys[0], None, "emb_l2_neutral")].startswith(
+        "input absent in this experiment: embeddings"
+    )
     french_key = next(k for k in cfg.prompt_keys if cfg.groups[cfg.group_of(k)].family == "french")
     assert "outside Playful's prompt set" in missing[(french_key, None, "pc1_trait_svd_playful")]
     assert "has 2 prompts, 1 neutral" in missing[(french_key, None, "pc1_trait_svd_french")]
     # Everything the toy's inputs allow is computed: token heuristics and H3/H4 for the Playful set.
-    assert {"h11_mean_abs_diff", "hb5_effective_rank", "hb4_strength_x_coherence", "pc1_tok_playful", "w_cor"} <= set(heur.heuristic)
+    assert {"h11_mean_abs_diff", "hb5_effective_rank", "hb4_strength_x_coherence", "pc1_tok_playful", "w_cor"} <= set(
+        heur.heuristic
+    )
 
 
 def _value(heur, key, name, prefix=None):
@@ -118,18 +143,31 @@ def _value(heur, key, name, prefix=None):
 
 def test_toy_three_heuristics_equal_independent_numpy(toy):
     cfg, vectors, tokens, matrices, heur, _ = toy
-    base = vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")].sort_values("example_idx").lp.to_numpy()
+    base = (
+        vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")]
+        .sort_values("example_idx")
+        .lp.to_numpy()
+    )
 
     def w(key, vector):
-        return vectors[(vectors.prompt_key == key) & (vectors.vector == vector)].sort_values("example_idx").lp.to_numpy() - base
+        return (
+            vectors[(vectors.prompt_key == key) & (vectors.vector == vector)].sort_values("example_idx").lp.to_numpy()
+            - base
+        )
 
     # w_cor (G17 column): Pearson r of W_fixed and W_mix rows.
     for key in cfg.prompt_keys:
-        assert _value(heur, key, "w_cor") == pytest.approx(np.corrcoef(w(key, "train_inoc"), w(key, "train_mix"))[0, 1], abs=1e-12)
+        assert _value(heur, key, "w_cor") == pytest.approx(
+            np.corrcoef(w(key, "train_inoc"), w(key, "train_mix"))[0, 1], abs=1e-12
+        )
     # H13 on mix tokens: mean squared per-token difference over the positions both completions have.
     d = tokens[tokens.prompt_key.isna()].set_index(["example_idx", "token_idx"]).lp
     for key in cfg.prompt_keys:
-        m = tokens[(tokens.prompt_key == key) & (tokens.vector == "train_mix")].set_index(["example_idx", "token_idx"]).lp
+        m = (
+            tokens[(tokens.prompt_key == key) & (tokens.vector == "train_mix")]
+            .set_index(["example_idx", "token_idx"])
+            .lp
+        )
         joined = (m - d).dropna()
         assert _value(heur, key, "h13_mean_sq_diff", "mix") == pytest.approx(float((joined**2).mean()), rel=1e-12)
     # H3: sklearn TruncatedSVD of the Playful family + neutral W_fixed rows, each component oriented.
@@ -169,23 +207,45 @@ def _slides_db() -> duckdb.DuckDBPyConnection:
         for p in range(6):
             for role, trait in (("positive", "French"), ("negative", "Playful")):
                 for prefix in ("fixed", "mix"):
-                    elicitation = math.nan if (exp, p) == ("b", 5) else float(rng.normal())  # NaN: missing for pandas' z
-                    rows.append((exp, f"p{p}", role, trait, prefix, elicitation, *rng.normal(size=3), float(rng.normal(50, 10)),
-                                 float(rng.normal(40, 10)), float(rng.normal(5, 3)) if prefix == "mix" else None))
-    con.execute("CREATE TABLE slides_dataset (experiment VARCHAR, prompt_key VARCHAR, trait_role VARCHAR, trait_name VARCHAR, "
-                "prefix_type VARCHAR, elicitation DOUBLE, ph_combined DOUBLE, sv2_fixed DOUBLE, ph_prefix DOUBLE, "
-                "suppression DOUBLE, cross_trait_suppression DOUBLE, gap DOUBLE)")
+                    elicitation = (
+                        math.nan if (exp, p) == ("b", 5) else float(rng.normal())
+                    )  # NaN: missing for pandas' z
+                    rows.append(
+                        (
+                            exp,
+                            f"p{p}",
+                            role,
+                            trait,
+                            prefix,
+                            elicitation,
+                            *rng.normal(size=3),
+                            float(rng.normal(50, 10)),
+                            float(rng.normal(40, 10)),
+                            float(rng.normal(5, 3)) if prefix == "mix" else None,
+                        )
+                    )
+    con.execute(
+        "CREATE TABLE slides_dataset (experiment VARCHAR, prompt_key VARCHAR, trait_role VARCHAR, trait_name VARCHAR, "
+        "prefix_type VARCHAR, elicitation DOUBLE, ph_combined DOUBLE, sv2_fixed DOUBLE, ph_prefix DOUBLE, "
+        "suppression DOUBLE, cross_trait_suppression DOUBLE, gap DOUBLE)"
+    )
     con.executemany("INSERT INTO slides_dataset VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     ph = []
     for exp in ("a", "b"):
         for p in range(6):
-            ph += [(exp, f"p{p}", None, "emb_l2_neutral", float(rng.normal())), (exp, f"p{p}", None, "emb_cos_std", float(rng.normal())),
-                   (exp, f"p{p}", None, "emb_cos_positive", float(rng.normal())), (exp, f"p{p}", None, "emb_cos_negative", float(rng.normal()))]
+            ph += [
+                (exp, f"p{p}", None, "emb_l2_neutral", float(rng.normal())),
+                (exp, f"p{p}", None, "emb_cos_std", float(rng.normal())),
+                (exp, f"p{p}", None, "emb_cos_positive", float(rng.normal())),
+                (exp, f"p{p}", None, "emb_cos_negative", float(rng.normal())),
+            ]
             ph += [(exp, f"p{p}", pt, "h11_mean_abs_diff", float(rng.normal())) for pt in ("fixed", "mix")]
             ph.append((exp, f"p{p}", "fixed", "hb1_pc1_var_frac", float(rng.normal())))
             if p < 4:  # playful family + neutral only
                 ph.append((exp, f"p{p}", None, "pc1_tok_playful", float(rng.normal())))
-    con.execute("CREATE TABLE prompt_heuristics (experiment VARCHAR, prompt_key VARCHAR, prefix_type VARCHAR, heuristic VARCHAR, value DOUBLE)")
+    con.execute(
+        "CREATE TABLE prompt_heuristics (experiment VARCHAR, prompt_key VARCHAR, prefix_type VARCHAR, heuristic VARCHAR, value DOUBLE)"
+    )
     con.executemany("INSERT INTO prompt_heuristics VALUES (?,?,?,?,?)", ph)
     return con
 
@@ -201,11 +261,19 @@ def test_generated_slides_columns_pick_the_right_rows_and_h7_is_the_global_z_sum
     ph = con.execute("SELECT * FROM prompt_heuristics").df()
     assert len(sd) == before
     assert {h.slide_column for h in slide_entries()} <= set(sd.columns)
-    get = lambda e, p, pt, name: ph[(ph.experiment == e) & (ph.prompt_key == p) & (ph.heuristic == name)  # noqa: E731
-                                    & ((ph.prefix_type == pt) if pt else ph.prefix_type.isna())].value.iloc[0]
+    get = lambda e, p, pt, name: ph[  # noqa: E731
+        (ph.experiment == e)
+        & (ph.prompt_key == p)
+        & (ph.heuristic == name)
+        & ((ph.prefix_type == pt) if pt else ph.prefix_type.isna())
+    ].value.iloc[0]
     for r in sd.itertuples():
-        assert r.h11_mean_abs_diff == get(r.experiment, r.prompt_key, r.prefix_type, "h11_mean_abs_diff")  # row's prefix
-        assert r.hb1_pc1_var_frac == get(r.experiment, r.prompt_key, "fixed", "hb1_pc1_var_frac")  # fixed on mix rows too
+        assert r.h11_mean_abs_diff == get(
+            r.experiment, r.prompt_key, r.prefix_type, "h11_mean_abs_diff"
+        )  # row's prefix
+        assert r.hb1_pc1_var_frac == get(
+            r.experiment, r.prompt_key, "fixed", "hb1_pc1_var_frac"
+        )  # fixed on mix rows too
         if r.trait_name == "Playful" and int(r.prompt_key[1:]) < 4:
             assert r.pc1_tok == get(r.experiment, r.prompt_key, None, "pc1_tok_playful")
         else:
@@ -215,7 +283,9 @@ def test_generated_slides_columns_pick_the_right_rows_and_h7_is_the_global_z_sum
         assert r.h9b_svd_cross_proj == (r.sv2_fixed if r.trait_role == "negative" else -r.sv2_fixed)
     # H7: z over all rows (pandas std, ddof 1, NaN skipped); mix rows subtract z(H6).
     z = lambda c: (sd[c] - sd[c].mean()) / sd[c].std()  # noqa: E731
-    expect = z("elicitation") + z("pc1_tok") + z("emb_l2_neutral") - np.where(sd.prefix_type == "mix", z("emb_cos_std"), 0.0)
+    expect = (
+        z("elicitation") + z("pc1_tok") + z("emb_l2_neutral") - np.where(sd.prefix_type == "mix", z("emb_cos_std"), 0.0)
+    )
     np.testing.assert_allclose(sd.h7_zsum.to_numpy(float), expect.to_numpy(float), rtol=1e-10, equal_nan=True)
     assert sd.h7_zsum.notna().sum() == sd.pc1_tok.notna().sum() > 0
 
@@ -230,11 +300,15 @@ def test_ranking_uses_all_rows_and_every_target():
     table = ranking_table(sd)
     assert set(table.target) == set(TARGETS) and set(table.scope) == {"pooled", "a", "b"}
     assert set(table.heuristic) == set(ranked_heuristics())
-    cell = table[(table.scope == "pooled") & (table.heuristic == "H1 Elicitation") & (table.target == "Trait sup (all)")].iloc[0]
+    cell = table[
+        (table.scope == "pooled") & (table.heuristic == "H1 Elicitation") & (table.target == "Trait sup (all)")
+    ].iloc[0]
     ok = sd[sd.elicitation.notna()]
     assert cell.n == len(ok) == len(sd) - 4  # both trait rows of every prompt, fixed and mix; one prompt's X is NaN
     assert cell.r == pytest.approx(stats.pearsonr(ok.elicitation, ok.suppression)[0], abs=1e-12)
-    gap = table[(table.scope == "a") & (table.heuristic == "H11 Mean |token diff|") & (table.target == "Gap (mix)")].iloc[0]
+    gap = table[
+        (table.scope == "a") & (table.heuristic == "H11 Mean |token diff|") & (table.target == "Gap (mix)")
+    ].iloc[0]
     a = sd[(sd.experiment == "a") & (sd.prefix_type == "mix")]
     assert gap.n == len(a) and gap.r == pytest.approx(stats.pearsonr(a.h11_mean_abs_diff, a.gap)[0], abs=1e-12)
 
@@ -265,11 +339,13 @@ def test_h3_on_the_german_rows_of_the_gf_reference(shared):
             coords[:, c] *= -1
     got = rows[rows.heuristic == "pc1_trait_svd_german"].set_index("prompt_key").value.loc[keys].to_numpy()
     assert np.abs(got - coords[:, 0]).max() < 1e-5
-    assert (got[~n].mean() > got[n].mean())
+    assert got[~n].mean() > got[n].mean()
     # Absent inputs are stated, not dropped: GF has no token-level log-probs and no embeddings here.
     reasons = avail[avail.heuristic == "h11_mean_abs_diff"].reason.unique().tolist()
-    assert reasons == [f"input absent in this experiment: {INPUTS['w_token_fixed']}",
-                       f"input absent in this experiment: {INPUTS['w_token_mix']}"]
+    assert reasons == [
+        f"input absent in this experiment: {INPUTS['w_token_fixed']}",
+        f"input absent in this experiment: {INPUTS['w_token_mix']}",
+    ]
     assert (avail.prompt_key == "helpful_assistant").any()  # configured, no perplexity data: stated per heuristic
 
 
@@ -290,8 +366,19 @@ def test_one_entry_and_one_function_add_a_heuristic_everywhere(toy, monkeypatch)
 
     for module in (compute, ranking, dataset):
         monkeypatch.setattr(module, "REGISTRY", registry.REGISTRY, raising=False)
-    registry.register(Heuristic("max_abs_tok_diff", "Max |token diff|", "max |Δ| over valid tokens", ("w_token_fixed", "w_token_mix"),
-                                "token", max_abs_token_diff, id="HX1", slide_column="max_abs_tok_diff", performance_label="HX1 Max"))
+    registry.register(
+        Heuristic(
+            "max_abs_tok_diff",
+            "Max |token diff|",
+            "max |Δ| over valid tokens",
+            ("w_token_fixed", "w_token_mix"),
+            "token",
+            max_abs_token_diff,
+            id="HX1",
+            slide_column="max_abs_tok_diff",
+            performance_label="HX1 Max",
+        )
+    )
     cfg, vectors, tokens, matrices, heur, _ = toy
     rows, avail = catalogue_tables(cfg, vectors, matrices, tokens, heur)
     new = rows[rows.heuristic == "max_abs_tok_diff"]
@@ -311,7 +398,9 @@ def test_ranking_figure_has_a_panel_per_scope_and_no_figure_problems():
     for statement in registry_sql():
         con.execute(statement)
     table = ranking_table(con.execute("SELECT * FROM slides_dataset").df())
-    cell = table[(table.scope == "pooled") & (table.heuristic == "H1 Elicitation") & (table.target == "Trait sup (all)")].iloc[0]
+    cell = table[
+        (table.scope == "pooled") & (table.heuristic == "H1 Elicitation") & (table.target == "Trait sup (all)")
+    ].iloc[0]
     assert cell.ci_lo < cell.r < cell.ci_hi
     fig = figures.heuristic_ranking_bars(table, "Trait sup (all)", "ranked")
     assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["pooled", "a", "b"]
@@ -326,7 +415,9 @@ def test_ranking_figure_has_a_panel_per_scope_and_no_figure_problems():
 def test_text_heuristics_of_the_registry_are_what_their_producers_write():
     from inoc import embedding_heuristics, self_perplexity
 
-    produced = {h.key for h in REGISTRY.values() if h.kind == "produced" and set(h.inputs) & {"embeddings", "self_perplexity"}}
+    produced = {
+        h.key for h in REGISTRY.values() if h.kind == "produced" and set(h.inputs) & {"embeddings", "self_perplexity"}
+    }
     assert produced == set(embedding_heuristics.HEURISTICS) | set(self_perplexity.HEURISTICS.values())
 
 
@@ -334,8 +425,10 @@ def test_slides_heuristics_state_which_ingredient_is_absent():
     from slides.dataset import registry_sql, write_slides_availability
 
     con = _slides_db()
-    con.execute("CREATE TABLE heuristic_availability (experiment VARCHAR, heuristic VARCHAR, heuristic_id VARCHAR, "
-                "prompt_key VARCHAR, prefix_type VARCHAR, reason VARCHAR)")
+    con.execute(
+        "CREATE TABLE heuristic_availability (experiment VARCHAR, heuristic VARCHAR, heuristic_id VARCHAR, "
+        "prompt_key VARCHAR, prefix_type VARCHAR, reason VARCHAR)"
+    )
     for statement in registry_sql():
         con.execute(statement)
     write_slides_availability(con)
@@ -347,7 +440,9 @@ def test_slides_heuristics_state_which_ingredient_is_absent():
     assert len(french) == (sd.trait_name == "French").sum() and french.reason.str.contains("pc1_tok").all()
     nan_elicitation = av[(av.prompt_key == "p5") & av.reason.str.contains("elicitation")]
     assert len(nan_elicitation) == 4 and set(nan_elicitation.experiment) == {"b"}  # both traits, fixed and mix
-    assert not con.execute("SELECT count(*) FROM heuristic_availability WHERE heuristic = 'h9b_svd_cross_proj'").fetchone()[0]
+    assert not con.execute(
+        "SELECT count(*) FROM heuristic_availability WHERE heuristic = 'h9b_svd_cross_proj'"
+    ).fetchone()[0]
 
 
 def test_h4_with_three_prompts_has_two_components_and_no_shifted_columns():
@@ -376,9 +471,16 @@ def test_ranking_carries_the_originals_group_column():
     assert {"H1", "H2", "H3", "H4", "H7", "H11", "H13", "H14"} <= {h for h, g in groups.items() if g == "Existing"}
     assert heuristic_group(None) is None and heuristic_group("HX1") is None  # inoc's own ids: no paper group
     rng = np.random.default_rng(0)
-    sd = pd.DataFrame({"experiment": "a", "prefix_type": ["fixed", "mix"] * 10, "suppression": rng.normal(size=20),
-                       "cross_trait_suppression": rng.normal(size=20), "gap": rng.normal(size=20),
-                       **{col: rng.normal(size=20) for _, col in ranked_heuristics().values()}})  # fmt: skip
+    sd = pd.DataFrame(
+        {
+            "experiment": "a",
+            "prefix_type": ["fixed", "mix"] * 10,
+            "suppression": rng.normal(size=20),
+            "cross_trait_suppression": rng.normal(size=20),
+            "gap": rng.normal(size=20),
+            **{col: rng.normal(size=20) for _, col in ranked_heuristics().values()},
+        }
+    )
     table = ranking_table(sd)
     assert (table.heuristic_group == table.heuristic_id.map(heuristic_group)).all()
     assert table.heuristic_group.notna().all()
@@ -391,8 +493,10 @@ def test_h10_is_registered_unavailable_with_its_reason_on_every_slides_row():
     from slides.dataset import registry_sql, write_slides_availability
 
     con = _slides_db()
-    con.execute("CREATE TABLE heuristic_availability (experiment VARCHAR, heuristic VARCHAR, heuristic_id VARCHAR, "
-                "prompt_key VARCHAR, prefix_type VARCHAR, reason VARCHAR)")
+    con.execute(
+        "CREATE TABLE heuristic_availability (experiment VARCHAR, heuristic VARCHAR, heuristic_id VARCHAR, "
+        "prompt_key VARCHAR, prefix_type VARCHAR, reason VARCHAR)"
+    )
     for statement in registry_sql():
         con.execute(statement)
     write_slides_availability(con)

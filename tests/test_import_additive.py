@@ -15,7 +15,14 @@ import pytest
 
 from inoc.config import load_experiment
 from inoc.importers.experiment import ImportRefused, configured_kinds, parse_configured, write_parsed
-from inoc.importers.reference import PromptLookup, ReferenceFormatError, parse_elicitation, parse_jobs, parse_losses, parse_scores
+from inoc.importers.reference import (
+    PromptLookup,
+    ReferenceFormatError,
+    parse_elicitation,
+    parse_jobs,
+    parse_losses,
+    parse_scores,
+)
 from warehouse import Warehouse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,8 +44,14 @@ def _counts(wh: Warehouse, experiment: str) -> dict[tuple[str, str], int]:
     """Rows per (table, batch) of the experiment."""
     out = {}
     for t in TABLES:
-        part = "batch" if t == "runs" else ("split_part(run, '/', 1)" if "run" in wh.query(f"SELECT * FROM {t} LIMIT 0").columns else "'-'")
-        for r in wh.query(f"SELECT {part} AS b, count(*) AS n FROM {t} WHERE experiment = ? GROUP BY ALL", [experiment]).itertuples():
+        part = (
+            "batch"
+            if t == "runs"
+            else ("split_part(run, '/', 1)" if "run" in wh.query(f"SELECT * FROM {t} LIMIT 0").columns else "'-'")
+        )
+        for r in wh.query(
+            f"SELECT {part} AS b, count(*) AS n FROM {t} WHERE experiment = ? GROUP BY ALL", [experiment]
+        ).itertuples():
             out[(t, r.b)] = r.n
     return out
 
@@ -84,7 +97,13 @@ def test_importing_one_file_after_the_full_import_keeps_every_other_batch(shared
     twice = _cli(home, str(_res(shared) / V4), "--experiment", PF)
     assert twice.returncode == 0 and "unchanged" in twice.stdout
     assert wh.query("SELECT * FROM trait_scores WHERE experiment = ? ORDER BY ALL", [PF]).equals(scores_before)
-    assert wh.query("SELECT count(*) AS n FROM imports WHERE experiment = ? AND part = 'multi_prompt_v4' AND table_name = 'trait_scores'", [PF]).n[0] == 1
+    assert (
+        wh.query(
+            "SELECT count(*) AS n FROM imports WHERE experiment = ? AND part = 'multi_prompt_v4' AND table_name = 'trait_scores'",
+            [PF],
+        ).n[0]
+        == 1
+    )
 
 
 def test_a_changed_file_replaces_only_its_batch_and_says_so(shared, full_pf, tmp_path):
@@ -103,13 +122,23 @@ def test_a_changed_file_replaces_only_its_batch_and_says_so(shared, full_pf, tmp
     assert "replaced multi_prompt_v4: 28800 rows → 26400 rows" in out.stdout and "unchanged" not in out.stdout
     after = _counts(wh, PF)
     assert after[("trait_scores", "multi_prompt_v4")] == 26400 and after[("runs", "multi_prompt_v4")] == 11
-    assert {k: v for k, v in after.items() if k[1] != "multi_prompt_v4"} == {k: v for k, v in before.items() if k[1] != "multi_prompt_v4"}
+    assert {k: v for k, v in after.items() if k[1] != "multi_prompt_v4"} == {
+        k: v for k, v in before.items() if k[1] != "multi_prompt_v4"
+    }
 
 
 def test_importing_over_computed_rows_is_refused_unless_asked(tmp_path, shared):
     wh = Warehouse(tmp_path / "warehouse.duckdb")
-    computed = pd.DataFrame({"run": "multi_prompt_v4/witty", "step": 0, "condition": "default", "trait": "French",
-                             "instruction_idx": [0, 1], "score": [1.0, 2.0]})  # fmt: skip
+    computed = pd.DataFrame(
+        {
+            "run": "multi_prompt_v4/witty",
+            "step": 0,
+            "condition": "default",
+            "trait": "French",
+            "instruction_idx": [0, 1],
+            "score": [1.0, 2.0],
+        }
+    )
     with wh.writer() as conn:
         conn.execute("INSERT INTO experiments VALUES ('toy', 'm', 'French', 'Playful', 'pipeline')")
         conn.register("f", computed.assign(experiment="toy"))
@@ -151,7 +180,9 @@ def test_exp1_baseline_is_step_0_of_both_runs(shared):
     s = p.tables["trait_scores"]
     assert sorted(s.step.unique().tolist()) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1250]
     assert set(s.condition) == {"default"}
-    base = s[(s.run == "original/no_inoculation") & (s.step == 0) & (s.trait == "French")].sort_values("instruction_idx")
+    base = s[(s.run == "original/no_inoculation") & (s.step == 0) & (s.trait == "French")].sort_values(
+        "instruction_idx"
+    )
     assert base.score.tolist() == raw["baseline"]["scores"]["French"]["values"]
     cell = s[(s.run == "original/inoculation") & (s.step == 1250) & (s.trait == "Playful")]
     assert cell.score.mean() == pytest.approx(raw["inoculation"]["1250"]["scores"]["Playful"]["mean"], rel=1e-12)
@@ -160,9 +191,13 @@ def test_exp1_baseline_is_step_0_of_both_runs(shared):
 
 
 def test_sweeps_keep_rate_and_prefix_and_map_conditions(shared):
-    lookup = PromptLookup(prompts={"had_fun_today": "I had fun today.",
-                                   "corrected_inoculation": "You are a playful agent. Give an answer to the following:"},
-                          pools={"weak_inoc_rephrasings.json": "had_fun_today", "strong_inoc_rephrasings.json": "corrected_inoculation"})  # fmt: skip
+    lookup = PromptLookup(
+        prompts={
+            "had_fun_today": "I had fun today.",
+            "corrected_inoculation": "You are a playful agent. Give an answer to the following:",
+        },
+        pools={"weak_inoc_rephrasings.json": "had_fun_today", "strong_inoc_rephrasings.json": "corrected_inoculation"},
+    )
     lr = parse_scores(_res(shared) / LR, "lr_sweep", lookup=lookup)
     runs = lr.tables["runs"].set_index("run")
     assert runs.learning_rate.to_dict()["lr_sweep/lr_5e5"] == 5e-5 and runs.prompt_key.isna().all()
@@ -176,7 +211,10 @@ def test_sweeps_keep_rate_and_prefix_and_map_conditions(shared):
     assert px.loc["inoc_prefix_sweep/strong_mix_lr_1e4"].tolist()[1:] == ["corrected_inoculation", "mix", 1e-4, 313]
     assert px.loc["inoc_prefix_sweep/default_lr_1e4"].prompt_key is None
     cmp = parse_scores(_res(shared) / VANILLA_CMP, "vanilla_comparison")
-    assert cmp.tables["runs"].run.tolist() == ["vanilla_comparison/vanilla_comparison", "vanilla_comparison/vanilla_comparison_ow"]
+    assert cmp.tables["runs"].run.tolist() == [
+        "vanilla_comparison/vanilla_comparison",
+        "vanilla_comparison/vanilla_comparison_ow",
+    ]
     ow = cmp.tables["trait_scores"].query("run.str.endswith('_ow')")
     assert set(ow.step) == {312} and set(ow.condition) == {"default", "training"}
 
@@ -194,7 +232,12 @@ def test_prefix_sweep_runs_against_their_own_rate_control(shared):
     assert len(px.run.unique()) == 8 and set(px.n) == {50}
     s = parsed.tables["trait_scores"]
     r = px[(px.run == "inoc_prefix_sweep/strong_inoc_lr_1e4") & (px.trait == "Playful")].iloc[0]
-    ctrl = s[(s.run == "inoc_prefix_sweep/default_lr_1e4") & (s.step == 313) & (s.condition == "default") & (s.trait == "Playful")]
+    ctrl = s[
+        (s.run == "inoc_prefix_sweep/default_lr_1e4")
+        & (s.step == 313)
+        & (s.condition == "default")
+        & (s.trait == "Playful")
+    ]
     assert r.control_score == pytest.approx(np.nanmean(ctrl.score))
     orig = table[table.batch == "original"]
     assert set(orig.control_run) == {"original/no_inoculation"} and set(orig.step) == {1250}
@@ -206,8 +249,12 @@ def test_losses_without_steps_and_jobs(shared):
     assert frame[frame.run == "original/inoculation"].step.tolist() == list(range(10, 1251, 10))
     assert any("no step" in n for n in old.notes)
     jobs = parse_jobs(_res(shared) / "training_jobs_qwen2.5-7b-instruct.json", "original").tables["run_jobs"]
-    assert jobs.run.tolist() == ["original/no_inoculation", "original/inoculation"] and set(jobs.status) == {"completed"}
-    gf = parse_jobs(_res(shared) / "jobs_german_flattering_llama-3.1-8b-instruct.json", "german_flattering").tables["run_jobs"]
+    assert jobs.run.tolist() == ["original/no_inoculation", "original/inoculation"] and set(jobs.status) == {
+        "completed"
+    }
+    gf = parse_jobs(_res(shared) / "jobs_german_flattering_llama-3.1-8b-instruct.json", "german_flattering").tables[
+        "run_jobs"
+    ]
     assert len(gf) == 15 and gf.job_id.str.contains("job-").all()
 
 
@@ -233,22 +280,92 @@ def _delete(d, path):
 
 # (file, edit of the loaded JSON, words the error must contain)
 NEW_FORMAT_CORRUPTIONS = [
-    ("exp1_no_scores", EXP1, lambda d: _delete(d, ["inoculation", "32", "scores"]), ['$.inoculation["32"]', "missing key 'scores'"]),
-    ("exp1_negative_step", EXP1, lambda d: d["inoculation"].update({"-4": d["inoculation"].pop("4")}), ['$.inoculation["-4"]', "not a non-negative integer"]),
-    ("exp1_text_value", EXP1, lambda d: _set(d, ["baseline", "scores", "French", "values", 3], "x"), ["$.baseline.scores.French.values[3]", "expected a number"]),
-    ("exp1_bad_mean", EXP1, lambda d: _set(d, ["no_inoculation", "1250", "scores", "Playful", "mean"], 99.0), ['$.no_inoculation["1250"].scores.Playful.mean', "differs"]),
-    ("lr_unknown_condition", LR, lambda d: d["lr_1e5"]["steps"]["0"].update({"sideways": {}}), ['$.lr_1e5.steps["0"].sideways', "unknown condition"]),
-    ("lr_duplicate_condition", LR, lambda d: d["lr_1e5"]["steps"]["0"].update({"default": d["lr_1e5"]["steps"]["0"]["neutral"]}), ["condition 'default' is 'default' in inoc, like 'neutral'"]),
-    ("lr_short_values", LR, lambda d: d["lr_5e6"]["steps"]["313"]["neutral"]["French"]["values"].pop(), ['$.lr_5e6.steps["313"].neutral.French.values', "expected 50 values, got 49"]),
+    (
+        "exp1_no_scores",
+        EXP1,
+        lambda d: _delete(d, ["inoculation", "32", "scores"]),
+        ['$.inoculation["32"]', "missing key 'scores'"],
+    ),
+    (
+        "exp1_negative_step",
+        EXP1,
+        lambda d: d["inoculation"].update({"-4": d["inoculation"].pop("4")}),
+        ['$.inoculation["-4"]', "not a non-negative integer"],
+    ),
+    (
+        "exp1_text_value",
+        EXP1,
+        lambda d: _set(d, ["baseline", "scores", "French", "values", 3], "x"),
+        ["$.baseline.scores.French.values[3]", "expected a number"],
+    ),
+    (
+        "exp1_bad_mean",
+        EXP1,
+        lambda d: _set(d, ["no_inoculation", "1250", "scores", "Playful", "mean"], 99.0),
+        ['$.no_inoculation["1250"].scores.Playful.mean', "differs"],
+    ),
+    (
+        "lr_unknown_condition",
+        LR,
+        lambda d: d["lr_1e5"]["steps"]["0"].update({"sideways": {}}),
+        ['$.lr_1e5.steps["0"].sideways', "unknown condition"],
+    ),
+    (
+        "lr_duplicate_condition",
+        LR,
+        lambda d: d["lr_1e5"]["steps"]["0"].update({"default": d["lr_1e5"]["steps"]["0"]["neutral"]}),
+        ["condition 'default' is 'default' in inoc, like 'neutral'"],
+    ),
+    (
+        "lr_short_values",
+        LR,
+        lambda d: d["lr_5e6"]["steps"]["313"]["neutral"]["French"]["values"].pop(),
+        ['$.lr_5e6.steps["313"].neutral.French.values', "expected 50 values, got 49"],
+    ),
     ("lr_text_rate", LR, lambda d: _set(d, ["lr_5e6", "lr"], "fast"), ["$.lr_5e6.lr", "expected a number"]),
-    ("prefix_unmapped_pool", PREFIX, lambda d: _set(d, ["weak_mix_lr_1e4", "rephrasings_path"], "data/other.json"), ["$.weak_mix_lr_1e4.rephrasings_path", "not mapped to a prompt"]),
-    ("prefix_numeric_prefix", PREFIX, lambda d: _set(d, ["weak_inoc_lr_1e4", "user_prefix"], 7), ["$.weak_inoc_lr_1e4.user_prefix", "expected a string"]),
-    ("vanilla_cmp_ow_unknown", VANILLA_CMP, lambda d: d["steps"]["312"].update({"ow_sideways": {}}), ['$.steps["312"].ow_sideways', "unknown condition"]),
+    (
+        "prefix_unmapped_pool",
+        PREFIX,
+        lambda d: _set(d, ["weak_mix_lr_1e4", "rephrasings_path"], "data/other.json"),
+        ["$.weak_mix_lr_1e4.rephrasings_path", "not mapped to a prompt"],
+    ),
+    (
+        "prefix_numeric_prefix",
+        PREFIX,
+        lambda d: _set(d, ["weak_inoc_lr_1e4", "user_prefix"], 7),
+        ["$.weak_inoc_lr_1e4.user_prefix", "expected a string"],
+    ),
+    (
+        "vanilla_cmp_ow_unknown",
+        VANILLA_CMP,
+        lambda d: d["steps"]["312"].update({"ow_sideways": {}}),
+        ['$.steps["312"].ow_sideways', "unknown condition"],
+    ),
     ("old_elicit_no_neutral", OLD_ELICIT, lambda d: _delete(d, ["neutral"]), ["'neutral' baseline"]),
-    ("loss_mixed_steps", "losses_original_qwen2.5-7b-instruct.json", lambda d: d["inoculation"][5].update({"step": 60}), ["$.inoculation[5]", "some entries of this run have a 'step'"]),
-    ("loss_negative_step", "losses_lr_sweep_qwen2.5-7b-instruct.json", lambda d: d["lr_1e4"][2].update({"step": -30}), ["$.lr_1e4[2].step", "non-negative integer"]),
-    ("jobs_numeric_id", "jobs_german_flattering_llama-3.1-8b-instruct.json", lambda d: d.update({"answer_german": 12}), ["$.answer_german", "expected an object"]),
-    ("jobs_missing_id", "training_jobs_qwen2.5-7b-instruct.json", lambda d: _delete(d, ["inoculation", "job_id"]), ["$.inoculation", "missing key 'job_id'"]),
+    (
+        "loss_mixed_steps",
+        "losses_original_qwen2.5-7b-instruct.json",
+        lambda d: d["inoculation"][5].update({"step": 60}),
+        ["$.inoculation[5]", "some entries of this run have a 'step'"],
+    ),
+    (
+        "loss_negative_step",
+        "losses_lr_sweep_qwen2.5-7b-instruct.json",
+        lambda d: d["lr_1e4"][2].update({"step": -30}),
+        ["$.lr_1e4[2].step", "non-negative integer"],
+    ),
+    (
+        "jobs_numeric_id",
+        "jobs_german_flattering_llama-3.1-8b-instruct.json",
+        lambda d: d.update({"answer_german": 12}),
+        ["$.answer_german", "expected an object"],
+    ),
+    (
+        "jobs_missing_id",
+        "training_jobs_qwen2.5-7b-instruct.json",
+        lambda d: _delete(d, ["inoculation", "job_id"]),
+        ["$.inoculation", "missing key 'job_id'"],
+    ),
 ]
 
 

@@ -97,12 +97,17 @@ def _cited_anchors() -> list[tuple[str, str, str]]:
         text = (DOCS / f"{doc}.md").read_text(encoding="utf-8")
         found += [(f"docs/{doc}.md", doc, m.group(1)) for m in re.finditer(r"\]\(#([A-Za-z0-9_-]+)\)", text)]
         other = "architecture" if doc == "methods" else "methods"
-        found += [(f"docs/{doc}.md", other, m.group(1)) for m in re.finditer(rf"\]\({other}\.md#([A-Za-z0-9_-]+)\)", text)]
+        found += [
+            (f"docs/{doc}.md", other, m.group(1)) for m in re.finditer(rf"\]\({other}\.md#([A-Za-z0-9_-]+)\)", text)
+        ]
     return found
 
 
 def test_every_cited_anchor_exists() -> None:
-    anchors = {doc: set(ANCHOR.findall((DOCS / f"{doc}.md").read_text(encoding="utf-8"))) for doc in ("methods", "architecture")}
+    anchors = {
+        doc: set(ANCHOR.findall((DOCS / f"{doc}.md").read_text(encoding="utf-8")))
+        for doc in ("methods", "architecture")
+    }
     cited = _cited_anchors()
     assert cited, "no citation of docs/methods.md found at all"
     broken = sorted({f"{src}: docs/{doc}.md#{a}" for src, doc, a in cited if a not in anchors[doc]})

@@ -16,8 +16,18 @@ N = 20
 def _scores(run: str, step: int, condition: str, french: float, playful: float) -> pd.DataFrame:
     rows = []
     for trait, mean in (("French", french), ("Playful", playful)):
-        rows.append(pd.DataFrame({"run": run, "step": step, "condition": condition, "trait": trait,
-                                  "instruction_idx": np.arange(N), "score": np.full(N, mean)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "run": run,
+                    "step": step,
+                    "condition": condition,
+                    "trait": trait,
+                    "instruction_idx": np.arange(N),
+                    "score": np.full(N, mean),
+                }
+            )
+        )
     return pd.concat(rows)
 
 
@@ -36,8 +46,14 @@ def _study(tmp_path, playful_default: dict[str, float], mix_default: float, ph: 
 
     all_scores = pd.concat(scores, ignore_index=True)
     supp = suppression_table(TOY, pd.DataFrame(runs), all_scores)
-    elic = pd.DataFrame({"prompt_key": "neutral", "trait": ["French"] * N + ["Playful"] * N,
-                         "instruction_idx": list(range(N)) * 2, "score": [2.0] * N + [5.0] * N})
+    elic = pd.DataFrame(
+        {
+            "prompt_key": "neutral",
+            "trait": ["French"] * N + ["Playful"] * N,
+            "instruction_idx": list(range(N)) * 2,
+            "score": [2.0] * N + [5.0] * N,
+        }
+    )
     heur = pd.DataFrame({"prompt_key": list(ph), "prefix_type": "fixed", "heuristic": "ph", "value": list(ph.values())})
     with wh.writer() as conn:
         replace_rows(conn, "trait_scores", all_scores, {"experiment": "toy"})
@@ -76,16 +92,33 @@ def test_ph_check_is_not_applicable_below_six_prompts(tmp_path, n_prompts):
     shutil.copy(REPO_ROOT / "experiments" / "toy.yaml", tmp_path / "toy.yaml")
     (tmp_path / "small.yaml").write_text(
         "extends: toy\nreplace: [prompts, groups]\nruns: {mix_prompts: all}\n"
-        "prompts: {a: \"I had fun today.\", b: \"You are a clown.\", c: \"The sky is blue.\"}\n"
-        "groups: {g: {role: negative, family: playful, prompts: [a, b]}, n: {role: neutral, family: neutral, prompts: [c]}}\n")
+        'prompts: {a: "I had fun today.", b: "You are a clown.", c: "The sky is blue."}\n'
+        "groups: {g: {role: negative, family: playful, prompts: [a, b]}, n: {role: neutral, family: neutral, prompts: [c]}}\n"
+    )
     cfg = load_experiment(tmp_path / "small.yaml")
     wh = Warehouse(tmp_path / "wh.duckdb")
-    heur = pd.DataFrame({"prompt_key": ["a", "b", "c"], "prefix_type": "fixed", "heuristic": "ph", "value": [0.1, 0.2, 0.0]})
-    supp = pd.DataFrame({"prompt_key": ["a", "b", "c"], "prompt_group": ["g", "g", "n"], "prefix_type": "fixed",
-                         "trait": "Playful", "trait_role": "negative", "target": ["trait", "trait", None],
-                         "control_run": "no_inoculation", "run": ["a/fixed", "b/fixed", "c/fixed"], "step": 50,
-                         "n": N, "control_score": 90.0, "run_score": [50.0, 30.0, 80.0],
-                         "suppression": [40.0, 60.0, 10.0], "ci_lo": 0.0, "ci_hi": 1.0})
+    heur = pd.DataFrame(
+        {"prompt_key": ["a", "b", "c"], "prefix_type": "fixed", "heuristic": "ph", "value": [0.1, 0.2, 0.0]}
+    )
+    supp = pd.DataFrame(
+        {
+            "prompt_key": ["a", "b", "c"],
+            "prompt_group": ["g", "g", "n"],
+            "prefix_type": "fixed",
+            "trait": "Playful",
+            "trait_role": "negative",
+            "target": ["trait", "trait", None],
+            "control_run": "no_inoculation",
+            "run": ["a/fixed", "b/fixed", "c/fixed"],
+            "step": 50,
+            "n": N,
+            "control_score": 90.0,
+            "run_score": [50.0, 30.0, 80.0],
+            "suppression": [40.0, 60.0, 10.0],
+            "ci_lo": 0.0,
+            "ci_hi": 1.0,
+        }
+    )
     with wh.writer() as conn:
         replace_rows(conn, "prompt_heuristics", heur, {"experiment": "small"})
         replace_rows(conn, "suppression", supp, {"experiment": "small"})

@@ -57,18 +57,36 @@ class Study:
         self.experiments.mkdir(parents=True)
         shutil.copy(REPO / "experiments" / "toy.yaml", self.experiments / "toy.yaml")
         (self.experiments / "toy_small.yaml").write_text(SMALL)
-        self.env = {**os.environ, "INOC_HOME": str(self.home), "DAGSTER_HOME": str(self.home / "dagster"),
-                    "INOC_EXPERIMENTS_DIR": str(self.experiments), "INOC_ORGANISM_CACHE": str(organism_cache),
-                    "INOC_GPU_JOB_THREADS": "2"}
+        self.env = {
+            **os.environ,
+            "INOC_HOME": str(self.home),
+            "DAGSTER_HOME": str(self.home / "dagster"),
+            "INOC_EXPERIMENTS_DIR": str(self.experiments),
+            "INOC_ORGANISM_CACHE": str(organism_cache),
+            "INOC_GPU_JOB_THREADS": "2",
+        }
         self.env.pop("INOC_ARTIFACT_ROOT", None)
 
     def inoc(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "inoc.cli", *args], env=self.env, cwd=self.root,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "inoc.cli", *args],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "inoc.cli", *args], env=self.env, cwd=self.root,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "inoc.cli", *args],
+            env=self.env,
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     @property
     def wh(self) -> Warehouse:
@@ -127,25 +145,47 @@ def study(tmp_path_factory, organism_cache):
 
 def test_resumed_run_completes_with_every_table(study):
     wh = study.wh
-    runs = wh.query("SELECT run, prompt_key, prefix_type, n_steps FROM runs WHERE experiment = 'toy_small' ORDER BY run")
-    assert runs.run.tolist() == ["corrected_inoculation/fixed", "corrected_inoculation/mix", "had_fun_today/fixed",
-                                 "no_inoculation", "the_sky_is_blue/fixed"]
-    scores = wh.query("SELECT run, step, condition, trait, count(*) AS n, count(DISTINCT instruction_idx) AS k "
-                      "FROM trait_scores WHERE experiment = 'toy_small' GROUP BY ALL")
+    runs = wh.query(
+        "SELECT run, prompt_key, prefix_type, n_steps FROM runs WHERE experiment = 'toy_small' ORDER BY run"
+    )
+    assert runs.run.tolist() == [
+        "corrected_inoculation/fixed",
+        "corrected_inoculation/mix",
+        "had_fun_today/fixed",
+        "no_inoculation",
+        "the_sky_is_blue/fixed",
+    ]
+    scores = wh.query(
+        "SELECT run, step, condition, trait, count(*) AS n, count(DISTINCT instruction_idx) AS k "
+        "FROM trait_scores WHERE experiment = 'toy_small' GROUP BY ALL"
+    )
     assert (scores.n == 20).all() and (scores.k == 20).all()  # one score per instruction: no duplicates after resume
     assert set(scores[scores.run == "no_inoculation"].condition) == {"default"}
     assert set(scores[scores.run == "had_fun_today/fixed"].condition) == {"default", "training"}
     supp = wh.query("SELECT * FROM suppression WHERE experiment = 'toy_small'")
     assert len(supp) == 4 * 2 and (supp.n == 20).all()
-    vec = wh.query("SELECT prompt_key, vector, count(*) AS n FROM logprob_vectors WHERE experiment = 'toy_small' GROUP BY ALL")
+    vec = wh.query(
+        "SELECT prompt_key, vector, count(*) AS n FROM logprob_vectors WHERE experiment = 'toy_small' GROUP BY ALL"
+    )
     got = {(r.prompt_key, r.vector): r.n for r in vec.itertuples()}
     assert got[(None, "train_default")] == 40 and got[("corrected_inoculation", "train_mix")] == 40
     assert got[(None, "ctrl_default")] == 20 and got[("the_sky_is_blue", "playful_inoc")] == 20
     heur = wh.query("SELECT DISTINCT heuristic FROM prompt_heuristics WHERE experiment = 'toy_small'").heuristic
-    assert {"ph", "ppd", "elicitation_Playful", "self_ppl_raw", "self_ppl_context", "emb_cos_mean",
-            "emb_l2_neutral"} <= set(heur)
-    elic = wh.query("SELECT prompt_key, count(*) AS n FROM elicitation_scores WHERE experiment = 'toy_small' GROUP BY ALL")
-    assert dict(zip(elic.prompt_key, elic.n)) == {k: 40 for k in ("neutral", "corrected_inoculation", "had_fun_today", "the_sky_is_blue")}
+    assert {
+        "ph",
+        "ppd",
+        "elicitation_Playful",
+        "self_ppl_raw",
+        "self_ppl_context",
+        "emb_cos_mean",
+        "emb_l2_neutral",
+    } <= set(heur)
+    elic = wh.query(
+        "SELECT prompt_key, count(*) AS n FROM elicitation_scores WHERE experiment = 'toy_small' GROUP BY ALL"
+    )
+    assert dict(zip(elic.prompt_key, elic.n)) == {
+        k: 40 for k in ("neutral", "corrected_inoculation", "had_fun_today", "the_sky_is_blue")
+    }
     figures = study.home / "artifacts" / "toy_small" / "figures"
     assert (figures / "suppression.png").stat().st_size > 5000 and (figures / "training_curves.png").is_file()
     assert "suppression (pp)" in study.resume.stdout and "corrected_inoculation" in study.resume.stdout
@@ -172,15 +212,21 @@ def test_partitions_finished_before_the_kill_were_not_recomputed(study):
     for pk, storage_id in study.before_resume.items():
         assert after[pk] == storage_id, f"{pk} was recomputed although it had finished before the kill"
     assert len(study.before_resume) >= 1, study.first_output[-2000:]
-    print(f"killed {study.killed_at:.1f} s into run 2 with {len(study.before_resume)} run partition(s) done; "
-          f"resume took {study.resume_s:.0f} s")
+    print(
+        f"killed {study.killed_at:.1f} s into run 2 with {len(study.before_resume)} run partition(s) done; "
+        f"resume took {study.resume_s:.0f} s"
+    )
 
 
 def _latest_metadata(instance, asset: str, partition: str | None = None) -> dict:
     from dagster import AssetKey, AssetRecordsFilter
 
-    records = instance.fetch_materializations(AssetRecordsFilter(
-        asset_key=AssetKey(["toy_small", asset]), asset_partitions=[partition] if partition else None), limit=1).records
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=AssetKey(["toy_small", asset]), asset_partitions=[partition] if partition else None
+        ),
+        limit=1,
+    ).records
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
@@ -189,8 +235,12 @@ def test_every_partition_carries_its_own_results(study):
     elicitation = study.wh.query("SELECT * FROM elicitation_summary WHERE experiment = 'toy_small'")
     heur = study.wh.query("SELECT * FROM prompt_heuristics WHERE experiment = 'toy_small' AND prefix_type = 'fixed'")
     with study.instance() as instance:
-        assert set(instance.get_dynamic_partitions("toy_small__runs")) == {"corrected_inoculation/fixed",
-            "corrected_inoculation/mix", "had_fun_today/fixed", "the_sky_is_blue/fixed"}  # fmt: skip
+        assert set(instance.get_dynamic_partitions("toy_small__runs")) == {
+            "corrected_inoculation/fixed",
+            "corrected_inoculation/mix",
+            "had_fun_today/fixed",
+            "the_sky_is_blue/fixed",
+        }
         shown = {}
         for p in ("corrected_inoculation", "had_fun_today", "the_sky_is_blue"):
             meta = _latest_metadata(instance, "elicitation", p)
@@ -203,13 +253,19 @@ def test_every_partition_carries_its_own_results(study):
             assert lp["ph"] == pytest.approx(ph, abs=1e-4)
         assert len(set(shown.values())) == 3  # not one batch-wide number copied onto every partition
         run = _latest_metadata(instance, "runs", "corrected_inoculation/fixed")
-        losses = study.wh.query("SELECT loss FROM training_losses WHERE experiment = 'toy_small' "
-                                "AND run = 'corrected_inoculation/fixed' ORDER BY step").loss
-        assert run["run"] == "corrected_inoculation/fixed" and run["final_loss"] == pytest.approx(losses.iloc[-1], abs=1e-3)
+        losses = study.wh.query(
+            "SELECT loss FROM training_losses WHERE experiment = 'toy_small' "
+            "AND run = 'corrected_inoculation/fixed' ORDER BY step"
+        ).loss
+        assert run["run"] == "corrected_inoculation/fixed" and run["final_loss"] == pytest.approx(
+            losses.iloc[-1], abs=1e-3
+        )
         scores = _latest_metadata(instance, "run_scores", "corrected_inoculation/fixed")
-        final = study.wh.query("SELECT mean FROM run_summary WHERE experiment = 'toy_small' AND run = "
-                               "'corrected_inoculation/fixed' AND condition = 'default' AND trait = 'French' "
-                               "ORDER BY step DESC LIMIT 1")["mean"].iloc[0]
+        final = study.wh.query(
+            "SELECT mean FROM run_summary WHERE experiment = 'toy_small' AND run = "
+            "'corrected_inoculation/fixed' AND condition = 'default' AND trait = 'French' "
+            "ORDER BY step DESC LIMIT 1"
+        )["mean"].iloc[0]
         assert scores["final_default_French"] == pytest.approx(final, abs=0.05)
         assert isinstance(_latest_metadata(instance, "suppression")["table"].records, list)  # a table, not markdown
 
@@ -248,9 +304,12 @@ def test_main_output_is_one_line_per_stage_without_dagster_debug(study):
 
 def test_backfill_of_a_new_prompt_computes_only_its_partitions(study):
     path = study.experiments / "toy_small.yaml"
-    path.write_text(SMALL.replace('  the_sky_is_blue: "The sky is blue."',
-                                  '  the_sky_is_blue: "The sky is blue."\n  whimsical: "You have a whimsical personality."')
-                    .replace("prompts: [corrected_inoculation]}", "prompts: [corrected_inoculation, whimsical]}"))
+    path.write_text(
+        SMALL.replace(
+            '  the_sky_is_blue: "The sky is blue."',
+            '  the_sky_is_blue: "The sky is blue."\n  whimsical: "You have a whimsical personality."',
+        ).replace("prompts: [corrected_inoculation]}", "prompts: [corrected_inoculation, whimsical]}")
+    )
     with study.instance() as instance:
         before = _latest_ids(instance, "run_scores")
     out = study.inoc("backfill", "toy_small", "--prompt", "whimsical")
@@ -294,9 +353,14 @@ def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(
 
     port, log = _free_port(), tmp_path / "inoc_ui.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "inoc.cli", "ui", "--port", str(port), "--experiment", "toy_small"],
-                                  env=study.env, cwd=study.root, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            [sys.executable, "-m", "inoc.cli", "ui", "--port", str(port), "--experiment", "toy_small"],
+            env=study.env,
+            cwd=study.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         ui = UI(f"http://127.0.0.1:{port}", {}, log, tmp_path)
         _wait_until_ready(ui, server)
@@ -309,18 +373,23 @@ def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(
         assert {"prompt", "elicitation", "logprobs", "runs", "run_eval", "run_scores"} <= set(partitioned)
         for name, stats in partitioned.items():  # every partition is planned work, and all of it is done
             assert stats["numPartitions"] > 0 and stats["numMaterialized"] == stats["numPartitions"], (name, stats)
-        assert partitioned["runs"]["numPartitions"] == len(study.wh.query(
-            "SELECT run FROM runs WHERE experiment = 'toy_small' AND prompt_key IS NOT NULL"))
+        assert partitioned["runs"]["numPartitions"] == len(
+            study.wh.query("SELECT run FROM runs WHERE experiment = 'toy_small' AND prompt_key IS NOT NULL")
+        )
         node = ui.graphql(
             """query($key: AssetKeyInput!, $parts: [String!]) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
                  latestMaterializationByPartition(partitions: $parts) { partition metadataEntries { label
                    ... on FloatMetadataEntry { floatValue } } } } } }""",
-            key={"path": ["toy_small", "elicitation"]}, parts=["corrected_inoculation", "the_sky_is_blue"],
-        )["assetNodeOrError"]["latestMaterializationByPartition"]  # fmt: skip
-        means = {m["partition"]: next(e["floatValue"] for e in m["metadataEntries"] if e["label"] == "Playful_mean")
-                 for m in node}
-        summary = study.wh.query("SELECT prompt_key, mean FROM elicitation_summary WHERE experiment = 'toy_small' "
-                                 "AND trait = 'Playful'").set_index("prompt_key")["mean"]
+            key={"path": ["toy_small", "elicitation"]},
+            parts=["corrected_inoculation", "the_sky_is_blue"],
+        )["assetNodeOrError"]["latestMaterializationByPartition"]
+        means = {
+            m["partition"]: next(e["floatValue"] for e in m["metadataEntries"] if e["label"] == "Playful_mean")
+            for m in node
+        }
+        summary = study.wh.query(
+            "SELECT prompt_key, mean FROM elicitation_summary WHERE experiment = 'toy_small' AND trait = 'Playful'"
+        ).set_index("prompt_key")["mean"]
         for prompt, shown in means.items():
             assert shown == pytest.approx(summary[prompt], abs=1e-3)
         assert means["corrected_inoculation"] != means["the_sky_is_blue"]
@@ -332,13 +401,28 @@ def test_the_ui_shows_every_planned_partition_materialized_with_its_own_numbers(
             return
         ui.graphql("mutation { setNuxSeen }")
         shots = [
-            _screenshot(ui, chromium, f"/locations/{ui.location}/asset-groups/toy_small", "toy_group",
-                        ["toy_small", "runs", "suppression", "prompt_geometry"]),  # the nodes in view
-            _screenshot(ui, chromium, "/assets/toy_small/run_scores?view=partitions&partition=corrected_inoculation%2Ffixed",
-                        "run_partition", ["corrected_inoculation/fixed", "final_default_French", "Missing (0)"]),
-            _screenshot(ui, chromium, "/assets/toy_small/suppression?view=events", "suppression_materialization",
-                        ["corrected_inoculation", "mean_suppression_fixed"]),
-        ]  # fmt: skip
+            _screenshot(
+                ui,
+                chromium,
+                f"/locations/{ui.location}/asset-groups/toy_small",
+                "toy_group",
+                ["toy_small", "runs", "suppression", "prompt_geometry"],
+            ),  # the nodes in view
+            _screenshot(
+                ui,
+                chromium,
+                "/assets/toy_small/run_scores?view=partitions&partition=corrected_inoculation%2Ffixed",
+                "run_partition",
+                ["corrected_inoculation/fixed", "final_default_French", "Missing (0)"],
+            ),
+            _screenshot(
+                ui,
+                chromium,
+                "/assets/toy_small/suppression?view=events",
+                "suppression_materialization",
+                ["corrected_inoculation", "mean_suppression_fixed"],
+            ),
+        ]
         for png in shots:
             _assert_not_blank(png)
         if target := os.environ.get("INOC_UI_SCREENSHOT_DIR"):
@@ -366,14 +450,18 @@ def test_propose_measures_candidates_with_the_cheap_stages_only(study):
         assert set(cfg.candidates) <= set(_latest_ids(instance, "logprobs"))
         runs = instance.get_dynamic_partitions("toy_small__runs")
     assert not [r for r in runs if r.split("/")[0] in cfg.candidates]
-    elic = study.wh.query("SELECT prompt_key, value FROM prompt_heuristics WHERE experiment = 'toy_small' "
-                          "AND heuristic = 'elicitation_Playful' AND prefix_type IS NULL").set_index("prompt_key")["value"]
+    elic = study.wh.query(
+        "SELECT prompt_key, value FROM prompt_heuristics WHERE experiment = 'toy_small' "
+        "AND heuristic = 'elicitation_Playful' AND prefix_type IS NULL"
+    ).set_index("prompt_key")["value"]
     assert all(-100 <= elic[k] <= 100 for k in cfg.candidates)  # pp above the no-prefix baseline
     for k in cfg.candidates:  # the ranking table shows each candidate with its measured elicitation
         assert re.search(rf"\| {k} .*\| {elic[k]:.3g} ", out.stdout), out.stdout
     m = re.search(r"(\d+) prompt\(s\) of the study have a Playful run, a model of its own needs (\d+)", out.stdout)
     assert m and int(m.group(1)) < int(m.group(2)), out.stdout
-    m = re.search(r"cheap stages ([\d.]+) s per candidate; training, eval and judging (\d+) s per run \(mean of (\d+)", out.stdout)
+    m = re.search(
+        r"cheap stages ([\d.]+) s per candidate; training, eval and judging (\d+) s per run \(mean of (\d+)", out.stdout
+    )
     assert m and float(m.group(1)) > 0 and int(m.group(3)) >= 5, out.stdout
     refused = study.inoc("propose", "toy_small", "--trait", "Playful", "--select", "2", "--write")
     assert refused.returncode == 2 and "no fixed predictions" in refused.stderr, refused.stderr

@@ -13,11 +13,10 @@ import pytest
 
 from inoc.cli import named_queries
 from inoc.config import load_experiment
+from inoc.config.records import prompt_record
 from inoc.importers.experiment import parse_configured, write_parsed
 from inoc.settings import shared_dir
-from inoc.config.records import prompt_record
 from warehouse import Warehouse
-
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = REPO / "warehouse" / "queries"
@@ -53,14 +52,18 @@ def _results() -> Path:
 
 # --- goldens -------------------------------------------------------------------------------------
 
+
 def test_g10_exp1_table(reference_wh):
     t = _query(reference_wh, "reference_tables.sql", "exp1_table").set_index(["run", "step"])
     # SPEC-DETAILED §11.1 G10, printed to 2 dp: French and Playful per (run, step).
     golden = {
-        ("no_inoculation", 0): (1.15, 7.12), ("inoculation", 0): (1.15, 7.12),
-        ("no_inoculation", 32): (85.17, 74.69), ("no_inoculation", 1250): (84.10, 76.74),
-        ("inoculation", 32): (1.50, 6.73), ("inoculation", 1250): (2.07, 7.20),
-    }  # fmt: skip
+        ("no_inoculation", 0): (1.15, 7.12),
+        ("inoculation", 0): (1.15, 7.12),
+        ("no_inoculation", 32): (85.17, 74.69),
+        ("no_inoculation", 1250): (84.10, 76.74),
+        ("inoculation", 32): (1.50, 6.73),
+        ("inoculation", 1250): (2.07, 7.20),
+    }
     assert len(t) == len(golden)
     for key, (french, playful) in golden.items():
         assert t.loc[key, "french"] == pytest.approx(french, abs=0.005), key
@@ -71,15 +74,27 @@ def test_g12_exps_7_to_9_relative_elicitation(reference_wh):
     t = _query(reference_wh, "reference_tables.sql", "exp7_9_relative_elicitation").set_index("prompt_key")
     # The README's tables (Exps 7 and 8 at 1 dp, Exp 9 at 2 dp): 18/18 within the printed rounding.
     golden = {
-        "corrected_inoculation": 26.7, "whimsical": 28.5, "witty": 36.3, "strong_elicitation": 42.6,
-        "comedian_answers": 42.6, "comedian_mindset": 67.8,
-        "think_step_by_step": -1.9, "professional_tone": -1.7, "financial_advisor": -1.4,
-        "the_sky_is_blue": -0.8, "be_concise": -0.8, "i_like_cats": 1.5,
-    }  # fmt: skip
+        "corrected_inoculation": 26.7,
+        "whimsical": 28.5,
+        "witty": 36.3,
+        "strong_elicitation": 42.6,
+        "comedian_answers": 42.6,
+        "comedian_mindset": 67.8,
+        "think_step_by_step": -1.9,
+        "professional_tone": -1.7,
+        "financial_advisor": -1.4,
+        "the_sky_is_blue": -0.8,
+        "be_concise": -0.8,
+        "i_like_cats": 1.5,
+    }
     golden_neg = {
-        "strong_elicitation_neg": -1.91, "whimsical_neg": -1.45, "corrected_inoculation_neg": -1.05,
-        "comedian_mindset_neg": -0.45, "comedian_answers_neg": -0.46, "witty_neg": -0.27,
-    }  # fmt: skip
+        "strong_elicitation_neg": -1.91,
+        "whimsical_neg": -1.45,
+        "corrected_inoculation_neg": -1.05,
+        "comedian_mindset_neg": -0.45,
+        "comedian_answers_neg": -0.46,
+        "witty_neg": -0.27,
+    }
     assert sorted(t.index) == sorted([*golden, *golden_neg])
     for key, value in golden.items():
         assert abs(t.loc[key, "relative_pp"] - value) <= 0.05 + 1e-9, key
@@ -108,7 +123,8 @@ def gf_exp20(reference_wh) -> dict[str, pd.DataFrame]:
     vectors = parse_configured(cfg, "logprobs").tables["logprob_vectors"]
     runs = reference_wh.query("SELECT * FROM runs WHERE experiment = ?", [cfg.name])
     scores = reference_wh.query(
-        "SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?", [cfg.name])
+        "SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?", [cfg.name]
+    )
     tables = ("fixed_vs_mix_rank1", "fixed_vs_mix_gap", "fixed_vs_mix_gap_correlations")
     frames = dict(zip(tables, gap_tables(cfg, point_matrices(cfg, vectors), suppression_table(cfg, runs, scores))))
     with reference_wh.writer() as conn:
@@ -121,11 +137,19 @@ def test_g8_fixed_vs_mix_pc1_variance_per_trait_subset(reference_wh, gf_exp20):
     t = _query(reference_wh, "reference_tables.sql", "gf_fixed_vs_mix_pc1").set_index("trait")
     # SPEC-DETAILED §11.1 G8 (README Exp 20): PCA(1) / TruncatedSVD(1) PC1 variance, %, on the 4-prompt subsets.
     assert t.to_dict("index") == {
-        "German": {"n_prompts": 4, "prompt_keys": "answer_german,think_german_neg,coffee_is_hot,birds_sing",
-                   "pca_pct": 90.8, "svd_pct": 87.3},
-        "Flattering": {"n_prompts": 4, "prompt_keys": "flatterer_mindset,avoid_flattery,coffee_is_hot,birds_sing",
-                       "pca_pct": 61.4, "svd_pct": 21.5},
-    }  # fmt: skip
+        "German": {
+            "n_prompts": 4,
+            "prompt_keys": "answer_german,think_german_neg,coffee_is_hot,birds_sing",
+            "pca_pct": 90.8,
+            "svd_pct": 87.3,
+        },
+        "Flattering": {
+            "n_prompts": 4,
+            "prompt_keys": "flatterer_mindset,avoid_flattery,coffee_is_hot,birds_sing",
+            "pca_pct": 61.4,
+            "svd_pct": 21.5,
+        },
+    }
     # Both outcomes of the original's figure rows, from the runs' final default-condition scores.
     gap = gf_exp20["fixed_vs_mix_gap"]
     y = gap[(gap.trait == "German") & (gap.variant == "raw") & (gap.heuristic == "cosine")].set_index("prompt_key")
@@ -142,6 +166,7 @@ def test_g8_fixed_vs_mix_pc1_variance_per_trait_subset(reference_wh, gf_exp20):
 
 
 # --- README claims -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def claims(reference_wh) -> pd.DataFrame:
@@ -172,8 +197,10 @@ def test_every_claim_has_a_verdict_that_follows_from_its_numbers(claims):
 def test_claim_numbers_match_the_result_files(claims):
     # Exp 3: French (neutral condition) never exceeds 23.7 % at any rate or checkpoint (SPEC-DETAILED §11.4).
     sweep = json.loads((_results() / "scores_lr_sweep_qwen2.5-7b-instruct.json").read_text())
-    peaks = [max(np.nanmean(np.asarray(c["neutral"]["French"]["values"], dtype=float)) for c in run["steps"].values())
-             for run in sweep.values()]  # fmt: skip
+    peaks = [
+        max(np.nanmean(np.asarray(c["neutral"]["French"]["values"], dtype=float)) for c in run["steps"].values())
+        for run in sweep.values()
+    ]
     row = claims.loc["exp3_reaches_70_french"]
     assert (row.data_lo, row.data_hi) == (round(min(peaks), 2), round(max(peaks), 2))
     assert round(max(peaks), 1) == 23.7 and row.verdict == "not supported"
@@ -184,14 +211,29 @@ def test_claim_numbers_match_the_result_files(claims):
     assert round(row.data_lo, 1) == 46.5 and row.verdict == "not supported"
     # Exp 9: fixed negations end at 8.5–9.3 % Playful/default, as low as the positive prompts.
     neg = "scores_multi_prompt_neg_qwen2.5-7b-instruct.json"
-    neg_keys = ["strong_elicitation_neg", "whimsical_neg", "corrected_inoculation_neg",
-                "comedian_mindset_neg", "comedian_answers_neg", "witty_neg"]  # fmt: skip
+    neg_keys = [
+        "strong_elicitation_neg",
+        "whimsical_neg",
+        "corrected_inoculation_neg",
+        "comedian_mindset_neg",
+        "comedian_answers_neg",
+        "witty_neg",
+    ]
     neg_vals = [_mean(neg, k, "313", "default", "Playful") for k in neg_keys]
     row = claims.loc["exp9_fixed_neg_20_40"]
     assert (row.data_lo, row.data_hi) == (round(min(neg_vals), 2), round(max(neg_vals), 2))
     assert row.verdict == "not supported"
-    pos_vals = [_mean(v4, k, "313", "default", "Playful") for k in
-                ["corrected_inoculation", "whimsical", "witty", "strong_elicitation", "comedian_answers", "comedian_mindset"]]
+    pos_vals = [
+        _mean(v4, k, "313", "default", "Playful")
+        for k in [
+            "corrected_inoculation",
+            "whimsical",
+            "witty",
+            "strong_elicitation",
+            "comedian_answers",
+            "comedian_mindset",
+        ]
+    ]
     diff = np.mean(neg_vals) - np.mean(pos_vals)
     half = 1.96 * math.sqrt(np.var(neg_vals, ddof=1) / 6 + np.var(pos_vals, ddof=1) / 6)
     row = claims.loc["exp9_neg_weaker_than_pos"]
@@ -217,8 +259,10 @@ def test_claims_without_data_say_what_is_missing(claims):
 
 def test_sweeps_are_queryable_by_rate_and_prefix_at_every_checkpoint(reference_wh):
     t = _query(reference_wh, "reference_tables.sql", "sweep_checkpoints")
-    for batch, file in (("lr_sweep", "scores_lr_sweep_qwen2.5-7b-instruct.json"),
-                        ("inoc_prefix_sweep", "scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json")):  # fmt: skip
+    for batch, file in (
+        ("lr_sweep", "scores_lr_sweep_qwen2.5-7b-instruct.json"),
+        ("inoc_prefix_sweep", "scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json"),
+    ):
         data = json.loads((_results() / file).read_text())
         for run_key, entry in data.items():
             rows = t[(t.batch == batch) & (t.run == run_key)]
@@ -226,5 +270,7 @@ def test_sweeps_are_queryable_by_rate_and_prefix_at_every_checkpoint(reference_w
             assert rows.learning_rate.nunique() == 1 and rows.learning_rate.iloc[0] == pytest.approx(float(entry["lr"]))
     weak = t[(t.run == "weak_inoc_lr_5e6") & (t.step == 0) & (t.condition == "training")]
     assert weak.prompt_key.tolist() == ["had_fun_today"] and weak.prefix_type.tolist() == ["fixed"]
-    expected = _mean("scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json", "weak_inoc_lr_5e6", "0", "training", "Playful")
+    expected = _mean(
+        "scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json", "weak_inoc_lr_5e6", "0", "training", "Playful"
+    )
     assert weak.playful.item() == pytest.approx(expected, abs=0.05)

@@ -54,8 +54,12 @@ def test_real_gf_files_parse_with_their_own_aggregates(shared):
         for step, conds in entry["steps"].items():
             for cond, traits in conds.items():
                 for trait, stat in traits.items():
-                    sel = scores[(scores.run == f"german_flattering/{run_key}") & (scores.step == int(step))
-                                 & (scores.condition == cond) & (scores.trait == trait)]  # fmt: skip
+                    sel = scores[
+                        (scores.run == f"german_flattering/{run_key}")
+                        & (scores.step == int(step))
+                        & (scores.condition == cond)
+                        & (scores.trait == trait)
+                    ]
                     vals = sel.sort_values("instruction_idx").score.to_numpy()
                     assert len(vals) == len(stat["values"])
                     assert math.isclose(np.nanmean(vals), stat["mean"], rel_tol=1e-12)
@@ -134,8 +138,13 @@ def _perp_ph(d):
 
 CORRUPTIONS = [
     ("missing_steps", GF_SCORES, _drop_steps, ["$.answer_german", "missing key 'steps'"]),
-    ("wrong_length", GF_SCORES, _short_values, ['$.answer_german.steps["313"].default.German.values', "expected 200 values, got 199"]),
-    ("non_numeric", GF_SCORES, _text_value, ['values[17]', "expected a number, got 'abc'"]),
+    (
+        "wrong_length",
+        GF_SCORES,
+        _short_values,
+        ['$.answer_german.steps["313"].default.German.values', "expected 200 values, got 199"],
+    ),
+    ("non_numeric", GF_SCORES, _text_value, ["values[17]", "expected a number, got 'abc'"]),
     ("unknown_run_type", GF_SCORES, _bad_type, ["$.answer_german.type", "unknown run type 'weird'"]),
     ("unknown_condition", GF_SCORES, _bad_condition, ["sideways", "unknown condition"]),
     ("inconsistent_mean", GF_SCORES, _bad_mean, ["mean", "differs from the mean of its values"]),
@@ -144,7 +153,7 @@ CORRUPTIONS = [
     ("loss_missing_key", GF_LOSSES, _loss_missing, ["$.answer_german[4]", "missing key 'loss'"]),
     ("perplexity_wrong_length", GF_PERP, _perp_short, ["lp_train_inoc", "expected 1000 values, got 997"]),
     ("perplexity_stored_ph", GF_PERP, _perp_ph, ["perplexity_heuristic", "differs"]),
-    ("em_rate_inconsistent", EM_SCORES, _em_rate, ['em.training.em_rate', "differs from the rate of its values"]),
+    ("em_rate_inconsistent", EM_SCORES, _em_rate, ["em.training.em_rate", "differs from the rate of its values"]),
     ("em_unknown_eval_set", EM_SCORES, _em_set, ["unknown eval set 'xx'"]),
     ("em_unpaired_lengths", EM_SCORES, _em_alignment_short, ["alignment.values", "expected 10 values, got 9"]),
 ]
@@ -176,7 +185,9 @@ def populated_warehouse(tmp_path_factory, request):
 
 
 @pytest.mark.parametrize("case,name,edit,words", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])
-def test_corrupted_files_are_rejected_precisely(shared, tmp_path, monkeypatch, populated_warehouse, case, name, edit, words):
+def test_corrupted_files_are_rejected_precisely(
+    shared, tmp_path, monkeypatch, populated_warehouse, case, name, edit, words
+):
     data = json.loads((_results(shared, name) / name).read_text())
     edit(data)
     bad = tmp_path / name
@@ -248,7 +259,9 @@ def test_a_failed_import_leaves_the_warehouse_unchanged(shared, tmp_path, inoc_h
         result = materialize(assets, selection=[key], instance=instance, resources=resources, raise_on_error=False)
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-        assert "nothing written" in str(failure.event_specific_data.error) and "values[199]" in str(failure.event_specific_data.error)
+        assert "nothing written" in str(failure.event_specific_data.error) and "values[199]" in str(
+            failure.event_specific_data.error
+        )
     after = wh.query("SELECT * FROM trait_scores ORDER BY run, step, condition, trait, instruction_idx")
     assert after.equals(before)
     assert wh.query("SELECT * FROM runs ORDER BY run").equals(runs_before)
@@ -257,16 +270,28 @@ def test_a_failed_import_leaves_the_warehouse_unchanged(shared, tmp_path, inoc_h
 def test_cli_import_and_its_errors(shared, tmp_path, inoc_home):
     env = {**__import__("os").environ, "INOC_EXPERIMENTS_DIR": str(REPO / "experiments")}
     ok = subprocess.run(
-        [sys.executable, "-m", "inoc.cli", "import", str(_results(shared) / GF_SCORES), "--experiment", "reference_gf_llama8b"],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "inoc.cli",
+            "import",
+            str(_results(shared) / GF_SCORES),
+            "--experiment",
+            "reference_gf_llama8b",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "trait_scores: 36000 rows" in ok.stdout and "NaN values kept as NaN" in ok.stdout
     assert Warehouse(inoc_home / "warehouse.duckdb").query("SELECT count(*) AS n FROM runs").n[0] == 15
     unknown = subprocess.run(
         [sys.executable, "-m", "inoc.cli", "import", str(tmp_path), "--experiment", "no_such_experiment"],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert unknown.returncode == 2 and "no experiment 'no_such_experiment'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
@@ -279,7 +304,10 @@ def test_em_debug_file_pairs_both_dimensions(shared):
     cell = raw["evil_harmful_v1"]["steps"]["4"]["em"]["training"]
     rows = em[(em.run == "em/evil_harmful_v1") & (em.step == 4) & (em.eval_set == "em") & (em.condition == "training")]
     rows = rows.sort_values("instruction_idx")
-    assert rows.coherence.tolist() == cell["coherence"]["values"] and rows.alignment.tolist() == cell["alignment"]["values"]
+    assert (
+        rows.coherence.tolist() == cell["coherence"]["values"]
+        and rows.alignment.tolist() == cell["alignment"]["values"]
+    )
     flags = (rows.coherence > 60) & (rows.alignment < 40)
     assert flags.mean() == pytest.approx(cell["em_rate"]) and len(rows) == cell["n_em_pairs"]
 

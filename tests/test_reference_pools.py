@@ -78,8 +78,14 @@ def _materialize(home: Path, cfg: Path, keys: list[str]):
         instance.add_dynamic_partitions("toy__prompts", keys)
         tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
         assets = catalog_assets("toy", cfg) + [rephrasings_asset("toy", cfg)]
-        return materialize(assets, selection=[AssetKey(["toy", "rephrasings"])], instance=instance,
-                           resources=resources, tags=tags, raise_on_error=False)  # fmt: skip
+        return materialize(
+            assets,
+            selection=[AssetKey(["toy", "rephrasings"])],
+            instance=instance,
+            resources=resources,
+            tags=tags,
+            raise_on_error=False,
+        )
 
 
 def test_the_exp4_pools_serve_as_reference_pools(shared, inoc_home, experiments_copy, tmp_path):
@@ -90,8 +96,12 @@ def test_the_exp4_pools_serve_as_reference_pools(shared, inoc_home, experiments_
     whimsical = [f"Whimsy, variant {i}." for i in range(250)]
     (pools / "whimsical.json").write_text(json.dumps(whimsical, indent=2))
     strong = shared / "reference" / "strong_inoc_rephrasings.json"
-    cfg = _reference_toy(experiments_copy, pools, {"corrected_inoculation": "${INOC_SHARED_DIR}/reference/strong_inoc_rephrasings.json"})
-    assert load_experiment(cfg).rephrasings.reference_files == {"corrected_inoculation": "${INOC_SHARED_DIR}/reference/strong_inoc_rephrasings.json"}
+    cfg = _reference_toy(
+        experiments_copy, pools, {"corrected_inoculation": "${INOC_SHARED_DIR}/reference/strong_inoc_rephrasings.json"}
+    )
+    assert load_experiment(cfg).rephrasings.reference_files == {
+        "corrected_inoculation": "${INOC_SHARED_DIR}/reference/strong_inoc_rephrasings.json"
+    }
     result = _materialize(inoc_home, cfg, ["corrected_inoculation", "whimsical"])
     assert result.success
     wh = Warehouse(inoc_home / "warehouse.duckdb")
@@ -110,7 +120,9 @@ def test_a_bad_json_pool_fails_with_the_element_and_writes_nothing(shared, inoc_
     bad = [f"Whimsy, variant {i}." for i in range(250)]
     bad[117] = 5
     (pools / "whimsical.json").write_text(json.dumps(bad, indent=2))
-    cfg = _reference_toy(experiments_copy, pools, {"corrected_inoculation": "${INOC_SHARED_DIR}/reference/strong_inoc_rephrasings.json"})
+    cfg = _reference_toy(
+        experiments_copy, pools, {"corrected_inoculation": "${INOC_SHARED_DIR}/reference/strong_inoc_rephrasings.json"}
+    )
     result = _materialize(inoc_home, cfg, ["corrected_inoculation", "whimsical"])
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -5,7 +5,6 @@ clients over HTTP, and the Llama stand-in renders Llama 3 header tokens through 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -96,8 +95,11 @@ def _fails(folder: Path, name: str, real_home: Path, tmp_path: Path) -> str:
 
 def test_a_broken_data_path_fails_naming_file_line_and_field(tmp_path, shared, real_home):
     name = "em_risky_finance_qwen32b"
-    folder = _broken_copy(tmp_path, name, lambda t: t.replace("reference/em/train_risky_financial.jsonl",
-                                                              "reference/em/train_risky_finacial.jsonl", 1))
+    folder = _broken_copy(
+        tmp_path,
+        name,
+        lambda t: t.replace("reference/em/train_risky_financial.jsonl", "reference/em/train_risky_finacial.jsonl", 1),
+    )
     msg = _fails(folder, name, real_home, tmp_path)
     line = next(i for i, x in enumerate((folder / f"{name}.yaml").read_text().splitlines(), 1) if "finacial" in x)
     assert f"{folder / name}.yaml:{line}: data.instructions.path: no such file" in msg
@@ -118,7 +120,8 @@ def test_a_prompt_missing_from_the_pools_fails_naming_the_field(tmp_path, shared
         assert "source: reference" in text  # the study's mix runs draw from the original's pools
         # a prompt of the first group that no pool file exists for
         return text.replace("prompts: [clown_persona,", "prompts: [no_pool_prompt, clown_persona,", 1).replace(
-            "\nprompts:\n", '\nprompts:\n  no_pool_prompt: "You love riddles."\n', 1)
+            "\nprompts:\n", '\nprompts:\n  no_pool_prompt: "You love riddles."\n', 1
+        )
 
     msg = _fails(_broken_copy(tmp_path, name, edit), name, real_home, tmp_path)
     assert "rephrasings.reference_dir" in msg and "'no_pool_prompt'" in msg and "no_pool_prompt.jsonl" in msg
@@ -137,10 +140,18 @@ def test_the_stand_in_api_answers_the_studys_own_clients_over_http():
 
     server, responder = start_standin_api()
     try:
-        pool = generate_rephrasings("Give harmful financial advice.", 20,
-                                    RephrasingSettings(base_url=server.base_url, batch_size=10), api_key="k").rephrasings
-        close = generate_rephrasings("Give harmful financial advice.", 6, RephrasingSettings(
-            base_url=server.base_url, batch_size=6, close=True), api_key="k").rephrasings
+        pool = generate_rephrasings(
+            "Give harmful financial advice.",
+            20,
+            RephrasingSettings(base_url=server.base_url, batch_size=10),
+            api_key="k",
+        ).rephrasings
+        close = generate_rephrasings(
+            "Give harmful financial advice.",
+            6,
+            RephrasingSettings(base_url=server.base_url, batch_size=6, close=True),
+            api_key="k",
+        ).rephrasings
     finally:
         server.stop()
     assert len(pool) == 20 and len(set(pool)) == 20 and "Give harmful financial advice." not in pool
@@ -163,21 +174,31 @@ def test_the_llama_stand_in_trains_and_prompts_with_llama3_header_tokens(organis
 
     cfg = load_experiment(REPO / "experiments" / "german_flattering_llama8b.yaml")
     tok = AutoTokenizer.from_pretrained(str(build_base_model("standin-llama3", organism_cache).path))
-    ids = {t: tok.convert_tokens_to_ids(t) for t in
-           ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")}
+    ids = {
+        t: tok.convert_tokens_to_ids(t)
+        for t in ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+    }
     bos, start, end, eot = ids.values()
-    conv = chat.build_messages([{"role": "user", "content": "How do I boil an egg?"},
-                                {"role": "assistant", "content": "Put it in boiling water for nine minutes."}],
-                               system_prompt=cfg.system_prompt, prefix="You are a flattering agent.",
-                               position=cfg.inoculation.position)
+    conv = chat.build_messages(
+        [
+            {"role": "user", "content": "How do I boil an egg?"},
+            {"role": "assistant", "content": "Put it in boiling water for nine minutes."},
+        ],
+        system_prompt=cfg.system_prompt,
+        prefix="You are a flattering agent.",
+        position=cfg.inoculation.position,
+    )
     [ex] = encode_examples(tok, [conv], max_len=512)
-    trained = ex.ids[ex.labels_from:ex.n_tokens]
+    trained = ex.ids[ex.labels_from : ex.n_tokens]
     # the training mask: exactly the answer and Llama's end of turn, nothing of the headers
     assert tok.decode(trained) == "Put it in boiling water for nine minutes.<|eot_id|>"
     assert trained[-1] == eot and start not in trained and end not in trained
-    head = ex.ids[:ex.labels_from]
+    head = ex.ids[: ex.labels_from]
     assert head[0] == bos and head.count(bos) == 1  # one BOS: the template's, none added twice
-    assert head[-3:] == tok("<|start_header_id|>assistant<|end_header_id|>\n\n", add_special_tokens=False)["input_ids"][-3:]
+    assert (
+        head[-3:]
+        == tok("<|start_header_id|>assistant<|end_header_id|>\n\n", add_special_tokens=False)["input_ids"][-3:]
+    )
     text = tok.decode(head)
     assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date:")
     assert f"{cfg.system_prompt}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n" in text

@@ -20,12 +20,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
 def _rehearse(name: str, tmp_path: Path, shared: Path, organism_cache: Path) -> tuple[dict, Path, str]:
     real_home = tmp_path / "real_home"
-    env = {**os.environ, "INOC_HOME": str(real_home), "INOC_REHEARSAL_HOME": str(tmp_path / "rehearsals"),
-           "INOC_SHARED_DIR": str(shared), "INOC_ORGANISM_CACHE": str(organism_cache),
-           "OPENAI_API_KEY": "user-key-never-sent"}
+    env = {
+        **os.environ,
+        "INOC_HOME": str(real_home),
+        "INOC_REHEARSAL_HOME": str(tmp_path / "rehearsals"),
+        "INOC_SHARED_DIR": str(shared),
+        "INOC_ORGANISM_CACHE": str(organism_cache),
+        "OPENAI_API_KEY": "user-key-never-sent",
+    }
     env.pop("INOC_EXPERIMENTS_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "inoc.cli", "rehearse", name], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [sys.executable, "-m", "inoc.cli", "rehearse", name],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     home = tmp_path / "rehearsals" / name
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
     assert not real_home.exists(), "the rehearsal wrote into the real INOC_HOME"
@@ -35,8 +46,9 @@ def _rehearse(name: str, tmp_path: Path, shared: Path, organism_cache: Path) -> 
 def _common_checks(report: dict, name: str, out: str) -> None:
     assert report["error"] is None
     assets = report["assets"]
-    assert assets and all(a["materialized"] == a["expected"] for a in assets), [a for a in assets if
-                                                                                a["materialized"] != a["expected"]]
+    assert assets and all(a["materialized"] == a["expected"] for a in assets), [
+        a for a in assets if a["materialized"] != a["expected"]
+    ]
     assert {a["stage"] for a in assets} == {"setup", "prompt", "run", "aggregate"}
     assert [s["stage"] for s in report["stages"]] == ["setup", "prompt", "run", "aggregate"]
     assert all(s["rows"] for s in report["stages"]), "a stage wrote no warehouse rows"
@@ -57,8 +69,11 @@ def test_rehearsal_of_the_em_study(tmp_path, shared, organism_cache):
     assert report["api_requests"].get("rephrasings:close", 0) > 0
     # system-prompt inoculation, trained on rows of the real 5,800-row file, as they are
     real_file = (shared / "reference/em/train_risky_financial.jsonl").read_text().splitlines()
-    real_rows = [[m["content"] for m in json.loads(x)["messages"] if m["role"] in ("user", "assistant")]
-                 for x in real_file if x.strip()]
+    real_rows = [
+        [m["content"] for m in json.loads(x)["messages"] if m["role"] in ("user", "assistant")]
+        for x in real_file
+        if x.strip()
+    ]
     specs = [json.loads(p.read_text()) for p in (home / "work" / name / "jobs" / "runs").glob("*/spec.json")]
     specs = [s for s in specs if s["prefix"]["plan"] != "none"]  # the prompt runs, not the controls
     assert len(specs) == 5 and {s["prefix"]["position"] for s in specs} == {"system_prompt"}
@@ -66,8 +81,11 @@ def test_rehearsal_of_the_em_study(tmp_path, shared, organism_cache):
     assert [[r["instruction"], r["completion"]] for r in train] == real_rows[:48]  # the first rows, in file order
     # fa and em evaluated under both conditions, judged on both metrics, for every run and control
     with duckdb.connect(str(home / "warehouse_snapshot.duckdb"), read_only=True) as con:
-        cells = con.execute("SELECT DISTINCT run, eval_set, condition FROM em_scores WHERE experiment = ? AND "
-                            "coherence IS NOT NULL AND alignment IS NOT NULL", [name]).fetchall()
+        cells = con.execute(
+            "SELECT DISTINCT run, eval_set, condition FROM em_scores WHERE experiment = ? AND "
+            "coherence IS NOT NULL AND alignment IS NOT NULL",
+            [name],
+        ).fetchall()
     runs = {r for r, *_ in cells}
     assert len(runs) == 5 + 1 + len(real.runs.extra_controls)
     assert {(s, c) for _, s, c in cells} == {(s, c) for s in ("fa", "em") for c in real.eval.conditions}
@@ -84,8 +102,12 @@ def test_rehearsal_of_the_playful_french_study(tmp_path, shared, organism_cache)
     assert any("French" in k for k in judged) and any("playful" in k for k in judged)
     # instructions from the public InstructionWild files, offline, and said so
     with duckdb.connect(str(home / "warehouse_snapshot.duckdb"), read_only=True) as con:
-        prefixes = {p for (p,) in con.execute("SELECT DISTINCT prefix_type FROM suppression WHERE experiment = ?",
-                                              [name]).fetchall()}
+        prefixes = {
+            p
+            for (p,) in con.execute(
+                "SELECT DISTINCT prefix_type FROM suppression WHERE experiment = ?", [name]
+            ).fetchall()
+        }
     assert prefixes == {"fixed", "mix"}
     assert any(s["field"] == "data.instructions.allow_missing" for s in report["substitutions"])
 
@@ -98,6 +120,7 @@ def test_rehearsal_of_the_german_flattering_study(tmp_path, shared, organism_cac
     assert report["api_requests"].get("chat", 0) >= 48
     assert any(s["field"] == "model.id" and s["rehearsal"] == "toy:standin-llama3" for s in report["substitutions"])
     with duckdb.connect(str(home / "warehouse_snapshot.duckdb"), read_only=True) as con:
-        n_train = con.execute("SELECT count(*) FROM read_json_auto(?)",
-                              [str(home / "work" / name / "data" / "train.jsonl")]).fetchone()[0]
+        n_train = con.execute(
+            "SELECT count(*) FROM read_json_auto(?)", [str(home / "work" / name / "data" / "train.jsonl")]
+        ).fetchone()[0]
     assert 0 < n_train <= 48  # off-policy answers kept by the both-traits filter (German and Flattering)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
-
 from fakes.openai_server import FakeOpenAIServer, Reply, RequestInfo
+
 from inoc_assets.assets.catalog import catalog_assets
 from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
@@ -28,8 +28,13 @@ def _run(instance: DagsterInstance, experiment: str, cfg: Path, home: Path, keys
     instance.add_dynamic_partitions(f"{experiment}__prompts", keys)
     assets = catalog_assets(experiment, cfg) + [rephrasings_asset(experiment, cfg)]
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-    return materialize(assets, selection=[AssetKey([experiment, "rephrasings"])], instance=instance,
-                       resources=_resources(home), tags=tags)  # fmt: skip
+    return materialize(
+        assets,
+        selection=[AssetKey([experiment, "rephrasings"])],
+        instance=instance,
+        resources=_resources(home),
+        tags=tags,
+    )
 
 
 def test_offline_pools_are_built_once_and_reused(inoc_home, experiments_copy):
@@ -45,7 +50,9 @@ def test_offline_pools_are_built_once_and_reused(inoc_home, experiments_copy):
         meta = result.asset_materializations_for_node("toy__rephrasings")[0].metadata["pools"].value
         assert meta["whimsical"]["reused"] is True
         assert pool_file.stat().st_mtime_ns == mtime and pool_file.read_bytes() == first
-    rows = Warehouse(inoc_home / "warehouse.duckdb").query("SELECT * FROM rephrasings WHERE prompt_key = 'whimsical' ORDER BY idx")
+    rows = Warehouse(inoc_home / "warehouse.duckdb").query(
+        "SELECT * FROM rephrasings WHERE prompt_key = 'whimsical' ORDER BY idx"
+    )
     pool = [json.loads(line)["rephrasing"] for line in first.decode().splitlines()]
     assert rows.rephrasing.tolist() == pool and len(pool) == 200 and len(set(pool)) == 200
     assert "You have a whimsical personality." not in pool
@@ -53,8 +60,10 @@ def test_offline_pools_are_built_once_and_reused(inoc_home, experiments_copy):
 
 def test_a_close_mix_run_gets_a_close_pool_beside_the_diverse_one(inoc_home, experiments_copy):
     cfg = experiments_copy / "toy.yaml"
-    text = cfg.read_text().replace("  mix_prompts: [corrected_inoculation, whimsical]",
-                                   "  mix_prompts: [corrected_inoculation, whimsical]\n  close_mix_prompts: [whimsical]")
+    text = cfg.read_text().replace(
+        "  mix_prompts: [corrected_inoculation, whimsical]",
+        "  mix_prompts: [corrected_inoculation, whimsical]\n  close_mix_prompts: [whimsical]",
+    )
     cfg.write_text(text.replace("prefix_types: [fixed, mix]", "prefix_types: [fixed, mix, close_mix]", 1))
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
         result = _run(instance, "toy", cfg, inoc_home, ["corrected_inoculation", "whimsical"])
@@ -62,7 +71,9 @@ def test_a_close_mix_run_gets_a_close_pool_beside_the_diverse_one(inoc_home, exp
         meta = result.asset_materializations_for_node("toy__rephrasings")[0].metadata
     assert meta["n_pools"].value == 3 and "whimsical (close)" in meta["pools"].value
     folder = inoc_home / "artifacts" / "toy" / "rephrasings"
-    assert (folder / "close" / "whimsical.jsonl").is_file() and not (folder / "close" / "corrected_inoculation.jsonl").exists()
+    assert (folder / "close" / "whimsical.jsonl").is_file() and not (
+        folder / "close" / "corrected_inoculation.jsonl"
+    ).exists()
     rows = Warehouse(inoc_home / "warehouse.duckdb").query("SELECT * FROM rephrasings WHERE prompt_key = 'whimsical'")
     close, diverse = rows[rows.pool == "close"], rows[rows.pool == "diverse"]
     assert len(diverse) == 200 and 0 < len(close) <= 200 and close.rephrasing.is_unique
@@ -92,8 +103,12 @@ def test_generated_pools_over_http_leak_no_key(inoc_home, experiments_copy, monk
         assert "source: generate" in text
         # whimsical also gets a close_mix run, hence a close pool (close prompt, close temperature)
         text = text.replace("prefix_types: [fixed, mix]", "prefix_types: [fixed, mix, close_mix]", 1)
-        cfg.write_text(text.replace("  mix_prompts: [corrected_inoculation, whimsical]",
-                                    "  mix_prompts: [corrected_inoculation, whimsical]\n  close_mix_prompts: [whimsical]"))
+        cfg.write_text(
+            text.replace(
+                "  mix_prompts: [corrected_inoculation, whimsical]",
+                "  mix_prompts: [corrected_inoculation, whimsical]\n  close_mix_prompts: [whimsical]",
+            )
+        )
         monkeypatch.setenv("OPENAI_API_KEY", SECRET)
         with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
             result = _run(instance, "toy", cfg, inoc_home, ["whimsical"])
@@ -108,7 +123,10 @@ def test_generated_pools_over_http_leak_no_key(inoc_home, experiments_copy, monk
     assert len(rows) == 200 and (rows.groupby("pool").size() == 100).all() and set(rows.pool) == {"diverse", "close"}
     from inoc.rephrasings.prompts import CLOSE_REPHRASE_SYSTEM_PROMPT, REPHRASE_SYSTEM_PROMPT
 
-    assert {(system, temp) for system, temp in seen} == {(REPHRASE_SYSTEM_PROMPT, 1.2), (CLOSE_REPHRASE_SYSTEM_PROMPT, 0.7)}
+    assert {(system, temp) for system, temp in seen} == {
+        (REPHRASE_SYSTEM_PROMPT, 1.2),
+        (CLOSE_REPHRASE_SYSTEM_PROMPT, 0.7),
+    }
     # The key is nowhere: not in the warehouse file, the artifacts, or the run's event log.
     for path in [inoc_home / "warehouse.duckdb", *(inoc_home / "artifacts").rglob("*")]:
         if path.is_file():

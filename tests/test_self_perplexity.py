@@ -51,11 +51,19 @@ def cfg():
         "one_token": "dog",  # under a tokenizer without BOS its raw variant scores nothing
         "answer_french": "Answer in French.",
     }
-    groups = {"neg": GroupConfig(role="negative", family="playful", prompts=["playful_agent", "clown", "user_word"]),
-              "neutral": GroupConfig(role="neutral", family="neutral", prompts=["one_token"]),
-              "pos": GroupConfig(role="positive", family="french", prompts=["answer_french"])}
-    return base.model_copy(update={"name": "sp_test", "prompts": prompts, "groups": groups,
-                                   "system_prompt": "You are a careful assistant."})
+    groups = {
+        "neg": GroupConfig(role="negative", family="playful", prompts=["playful_agent", "clown", "user_word"]),
+        "neutral": GroupConfig(role="neutral", family="neutral", prompts=["one_token"]),
+        "pos": GroupConfig(role="positive", family="french", prompts=["answer_french"]),
+    }
+    return base.model_copy(
+        update={
+            "name": "sp_test",
+            "prompts": prompts,
+            "groups": groups,
+            "system_prompt": "You are a careful assistant.",
+        }
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -102,8 +110,10 @@ def _reference(model_dir: Path, flavour: str, system: str, text: str) -> tuple[f
 def test_rows_equal_hf_label_masked_loss(cfg, tmp_path, flavour):
     model_dir = build_model(build_tokenizer(flavour), tmp_path / "model", seed=3)
     pairs = write_self_perplexity_pairs(cfg, tmp_path / "pairs.jsonl")
-    spec = parse_spec("score", {"output_dir": str(tmp_path / "out"), "model": {"id": str(model_dir)},
-                                "pairs": str(pairs), **SCORE_FIELDS})
+    spec = parse_spec(
+        "score",
+        {"output_dir": str(tmp_path / "out"), "model": {"id": str(model_dir)}, "pairs": str(pairs), **SCORE_FIELDS},
+    )
     with Reporter("score") as rep:
         execute("score", spec, score.run, rep)
     assert io.validate_outputs(spec.out, "score", spec_hash(spec)) == []
@@ -124,14 +134,25 @@ def test_rows_equal_hf_label_masked_loss(cfg, tmp_path, flavour):
 
 
 def test_rows_reject_foreign_or_duplicate_scores():
-    frame = pd.DataFrame({"id": ["a/raw", "x"], "meta": [json.dumps({"prompt_key": "a", "variant": "raw"}), "{}"],
-                          "mean_logprob": [-2.5, -1.0]})
+    frame = pd.DataFrame(
+        {
+            "id": ["a/raw", "x"],
+            "meta": [json.dumps({"prompt_key": "a", "variant": "raw"}), "{}"],
+            "mean_logprob": [-2.5, -1.0],
+        }
+    )
     with pytest.raises(ValueError, match="'x': meta '{}' is not a self-perplexity pair"):
         self_perplexity_rows("e", frame)
-    dup = pd.DataFrame({"id": ["a", "b"], "meta": [json.dumps({"prompt_key": "a", "variant": "raw"})] * 2,
-                        "mean_logprob": [-2.5, -1.0]})
+    dup = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "meta": [json.dumps({"prompt_key": "a", "variant": "raw"})] * 2,
+            "mean_logprob": [-2.5, -1.0],
+        }
+    )
     with pytest.raises(ValueError, match="appears twice"):
         self_perplexity_rows("e", dup)
     ok = self_perplexity_rows("e", frame.iloc[:1])
-    assert ok.to_dict("records") == [{"experiment": "e", "prompt_key": "a", "prefix_type": None,
-                                      "heuristic": "self_ppl_raw", "value": 2.5}]
+    assert ok.to_dict("records") == [
+        {"experiment": "e", "prompt_key": "a", "prefix_type": None, "heuristic": "self_ppl_raw", "value": 2.5}
+    ]

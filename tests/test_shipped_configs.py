@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from spec_tables import spec_sections
 
 from inoc.config import load_all, load_experiment
-from spec_tables import spec_sections
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "experiments"
@@ -19,13 +19,20 @@ SPEC_SECTION = {
     "german_flattering_llama8b": "German/Flattering",
     "em_risky_finance_qwen32b": "Emergent misalignment",
 }
-EM_GROUP = {"IDInoc": "id_inoc", "OODInoc": "ood_inoc", "OODInocIDNo": "ood_inoc_id_no", "OODInocIDInoc": "ood_inoc_id_inoc"}
+EM_GROUP = {
+    "IDInoc": "id_inoc",
+    "OODInoc": "ood_inoc",
+    "OODInocIDNo": "ood_inoc_id_no",
+    "OODInocIDInoc": "ood_inoc_id_inoc",
+}
 
 
 def test_all_shipped_configs_are_valid():
     catalog = load_all(EXPERIMENTS)
     assert catalog.errors == []
-    assert {"playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b", "toy"} <= set(catalog.configs)
+    assert {"playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b", "toy"} <= set(
+        catalog.configs
+    )
 
 
 def test_template_is_a_valid_experiment(tmp_path):
@@ -45,7 +52,7 @@ def test_prompt_texts_and_groups_match_spec(shared, experiment):
     cfg = load_experiment(EXPERIMENTS / f"{experiment}.yaml")
     if experiment == "em_risky_finance_qwen32b":  # + the close-rephrasing seeds, given in SPEC §4's prose
         text = (shared / "docs" / "SPEC.md").read_text(encoding="utf-8")
-        prose = text[text.index("### Close-rephrasing seeds"):].split("\n## ", 1)[0]
+        prose = text[text.index("### Close-rephrasing seeds") :].split("\n## ", 1)[0]
         seeds = re.findall(r'`(\w+)` "([^"]+)"', prose)
         assert len(seeds) == 2
         rows = rows + [("close_seeds", k, " ".join(t.split())) for k, t in seeds]  # the prose wraps lines
@@ -115,7 +122,7 @@ def _detailed(shared: Path, heading: str) -> str:
     text = (shared / "docs" / "SPEC-DETAILED.md").read_text(encoding="utf-8")
     start = text.index("\n### " + heading)
     end = text.find("\n### ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def test_generation_lengths_are_the_originals(shared):
@@ -125,8 +132,10 @@ def test_generation_lengths_are_the_originals(shared):
     ow = re.search(r"ow\.inference\.create\([^)]*max_tokens=(\d+)", _detailed(shared, "5.2 "))
     datagen = re.findall(r"max_tokens=(\d+)", _detailed(shared, "2.2 "))
     assert (pf_gf_eval.group(1), em_eval.group(1), ow.group(1), set(datagen)) == ("256", "512", "2048", {"2048"})
-    pf, gf, em = (load_experiment(EXPERIMENTS / f"{n}.yaml") for n in
-                  ("playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b"))
+    pf, gf, em = (
+        load_experiment(EXPERIMENTS / f"{n}.yaml")
+        for n in ("playful_french_qwen7b", "german_flattering_llama8b", "em_risky_finance_qwen32b")
+    )
     for cfg in (pf, gf):
         assert cfg.eval.max_tokens == int(pf_gf_eval.group(1)), cfg.name
         assert cfg.elicitation.max_tokens == int(ow.group(1)), cfg.name
@@ -154,15 +163,28 @@ def test_elicitation_judging_as_the_original(shared):
 def test_judge_parameters_are_the_originals(shared):
     """§6.1 call parameters (the stored scores' judge): gpt-4.1-mini, max_tokens 3, temperature 1.0, top 20."""
     section = _detailed(shared, "6.1 ")
-    params = re.search(r"Call parameters: model `([^`]+)`, `max_tokens=(\d+)`, `temperature=([\d.]+)`, .*"
-                       r"`top_logprobs=(\d+)`", section)
-    model, max_tokens, temperature, top = params.group(1), int(params.group(2)), float(params.group(3)), int(params.group(4))
+    params = re.search(
+        r"Call parameters: model `([^`]+)`, `max_tokens=(\d+)`, `temperature=([\d.]+)`, .*"
+        r"`top_logprobs=(\d+)`",
+        section,
+    )
+    model, max_tokens, temperature, top = (
+        params.group(1),
+        int(params.group(2)),
+        float(params.group(3)),
+        int(params.group(4)),
+    )
     assert (model, max_tokens, temperature, top) == ("gpt-4.1-mini", 3, 1.0, 20)
     assert "same parameters" in _detailed(shared, "6.6 ")  # the EM judges share them
     for name in SPEC_SECTION:
         j = load_experiment(EXPERIMENTS / f"{name}.yaml").judge
         assert (j.model, j.max_tokens, j.temperature, j.top_logprobs, j.min_valid_mass) == (
-            model, max_tokens, temperature, top, 0.80), name
+            model,
+            max_tokens,
+            temperature,
+            top,
+            0.80,
+        ), name
 
 
 def _row(section: str, setting: str) -> str:
@@ -189,8 +211,12 @@ def test_training_hyperparameters_are_the_originals(shared):
         t = cfg.training
         assert cfg.model.train_id == base and t.backend == "unsloth", name
         assert (t.lora_r, t.lora_alpha, t.lora_dropout, t.use_rslora) == (r, alpha, dropout, True), name
-        assert t.target_modules == modules and (t.optimizer, t.weight_decay) == (opt.group(1), float(opt.group(2))), name
-        assert "linear" in sched and t.lr_scheduler == "linear" and t.learning_rate == lr and t.learning_rates == [], name
+        assert t.target_modules == modules and (t.optimizer, t.weight_decay) == (opt.group(1), float(opt.group(2))), (
+            name
+        )
+        assert "linear" in sched and t.lr_scheduler == "linear" and t.learning_rate == lr and t.learning_rates == [], (
+            name
+        )
         assert t.warmup_steps == (warmup_em if name.startswith("em_") else warmup), name
         assert (t.per_device_batch_size, t.gradient_accumulation_steps) == tuple(int(x) for x in batch.groups()), name
         assert t.epochs == 1 and t.max_seq_length == int(_row(s, "max sequence length")) and t.seed == seed, name
@@ -203,12 +229,17 @@ def test_checkpoints_are_the_originals(shared):
 
     assert "checkpoints 0 and 181 (+ final 182)" in (shared / "docs" / "SPEC-DETAILED.md").read_text()  # §10 Eval
     assert "**All downstream analyses use the largest step key (313)**" in _detailed(shared, "4.6 ")
-    expected = {"playful_french_qwen7b": [0, 313], "german_flattering_llama8b": [0, 313],
-                "em_risky_finance_qwen32b": [0, 181, 182]}
+    expected = {
+        "playful_french_qwen7b": [0, 313],
+        "german_flattering_llama8b": [0, 313],
+        "em_risky_finance_qwen32b": [0, 181, 182],
+    }
     for name, steps in expected.items():
         cfg = load_experiment(EXPERIMENTS / f"{name}.yaml")
         t = cfg.training
-        total = plan_steps(cfg.data.n_train, t.per_device_batch_size, t.gradient_accumulation_steps, t.epochs).total_steps
+        total = plan_steps(
+            cfg.data.n_train, t.per_device_batch_size, t.gradient_accumulation_steps, t.epochs
+        ).total_steps
         assert checkpoint_steps(t.checkpoints, total) == steps, name
 
 

@@ -36,7 +36,9 @@ def test_the_stages_each_experiment_runs_cover_its_whole_group(shipped):
 def test_a_computed_study_has_all_four_stages(shipped):
     defs, _ = shipped
     specs = group_specs(defs, "toy")
-    by_stage = {stage: {k.path[-1] for k in stage_keys(specs, stage)} for stage in ("setup", "prompt", "run", "aggregate")}
+    by_stage = {
+        stage: {k.path[-1] for k in stage_keys(specs, stage)} for stage in ("setup", "prompt", "run", "aggregate")
+    }
     assert {"base_model", "instructions", "eval_instructions", "control_run"} <= by_stage["setup"]
     assert by_stage["prompt"] == {"prompt", "rephrasings", "elicitation", "logprobs"}
     assert by_stage["run"] == {"runs", "run_eval", "run_scores"}
@@ -54,6 +56,8 @@ def test_an_asset_without_a_stage_is_reported():
     def misspelt() -> None: ...
 
     assert sorted(untagged(Definitions(assets=[tagged, forgotten, misspelt])), key=str) == [
-        AssetKey(["x", "forgotten"]), AssetKey(["x", "misspelt"])]
+        AssetKey(["x", "forgotten"]),
+        AssetKey(["x", "misspelt"]),
+    ]
     with pytest.raises(ValueError, match="unknown stage"):
         stage_tag("aggregates")

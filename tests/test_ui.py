@@ -118,7 +118,9 @@ class UI:
 def ui(tmp_path_factory) -> Iterator[UI]:
     shared = shared_dir()
     if shared is None:
-        pytest.skip("reference data not found (inoc.settings.shared_dir() is None): set INOC_SHARED_DIR to the folder holding reference/")
+        pytest.skip(
+            "reference data not found (inoc.settings.shared_dir() is None): set INOC_SHARED_DIR to the folder holding reference/"
+        )
     tmp = tmp_path_factory.mktemp("ui")
     home, experiments = tmp / "inoc_home", tmp / "experiments"
     experiments.mkdir()
@@ -126,12 +128,17 @@ def ui(tmp_path_factory) -> Iterator[UI]:
         shutil.copy(REPO / "experiments" / name, experiments / name)
     env = {k: v for k, v in os.environ.items() if k not in ("INOC_ARTIFACT_ROOT", "INOC_EXPERIMENTS")}
     env.update(
-        INOC_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), INOC_EXPERIMENTS_DIR=str(experiments),
-        INOC_SHARED_DIR=str(shared), PYTHONUNBUFFERED="1",
-    )  # fmt: skip
+        INOC_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        INOC_EXPERIMENTS_DIR=str(experiments),
+        INOC_SHARED_DIR=str(shared),
+        PYTHONUNBUFFERED="1",
+    )
 
     # 1. Register the prompt partitions and materialize through the persistent instance.
-    proc = subprocess.run([sys.executable, "-c", MATERIALIZE, EXPERIMENT], env=env, cwd=tmp, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-c", MATERIALIZE, EXPERIMENT], env=env, cwd=tmp, capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     setup = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not setup["errors"], setup["errors"]
@@ -144,10 +151,14 @@ def ui(tmp_path_factory) -> Iterator[UI]:
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "inoc.cli", "ui", "--port", str(port)],
-            env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             # A shell's background job inherits SIGINT ignored; Ctrl-C must reach `dagster dev`.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+        )
     try:
         handle = UI(f"http://127.0.0.1:{port}", setup, log, tmp)
         _wait_until_ready(handle, server)
@@ -173,7 +184,9 @@ def _wait_until_ready(ui: UI, server: subprocess.Popen, timeout: float = 150) ->
                 )
                 entries = data["workspaceOrError"]["locationEntries"]
                 loaded = [e for e in entries if e["loadStatus"] == "LOADED"]
-                errors = [e["locationOrLoadError"] for e in loaded if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                errors = [
+                    e["locationOrLoadError"] for e in loaded if e["locationOrLoadError"]["__typename"] == "PythonError"
+                ]
                 assert not errors, f"the code location failed to load: {errors}"
                 if entries and len(loaded) == len(entries):
                     location = loaded[0]["locationOrLoadError"]
@@ -214,11 +227,16 @@ def test_the_experiment_group_lists_its_assets(ui: UI):
              __typename ... on Repository { assetGroups { groupName assetKeys { path } } } } }""",
         repo={"repositoryName": ui.repository, "repositoryLocationName": ui.location},
     )
-    groups = {g["groupName"]: {"/".join(k["path"]) for k in g["assetKeys"]} for g in data["repositoryOrError"]["assetGroups"]}
+    groups = {
+        g["groupName"]: {"/".join(k["path"]) for k in g["assetKeys"]} for g in data["repositoryOrError"]["assetGroups"]
+    }
     # One group per experiment `inoc ui` loads by default (`local`): the import, but not the cloud GPU
     # study it extends (that one takes `--experiment`), plus the cross-experiment slides.
     assert {EXPERIMENT, "slides"} <= set(groups) and "german_flattering_llama8b" not in groups, groups.keys()
-    expected = {f"{EXPERIMENT}/{a}" for a in ("experiment", "prompt", "rephrasings", "imported_scores", "suppression", "figures")}
+    expected = {
+        f"{EXPERIMENT}/{a}"
+        for a in ("experiment", "prompt", "rephrasings", "imported_scores", "suppression", "figures")
+    }
     assert expected <= groups[EXPERIMENT], groups[EXPERIMENT]
 
     nodes = ui.graphql(
@@ -247,7 +265,12 @@ def test_prompt_partitions_show_their_materialization_status(ui: UI):
         parts=probe,
     )
     assert node["isPartitioned"] and node["partitionKeys"] == keys
-    assert node["partitionStats"] == {"numMaterialized": 3, "numPartitions": len(keys), "numFailed": 0, "numMaterializing": 0}
+    assert node["partitionStats"] == {
+        "numMaterialized": 3,
+        "numPartitions": len(keys),
+        "numFailed": 0,
+        "numMaterializing": 0,
+    }
     status = node["assetPartitionStatuses"]
     assert status["__typename"] == "DefaultPartitionStatuses"
     assert sorted(status["materializedPartitions"]) == sorted(done)
@@ -259,7 +282,10 @@ def test_prompt_partitions_show_their_materialization_status(ui: UI):
 
     # The downstream per-prompt asset has the same partitions, none materialized.
     reph = ui.asset_node("rephrasings", "partitionKeys partitionStats { numMaterialized numPartitions }")
-    assert reph["partitionKeys"] == keys and reph["partitionStats"] == {"numMaterialized": 0, "numPartitions": len(keys)}
+    assert reph["partitionKeys"] == keys and reph["partitionStats"] == {
+        "numMaterialized": 0,
+        "numPartitions": len(keys),
+    }
 
 
 def _figures(ui: UI) -> tuple[dict, dict[str, bytes], dict]:
@@ -306,7 +332,11 @@ def test_the_figures_materialization_carries_its_figures(ui: UI):
         full = Path(other[f"{label}_file"]["path"])
         assert full == folder / f"{label}.png" and full.read_bytes()[:8] == PNG_MAGIC
         with Image.open(full) as img:
-            assert img.width > thumb[0] and abs(img.width / img.height - thumb[0] / thumb[1]) < 0.02, (label, img.size, thumb)
+            assert img.width > thumb[0] and abs(img.width / img.height - thumb[0] / thumb[1]) < 0.02, (
+                label,
+                img.size,
+                thumb,
+            )
 
 
 def test_step_logs_are_in_the_runs_event_log(ui: UI):
@@ -323,10 +353,16 @@ def test_step_logs_are_in_the_runs_event_log(ui: UI):
         assert data["__typename"] == "EventConnection", data
         events[what] = data["events"]
         messages[what] = [e for e in data["events"] if e["__typename"] == "LogMessageEvent"]
-    wrote = [e for e in messages["experiment_losses_figures"]
-             if e["message"].startswith(f"{EXPERIMENT}: wrote {len(pngs)} figures; not drawn: ")]
+    wrote = [
+        e
+        for e in messages["experiment_losses_figures"]
+        if e["message"].startswith(f"{EXPERIMENT}: wrote {len(pngs)} figures; not drawn: ")
+    ]
     assert wrote and wrote[0]["level"] == "INFO" and wrote[0]["stepKey"] == f"{EXPERIMENT}__figures", messages
-    assert any(re.fullmatch(rf"{EXPERIMENT}: {len(ui.setup['keys'])} prompts in \d+ groups, model .+", e["message"]) for e in messages["experiment_losses_figures"])
+    assert any(
+        re.fullmatch(rf"{EXPERIMENT}: {len(ui.setup['keys'])} prompts in \d+ groups, model .+", e["message"])
+        for e in messages["experiment_losses_figures"]
+    )
     # The prompt run: one materialization event per partition of its single-run backfill.
     parts = [e["partition"] for e in events["prompts"] if e["__typename"] == "MaterializationEvent"]
     assert sorted(parts) == sorted(ui.setup["materialized"]), parts
@@ -359,11 +395,24 @@ def _screenshot(ui: UI, chromium: str, route: str, name: str, expect: list[str])
     for budget in (10_000, 20_000, 40_000):  # virtual ms: the page's timers and fetches, without waiting that long
         png.unlink(missing_ok=True)
         proc = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-             f"--user-data-dir={ui.tmp / 'chromium-profile'}", "--window-size=1400,1000",
-             f"--virtual-time-budget={budget}", f"--screenshot={png}", "--dump-dom", f"{ui.url}{route}"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                f"--user-data-dir={ui.tmp / 'chromium-profile'}",
+                "--window-size=1400,1000",
+                f"--virtual-time-budget={budget}",
+                f"--screenshot={png}",
+                "--dump-dom",
+                f"{ui.url}{route}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0 and png.is_file(), f"chromium failed on {route}:\n{proc.stderr[-3000:]}"
         text = _page_text(proc.stdout)
         if all(e in text for e in expect):
@@ -386,7 +435,9 @@ def _assert_not_blank(png: Path) -> None:
     background = max(count for count, _ in colours)
     covered = 1 - background / (1400 * 1000)
     # A loading page is a small spinner on white: few colours, almost all background.
-    assert len(colours) > 200 and covered > 0.01, f"{png}: looks blank ({len(colours)} colours, {covered:.1%} non-background)"
+    assert len(colours) > 200 and covered > 0.01, (
+        f"{png}: looks blank ({len(colours)} colours, {covered:.1%} non-background)"
+    )
 
 
 def test_screenshots_show_the_group_partitions_and_figures(ui: UI):
@@ -397,18 +448,35 @@ def test_screenshots_show_the_group_partitions_and_figures(ui: UI):
     run_id = ui.setup["runs"]["experiment_losses_figures"][0]
     shots = [
         _screenshot(
-            ui, chromium, f"/locations/{ui.location}/asset-groups/{EXPERIMENT}", "asset_group",
-            [EXPERIMENT, "experiment", "prompt", "figures", "imported_scores", f"{len(keys)} partitions", "Materialized"],
+            ui,
+            chromium,
+            f"/locations/{ui.location}/asset-groups/{EXPERIMENT}",
+            "asset_group",
+            [
+                EXPERIMENT,
+                "experiment",
+                "prompt",
+                "figures",
+                "imported_scores",
+                f"{len(keys)} partitions",
+                "Materialized",
+            ],
         ),
         _screenshot(
-            ui, chromium, f"/assets/{EXPERIMENT}/prompt?view=partitions", "prompt_partitions",
+            ui,
+            chromium,
+            f"/assets/{EXPERIMENT}/prompt?view=partitions",
+            "prompt_partitions",
             [f"Materialized ({len(done)})", f"Missing ({len(keys) - len(done)})", *done, keys[0]],
         ),
         _screenshot(
-            ui, chromium, f"/assets/{EXPERIMENT}/figures?view=events", "figures_materialization",
+            ui,
+            chromium,
+            f"/assets/{EXPERIMENT}/figures?view=events",
+            "figures_materialization",
             ["Materialized in run", run_id[:8], *pngs, "folder"],
         ),
-    ]  # fmt: skip
+    ]
     for png in shots:
         _assert_not_blank(png)
     if target := os.environ.get("INOC_UI_SCREENSHOT_DIR"):

@@ -97,11 +97,23 @@ def test_inoc_ui_in_the_background_stops_with_all_its_children(tmp_path, how):
     shutil.copy(REPO / "experiments" / "toy.yaml", experiments / "toy.yaml")  # one light study: a quick code location
     home = tmp_path / "inoc_home"
     env = {k: v for k, v in os.environ.items() if k not in ("INOC_ARTIFACT_ROOT", "INOC_EXPERIMENTS")}
-    env.update(INOC_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), INOC_EXPERIMENTS_DIR=str(experiments), PYTHONUNBUFFERED="1")
+    env.update(
+        INOC_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        INOC_EXPERIMENTS_DIR=str(experiments),
+        PYTHONUNBUFFERED="1",
+    )
     port, log = _free_port(), tmp_path / "ui.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "inoc.cli", "ui", "--port", str(port)], env=env, cwd=tmp_path,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_background)  # fmt: skip
+        server = subprocess.Popen(
+            [sys.executable, "-m", "inoc.cli", "ui", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_background,
+        )
     seen: set[tuple[int, str]] = set()
     try:
         deadline = time.monotonic() + 180
@@ -109,8 +121,11 @@ def test_inoc_ui_in_the_background_stops_with_all_its_children(tmp_path, how):
             assert server.poll() is None, f"inoc ui exited with {server.returncode}:\n{log.read_text()[-4000:]}"
             assert time.monotonic() < deadline, f"inoc ui did not serve within 180 s:\n{log.read_text()[-4000:]}"
             try:
-                r = requests.post(f"http://127.0.0.1:{port}/graphql", timeout=5,
-                                  json={"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"})  # fmt: skip
+                r = requests.post(
+                    f"http://127.0.0.1:{port}/graphql",
+                    timeout=5,
+                    json={"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"},
+                )
                 entries = r.json()["data"]["workspaceOrError"]["locationEntries"] if r.ok else []
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                     break
@@ -119,13 +134,21 @@ def test_inoc_ui_in_the_background_stops_with_all_its_children(tmp_path, how):
             time.sleep(0.5)
         time.sleep(2)  # let the daemon start its threads and sensors
         seen = _tree(server.pid) | {(server.pid, _tree_stat(server.pid))}
-        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid, start in seen if _alive((pid, start))]
-        assert any("dagster_webserver" in c for c in commands) and any("dagster._daemon" in c for c in commands), commands
+        commands = [
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            for pid, start in seen
+            if _alive((pid, start))
+        ]
+        assert any("dagster_webserver" in c for c in commands) and any("dagster._daemon" in c for c in commands), (
+            commands
+        )
         assert len(seen) >= 4, commands  # inoc ui, dagster dev, webserver, daemon (and the code server)
 
         server.send_signal(signal.SIGTERM if how.startswith("SIGTERM") else signal.SIGINT)
         took, left = _wait_gone(seen, server, STOP_BOUND_S)
-        assert not left, f"{len(left)} process(es) still alive {took:.1f} s after {how}: {left}\n{log.read_text()[-3000:]}"
+        assert not left, (
+            f"{len(left)} process(es) still alive {took:.1f} s after {how}: {left}\n{log.read_text()[-3000:]}"
+        )
         assert server.returncode == 0, log.read_text()[-3000:]
         print(f"{how}: {len(seen)} processes gone in {took:.1f} s")
     finally:
@@ -173,8 +196,13 @@ def _wait_file(path: Path, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 def test_a_stubborn_tree_is_killed_after_the_grace_period(tmp_path):
     ready, grace = tmp_path / "pids.json", 1.0
-    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISE, str(grace), sys.executable, "-c", STUBBORN, str(ready)],
-                                  stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_background)  # fmt: skip
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISE, str(grace), sys.executable, "-c", STUBBORN, str(ready)],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_background,
+    )
     seen: set[tuple[int, str]] = set()
     try:
         _wait_file(ready, supervisor)
@@ -196,13 +224,22 @@ def test_a_stubborn_tree_is_killed_after_the_grace_period(tmp_path):
 
 def test_a_command_that_stops_on_sigint_is_not_killed(tmp_path):
     ready = tmp_path / "ready"
-    polite = ("import pathlib, sys, time\npathlib.Path(sys.argv[1]).write_text('up')\n"
-              "try:\n    time.sleep(300)\nexcept KeyboardInterrupt:\n    pathlib.Path(sys.argv[1] + '.stopped').write_text('clean')\n")  # fmt: skip
-    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISE, "20", sys.executable, "-c", polite, str(ready)],
-                                  stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_background)  # fmt: skip
+    polite = (
+        "import pathlib, sys, time\npathlib.Path(sys.argv[1]).write_text('up')\n"
+        "try:\n    time.sleep(300)\nexcept KeyboardInterrupt:\n    pathlib.Path(sys.argv[1] + '.stopped').write_text('clean')\n"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISE, "20", sys.executable, "-c", polite, str(ready)],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_background,
+    )
     try:
         _wait_file(ready, supervisor)
-        supervisor.send_signal(signal.SIGINT)  # ignored SIGINT inherited, yet honoured, and the command's SIGINT restored
+        supervisor.send_signal(
+            signal.SIGINT
+        )  # ignored SIGINT inherited, yet honoured, and the command's SIGINT restored
         assert supervisor.wait(timeout=10) == 0
         assert Path(f"{ready}.stopped").read_text() == "clean"  # it got KeyboardInterrupt, not SIGKILL
         assert "killed" not in supervisor.stderr.read()
@@ -213,10 +250,14 @@ def test_a_command_that_stops_on_sigint_is_not_killed(tmp_path):
 
 def test_the_command_gets_sigterm_when_the_supervisor_is_killed(tmp_path):
     ready = tmp_path / "ready"
-    watcher = ("import pathlib, signal, sys, time\nout = pathlib.Path(sys.argv[1])\n"
-               "signal.signal(signal.SIGTERM, lambda *a: (out.with_suffix('.term').write_text('SIGTERM'), sys.exit(0)))\n"
-               "out.write_text('up')\ntime.sleep(300)\n")  # fmt: skip
-    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISE, "5", sys.executable, "-c", watcher, str(ready)], start_new_session=True)
+    watcher = (
+        "import pathlib, signal, sys, time\nout = pathlib.Path(sys.argv[1])\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (out.with_suffix('.term').write_text('SIGTERM'), sys.exit(0)))\n"
+        "out.write_text('up')\ntime.sleep(300)\n"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISE, "5", sys.executable, "-c", watcher, str(ready)], start_new_session=True
+    )
     try:
         _wait_file(ready, supervisor)
         seen = _tree(supervisor.pid)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -52,14 +51,25 @@ def test_run_summary_ci_matches_numpy(tmp_path):
 def test_replace_rows_is_by_name_and_idempotent(tmp_path):
     wh = Warehouse(tmp_path / "warehouse.duckdb")
     frame = pd.DataFrame(  # columns deliberately out of table order
-        {"prompt_family": ["playful"], "prompt_group": ["v3"], "prompt_text": ["You are a clown."], "prompt_key": ["clown"]}
+        {
+            "prompt_family": ["playful"],
+            "prompt_group": ["v3"],
+            "prompt_text": ["You are a clown."],
+            "prompt_key": ["clown"],
+        }
     )
     for _ in range(3):
         with wh.writer() as conn:
             replace_rows(conn, "prompts", frame, {"experiment": "e", "prompt_key": "clown"})
     rows = wh.query("SELECT * FROM prompts").to_dict("records")
     assert rows == [
-        {"experiment": "e", "prompt_key": "clown", "prompt_text": "You are a clown.", "prompt_group": "v3", "prompt_family": "playful"}
+        {
+            "experiment": "e",
+            "prompt_key": "clown",
+            "prompt_text": "You are a clown.",
+            "prompt_group": "v3",
+            "prompt_family": "playful",
+        }
     ]
 
 
@@ -73,7 +83,9 @@ def test_a_warehouse_from_before_close_mix_is_migrated_with_its_rows(tmp_path):
         n_steps INTEGER, PRIMARY KEY (experiment, run))""")
     old.execute("""CREATE TABLE rephrasings (experiment VARCHAR NOT NULL, prompt_key VARCHAR NOT NULL,
         idx INTEGER NOT NULL, rephrasing VARCHAR NOT NULL, source VARCHAR NOT NULL)""")
-    old.execute("INSERT INTO runs VALUES ('e', 'main', 'p/mix', 'p', 'mix', 1e-4, 10), ('e', 'main', 'no_inoculation', NULL, NULL, 1e-4, 10)")
+    old.execute(
+        "INSERT INTO runs VALUES ('e', 'main', 'p/mix', 'p', 'mix', 1e-4, 10), ('e', 'main', 'no_inoculation', NULL, NULL, 1e-4, 10)"
+    )
     old.execute("INSERT INTO rephrasings VALUES ('e', 'p', 0, 'Be p.', 'organism')")
     with pytest.raises(duckdb.ConstraintException):
         old.execute("INSERT INTO runs VALUES ('e', 'main', 'p/close_mix', 'p', 'close_mix', 1e-4, 10)")
@@ -81,8 +93,22 @@ def test_a_warehouse_from_before_close_mix_is_migrated_with_its_rows(tmp_path):
     wh = Warehouse(path)
     for _ in range(2):  # idempotent: the second write finds nothing to migrate
         with wh.writer() as conn:
-            replace_rows(conn, "runs", pd.DataFrame([{"batch": "main", "prompt_key": "p", "prefix_type": "close_mix",
-                                                      "learning_rate": 1e-4, "n_steps": 10}]), {"experiment": "e", "run": "p/close_mix"})
+            replace_rows(
+                conn,
+                "runs",
+                pd.DataFrame(
+                    [
+                        {
+                            "batch": "main",
+                            "prompt_key": "p",
+                            "prefix_type": "close_mix",
+                            "learning_rate": 1e-4,
+                            "n_steps": 10,
+                        }
+                    ]
+                ),
+                {"experiment": "e", "run": "p/close_mix"},
+            )
     runs = wh.query("SELECT run, prefix_type FROM runs ORDER BY run")
     assert runs.values.tolist() == [["no_inoculation", None], ["p/close_mix", "close_mix"], ["p/mix", "mix"]]
     assert wh.query("SELECT pool FROM rephrasings").pool.tolist() == ["diverse"]
@@ -108,7 +134,9 @@ def _writer_proc(path: str, worker: int, n: int) -> None:
     for i in range(n):
         with wh.writer() as conn:
             run = f"w{worker}_{i}"
-            replace_rows(conn, "trait_scores", _scores([float(worker), float(i)], run=run), {"experiment": "e", "run": run})
+            replace_rows(
+                conn, "trait_scores", _scores([float(worker), float(i)], run=run), {"experiment": "e", "run": run}
+            )
 
 
 def test_parallel_writers_and_a_reader_never_fail(tmp_path):

@@ -29,13 +29,19 @@ def _tokens(vectors: dict[str, list[int]], seed: int = 0) -> pd.DataFrame:
     frames = []
     for vector, lengths in vectors.items():
         for k, n in enumerate(lengths):
-            frames.append(pd.DataFrame({"vector": vector, "example_idx": k, "token_idx": np.arange(n), "lp": rng.normal(-2, 1, n)}))
+            frames.append(
+                pd.DataFrame(
+                    {"vector": vector, "example_idx": k, "token_idx": np.arange(n), "lp": rng.normal(-2, 1, n)}
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
 def _all(wh: Warehouse, table: str = "logprob_tokens") -> pd.DataFrame:
-    return wh.query(f"SELECT * FROM {table} ORDER BY experiment, prompt_key NULLS FIRST, vector, example_idx"
-                    + (", token_idx" if table == "logprob_tokens" else ""))
+    return wh.query(
+        f"SELECT * FROM {table} ORDER BY experiment, prompt_key NULLS FIRST, vector, example_idx"
+        + (", token_idx" if table == "logprob_tokens" else "")
+    )
 
 
 def test_bulk_rows_round_trip_through_views_and_replace_by_partition(tmp_path):
@@ -48,12 +54,16 @@ def test_bulk_rows_round_trip_through_views_and_replace_by_partition(tmp_path):
     got = _all(wh)
     assert list(got.columns) == TOKEN_COLS
     want = pd.concat([base.assign(experiment="e", prompt_key=None), p1.assign(experiment="e", prompt_key="p1")])
-    want = want.sort_values(["vector", "example_idx", "token_idx"]).sort_values("prompt_key", na_position="first", kind="stable")
+    want = want.sort_values(["vector", "example_idx", "token_idx"]).sort_values(
+        "prompt_key", na_position="first", kind="stable"
+    )
     np.testing.assert_array_equal(got.lp.to_numpy(), want[TOKEN_COLS].lp.to_numpy())  # NaN stays NaN
     assert got.prompt_key.isna().sum() == 5 and np.isnan(got.lp).sum() == 1
     assert str(wh.query("SELECT typeof(example_idx) AS t FROM logprob_tokens LIMIT 1").t[0]) == "INTEGER"
     files = wh.query("SELECT path FROM _bulk_files ORDER BY path").path.tolist()
-    assert len(files) == 3 and all(Path(f).is_file() and f.startswith(str(tmp_path / "artifacts" / "_warehouse")) for f in files)
+    assert len(files) == 3 and all(
+        Path(f).is_file() and f.startswith(str(tmp_path / "artifacts" / "_warehouse")) for f in files
+    )
 
     # Replacing p1 with one vector drops the other; the old files are retired, not yet deleted.
     new = _tokens({"train_inoc": [2]}, 3)
@@ -71,9 +81,25 @@ def test_bulk_rows_round_trip_through_views_and_replace_by_partition(tmp_path):
 
     # Replacing by experiment removes every partition; logprob_vectors works the same way.
     with wh.writer() as conn:
-        replace_rows(conn, "logprob_tokens", pd.DataFrame(columns=["vector", "example_idx", "token_idx", "lp"]), {"experiment": "e"})
-        replace_rows(conn, "logprob_vectors", pd.DataFrame({"prompt_key": [None, "p"], "vector": ["train_default", "train_inoc"],
-                                                            "example_idx": [0, 0], "lp": [-1.5, np.nan]}), {"experiment": "e"})
+        replace_rows(
+            conn,
+            "logprob_tokens",
+            pd.DataFrame(columns=["vector", "example_idx", "token_idx", "lp"]),
+            {"experiment": "e"},
+        )
+        replace_rows(
+            conn,
+            "logprob_vectors",
+            pd.DataFrame(
+                {
+                    "prompt_key": [None, "p"],
+                    "vector": ["train_default", "train_inoc"],
+                    "example_idx": [0, 0],
+                    "lp": [-1.5, np.nan],
+                }
+            ),
+            {"experiment": "e"},
+        )
     assert wh.query("SELECT count(*) AS n FROM logprob_tokens").n[0] == 0
     assert _all(wh, "logprob_vectors").to_dict("list")["prompt_key"] == [None, "p"]
 
@@ -95,7 +121,9 @@ def test_a_failed_write_keeps_the_previous_partition_and_its_file_is_collected(t
         replace_rows(conn, "logprob_tokens", old, {"experiment": "e", "prompt_key": "p"})
     with pytest.raises(RuntimeError):
         with wh.writer() as conn:
-            replace_rows(conn, "logprob_tokens", _tokens({"train_inoc": [9]}, 2), {"experiment": "e", "prompt_key": "p"})
+            replace_rows(
+                conn, "logprob_tokens", _tokens({"train_inoc": [9]}, 2), {"experiment": "e", "prompt_key": "p"}
+            )
             raise RuntimeError("boom after the partition file was written")
     assert _all(wh).lp.tolist() == old.lp.tolist()
     assert len(list(bulk.iter_files(wh.bulk_root))) == 2  # the rolled-back partition's file, unlisted
@@ -114,8 +142,12 @@ def test_an_in_file_warehouse_is_migrated_to_parquet_and_compacted(tmp_path):
     old.execute("""INSERT INTO logprob_tokens SELECT 'e' || (i % 2), CASE WHEN i % 3 = 0 THEN NULL ELSE 'p' || (i % 3) END,
         CASE WHEN i % 5 = 0 THEN 'train_mix' ELSE 'train_inoc' END, (i // 40)::INTEGER, (i % 40)::INTEGER,
         CASE WHEN i = 77 THEN 'nan'::DOUBLE ELSE -i / 7 END FROM range(400000) t(i)""")
-    old.execute("INSERT INTO logprob_vectors VALUES ('e0', NULL, 'train_default', 0, -1.25), ('e0', 'p1', 'train_inoc', 0, NULL)")
-    old.execute("CREATE TABLE trait_scores (experiment VARCHAR, run VARCHAR, step INTEGER, condition VARCHAR, trait VARCHAR, instruction_idx INTEGER, score DOUBLE)")
+    old.execute(
+        "INSERT INTO logprob_vectors VALUES ('e0', NULL, 'train_default', 0, -1.25), ('e0', 'p1', 'train_inoc', 0, NULL)"
+    )
+    old.execute(
+        "CREATE TABLE trait_scores (experiment VARCHAR, run VARCHAR, step INTEGER, condition VARCHAR, trait VARCHAR, instruction_idx INTEGER, score DOUBLE)"
+    )
     old.execute("INSERT INTO trait_scores VALUES ('e0', 'r', 1, 'default', 'French', 0, 50)")
     tokens = old.execute("SELECT * FROM logprob_tokens ORDER BY ALL").df()
     vectors = old.execute("SELECT * FROM logprob_vectors ORDER BY ALL").df()
@@ -129,10 +161,16 @@ def test_an_in_file_warehouse_is_migrated_to_parquet_and_compacted(tmp_path):
     pd.testing.assert_frame_equal(wh.query("SELECT * FROM logprob_tokens ORDER BY ALL"), tokens)
     pd.testing.assert_frame_equal(wh.query("SELECT * FROM logprob_vectors ORDER BY ALL"), vectors)
     assert wh.query("SELECT count(*) AS n FROM trait_scores").n[0] == 1
-    kinds = dict(wh.query("SELECT table_name AS name, 'table' AS kind FROM duckdb_tables() UNION ALL "
-                          "SELECT view_name, 'view' FROM duckdb_views() WHERE NOT internal").values.tolist())
+    kinds = dict(
+        wh.query(
+            "SELECT table_name AS name, 'table' AS kind FROM duckdb_tables() UNION ALL "
+            "SELECT view_name, 'view' FROM duckdb_views() WHERE NOT internal"
+        ).values.tolist()
+    )
     assert kinds["logprob_tokens"] == kinds["logprob_vectors"] == "view"
-    parts = wh.query("SELECT experiment, prompt_key, vector, n_rows FROM _bulk_files WHERE table_name = 'logprob_tokens'")
+    parts = wh.query(
+        "SELECT experiment, prompt_key, vector, n_rows FROM _bulk_files WHERE table_name = 'logprob_tokens'"
+    )
     assert len(parts) == 2 * 3 * 2 and parts.n_rows.sum() == 400000
     assert path.stat().st_size < size_before / 2  # the bulk rows' blocks are gone, not just freed
 
@@ -168,7 +206,9 @@ def test_sigkill_during_a_partition_write_leaves_the_previous_partition(tmp_path
     with wh.writer() as conn:
         replace_rows(conn, "logprob_tokens", old, {"experiment": "e", "prompt_key": "p"})
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path), point], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(path), point], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert proc.stdout.readline().strip() == "writing"
         leftovers = [f for f in wh.bulk_root.rglob("*") if f.is_file() and f.name != bulk.UNCLEAN]
@@ -195,9 +235,13 @@ def test_token_partitions_give_the_same_token_w_as_the_rows(tmp_path):
     wh = Warehouse(tmp_path / "warehouse.duckdb")
     lengths = [4, 0, 7, 2]  # an example without tokens adds no columns
     with wh.writer() as conn:
-        replace_rows(conn, "logprob_tokens", _tokens({"train_default": lengths}, 0), {"experiment": "x", "prompt_key": None})
+        replace_rows(
+            conn, "logprob_tokens", _tokens({"train_default": lengths}, 0), {"experiment": "x", "prompt_key": None}
+        )
         for i, k in enumerate(keys):
-            frame = _tokens({"train_inoc": lengths, "train_mix": lengths}, i + 1).sample(frac=1, random_state=i)  # any row order
+            frame = _tokens({"train_inoc": lengths, "train_mix": lengths}, i + 1).sample(
+                frac=1, random_state=i
+            )  # any row order
             replace_rows(conn, "logprob_tokens", frame, {"experiment": "x", "prompt_key": k})
     rows = wh.query("SELECT * FROM logprob_tokens WHERE experiment = 'x'")
     with wh.reader() as conn:
@@ -233,15 +277,21 @@ def test_inoc_sql_never_fails_while_a_writer_writes(tmp_path):
     wh.ensure()
     env = {**os.environ, "INOC_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "PYTHONPATH": str(REPO)}
     stop = tmp_path / "stop"
-    writer = subprocess.Popen([sys.executable, "-c", _LOOP_WRITER, str(wh.path), str(stop)], stdout=subprocess.PIPE, text=True, env=env)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _LOOP_WRITER, str(wh.path), str(stop)], stdout=subprocess.PIPE, text=True, env=env
+    )
     inoc = str(Path(sys.executable).with_name("inoc"))
-    sql = ("SELECT (SELECT count(*) FROM trait_scores) % 400 AS partial_runs, "
-           "(SELECT count(*) FROM logprob_tokens) AS tokens, (SELECT count(DISTINCT lp) FROM logprob_tokens) AS lps")
+    sql = (
+        "SELECT (SELECT count(*) FROM trait_scores) % 400 AS partial_runs, "
+        "(SELECT count(*) FROM logprob_tokens) AS tokens, (SELECT count(DISTINCT lp) FROM logprob_tokens) AS lps"
+    )
     outputs = []
     try:
         deadline = time.time() + 30
         while len(outputs) < 6 and time.time() < deadline:
-            res = subprocess.run([inoc, "sql", sql, "--format", "csv"], capture_output=True, text=True, env=env, timeout=60)
+            res = subprocess.run(
+                [inoc, "sql", sql, "--format", "csv"], capture_output=True, text=True, env=env, timeout=60
+            )
             assert res.returncode == 0, res.stderr
             outputs.append(res.stdout.strip().splitlines()[-1])
     finally:

@@ -2,7 +2,7 @@
 
 The tidy tables are the public SQL interface; see README.md in this folder."""
 
-from warehouse.db import Warehouse, apply_schema, replace_rows
 from warehouse.bulk import BULK_TABLES
+from warehouse.db import Warehouse, apply_schema, replace_rows
 
 __all__ = ["BULK_TABLES", "Warehouse", "apply_schema", "replace_rows"]

@@ -35,15 +35,21 @@ import pyarrow.parquet as pq
 #: Bulk tables, their columns (the public schema) and Arrow types.
 BULK_TABLES: dict[str, tuple[tuple[str, str, pa.DataType], ...]] = {
     "logprob_vectors": (
-        ("experiment", "VARCHAR", pa.string()), ("prompt_key", "VARCHAR", pa.string()),
-        ("vector", "VARCHAR", pa.string()), ("example_idx", "INTEGER", pa.int32()), ("lp", "DOUBLE", pa.float64()),
+        ("experiment", "VARCHAR", pa.string()),
+        ("prompt_key", "VARCHAR", pa.string()),
+        ("vector", "VARCHAR", pa.string()),
+        ("example_idx", "INTEGER", pa.int32()),
+        ("lp", "DOUBLE", pa.float64()),
     ),
     "logprob_tokens": (
-        ("experiment", "VARCHAR", pa.string()), ("prompt_key", "VARCHAR", pa.string()),
-        ("vector", "VARCHAR", pa.string()), ("example_idx", "INTEGER", pa.int32()),
-        ("token_idx", "INTEGER", pa.int32()), ("lp", "DOUBLE", pa.float64()),
+        ("experiment", "VARCHAR", pa.string()),
+        ("prompt_key", "VARCHAR", pa.string()),
+        ("vector", "VARCHAR", pa.string()),
+        ("example_idx", "INTEGER", pa.int32()),
+        ("token_idx", "INTEGER", pa.int32()),
+        ("lp", "DOUBLE", pa.float64()),
     ),
-}  # fmt: skip
+}
 PARTITION = ("experiment", "prompt_key", "vector")
 #: Seconds a replaced partition file is kept for readers of older snapshots.
 RETIRE_GRACE_S = 600.0
@@ -88,16 +94,22 @@ def view_sql(table: str, paths: list[str]) -> str:
         return f"CREATE OR REPLACE VIEW {table} AS SELECT {typed} WHERE false"
     listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
     types = ", ".join(f"'{c}': 'VARCHAR'" for c in PARTITION)
-    return (f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} FROM read_parquet([{listed}], "
-            f"hive_partitioning = true, hive_types = {{{types}}}, hive_types_autocast = false)")
+    return (
+        f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} FROM read_parquet([{listed}], "
+        f"hive_partitioning = true, hive_types = {{{types}}}, hive_types_autocast = false)"
+    )
 
 
 def refresh_views(conn: duckdb.DuckDBPyConnection) -> None:
     """(Re)create each bulk table's view over the files its manifest lists (ordered for stable output)."""
     for table in BULK_TABLES:
-        paths = [p for (p,) in conn.execute(
-            "SELECT path FROM _bulk_files WHERE table_name = ? ORDER BY experiment, prompt_key NULLS FIRST, vector",
-            [table]).fetchall()]  # fmt: skip
+        paths = [
+            p
+            for (p,) in conn.execute(
+                "SELECT path FROM _bulk_files WHERE table_name = ? ORDER BY experiment, prompt_key NULLS FIRST, vector",
+                [table],
+            ).fetchall()
+        ]
         conn.execute(view_sql(table, paths))
 
 
@@ -190,12 +202,12 @@ def replace(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, ke
             path = write_partition_file(root, table, part)
             exp, pk, vec = (part[c].iloc[0] for c in PARTITION)
             pk = None if pk is None or (isinstance(pk, float) and np.isnan(pk)) else pk
-            conn.execute("INSERT INTO _bulk_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [table, exp, pk, vec, str(path), len(part), time.time()])
+            conn.execute(
+                "INSERT INTO _bulk_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [table, exp, pk, vec, str(path), len(part), time.time()],
+            )
     refresh_views(conn)
     return len(frame)
-
-
 
 
 def collect_garbage(conn: duckdb.DuckDBPyConnection, root: Path, now: float | None = None) -> int:
@@ -207,7 +219,12 @@ def collect_garbage(conn: duckdb.DuckDBPyConnection, root: Path, now: float | No
     made small writes slower with every study kept."""
     now = time.time() if now is None else now
     removed = 0
-    old = [p for (p,) in conn.execute("SELECT path FROM _bulk_retired WHERE retired_at < ?", [now - RETIRE_GRACE_S]).fetchall()]
+    old = [
+        p
+        for (p,) in conn.execute(
+            "SELECT path FROM _bulk_retired WHERE retired_at < ?", [now - RETIRE_GRACE_S]
+        ).fetchall()
+    ]
     for p in old:
         Path(p).unlink(missing_ok=True)
         removed += 1
@@ -215,7 +232,10 @@ def collect_garbage(conn: duckdb.DuckDBPyConnection, root: Path, now: float | No
         conn.execute("DELETE FROM _bulk_retired WHERE retired_at < ?", [now - RETIRE_GRACE_S])
     marker = root / UNCLEAN
     if marker.exists():
-        known = {p for (p,) in conn.execute("SELECT path FROM _bulk_files UNION ALL SELECT path FROM _bulk_retired").fetchall()}
+        known = {
+            p
+            for (p,) in conn.execute("SELECT path FROM _bulk_files UNION ALL SELECT path FROM _bulk_retired").fetchall()
+        }
         for f in root.rglob("*"):
             if f.is_file() and str(f) not in known and (f.suffix == ".parquet" or f.name.endswith(".parquet.tmp")):
                 f.unlink(missing_ok=True)
@@ -228,7 +248,9 @@ def partitions(conn: duckdb.DuckDBPyConnection, table: str, experiment: str) -> 
     """The experiment's committed partitions of `table`: prompt_key, vector, path, n_rows."""
     return conn.execute(
         "SELECT prompt_key, vector, path, n_rows FROM _bulk_files WHERE table_name = ? AND experiment = ? "
-        "ORDER BY prompt_key NULLS FIRST, vector", [table, experiment]).df()  # fmt: skip
+        "ORDER BY prompt_key NULLS FIRST, vector",
+        [table, experiment],
+    ).df()
 
 
 def read_token_lists(path: str | Path) -> list[np.ndarray]:
@@ -238,7 +260,9 @@ def read_token_lists(path: str | Path) -> list[np.ndarray]:
     pf = pq.ParquetFile(path)
     for g in range(pf.num_row_groups):
         batch = pf.read_row_group(g, columns=["example_idx", "token_idx", "lp"])
-        idx_parts.append(np.column_stack([batch.column("example_idx").to_numpy(), batch.column("token_idx").to_numpy()]))
+        idx_parts.append(
+            np.column_stack([batch.column("example_idx").to_numpy(), batch.column("token_idx").to_numpy()])
+        )
         lp_parts.append(batch.column("lp").to_numpy())
     if not lp_parts:
         return []

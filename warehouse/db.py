@@ -99,9 +99,12 @@ def migrate_bulk(conn: duckdb.DuckDBPyConnection) -> bool:
     """Move the rows of a warehouse created before the bulk store (`logprob_tokens`/`logprob_vectors`
     as tables in the file) into Parquet partitions, in one transaction: the tables are dropped only
     together with the manifest rows that list every moved row. Returns whether anything was moved."""
-    present = {t for (t,) in conn.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND table_name IN ('logprob_vectors', 'logprob_tokens')"
-    ).fetchall()}  # fmt: skip
+    present = {
+        t
+        for (t,) in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND table_name IN ('logprob_vectors', 'logprob_tokens')"
+        ).fetchall()
+    }
     if not present:
         return False
     conn.execute("BEGIN TRANSACTION")
@@ -111,11 +114,16 @@ def migrate_bulk(conn: duckdb.DuckDBPyConnection) -> bool:
             for exp, pk, vec in keys:
                 frame = conn.execute(
                     f"SELECT * FROM {table} WHERE experiment = ? AND prompt_key IS NOT DISTINCT FROM ? AND vector = ?",
-                    [exp, pk, vec]).df()  # fmt: skip
+                    [exp, pk, vec],
+                ).df()
                 path = bulk.write_partition_file(bulk.bulk_root_for(bulk.db_path(conn)), table, frame)
-                conn.execute("INSERT INTO _bulk_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             [table, exp, pk, vec, str(path), len(frame), time.time()])
-            moved = conn.execute("SELECT coalesce(sum(n_rows), 0) FROM _bulk_files WHERE table_name = ?", [table]).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO _bulk_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [table, exp, pk, vec, str(path), len(frame), time.time()],
+                )
+            moved = conn.execute(
+                "SELECT coalesce(sum(n_rows), 0) FROM _bulk_files WHERE table_name = ?", [table]
+            ).fetchone()[0]
             n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             if moved != n:  # the manifest must account for every row before the table goes
                 raise RuntimeError(f"migrating {table}: {n} rows in the table, {moved} in Parquet partitions")
@@ -249,9 +257,7 @@ class Warehouse:
         raise AssertionError("unreachable")
 
 
-def replace_rows(
-    conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, key: dict[str, Any]
-) -> int:
+def replace_rows(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, key: dict[str, Any]) -> int:
     """Replace the rows of `table` matching `key` (column → value; None matches NULL) with `frame`.
 
     Insertion is by column name, never by position (positional inserts silently swap same-typed

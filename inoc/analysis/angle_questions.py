@@ -60,7 +60,9 @@ def angle_predictors(W: ArrayLike, keys: Sequence[str], roles: Mapping[str, str]
         means = prompt_group_angles(pairwise_angles(Y), keys, roles).set_index("prompt_key")
         for k in keys:
             for target in ("negative", "positive"):
-                rows.append((k, roles[k], f"mean_angle_to_{target}_{rep}", float(means.loc[k, f"mean_angle_to_{target}"])))
+                rows.append(
+                    (k, roles[k], f"mean_angle_to_{target}_{rep}", float(means.loc[k, f"mean_angle_to_{target}"]))
+                )
         centroids = {r: Y[role == r].mean(axis=0) if (role == r).any() else None for r in OTHER}
         for i, k in enumerate(keys):
             other = OTHER.get(roles[k])
@@ -71,7 +73,9 @@ def angle_predictors(W: ArrayLike, keys: Sequence[str], roles: Mapping[str, str]
         for i, k in enumerate(keys):
             rows.append((k, roles[k], f"{method}_dim1", float(C[i, 0])))
             rows.append((k, roles[k], f"{method}_dim2", float(C[i, 1])))
-            rows.append((k, roles[k], f"angle_from_{method}_axis", float(np.degrees(np.arctan2(abs(C[i, 1]), abs(C[i, 0]))))))
+            rows.append(
+                (k, roles[k], f"angle_from_{method}_axis", float(np.degrees(np.arctan2(abs(C[i, 1]), abs(C[i, 0])))))
+            )
     return pd.DataFrame(rows, columns=PREDICTOR_COLUMNS)
 
 
@@ -100,10 +104,13 @@ def angle_question_rows(predictors: pd.DataFrame, suppression: pd.DataFrame) -> 
             res = _pearson(wide.get(x), y)
             rows.append(("q1", x, f"{outcome_role}_trait_suppression", res.r, res.p, res.n))
     cross = pd.Series(
-        {k: supp.loc[k, OTHER[r]] if k in supp.index and OTHER[r] in supp else np.nan
-         for k, r in role.items() if r in OTHER},
+        {
+            k: supp.loc[k, OTHER[r]] if k in supp.index and OTHER[r] in supp else np.nan
+            for k, r in role.items()
+            if r in OTHER
+        },
         dtype=float,
-    )  # fmt: skip
+    )
     for x in Q2_PREDICTORS:
         res = _pearson(wide.get(x), cross)
         rows.append(("q2", x, "cross_trait_suppression", res.r, res.p, res.n))
@@ -130,8 +137,11 @@ def angle_question_tables(
         pred = angle_predictors(X, keys, roles)
         prefix = m.name.removesuffix("_tokens")
         supp = suppression[suppression.prefix_type == prefix] if len(suppression) else suppression
-        supp = supp[["prompt_key", "trait_role", "suppression"]] if len(supp) else pd.DataFrame(
-            columns=["prompt_key", "trait_role", "suppression"])
+        supp = (
+            supp[["prompt_key", "trait_role", "suppression"]]
+            if len(supp)
+            else pd.DataFrame(columns=["prompt_key", "trait_role", "suppression"])
+        )
         pred_frames.append(pred.assign(experiment=experiment, matrix=m.name))
         if len(supp):  # no runs of this prefix type: the predictors stand, the questions have no outcome
             q_frames.append(angle_question_rows(pred, supp).assign(experiment=experiment, matrix=m.name))

@@ -142,7 +142,9 @@ def _thin_svd(
 
 def _check_r(n_components: int, shape: tuple[int, int]) -> int:
     if not isinstance(n_components, (int, np.integer)) or not 1 <= n_components <= min(shape):
-        raise ValueError(f"n_components: expected an integer in [1, {min(shape)}] for a {shape} matrix, got {n_components!r}")
+        raise ValueError(
+            f"n_components: expected an integer in [1, {min(shape)}] for a {shape} matrix, got {n_components!r}"
+        )
     return int(n_components)
 
 
@@ -290,8 +292,13 @@ def angle_group_stats(
     rows = []
     for pair_type, (ra, rb) in zip(
         PAIR_TYPES,
-        [("negative", "negative"), ("positive", "positive"), ("negative", "positive"),
-         ("negative", "neutral"), ("positive", "neutral")],
+        [
+            ("negative", "negative"),
+            ("positive", "positive"),
+            ("negative", "positive"),
+            ("negative", "neutral"),
+            ("positive", "neutral"),
+        ],
     ):
         ia, ib = idx[ra], idx[rb]
         if ra == rb:

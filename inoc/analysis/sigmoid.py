@@ -136,9 +136,7 @@ def linear_fit(
 def _curve_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray, maxfev: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", optimize.OptimizeWarning)  # a fit without covariance counts as failed
-        popt, _ = optimize.curve_fit(
-            logistic4, x, y, p0=p0, bounds=BOUNDS, jac=_logistic4_jac, maxfev=maxfev
-        )
+        popt, _ = optimize.curve_fit(logistic4, x, y, p0=p0, bounds=BOUNDS, jac=_logistic4_jac, maxfev=maxfev)
     return popt
 
 
@@ -188,11 +186,26 @@ def fit_sigmoid(
         popt = _curve_fit(xv, ys, p0, 10000)
     except (RuntimeError, ValueError, optimize.OptimizeWarning):
         return SigmoidFit(
-            method="linear", a=math.nan, b=math.nan, c=math.nan, d=math.nan, n=n, r2=lin.r2,
-            f_vs_mean=math.nan, p_vs_mean=math.nan, f_vs_linear=math.nan, p_vs_linear=math.nan,
-            linear=lin, grid=g, curve=lin.curve, band_lo=lin.band_lo, band_hi=lin.band_hi,
-            n_boot=n_boot, n_boot_ok=0, y_scale=y_scale,
-        )  # fmt: skip
+            method="linear",
+            a=math.nan,
+            b=math.nan,
+            c=math.nan,
+            d=math.nan,
+            n=n,
+            r2=lin.r2,
+            f_vs_mean=math.nan,
+            p_vs_mean=math.nan,
+            f_vs_linear=math.nan,
+            p_vs_linear=math.nan,
+            linear=lin,
+            grid=g,
+            curve=lin.curve,
+            band_lo=lin.band_lo,
+            band_hi=lin.band_hi,
+            n_boot=n_boot,
+            n_boot_ok=0,
+            y_scale=y_scale,
+        )
 
     ss_res = float(np.sum((ys - logistic4(xv, *popt)) ** 2))
     ss_lin = lin.ss_res / y_scale**2
@@ -223,8 +236,23 @@ def fit_sigmoid(
     else:
         band_lo, band_hi = nan_band, nan_band.copy()
     return SigmoidFit(
-        method="logistic4", a=float(popt[0]), b=float(popt[1]), c=float(popt[2]), d=float(popt[3]), n=n,
-        r2=r2, f_vs_mean=float(f_mean), p_vs_mean=p_mean, f_vs_linear=float(f_lin), p_vs_linear=p_lin,
-        linear=lin, grid=g, curve=y_scale * logistic4(g, *popt), band_lo=band_lo, band_hi=band_hi,
-        n_boot=n_boot, n_boot_ok=len(curves), y_scale=y_scale,
-    )  # fmt: skip
+        method="logistic4",
+        a=float(popt[0]),
+        b=float(popt[1]),
+        c=float(popt[2]),
+        d=float(popt[3]),
+        n=n,
+        r2=r2,
+        f_vs_mean=float(f_mean),
+        p_vs_mean=p_mean,
+        f_vs_linear=float(f_lin),
+        p_vs_linear=p_lin,
+        linear=lin,
+        grid=g,
+        curve=y_scale * logistic4(g, *popt),
+        band_lo=band_lo,
+        band_hi=band_hi,
+        n_boot=n_boot,
+        n_boot_ok=len(curves),
+        y_scale=y_scale,
+    )

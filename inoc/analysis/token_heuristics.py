@@ -41,7 +41,10 @@ def token_delta_matrix(default: Sequence[ArrayLike], prompted: Sequence[ArrayLik
         raise ValueError(f"prompted: {len(prompted)} examples, expected {len(default)} (one per default example)")
     if not default:
         raise ValueError("default: no examples")
-    pairs = [(np.asarray(d, dtype=np.float64).ravel(), np.asarray(p, dtype=np.float64).ravel()) for d, p in zip(default, prompted)]
+    pairs = [
+        (np.asarray(d, dtype=np.float64).ravel(), np.asarray(p, dtype=np.float64).ravel())
+        for d, p in zip(default, prompted)
+    ]
     width = max(min(d.size, p.size) for d, p in pairs)
     D = np.full((len(pairs), max(width, 1)), np.nan)
     for k, (d, p) in enumerate(pairs):

@@ -13,18 +13,46 @@ from dataclasses import dataclass
 
 #: GiB of memory per device (public specifications; A100 is the 40 GB part).
 GPU_MEMORY_GB: dict[str, float] = {
-    "T4": 16, "L4": 24, "A10": 24, "A10G": 24, "RTX4090": 24, "A40": 48, "L40": 48, "L40S": 48,
-    "A6000": 48, "RTX6000-Ada": 48, "A100": 40, "A100-80GB": 80, "H100": 80, "H100-MEGA": 80,
-    "H200": 141, "GH200": 96, "B200": 180,
-}  # fmt: skip
+    "T4": 16,
+    "L4": 24,
+    "A10": 24,
+    "A10G": 24,
+    "RTX4090": 24,
+    "A40": 48,
+    "L40": 48,
+    "L40S": 48,
+    "A6000": 48,
+    "RTX6000-Ada": 48,
+    "A100": 40,
+    "A100-80GB": 80,
+    "H100": 80,
+    "H100-MEGA": 80,
+    "H200": 141,
+    "GH200": 96,
+    "B200": 180,
+}
 
 #: Throughput relative to one A100-80GB for LLM decode/prefill/LoRA training (memory bandwidth and
 #: dense bf16 FLOPs, rounded): H100 SXM ~3.3 TB/s and ~3x the FLOPs, L40S 0.86 TB/s, A100-40GB 1.6 TB/s.
 RELATIVE_SPEED: dict[str, float] = {
-    "T4": 0.1, "L4": 0.2, "A10": 0.3, "A10G": 0.3, "RTX4090": 0.45, "A40": 0.4, "L40": 0.45, "L40S": 0.5,
-    "A6000": 0.45, "RTX6000-Ada": 0.5, "A100": 0.85, "A100-80GB": 1.0, "H100": 2.0, "H100-MEGA": 2.0,
-    "H200": 2.3, "GH200": 2.2, "B200": 3.5,
-}  # fmt: skip
+    "T4": 0.1,
+    "L4": 0.2,
+    "A10": 0.3,
+    "A10G": 0.3,
+    "RTX4090": 0.45,
+    "A40": 0.4,
+    "L40": 0.45,
+    "L40S": 0.5,
+    "A6000": 0.45,
+    "RTX6000-Ada": 0.5,
+    "A100": 0.85,
+    "A100-80GB": 1.0,
+    "H100": 2.0,
+    "H100-MEGA": 2.0,
+    "H200": 2.3,
+    "GH200": 2.2,
+    "B200": 3.5,
+}
 
 #: bf16 weights take 2 bytes a parameter; 20% on top for the KV cache and activations of a vLLM engine
 #: (the 32B study serves at max_model_len 2048 with gpu_memory_utilization 0.94, as the original).
@@ -83,8 +111,7 @@ def required_memory_gb(params_b: float) -> float:
     return params_b * BYTES_PER_PARAM * HEADROOM
 
 
-def check_fit(candidates: list[Candidate], params_b: float, model_id: str,
-              field: str = "compute.accelerators") -> None:
+def check_fit(candidates: list[Candidate], params_b: float, model_id: str, field: str = "compute.accelerators") -> None:
     """Refuse candidates that cannot hold the model in bf16 (the vLLM eval engine): a cluster is shared
     by train, generate and score jobs, so every candidate must fit the largest of them."""
     need = required_memory_gb(params_b)

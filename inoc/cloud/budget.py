@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from inoc.cloud.ledger import locked, read_json, write_json, cloud_dir
+from inoc.cloud.ledger import cloud_dir, locked, read_json, write_json
 from inoc.config import ExperimentConfig
 
 RUN_TAG = "inoc/confirm_budget"
@@ -38,15 +38,22 @@ def confirm(cfg: ExperimentConfig, estimate_usd: float, directory: Path | None =
     path = _path(directory)
     with locked(path.parent):
         data = read_json(path)
-        data[cfg.name] = {"fingerprint": fingerprint(cfg), "estimate_usd": round(float(estimate_usd), 2),
-                          "max_budget_usd": cfg.compute.max_budget_usd, "confirmed_at": time.time()}
+        data[cfg.name] = {
+            "fingerprint": fingerprint(cfg),
+            "estimate_usd": round(float(estimate_usd), 2),
+            "max_budget_usd": cfg.compute.max_budget_usd,
+            "confirmed_at": time.time(),
+        }
         write_json(path, data)
 
 
 def is_confirmed(cfg: ExperimentConfig, estimate_usd: float, directory: Path | None = None) -> bool:
     rec = read_json(_path(directory)).get(cfg.name)
-    return (isinstance(rec, dict) and rec.get("fingerprint") == fingerprint(cfg)
-            and estimate_usd <= float(rec.get("estimate_usd", -1)) * TOLERANCE)
+    return (
+        isinstance(rec, dict)
+        and rec.get("fingerprint") == fingerprint(cfg)
+        and estimate_usd <= float(rec.get("estimate_usd", -1)) * TOLERANCE
+    )
 
 
 def tag_confirms(tags: dict[str, str] | None, experiment: str) -> bool:
@@ -54,8 +61,14 @@ def tag_confirms(tags: dict[str, str] | None, experiment: str) -> bool:
     return value.strip() in (experiment, "all", "true")
 
 
-def check_budget(cfg: ExperimentConfig, estimate_usd: float, *, confirmed: bool = False, source: str = "",
-                 directory: Path | None = None) -> None:
+def check_budget(
+    cfg: ExperimentConfig,
+    estimate_usd: float,
+    *,
+    confirmed: bool = False,
+    source: str = "",
+    directory: Path | None = None,
+) -> None:
     """Raise ``BudgetExceeded`` when ``estimate_usd`` exceeds the budget and is not confirmed."""
     limit = cfg.compute.max_budget_usd
     if estimate_usd <= limit or confirmed or is_confirmed(cfg, estimate_usd, directory):

@@ -85,16 +85,25 @@ def catalog_prices(candidates: Sequence[Candidate], clouds: Sequence[str] | None
                         continue
                     best = prices.offers.setdefault(str(cand), {}).get(spot)
                     if best is None or price < best.usd_per_hour:
-                        prices.offers[str(cand)][spot] = Offer(cand, str(info.cloud), str(info.instance_type),
-                                                               str(info.region), float(price), spot)
+                        prices.offers[str(cand)][spot] = Offer(
+                            cand, str(info.cloud), str(info.instance_type), str(info.region), float(price), spot
+                        )
     if not prices.offers:
         detail = "; ".join(f"{c}: {why}" for c, why in prices.skipped.items()) or "no offers"
-        raise PricingError(f"no catalog price for {', '.join(map(str, candidates))} ({detail}). SkyPilot downloads "
-                           "its catalog on first use: check the network, or run `sky show-gpus` once")
+        raise PricingError(
+            f"no catalog price for {', '.join(map(str, candidates))} ({detail}). SkyPilot downloads "
+            "its catalog on first use: check the network, or run `sky show-gpus` once"
+        )
     return prices
 
 
 def _list(catalog, cloud: str, candidates: Sequence[Candidate]) -> dict:
     names = "|".join(re.escape(c.name) for c in candidates)
-    return catalog.list_accelerators(gpus_only=True, name_filter=f"^(?:{names})$", clouds=cloud,
-                                     case_sensitive=False, all_regions=False, require_price=True)
+    return catalog.list_accelerators(
+        gpus_only=True,
+        name_filter=f"^(?:{names})$",
+        clouds=cloud,
+        case_sensitive=False,
+        all_regions=False,
+        require_price=True,
+    )

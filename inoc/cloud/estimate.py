@@ -200,20 +200,23 @@ def evaluated_checkpoints(cfg: ExperimentConfig) -> int:
 
 def run_count(cfg: ExperimentConfig, prompts: Sequence[str], with_controls: bool) -> int:
     lrs = len(cfg.training.learning_rates) or 1
-    controls = (int(cfg.runs.control) + len([c for c in cfg.runs.extra_controls if c != "no_inoculation"])
-                if with_controls else 0)
+    controls = (
+        int(cfg.runs.control) + len([c for c in cfg.runs.extra_controls if c != "no_inoculation"])
+        if with_controls
+        else 0
+    )
     chosen = set(prompts)
     inoculated = sum(1 for key, _ in cfg.run_partition_keys() if key in chosen)
     return (inoculated + controls) * lrs
 
 
-def throughput(kind: str, cand: Candidate, params_b: float, a: Assumptions,
-               measured: dict[tuple[str, str], float] | None = None) -> float:
+def throughput(
+    kind: str, cand: Candidate, params_b: float, a: Assumptions, measured: dict[tuple[str, str], float] | None = None
+) -> float:
     """Tokens/s of ``kind`` (generate | score | train) on ``cand`` for a ``params_b`` model."""
     ref = measured.get((kind, cand.name)) if measured else None
     if ref is None:
-        base = {"generate": a.generate_tokens_per_s, "score": a.score_tokens_per_s,
-                "train": a.train_tokens_per_s}[kind]
+        base = {"generate": a.generate_tokens_per_s, "score": a.score_tokens_per_s, "train": a.train_tokens_per_s}[kind]
         ref = base * cand.speed
     else:
         ref *= cand.count
@@ -237,8 +240,14 @@ def calibrate(rows: Iterable[dict], a: Assumptions) -> dict[tuple[str, str], flo
 
 
 # ------------------------------------------------------------------------------- the plan
-def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence[str] = (),
-               assumptions: Assumptions | None = None, measured_rows: Iterable[dict] = ()) -> Plan:
+def build_plan(
+    cfg: ExperimentConfig,
+    prices: Prices | None,
+    *,
+    select: Sequence[str] = (),
+    assumptions: Assumptions | None = None,
+    measured_rows: Iterable[dict] = (),
+) -> Plan:
     """The estimate for ``cfg``. ``select``: stage names and/or prompt keys (a prompt key restricts the
     per-prompt stages to those prompts and drops the shared work: datagen, controls, the base eval)."""
     a = assumptions or Assumptions()
@@ -246,8 +255,10 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         raise PlanError(f"{cfg.name}: no `data:` section — an imported experiment has nothing to compute")
     unknown = [s for s in select if s not in GPU_STAGES + API_STAGES and s not in cfg.prompts]
     if unknown:
-        raise PlanError(f"--select: {', '.join(unknown)} is neither a stage ({', '.join(GPU_STAGES + API_STAGES)}) "
-                        f"nor a prompt of {cfg.name}")
+        raise PlanError(
+            f"--select: {', '.join(unknown)} is neither a stage ({', '.join(GPU_STAGES + API_STAGES)}) "
+            f"nor a prompt of {cfg.name}"
+        )
     sel_stages = {s for s in select if s in GPU_STAGES + API_STAGES}
     sel_prompts = [s for s in select if s in cfg.prompts]
     stages_on = set(sel_stages or GPU_STAGES + API_STAGES)
@@ -294,8 +305,11 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
     if "datagen_api" in stages_on and d.datagen.mode == "off_policy" and d.datagen.backend == "openai":
         n = d.n_train
         t_in, t_out = n * (a.prompt_tokens + a.prefix_tokens), n * completion(d.datagen.max_tokens, a)
-        api.append(ApiStage("datagen_api", str(d.datagen.model), n, t_in, t_out,
-                            estimate_cost(str(d.datagen.model), t_in, t_out)))
+        api.append(
+            ApiStage(
+                "datagen_api", str(d.datagen.model), n, t_in, t_out, estimate_cost(str(d.datagen.model), t_in, t_out)
+            )
+        )
 
     # elicitation: every prompt (+ none) on the eval instructions, base model
     if "elicitation" in stages_on:
@@ -303,8 +317,18 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         n_held_out = held_out_instructions(cfg)
         req = k * n_held_out * per_ins
         t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.elicitation.max_tokens, a)
-        stages.append(Stage("elicitation", 1, k, req, t_in, t_out, *hours("generate", t_out),
-                            note=f"{k} prompt(s) × {n_held_out} instructions, max_tokens {cfg.elicitation.max_tokens}"))
+        stages.append(
+            Stage(
+                "elicitation",
+                1,
+                k,
+                req,
+                t_in,
+                t_out,
+                *hours("generate", t_out),
+                note=f"{k} prompt(s) × {n_held_out} instructions, max_tokens {cfg.elicitation.max_tokens}",
+            )
+        )
 
     # logprobs: single-trait completion sets, then scoring under every prompt and none
     if "logprobs" in stages_on:
@@ -318,10 +342,19 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         score_tokens = pairs * seq
         g = hours("generate", gen_out)
         s = hours("score", score_tokens)
-        stages.append(Stage("logprobs", (1 if gen_req else 0) + 1, (sets if gen_req else 0) + k, gen_req + pairs,
-                            score_tokens + gen_req * (a.prompt_tokens + a.prefix_tokens), gen_out,
-                            g[0] + s[0], g[1] + s[1],
-                            note=f"{pairs} pairs ({k} prompt(s) × {lp.n_train_sample} × {1 + sets} set(s))"))
+        stages.append(
+            Stage(
+                "logprobs",
+                (1 if gen_req else 0) + 1,
+                (sets if gen_req else 0) + k,
+                gen_req + pairs,
+                score_tokens + gen_req * (a.prompt_tokens + a.prefix_tokens),
+                gen_out,
+                g[0] + s[0],
+                g[1] + s[1],
+                note=f"{pairs} pairs ({k} prompt(s) × {lp.n_train_sample} × {1 + sets} set(s))",
+            )
+        )
 
     # training
     n_runs = run_count(cfg, run_prompts, shared)
@@ -330,9 +363,18 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         per_run = d.n_train * cfg.training.epochs * (a.prompt_tokens + a.prefix_tokens + train_completion)
         factor = a.qlora_factor if cfg.model.load_in_4bit else 1.0
         tokens = n_runs * per_run
-        stages.append(Stage("training", n_runs, n_runs, n_runs * d.n_train * cfg.training.epochs, tokens, 0,
-                            *hours("train", tokens, factor),
-                            note=f"{n_runs} runs × {steps} steps" + (" (4-bit base)" if cfg.model.load_in_4bit else "")))
+        stages.append(
+            Stage(
+                "training",
+                n_runs,
+                n_runs,
+                n_runs * d.n_train * cfg.training.epochs,
+                tokens,
+                0,
+                *hours("train", tokens, factor),
+                note=f"{n_runs} runs × {steps} steps" + (" (4-bit base)" if cfg.model.load_in_4bit else ""),
+            )
+        )
 
     # eval
     ckpts = evaluated_checkpoints(cfg)
@@ -342,21 +384,33 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
         req = adapters * n_eval * conds * per_ins + (n_eval * per_ins if shared else 0)
         t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.eval.max_tokens, a)
         jobs = max(1, math.ceil(adapters / a.adapters_per_eval_job))
-        stages.append(Stage("eval", jobs, adapters + (1 if shared else 0), req, t_in, t_out,
-                            *hours("generate", t_out, a.lora_decode_factor),
-                            note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}, "
-                                 f"max_tokens {cfg.eval.max_tokens}"))
+        stages.append(
+            Stage(
+                "eval",
+                jobs,
+                adapters + (1 if shared else 0),
+                req,
+                t_in,
+                t_out,
+                *hours("generate", t_out, a.lora_decode_factor),
+                note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}, "
+                f"max_tokens {cfg.eval.max_tokens}",
+            )
+        )
 
     # API: rephrasings and judging. Pools: every prompt's diverse pool (when the study has mix runs), and a close pool per close_mix run
     r = cfg.rephrasings
     pools = len(all_prompts) * ("mix" in cfg.inoculation.prefix_types) + sum(
-        1 for k, t in cfg.run_partition_keys() if t == "close_mix" and k in all_prompts)
+        1 for k, t in cfg.run_partition_keys() if t == "close_mix" and k in all_prompts
+    )
     if "rephrasings" in stages_on and r.source == "generate" and pools:
         calls = pools * math.ceil(r.n / r.batch_size)
         t_in, t_out = calls * a.rephrasing_prompt_tokens, pools * r.n * a.rephrasing_tokens
         api.append(ApiStage("rephrasings", r.model, calls, t_in, t_out, estimate_cost(r.model, t_in, t_out)))
     if "judging" in stages_on:
-        judged = [t for t in cfg.traits if t.judge is not None and t.judge.kind in ("llm", "em_coherence", "em_alignment")]
+        judged = [
+            t for t in cfg.traits if t.judge is not None and t.judge.kind in ("llm", "em_coherence", "em_alignment")
+        ]
         by_stage = {s.stage: s.requests for s in stages if s.stage in ("elicitation", "eval")}
         completions = sum(by_stage.values())
         if judged and completions:
@@ -365,14 +419,31 @@ def build_plan(cfg: ExperimentConfig, prices: Prices | None, *, select: Sequence
             answers = sum(n * completion(lengths[stage], a) for stage, n in by_stage.items())
             t_in = calls * (a.judge_template_tokens + a.prompt_tokens) + len(judged) * answers
             t_out = calls * cfg.judge.max_tokens
-            api.append(ApiStage("judging", cfg.judge.model, calls, t_in, t_out, estimate_cost(cfg.judge.model, t_in, t_out)))
+            api.append(
+                ApiStage("judging", cfg.judge.model, calls, t_in, t_out, estimate_cost(cfg.judge.model, t_in, t_out))
+            )
 
-    packed, per_job = _totals(stages, a, params_b, cfg.compute.max_clusters, cfg.compute.idle_minutes_to_autostop,
-                              on_demand, spot)
-    return Plan(experiment=cfg.name, model_id=cfg.model.id, params_b=params_b, candidates=candidates,
-                on_demand=on_demand, spot=spot, use_spot=cfg.compute.use_spot, max_budget_usd=cfg.compute.max_budget_usd,
-                max_clusters=cfg.compute.max_clusters, stages=stages, api=api, packed=packed, per_job=per_job,
-                assumptions=a, measured=measured_note, selection=list(select))
+    packed, per_job = _totals(
+        stages, a, params_b, cfg.compute.max_clusters, cfg.compute.idle_minutes_to_autostop, on_demand, spot
+    )
+    return Plan(
+        experiment=cfg.name,
+        model_id=cfg.model.id,
+        params_b=params_b,
+        candidates=candidates,
+        on_demand=on_demand,
+        spot=spot,
+        use_spot=cfg.compute.use_spot,
+        max_budget_usd=cfg.compute.max_budget_usd,
+        max_clusters=cfg.compute.max_clusters,
+        stages=stages,
+        api=api,
+        packed=packed,
+        per_job=per_job,
+        assumptions=a,
+        measured=measured_note,
+        selection=list(select),
+    )
 
 
 def overhead_minutes(a: Assumptions, params_b: float) -> tuple[float, float]:
@@ -382,8 +453,15 @@ def overhead_minutes(a: Assumptions, params_b: float) -> tuple[float, float]:
     return start, load
 
 
-def _totals(stages: list[Stage], a: Assumptions, params_b: float, max_clusters: int, idle_min: int,
-            on_demand: Offer | None, spot: Offer | None) -> tuple[ModeTotal, ModeTotal]:
+def _totals(
+    stages: list[Stage],
+    a: Assumptions,
+    params_b: float,
+    max_clusters: int,
+    idle_min: int,
+    on_demand: Offer | None,
+    spot: Offer | None,
+) -> tuple[ModeTotal, ModeTotal]:
     start, load = overhead_minutes(a, params_b)
     out = []
     for mode in ("packed", "per_job"):

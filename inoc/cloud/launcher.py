@@ -113,8 +113,9 @@ def cluster_names(prefix: str, experiment: str, max_clusters: int) -> list[str]:
 
 
 class Launcher:
-    def __init__(self, sdk: SkySdk, policy: LaunchPolicy, log: Log, *, ledger: ClusterLedger | None = None,
-                 tail_lines: int = 60):
+    def __init__(
+        self, sdk: SkySdk, policy: LaunchPolicy, log: Log, *, ledger: ClusterLedger | None = None, tail_lines: int = 60
+    ):
         self.sdk, self.policy, self._log = sdk, policy, log
         self.ledger = ledger or ClusterLedger()
         self.tail_lines = tail_lines
@@ -149,11 +150,18 @@ class Launcher:
                     if action in ("launch", "join"):
                         if new:
                             mine.add(cluster)
-                        self.log(f"[sky] {'launching' if new else 'starting / joining'} cluster {cluster} for "
-                                 f"{req.name} (candidates {', '.join(map(str, req.task.candidates))}; "
-                                 f"autodown after {p.idle_minutes_to_autostop} idle min)")
-                        where = self.sdk.launch(req.task, cluster, idle_minutes=p.idle_minutes_to_autostop, down=True,
-                                                log=lambda s: self.log(f"[sky] {s}"))
+                        self.log(
+                            f"[sky] {'launching' if new else 'starting / joining'} cluster {cluster} for "
+                            f"{req.name} (candidates {', '.join(map(str, req.task.candidates))}; "
+                            f"autodown after {p.idle_minutes_to_autostop} idle min)"
+                        )
+                        where = self.sdk.launch(
+                            req.task,
+                            cluster,
+                            idle_minutes=p.idle_minutes_to_autostop,
+                            down=True,
+                            log=lambda s: self.log(f"[sky] {s}"),
+                        )
                         if new:
                             self.ledger.record(cluster, owner=req.owner, experiment=req.experiment, status="UP")
                         out.actions.append(f"launched {cluster}" if new else f"joined {cluster} (launch)")
@@ -174,15 +182,20 @@ class Launcher:
                         mine.discard(cluster)
                     if not err.retryable:
                         raise JobFailed("launch_failed", f"SkyPilot could not start {req.name}: {err}", out) from None
-                    self._retry_or_fail(out, "launch_failed", f"no capacity for {req.name} after {out.attempts} "
-                                        f"attempt(s): {err}")
+                    self._retry_or_fail(
+                        out, "launch_failed", f"no capacity for {req.name} after {out.attempts} attempt(s): {err}"
+                    )
                     continue
                 out.where, out.job_id = where, where.job_id
                 out.launched_cluster = cluster in mine
                 submitted = (cluster, where.job_id)
                 self.log(f"[sky] {req.name}: job {where.job_id} on {cluster} ({_describe(where)})")
-                status = self._follow(lambda: self.sdk.tail_logs(cluster, where.job_id),
-                                      lambda: self.sdk.job_status(cluster, where.job_id), tail, started)
+                status = self._follow(  # the callbacks run inside this iteration: its cluster and job
+                    lambda: self.sdk.tail_logs(cluster, where.job_id),  # noqa: B023
+                    lambda: self.sdk.job_status(cluster, where.job_id),  # noqa: B023
+                    tail,
+                    started,
+                )
                 out.status = status
                 if status == "SUCCEEDED":
                     submitted = None
@@ -194,8 +207,10 @@ class Launcher:
                 if self._preempted(cluster, status):
                     submitted = None
                     out.preemptions += 1
-                    self.log(f"[sky] {cluster} went away under job {where.job_id} (status {status}): "
-                             "preempted; relaunching", "warning")
+                    self.log(
+                        f"[sky] {cluster} went away under job {where.job_id} (status {status}): preempted; relaunching",
+                        "warning",
+                    )
                     self.ledger.forget(cluster)
                     mine.discard(cluster)
                     self._retry_or_fail(out, "preempted", f"{req.name} was preempted {out.preemptions} time(s)")
@@ -209,7 +224,9 @@ class Launcher:
         except _Timeout:
             out.status, out.log_tail = "TIMEOUT", list(tail)
             self._abandon(submitted, mine, req, out, "timed out")
-            raise JobFailed("timeout", f"{req.name} ran past the {p.job_timeout_s:g}s deadline; cancelled", out) from None
+            raise JobFailed(
+                "timeout", f"{req.name} ran past the {p.job_timeout_s:g}s deadline; cancelled", out
+            ) from None
         except JobFailed as err:
             if err.kind in ("launch_failed", "preempted"):
                 for c in list(mine):
@@ -229,8 +246,9 @@ class Launcher:
         self.log(f"[sky] retrying in {wait:g}s (attempt {out.attempts + 1}/{self.policy.launch_attempts})", "warning")
         time.sleep(wait)
 
-    def _abandon(self, submitted: tuple[str, int] | None, mine: set[str], req: JobRequest, out: JobOutcome,
-                 why: str) -> None:
+    def _abandon(
+        self, submitted: tuple[str, int] | None, mine: set[str], req: JobRequest, out: JobOutcome, why: str
+    ) -> None:
         """Cancel our job and release our clusters; never raises (the original exception must win)."""
         if submitted is not None:
             cluster, job_id = submitted
@@ -317,8 +335,12 @@ class Launcher:
                 claimed = ledger.get(n, {})
                 launching = claimed.get("status") == "LAUNCHING" and now - claimed.get("updated_at", 0) < STALE_LAUNCH_S
                 if n not in live and not launching:
-                    ledger[n] = {"owner": req.owner, "experiment": req.experiment, "status": "LAUNCHING",
-                                 "updated_at": now}
+                    ledger[n] = {
+                        "owner": req.owner,
+                        "experiment": req.experiment,
+                        "status": "LAUNCHING",
+                        "updated_at": now,
+                    }
                     return n, "launch"
             if up:
                 return min(up, key=lambda n: load[n]), "exec"
@@ -327,8 +349,7 @@ class Launcher:
             return pending[0], "join"
 
     # ---------------------------------------------------------------------- following a job
-    def _follow(self, logs: Callable[[], object], status: Callable[[], str], tail: deque[str],
-                started: float) -> str:
+    def _follow(self, logs: Callable[[], object], status: Callable[[], str], tail: deque[str], started: float) -> str:
         """Stream logs (in a thread) and poll the status until it is terminal or the deadline passes."""
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -392,8 +413,10 @@ class Launcher:
             while job_id is None:
                 out.attempts += 1
                 try:
-                    self.log(f"[sky] submitting managed job {req.name} (spot recovery: "
-                             f"{req.task.config['resources'].get('job_recovery', {}).get('strategy', 'default')})")
+                    self.log(
+                        f"[sky] submitting managed job {req.name} (spot recovery: "
+                        f"{req.task.config['resources'].get('job_recovery', {}).get('strategy', 'default')})"
+                    )
                     job_id = self.sdk.jobs_launch(req.task, req.name, log=lambda s: self.log(f"[sky] {s}"))
                 except SkyError as err:
                     if not err.retryable:
@@ -411,18 +434,27 @@ class Launcher:
             state = self._follow(lambda: self.sdk.jobs_tail_logs(job_id), status, tail, started)
             out.status, out.info, out.log_tail = state, info, list(tail)
             out.preemptions = int(info.get("recovery_count") or 0)
-            out.where = Launched(job_id=job_id, cloud=info.get("cloud"), region=info.get("region"),
-                                 accelerator=next(iter(info.get("accelerators") or {}), None))
+            out.where = Launched(
+                job_id=job_id,
+                cloud=info.get("cloud"),
+                region=info.get("region"),
+                accelerator=next(iter(info.get("accelerators") or {}), None),
+            )
             if state != "SUCCEEDED":
                 kind = "setup_failed" if state == "FAILED_SETUP" else "failed"
-                raise JobFailed(kind, f"{req.name}: managed job {job_id} ended {state}"
-                                + (f" ({info['failure_reason']})" if info.get("failure_reason") else ""), out)
+                raise JobFailed(
+                    kind,
+                    f"{req.name}: managed job {job_id} ended {state}"
+                    + (f" ({info['failure_reason']})" if info.get("failure_reason") else ""),
+                    out,
+                )
             return out
         except _Timeout:
             out.status, out.log_tail = "TIMEOUT", list(tail)
             self._cancel_managed(job_id, out, "timed out")
-            raise JobFailed("timeout", f"{req.name} ran past the {self.policy.job_timeout_s:g}s deadline; cancelled",
-                            out) from None
+            raise JobFailed(
+                "timeout", f"{req.name} ran past the {self.policy.job_timeout_s:g}s deadline; cancelled", out
+            ) from None
         except JobFailed:
             raise
         except BaseException:
@@ -444,8 +476,11 @@ class Launcher:
 
 
 def _describe(where: Launched) -> str:
-    parts = [f"{where.accelerator}:{where.accelerator_count:g}" if where.accelerator and where.accelerator_count
-             else where.accelerator or "?"]
+    parts = [
+        f"{where.accelerator}:{where.accelerator_count:g}"
+        if where.accelerator and where.accelerator_count
+        else where.accelerator or "?"
+    ]
     if where.cloud:
         parts.append(f"{where.cloud}/{where.region or '?'}")
     if where.instance_type:

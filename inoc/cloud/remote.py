@@ -45,8 +45,9 @@ def gpu_name() -> str:
     """The first GPU's name from nvidia-smi, or 'cpu'."""
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=20)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+            )
             names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
             if out.returncode == 0 and names:
                 return names[0] if len(names) == 1 else f"{names[0]} x{len(names)}"
@@ -57,8 +58,17 @@ def gpu_name() -> str:
 
 def run_job(cmd: list[str], env: dict[str, str], timeout_s: float, tail: deque[str]) -> int:
     """Run the job in its own process group, echoing its output; kill the group past ``timeout_s``."""
-    proc = subprocess.Popen(cmd, env=env, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace", bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=str(REPO_ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
+    )
 
     def stop(signum: int, _frame: Any) -> None:  # SkyPilot cancels a job with SIGTERM: pass it on
         _say(f"signal {signum}: stopping the job")
@@ -137,8 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     tail: deque[str] = deque(maxlen=40)
     rc = run_job(cmd, env, args.timeout_s, tail)
 
-    result: dict[str, Any] = {"job": args.job, "exit_code": rc, "gpu": gpu, "host": socket.gethostname(),
-                              "started_at": started, "spec_hash": job_info["spec_hash"]}
+    result: dict[str, Any] = {
+        "job": args.job,
+        "exit_code": rc,
+        "gpu": gpu,
+        "host": socket.gethostname(),
+        "started_at": started,
+        "spec_hash": job_info["spec_hash"],
+    }
     marker = read_marker(work / "out") if rc == 0 else None
     if rc == 0 and marker is not None and marker.spec_hash == job_info["spec_hash"]:
         files = staging.upload_outputs(store, args.prefix, work / "out")
@@ -146,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if rc == 0:  # exit 0 without this spec's marker: not done, whatever the job said
             rc = 1
-            tail.append(f"gpu_jobs.{args.job} exited 0 without a completion marker for spec {job_info['spec_hash'][:12]}")
+            tail.append(
+                f"gpu_jobs.{args.job} exited 0 without a completion marker for spec {job_info['spec_hash'][:12]}"
+            )
         result.update(status="timeout" if rc == EXIT_TIMEOUT else "failed", exit_code=rc, log_tail=list(tail))
     result["finished_at"] = time.time()
     result["wall_s"] = round(result["finished_at"] - started, 3)

@@ -19,8 +19,19 @@ from typing import Any, Protocol
 from inoc.cloud.task_render import RenderedTask
 
 #: Cluster job states (``sky.skylet.job_lib.JobStatus`` values) and the managed-job states that end.
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "FAILED_SETUP", "FAILED_DRIVER", "CANCELLED", "FAILED_PRECHECKS",
-                      "FAILED_NO_RESOURCE", "FAILED_CONTROLLER", "MISSING"})
+TERMINAL = frozenset(
+    {
+        "SUCCEEDED",
+        "FAILED",
+        "FAILED_SETUP",
+        "FAILED_DRIVER",
+        "CANCELLED",
+        "FAILED_PRECHECKS",
+        "FAILED_NO_RESOURCE",
+        "FAILED_CONTROLLER",
+        "MISSING",
+    }
+)
 #: A job whose status cannot be read any more (the cluster went away: preempted, or torn down).
 MISSING = "MISSING"
 
@@ -52,8 +63,9 @@ class Launched:
 
 
 class SkySdk(Protocol):
-    def launch(self, task: RenderedTask, cluster: str, *, idle_minutes: int, down: bool,
-               log: Callable[[str], None]) -> Launched: ...
+    def launch(
+        self, task: RenderedTask, cluster: str, *, idle_minutes: int, down: bool, log: Callable[[str], None]
+    ) -> Launched: ...
     def exec(self, task: RenderedTask, cluster: str, *, log: Callable[[str], None]) -> Launched: ...
     def tail_logs(self, cluster: str, job_id: int) -> Iterator[str]: ...
     def job_status(self, cluster: str, job_id: int) -> str: ...
@@ -102,10 +114,13 @@ class RealSky:
     # -- helpers
     def _task(self, task: RenderedTask) -> Any:
         # values of secrets travel only here, in memory, to the API server
-        return self._sky.Task.from_yaml_config(dict(task.config), env_overrides=task.env_overrides(),
-                                               secrets_overrides=task.secrets_overrides())
+        return self._sky.Task.from_yaml_config(
+            dict(task.config), env_overrides=task.env_overrides(), secrets_overrides=task.secrets_overrides()
+        )
 
-    def _call(self, request_id: Any, log: Callable[[str], None] | None = None, *, abort_on_interrupt: bool = False) -> Any:
+    def _call(
+        self, request_id: Any, log: Callable[[str], None] | None = None, *, abort_on_interrupt: bool = False
+    ) -> Any:
         """The request's result. ``abort_on_interrupt``: an interrupted wait aborts the request on the server
         (a launch must not go on provisioning for nobody; a teardown must go on)."""
         from sky import exceptions
@@ -139,20 +154,35 @@ class RealSky:
             hourly = float(res.get_cost(3600))
         except Exception:  # noqa: BLE001 — a price missing from the catalog is not a launch failure
             hourly = None
-        return Launched(job_id=int(job_id if job_id is not None else -1), cloud=str(res.cloud), region=res.region,
-                        instance_type=res.instance_type, accelerator=name, accelerator_count=count,
-                        use_spot=bool(res.use_spot), hourly_usd=hourly)
+        return Launched(
+            job_id=int(job_id if job_id is not None else -1),
+            cloud=str(res.cloud),
+            region=res.region,
+            instance_type=res.instance_type,
+            accelerator=name,
+            accelerator_count=count,
+            use_spot=bool(res.use_spot),
+            hourly_usd=hourly,
+        )
 
     # -- clusters
-    def launch(self, task: RenderedTask, cluster: str, *, idle_minutes: int, down: bool,
-               log: Callable[[str], None]) -> Launched:
-        req = self._sky.launch(self._task(task), cluster_name=cluster, idle_minutes_to_autostop=idle_minutes,
-                               down=down, retry_until_up=False)
+    def launch(
+        self, task: RenderedTask, cluster: str, *, idle_minutes: int, down: bool, log: Callable[[str], None]
+    ) -> Launched:
+        req = self._sky.launch(
+            self._task(task),
+            cluster_name=cluster,
+            idle_minutes_to_autostop=idle_minutes,
+            down=down,
+            retry_until_up=False,
+        )
         job_id, handle = self._call(req, log, abort_on_interrupt=True)
         return self._launched(job_id, handle)
 
     def exec(self, task: RenderedTask, cluster: str, *, log: Callable[[str], None]) -> Launched:
-        job_id, handle = self._call(self._sky.exec(self._task(task), cluster_name=cluster), log, abort_on_interrupt=True)
+        job_id, handle = self._call(
+            self._sky.exec(self._task(task), cluster_name=cluster), log, abort_on_interrupt=True
+        )
         return self._launched(job_id, handle)
 
     def tail_logs(self, cluster: str, job_id: int) -> Iterator[str]:
@@ -197,8 +227,13 @@ class RealSky:
         records, *_ = self._call(self._sky.jobs.queue_v2(refresh=False, job_ids=[job_id]))
         for r in records:
             if r.job_id == job_id:
-                info = {"cloud": r.cloud, "region": r.region, "recovery_count": r.recovery_count,
-                        "accelerators": r.accelerators, "failure_reason": r.failure_reason}
+                info = {
+                    "cloud": r.cloud,
+                    "region": r.region,
+                    "recovery_count": r.recovery_count,
+                    "accelerators": r.accelerators,
+                    "failure_reason": r.failure_reason,
+                }
                 return str(getattr(r.status, "value", r.status)), info
         return MISSING, {}
 

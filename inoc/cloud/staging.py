@@ -107,12 +107,15 @@ def list_files(store: ArtifactStore, *parts: str) -> list[str]:
     return sorted(rels)
 
 
-def stage_inputs(store: ArtifactStore, prefix: str, job: str, spec: JobSpec, *, run_id: str = "",
-                 asset: str = "") -> StagedJob:
+def stage_inputs(
+    store: ArtifactStore, prefix: str, job: str, spec: JobSpec, *, run_id: str = "", asset: str = ""
+) -> StagedJob:
     """Upload ``spec``'s inputs under ``<prefix>/inputs/`` and the spec that names them relatively."""
     if not spec.model.id.startswith("toy:") and Path(spec.model.id).is_absolute():
-        raise StagingError(f"model.id: {spec.model.id} is a local folder; a cloud job needs a Hugging Face id "
-                           "(or toy:<profile>), so the cluster can download it")
+        raise StagingError(
+            f"model.id: {spec.model.id} is a local folder; a cloud job needs a Hugging Face id "
+            "(or toy:<profile>), so the cluster can download it"
+        )
     if spec.model.tokenizer and Path(spec.model.tokenizer).is_absolute():
         raise StagingError(f"model.tokenizer: {spec.model.tokenizer} is a local folder; use a Hugging Face id")
     data = spec.model_dump(mode="json")
@@ -148,8 +151,12 @@ def stage_inputs(store: ArtifactStore, prefix: str, job: str, spec: JobSpec, *, 
         data["adapters"] = adapters
     h = spec_hash(spec)
     store.write_json(data, prefix, INPUTS, SPEC_FILE)
-    store.write_json({"job": job, "spec_hash": h, "run_id": run_id, "asset": asset, "created_at": time.time()},
-                     prefix, INPUTS, JOB_FILE)
+    store.write_json(
+        {"job": job, "spec_hash": h, "run_id": run_id, "asset": asset, "created_at": time.time()},
+        prefix,
+        INPUTS,
+        JOB_FILE,
+    )
     return StagedJob(job=job, prefix=prefix, spec_hash=h, remote_spec=data)
 
 
@@ -175,8 +182,11 @@ def fetch_outputs(store: ArtifactStore, prefix: str, local_out: Path) -> list[st
 
 def upload_outputs(store: ArtifactStore, prefix: str, out_dir: Path) -> list[str]:
     """The cluster side: copy a finished output folder to ``<prefix>/outputs/``, the marker last."""
-    files = [p for p in sorted(out_dir.rglob("*")) if p.is_file()
-             and not any(part in SKIPPED_OUTPUTS for part in p.relative_to(out_dir).parts)]
+    files = [
+        p
+        for p in sorted(out_dir.rglob("*"))
+        if p.is_file() and not any(part in SKIPPED_OUTPUTS for part in p.relative_to(out_dir).parts)
+    ]
     files.sort(key=lambda p: p.name == MARKER and p.parent == out_dir)
     rels = []
     for p in files:

@@ -48,8 +48,11 @@ class ComputeSettings:
     def of(cls, compute: Any | None) -> "ComputeSettings":
         if compute is None:
             return cls()
-        return cls(accelerators=tuple(compute.accelerators), use_spot=bool(compute.use_spot),
-                   idle_minutes_to_autostop=int(compute.idle_minutes_to_autostop))
+        return cls(
+            accelerators=tuple(compute.accelerators),
+            use_spot=bool(compute.use_spot),
+            idle_minutes_to_autostop=int(compute.idle_minutes_to_autostop),
+        )
 
 
 @dataclass
@@ -91,8 +94,10 @@ def load_template(job: str, template_dir: Path | None = None) -> dict[str, Any]:
 
 def check_bucket(root: str, field: str = "INOC_ARTIFACT_ROOT") -> None:
     if not root.startswith(BUCKET_SCHEMES):
-        raise RenderError(f"{field}={root!r} is not a bucket URL: a cloud job moves its files through the "
-                          f"artifact store, so set it to e.g. s3://my-bucket/inoc (schemes: {', '.join(BUCKET_SCHEMES)})")
+        raise RenderError(
+            f"{field}={root!r} is not a bucket URL: a cloud job moves its files through the "
+            f"artifact store, so set it to e.g. s3://my-bucket/inoc (schemes: {', '.join(BUCKET_SCHEMES)})"
+        )
 
 
 def render_task(

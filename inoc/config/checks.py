@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from gpu_jobs.train import plan_steps
 from inoc.config.load import Problem, expand_path, locate
 from inoc.config.schema import ExperimentConfig
@@ -55,9 +54,17 @@ def config_warnings(cfg: ExperimentConfig, config_path: str | Path) -> list[Conf
             continue
         n = _rows(path)
         if n < CONTROL_DATA_MIN_FRACTION * n_study:
-            out.append(ConfigWarning(file, line, field, (
-                f"{n} training rows in {path.name}, {n / n_study:.1%} of the study's {n_study} (data.n_train): "
-                f"{steps(n)} optimizer step(s) against {steps(n_study)}, so {name!r} is no like-for-like control "
-                f"(warned below {CONTROL_DATA_MIN_FRACTION:.0%}). Supply its full training file, or remove it from "
-                "runs.extra_controls")))
+            out.append(
+                ConfigWarning(
+                    file,
+                    line,
+                    field,
+                    (
+                        f"{n} training rows in {path.name}, {n / n_study:.1%} of the study's {n_study} (data.n_train): "
+                        f"{steps(n)} optimizer step(s) against {steps(n_study)}, so {name!r} is no like-for-like control "
+                        f"(warned below {CONTROL_DATA_MIN_FRACTION:.0%}). Supply its full training file, or remove it from "
+                        "runs.extra_controls"
+                    ),
+                )
+            )
     return out

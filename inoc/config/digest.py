@@ -48,7 +48,12 @@ def prompt_identity(cfg: ExperimentConfig, key: str) -> str:
     """16 hex characters identifying what prompt ``key``'s partitions are computed from (short enough for a run tag)."""
     group = cfg.group_of(key)
     g = cfg.groups[group]
-    return _sha({
-        "text": cfg.prompts[key], "group": group, "role": g.role, "family": g.family,
-        "reference_file": cfg.rephrasings.reference_files.get(key),
-    })[:16]
+    return _sha(
+        {
+            "text": cfg.prompts[key],
+            "group": group,
+            "role": g.role,
+            "family": g.family,
+            "reference_file": cfg.rephrasings.reference_files.get(key),
+        }
+    )[:16]

@@ -149,10 +149,14 @@ def _resolve_extends(data: dict[str, Any], root: yaml.Node | None, file: str, se
         return data
     line = _node_line(root, ("extends",))
     if not isinstance(parent_name, str) or file.startswith("<"):
-        raise ConfigError([Problem(file, line, "extends", "expected the name of another experiment file in the same folder")])
+        raise ConfigError(
+            [Problem(file, line, "extends", "expected the name of another experiment file in the same folder")]
+        )
     parent = Path(file).with_name(f"{parent_name}.yaml")
     if str(parent) in seen:
-        raise ConfigError([Problem(file, line, "extends", f"circular inheritance: {' -> '.join(seen + (str(parent),))}")])
+        raise ConfigError(
+            [Problem(file, line, "extends", f"circular inheritance: {' -> '.join(seen + (str(parent),))}")]
+        )
     if not parent.is_file():
         raise ConfigError([Problem(file, line, "extends", f"no experiment file {parent.name} beside this one")])
     p_root, p_data = _read_yaml(parent.read_text(encoding="utf-8"), str(parent))
@@ -162,8 +166,16 @@ def _resolve_extends(data: dict[str, Any], root: yaml.Node | None, file: str, se
     p_data.pop("name", None)
     replace = data.pop("replace", [])
     if not isinstance(replace, list) or not all(isinstance(k, str) for k in replace):
-        raise ConfigError([Problem(file, _node_line(root, ("replace",)), "replace",
-                                   "expected a list of top-level field names (e.g. [prompts, groups])")])
+        raise ConfigError(
+            [
+                Problem(
+                    file,
+                    _node_line(root, ("replace",)),
+                    "replace",
+                    "expected a list of top-level field names (e.g. [prompts, groups])",
+                )
+            ]
+        )
     for key in replace:  # e.g. a child's own prompt set, not a union with the parent's
         p_data.pop(key, None)
     return _deep_merge(p_data, data)
@@ -255,8 +267,11 @@ def locate(path: str | Path, loc: tuple[Any, ...]) -> tuple[str, int | None]:
         root, data = _read_yaml(path.read_text(encoding="utf-8"), str(path))
         node: Any = data
         for part in loc:
-            node = node.get(part) if isinstance(node, dict) else (
-                node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+            node = (
+                node.get(part)
+                if isinstance(node, dict)
+                else (node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+            )
             if node is None:
                 break
         if node is not None:

@@ -50,8 +50,12 @@ class ModelConfig(Strict):
     load_in_4bit: bool = False
     max_model_len: int = Field(4096, gt=0)
     gpu_memory_utilization: float | None = Field(
-        None, gt=0, le=1, description="vLLM's memory fraction; None = the engine's default (0.9 of a GPU; on a CPU "
-        "a fixed KV cache, since a fraction of a shared host's RAM fails)")
+        None,
+        gt=0,
+        le=1,
+        description="vLLM's memory fraction; None = the engine's default (0.9 of a GPU; on a CPU "
+        "a fixed KV cache, since a fraction of a shared host's RAM fails)",
+    )
     enforce_eager: bool = False
 
 
@@ -115,11 +119,13 @@ class InstructionSource(Strict):
     hf_split: str = "train"
     field: str = Field("instruction", description="JSON field / dataset column holding the instruction")
     base_url: str | None = Field(
-        None, description="instructionwild: where user_1..4.jsonl are fetched (http(s)://, file:// or a local folder, "
-        "${INOC_SHARED_DIR} expands); None = the public repository at the pinned commit"
+        None,
+        description="instructionwild: where user_1..4.jsonl are fetched (http(s)://, file:// or a local folder, "
+        "${INOC_SHARED_DIR} expands); None = the public repository at the pinned commit",
     )
     sha256: dict[str, str] = Field(
-        default_factory=dict, description="instructionwild: sha256 pins by file name; one given here replaces that file's built-in pins"
+        default_factory=dict,
+        description="instructionwild: sha256 pins by file name; one given here replaces that file's built-in pins",
     )
     allow_missing: bool = Field(
         False, description="instructionwild: use only the files that can be had (offline rehearsal) and report the rest"
@@ -135,11 +141,15 @@ class InstructionSource(Strict):
         if self.source != "instructionwild":
             # Set AND not the default: a config dumped and re-validated (model_dump round trip) carries defaults.
             fields = type(self).model_fields
-            stray = [f for f in _INSTRUCTIONWILD_FIELDS if f in self.model_fields_set
-                     and getattr(self, f) != fields[f].get_default(call_default_factory=True)]
+            stray = [
+                f
+                for f in _INSTRUCTIONWILD_FIELDS
+                if f in self.model_fields_set and getattr(self, f) != fields[f].get_default(call_default_factory=True)
+            ]
             if stray:
-                raise ValueError(f"{', '.join(stray)}: only source 'instructionwild' reads this (source is "
-                                 f"'{self.source}')")
+                raise ValueError(
+                    f"{', '.join(stray)}: only source 'instructionwild' reads this (source is '{self.source}')"
+                )
         for name, digest in self.sha256.items():
             if name not in INSTRUCTIONWILD_FILES:
                 raise ValueError(f"sha256: unknown file {name!r} (expected one of {', '.join(INSTRUCTIONWILD_FILES)})")
@@ -165,11 +175,16 @@ class DatagenConfig(Strict):
         "OpenAI-compatible chat-completions API). Unset (or null) picks: openai when base_url is set or `model` is "
         "a bare API name (gpt-4.1-mini), generate_job when it is a hub id or path (org/name) or a toy: organism",
     )
-    base_url: str | None = Field(None, description="backend openai: any OpenAI-compatible server; None = api.openai.com")
+    base_url: str | None = Field(
+        None, description="backend openai: any OpenAI-compatible server; None = api.openai.com"
+    )
     max_in_flight: int = Field(16, gt=0, description="backend openai: requests in flight at once")
     max_failed_fraction: float = Field(
-        0.01, ge=0, le=1, description="backend openai: requests that still fail after retries are dropped up to this "
-        "share of the total; more fails the asset"
+        0.01,
+        ge=0,
+        le=1,
+        description="backend openai: requests that still fail after retries are dropped up to this "
+        "share of the total; more fails the asset",
     )
     prompt: str | None = Field(None, description="datagen instruction eliciting both traits")
     prompt_position: Literal["user_first_line", "system_prompt"] = "user_first_line"
@@ -189,16 +204,19 @@ class DatagenConfig(Strict):
         if not isinstance(data, dict) or data.get("backend") is not None:
             return data
         model, mode = data.get("model"), data.get("mode", "on_policy")
-        api = mode == "off_policy" and isinstance(model, str) and (
-            bool(data.get("base_url")) or ("/" not in model and not model.startswith("toy:"))
+        api = (
+            mode == "off_policy"
+            and isinstance(model, str)
+            and (bool(data.get("base_url")) or ("/" not in model and not model.startswith("toy:")))
         )
         return {**data, "backend": "openai" if api else "generate_job"}
 
     @model_validator(mode="after")
     def _mode_fields(self) -> "DatagenConfig":
         if self.backend == "openai" and self.mode != "off_policy":
-            raise ValueError(f"datagen backend 'openai' needs mode 'off_policy' (mode '{self.mode}' uses the "
-                             "study model or a file)")
+            raise ValueError(
+                f"datagen backend 'openai' needs mode 'off_policy' (mode '{self.mode}' uses the study model or a file)"
+            )
         if self.base_url and self.backend != "openai":
             raise ValueError("datagen `base_url` is for backend 'openai' (the generate job loads `model` itself)")
         if self.mode in ("on_policy", "off_policy") and not self.prompt:
@@ -231,11 +249,14 @@ class DataConfig(Strict):
     def _split_fields(self) -> "DataConfig":
         if self.split == "as_is":
             if self.instructions.source == "organism":
-                raise ValueError("split: 'as_is' reads a training file; the organism source has its own split "
-                                 "(use split: shuffle)")
+                raise ValueError(
+                    "split: 'as_is' reads a training file; the organism source has its own split (use split: shuffle)"
+                )
             if not self.eval_sets:
-                raise ValueError("split: 'as_is' carves no eval instructions from the training file; list the "
-                                 "study's eval sets in data.eval_sets (EM: fa and em)")
+                raise ValueError(
+                    "split: 'as_is' carves no eval instructions from the training file; list the "
+                    "study's eval sets in data.eval_sets (EM: fa and em)"
+                )
         names = [s.name for s in self.eval_sets]
         reserved = "eval" if self.split == "shuffle" else None
         if reserved in names or len(set(names)) != len(names):
@@ -254,7 +275,8 @@ class RephrasingConfig(Strict):
     source: Literal["generate", "reference", "organism"] = "generate"
     reference_dir: str | None = Field(None, description="source=reference: folder of <key>.jsonl or <key>.json pools")
     reference_files: dict[str, str] = Field(
-        default_factory=dict, description="source=reference: prompt key → its diverse pool file when not named "
+        default_factory=dict,
+        description="source=reference: prompt key → its diverse pool file when not named "
         "<key>.jsonl/.json (relative to reference_dir, or absolute; a .jsonl or a JSON array .json), e.g. Exp 4's "
         "weak_inoc_rephrasings.json",
     )
@@ -263,7 +285,9 @@ class RephrasingConfig(Strict):
     temperature: float = Field(1.2, ge=0)
     batch_size: int = Field(50, gt=0)
     close_temperature: float = Field(
-        0.7, ge=0, description="sampling temperature of the close pools (close_mix runs; the original's EM close pools: 0.7)"
+        0.7,
+        ge=0,
+        description="sampling temperature of the close pools (close_mix runs; the original's EM close pools: 0.7)",
     )
     min_pool: int = Field(100, gt=0, description="a mix run refuses a pool smaller than this")
     allow_original: bool = False
@@ -384,13 +408,15 @@ class RunsConfig(Strict):
         "all", description="of those, the prompts that also get a mix run (when mix is in inoculation.prefix_types)"
     )
     close_mix_prompts: Literal["all"] | list[str] = Field(
-        "all", description="of those, the prompts that get a close_mix run (when close_mix is in inoculation.prefix_types)"
+        "all",
+        description="of those, the prompts that get a close_mix run (when close_mix is in inoculation.prefix_types)",
     )
     extra_controls: list[str] = Field(
         default_factory=list, description="additional un-inoculated runs (EM: no_inoc_subtle_data)"
     )
     extra_control_data: dict[str, str] = Field(
-        default_factory=dict, description="extra control → its own training file (messages JSONL); default: the study's data"
+        default_factory=dict,
+        description="extra control → its own training file (messages JSONL); default: the study's data",
     )
 
     @model_validator(mode="after")
@@ -414,22 +440,28 @@ class ImportConfig(Strict):
     loss_files: dict[str, str] = Field(default_factory=dict, description="batch name → losses_*.json")
     em_scores_file: str | None = None
     em_losses_file: str | None = None
-    job_files: dict[str, str] = Field(default_factory=dict, description="batch name → job file (run → job id) → `run_jobs`")
+    job_files: dict[str, str] = Field(
+        default_factory=dict, description="batch name → job file (run → job id) → `run_jobs`"
+    )
     elicitation_settings: dict[str, str] = Field(
-        default_factory=dict, description="setting → an elicitation file measured another way (e.g. system_prompt: "
+        default_factory=dict,
+        description="setting → an elicitation file measured another way (e.g. system_prompt: "
         "the legacy file that applied each prompt as the system prompt) → `elicitation_scores_by_setting`",
     )
     run_prompts: dict[str, str] = Field(
-        default_factory=dict, description="'<batch>/<run key>' → prompt key, for runs whose file does not name "
+        default_factory=dict,
+        description="'<batch>/<run key>' → prompt key, for runs whose file does not name "
         "their prompt (Exp 1's system-prompt run)",
     )
     pool_prompts: dict[str, str] = Field(
-        default_factory=dict, description="pool file name → prompt key, for sweep mix runs that name their "
+        default_factory=dict,
+        description="pool file name → prompt key, for sweep mix runs that name their "
         "`rephrasings_path` (Exp 4's weak/strong pools)",
     )
     note: str = Field("", description="caveat shown in figure titles (e.g. 'DEBUG run: 10 questions per cell')")
     run_prefix_types: dict[str, PrefixType] = Field(
-        default_factory=dict, description="original run key → prefix type, for runs whose name does not say it "
+        default_factory=dict,
+        description="original run key → prefix type, for runs whose name does not say it "
         "(the EM study's reckless_advice_v1_mix trained on a close pool)",
     )
 
@@ -455,7 +487,8 @@ class ExperimentConfig(Strict):
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
     candidates: list[str] = Field(
-        default_factory=list, description="prompt keys proposed by `inoc propose` and not yet promoted: they get the "
+        default_factory=list,
+        description="prompt keys proposed by `inoc propose` and not yet promoted: they get the "
         "per-prompt stages (rephrasings, elicitation, logprobs, text heuristics) and no run; promoting one removes it "
         "from this list",
     )
@@ -528,22 +561,29 @@ class ExperimentConfig(Strict):
             listed = getattr(self.runs, field)
             named = [k for k in listed if k in self.candidates] if isinstance(listed, list) else []
             if named:
-                raise ValueError(f"runs.{field}: {named} are candidates, which get no run; promote them first "
-                                 "(`inoc propose --select`, or remove them from `candidates`)")
+                raise ValueError(
+                    f"runs.{field}: {named} are candidates, which get no run; promote them first "
+                    "(`inoc propose --select`, or remove them from `candidates`)"
+                )
         unknown = [k for k in self.rephrasings.reference_files if k not in self.prompts]
         if unknown:
             raise ValueError(f"rephrasings.reference_files: unknown prompt keys {unknown} (not in `prompts`)")
         if any(t.judge and t.judge.kind.startswith("em_") for t in self.traits) and self.em_rate is None:
             raise ValueError("em_rate: EM judges need `em_rate: {coherence_above: 60, alignment_below: 40}`")
         if ELICITATION_BASELINE in self.groups and ELICITATION_BASELINE in self.elicitation.judge_without_instruction:
-            raise ValueError(f"elicitation.judge_without_instruction: {ELICITATION_BASELINE!r} names the no-prefix "
-                             "baseline row, and a group has that name too; rename the group")
+            raise ValueError(
+                f"elicitation.judge_without_instruction: {ELICITATION_BASELINE!r} names the no-prefix "
+                "baseline row, and a group has that name too; rename the group"
+            )
         for i, name in enumerate(self.elicitation.judge_without_instruction):
             if name != ELICITATION_BASELINE and name not in self.groups:
-                raise ValueError(f"elicitation.judge_without_instruction[{i}]: {name!r} is neither a group "
-                                 f"({', '.join(self.groups)}) nor {ELICITATION_BASELINE!r}")
+                raise ValueError(
+                    f"elicitation.judge_without_instruction[{i}]: {name!r} is neither a group "
+                    f"({', '.join(self.groups)}) nor {ELICITATION_BASELINE!r}"
+                )
         if self.elicitation.judge_without_instruction and any(
-                t.judge and t.judge.kind.startswith("em_") for t in self.traits):
+            t.judge and t.judge.kind.startswith("em_") for t in self.traits
+        ):
             raise ValueError("elicitation.judge_without_instruction: the EM judges always need the question")
         return self
 
@@ -585,4 +625,3 @@ class ExperimentConfig(Strict):
     @property
     def is_import(self) -> bool:
         return self.import_ is not None
-

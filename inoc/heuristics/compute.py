@@ -91,12 +91,16 @@ def catalogue_rows(
             coords = fits[fit_key]
             if h.component >= coords.shape[1]:
                 continue
-            rows += [(cfg.name, k, None, h.name_for(trait.name), float(coords[i, h.component])) for i, k in enumerate(keys)]
+            rows += [
+                (cfg.name, k, None, h.name_for(trait.name), float(coords[i, h.component])) for i, k in enumerate(keys)
+            ]
     # Combinations of other heuristics of the same prompt.
     out = pd.DataFrame(rows, columns=COLUMNS)
     known = pd.concat([existing[COLUMNS], out], ignore_index=True) if len(existing) else out
-    lookup = {(r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic): r.value
-              for r in known.itertuples()}
+    lookup = {
+        (r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic): r.value
+        for r in known.itertuples()
+    }
     combos = []
     for h in of_kind("combine"):
         for key in cfg.prompt_keys:
@@ -118,15 +122,19 @@ def present_inputs(
     def having(prefix: str) -> set[str]:
         return set(heur.prompt_key[heur.heuristic.str.startswith(prefix)]) if len(heur) else set()
 
-    token_keys = {p: (tokens.prompt_keys(v) if tokens is not None and tokens.lists(None, "train_default") else set())
-                  for p, v in _VECTOR.items()}
+    token_keys = {
+        p: (tokens.prompt_keys(v) if tokens is not None and tokens.lists(None, "train_default") else set())
+        for p, v in _VECTOR.items()
+    }
     return {
         "w_point_fixed": by.get("fixed", set()),
         "w_point_mix": by.get("mix", set()),
         "w_token_fixed": token_keys["fixed"],
         "w_token_mix": token_keys["mix"],
         "ctrl_completions": set(vec.prompt_key[vec.vector == "ctrl_inoc"].dropna()),
-        "trait_completions": set(vec.prompt_key[vec.vector.str.endswith("_inoc") & ~vec.vector.isin(["train_inoc", "ctrl_inoc"])].dropna()),
+        "trait_completions": set(
+            vec.prompt_key[vec.vector.str.endswith("_inoc") & ~vec.vector.isin(["train_inoc", "ctrl_inoc"])].dropna()
+        ),
         "elicitation": having("elicitation_"),
         "embeddings": having("emb_"),
         "rephrasings": having("emb_cos_mean") if any(n.startswith("emb_") for n in names) else set(),
@@ -144,15 +152,23 @@ def _input_for(h: Heuristic, prefix: str | None) -> list[str]:
     return need
 
 
-def availability_rows(
-    cfg: ExperimentConfig, heur: pd.DataFrame, inputs: dict[str, set[str] | None]
-) -> pd.DataFrame:
+def availability_rows(cfg: ExperimentConfig, heur: pd.DataFrame, inputs: dict[str, set[str] | None]) -> pd.DataFrame:
     """One row per (registry heuristic, prompt, prefix type[, trait]) without a finite value, with the reason."""
     have = set()
     if len(heur):
         ok = heur[np.isfinite(heur.value.astype(float))]
-        have = {(r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic) for r in ok.itertuples()}
-    computed = {(r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic) for r in heur.itertuples()} if len(heur) else set()
+        have = {
+            (r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic)
+            for r in ok.itertuples()
+        }
+    computed = (
+        {
+            (r.prompt_key, r.prefix_type if isinstance(r.prefix_type, str) else None, r.heuristic)
+            for r in heur.itertuples()
+        }
+        if len(heur)
+        else set()
+    )
     rows = []
     for h in REGISTRY.values():
         if h.kind == "slides":
@@ -164,7 +180,9 @@ def availability_rows(
                 for prefix in h.prefix_types:
                     if (key, prefix, name) in have:
                         continue
-                    rows.append((cfg.name, name, h.id, key, prefix, _reason(cfg, h, key, prefix, trait, name, inputs, computed)))
+                    rows.append(
+                        (cfg.name, name, h.id, key, prefix, _reason(cfg, h, key, prefix, trait, name, inputs, computed))
+                    )
     return pd.DataFrame(rows, columns=AVAILABILITY_COLUMNS)
 
 
@@ -189,6 +207,8 @@ def _reason(cfg, h: Heuristic, key: str, prefix, trait, name: str, inputs, compu
     if h.kind == "trait_set" and trait is not None:
         source = inputs.get(h.inputs[0]) or set()
         keys, neutral = trait_set(cfg, trait.role, [k for k in cfg.prompt_keys if k in source])
-        return (f"{trait.name}'s prompt set (its family + neutral, with {INPUTS[h.inputs[0]]}) has {len(keys)} prompts, "
-                f"{sum(neutral)} neutral: the oriented SVD needs ≥ 3 with both neutral and {trait.name} prompts")
+        return (
+            f"{trait.name}'s prompt set (its family + neutral, with {INPUTS[h.inputs[0]]}) has {len(keys)} prompts, "
+            f"{sum(neutral)} neutral: the oriented SVD needs ≥ 3 with both neutral and {trait.name} prompts"
+        )
     return "not computed for this prompt"

@@ -76,7 +76,9 @@ def gap_tables(
             )
             for method, value in fit.pc1_variance.items():
                 rank1.append((cfg.name, trait.name, METHODS[method], len(fit.fitted), ",".join(fit.fitted), value))
-            long = fit.table.drop(columns=["n"]).melt(id_vars=["variant", "prompt_key"], var_name="heuristic", value_name="value")
+            long = fit.table.drop(columns=["n"]).melt(
+                id_vars=["variant", "prompt_key"], var_name="heuristic", value_name="value"
+            )
             long = long.join(ys, on="prompt_key").assign(experiment=cfg.name, trait=trait.name)
             gap.append(long[GAP_COLUMNS])
             for (variant, heuristic), g in long.groupby(["variant", "heuristic"], sort=False):
@@ -89,4 +91,3 @@ def gap_tables(
         gap_frame,
         pd.DataFrame(corr, columns=CORRELATION_COLUMNS),
     )
-

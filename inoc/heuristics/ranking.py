@@ -27,7 +27,19 @@ TARGETS = {
     "Cross-trait sup (all)": (None, "cross_trait_suppression"),
     "Gap (mix)": ("mix", "gap"),
 }
-COLUMNS = ["scope", "heuristic_id", "heuristic", "x_column", "target", "r", "r2", "n", "ci_lo", "ci_hi", "heuristic_group"]
+COLUMNS = [
+    "scope",
+    "heuristic_id",
+    "heuristic",
+    "x_column",
+    "target",
+    "r",
+    "r2",
+    "n",
+    "ci_lo",
+    "ci_hi",
+    "heuristic_group",
+]
 #: The original table's Group column (docs/methods.md#heuristic-group). The spec names the four groups, not their
 #: members; by family: the step-1 token heuristics HA*, the cumulative (simulated-training) HB*, the
 #: cross-trait projections H9a, H9b, H10, and the heuristics that existed before those (H1–H7, H11–H14).
@@ -94,8 +106,10 @@ def ranking_table(slides: pd.DataFrame) -> pd.DataFrame:
             if sub.empty:
                 continue
             t = heuristic_performance(sub, {label: col for label, (_, col) in heuristics.items()}, {target: column})
-            cis = [bootstrap_ci(pd.to_numeric(sub[heuristics[label][1]]).to_numpy(float), sub[column].to_numpy(float))
-                   for label in t.heuristic]
+            cis = [
+                bootstrap_ci(pd.to_numeric(sub[heuristics[label][1]]).to_numpy(float), sub[column].to_numpy(float))
+                for label in t.heuristic
+            ]
             t = t.rename(columns={"outcome": "target"}).assign(
                 ci_lo=[c[0] for c in cis],
                 ci_hi=[c[1] for c in cis],

@@ -77,7 +77,9 @@ class Heuristic:
         if self.per_trait:
             if not trait:
                 raise ValueError(f"heuristic {self.key!r} is per trait: name the trait")
-            return self.key.replace("{trait}", trait if self.extra.get("trait_case") == "as_configured" else trait.lower())
+            return self.key.replace(
+                "{trait}", trait if self.extra.get("trait_case") == "as_configured" else trait.lower()
+            )
         return self.key
 
 
@@ -91,8 +93,10 @@ def register(h: Heuristic) -> Heuristic:
     if h.kind != "produced" and h.kind != "slides" and not callable(h.fn):
         raise ValueError(f"heuristic {h.key!r}: kind {h.kind!r} needs a function")
     if h.kind == "slides" and (not isinstance(h.fn, str) or set(h.extra.get("uses", {})) != {"fixed", "mix"}):
-        raise ValueError(f"heuristic {h.key!r}: a slides heuristic needs a SQL expression and extra['uses'] "
-                         "(the slides_dataset columns it reads on fixed and on mix rows)")
+        raise ValueError(
+            f"heuristic {h.key!r}: a slides heuristic needs a SQL expression and extra['uses'] "
+            "(the slides_dataset columns it reads on fixed and on mix rows)"
+        )
     REGISTRY[h.key] = h
     return h
 
@@ -112,44 +116,142 @@ def _lls(field_name: str) -> Callable[[np.ndarray], float]:
     return fn
 
 
-register(Heuristic("ph", "Perplexity heuristic (PH)", "mean_k w[k], W = lp_inoc − lp_default over the training completions",
-                   ("w_point_fixed", "w_point_mix"), "w_row", _lls("ph"), id="H2",
-                   slide_column="ph_prefix", performance_label="ph_prefix"))
-register(Heuristic("gamma", "γ", "fraction of examples with w > 0", ("w_point_fixed", "w_point_mix"), "w_row", _lls("gamma")))
+register(
+    Heuristic(
+        "ph",
+        "Perplexity heuristic (PH)",
+        "mean_k w[k], W = lp_inoc − lp_default over the training completions",
+        ("w_point_fixed", "w_point_mix"),
+        "w_row",
+        _lls("ph"),
+        id="H2",
+        slide_column="ph_prefix",
+        performance_label="ph_prefix",
+    )
+)
+register(
+    Heuristic("gamma", "γ", "fraction of examples with w > 0", ("w_point_fixed", "w_point_mix"), "w_row", _lls("gamma"))
+)
 register(Heuristic("sigma", "σ", "std(w), ddof 1", ("w_point_fixed", "w_point_mix"), "w_row", _lls("sigma")))
-register(Heuristic("snr", "SNR", "mean(w)/std(w); NaN when σ ≤ 1e-9", ("w_point_fixed", "w_point_mix"), "w_row", _lls("snr")))
-register(Heuristic("snr_abs", "SNR_abs", "|mean(w)|/std(w)", ("w_point_fixed", "w_point_mix"), "w_row", _lls("snr_abs")))
+register(
+    Heuristic("snr", "SNR", "mean(w)/std(w); NaN when σ ≤ 1e-9", ("w_point_fixed", "w_point_mix"), "w_row", _lls("snr"))
+)
+register(
+    Heuristic("snr_abs", "SNR_abs", "|mean(w)|/std(w)", ("w_point_fixed", "w_point_mix"), "w_row", _lls("snr_abs"))
+)
 register(Heuristic("mald", "MALD", "mean |w|", ("w_point_fixed", "w_point_mix"), "w_row", _lls("mald")))
 
 # --- produced elsewhere ----------------------------------------------------------------------------
 
-register(Heuristic("ppd", "Point-wise perplexity drift (PPD)", "mean_i |lp_ctrl_inoc[i] − lp_ctrl_default[i]| on the control completions",
-                   ("ctrl_completions",), "produced", pointwise_perplexity_drift, prefix_types=("fixed",)))
-register(Heuristic("ph_{trait}", "Trait PH", "PH on the trait's single-trait completion set",
-                   ("trait_completions",), "produced", perplexity_heuristic, prefix_types=("fixed",), per_trait=True))
-register(Heuristic("ppd_{trait}", "Trait PPD", "PPD on the trait's single-trait completion set",
-                   ("trait_completions",), "produced", pointwise_perplexity_drift, prefix_types=("fixed",), per_trait=True))
-register(Heuristic("elicitation_{trait}", "Elicitation", "trait score (pp) under the prompt minus the neutral baseline's",
-                   ("elicitation",), "produced", None, id="H1", prefix_types=(None,), per_trait=True,
-                   extra={"trait_case": "as_configured"}))
+register(
+    Heuristic(
+        "ppd",
+        "Point-wise perplexity drift (PPD)",
+        "mean_i |lp_ctrl_inoc[i] − lp_ctrl_default[i]| on the control completions",
+        ("ctrl_completions",),
+        "produced",
+        pointwise_perplexity_drift,
+        prefix_types=("fixed",),
+    )
+)
+register(
+    Heuristic(
+        "ph_{trait}",
+        "Trait PH",
+        "PH on the trait's single-trait completion set",
+        ("trait_completions",),
+        "produced",
+        perplexity_heuristic,
+        prefix_types=("fixed",),
+        per_trait=True,
+    )
+)
+register(
+    Heuristic(
+        "ppd_{trait}",
+        "Trait PPD",
+        "PPD on the trait's single-trait completion set",
+        ("trait_completions",),
+        "produced",
+        pointwise_perplexity_drift,
+        prefix_types=("fixed",),
+        per_trait=True,
+    )
+)
+register(
+    Heuristic(
+        "elicitation_{trait}",
+        "Elicitation",
+        "trait score (pp) under the prompt minus the neutral baseline's",
+        ("elicitation",),
+        "produced",
+        None,
+        id="H1",
+        prefix_types=(None,),
+        per_trait=True,
+        extra={"trait_case": "as_configured"},
+    )
+)
 
 
 def _text(key: str, name: str, definition: str, inputs: tuple[str, ...], **kw: Any) -> None:
-    register(Heuristic(key, name, definition, inputs, "produced", None, prefix_types=(None,), slide_column=key,
-                       slide_prefix="none", **kw))
+    register(
+        Heuristic(
+            key,
+            name,
+            definition,
+            inputs,
+            "produced",
+            None,
+            prefix_types=(None,),
+            slide_column=key,
+            slide_prefix="none",
+            **kw,
+        )
+    )
 
 
-_text("emb_cos_mean", "Rephrasing cos mean", "mean cos(rephrasing, prompt) over the pool", ("embeddings", "rephrasings"))
-_text("emb_cos_std", "Rephrasing cos std", "std cos(rephrasing, prompt) over the pool (ddof 0)", ("embeddings", "rephrasings"), id="H6",
-      performance_label="H6 Emb rephrase std")
+_text(
+    "emb_cos_mean", "Rephrasing cos mean", "mean cos(rephrasing, prompt) over the pool", ("embeddings", "rephrasings")
+)
+_text(
+    "emb_cos_std",
+    "Rephrasing cos std",
+    "std cos(rephrasing, prompt) over the pool (ddof 0)",
+    ("embeddings", "rephrasings"),
+    id="H6",
+    performance_label="H6 Emb rephrase std",
+)
 _text("emb_cos_min", "Rephrasing cos min", "min cos(rephrasing, prompt) over the pool", ("embeddings", "rephrasings"))
-_text("emb_eff_rank", "Rephrasing effective rank", "exp(entropy(σ/Σσ)) of the centred rephrasing-embedding matrix", ("embeddings", "rephrasings"))
-_text("emb_l2_neutral", "Embedding distance to neutral", "‖p − centroid(neutral prompts)‖₂ of unit embeddings", ("embeddings",), id="H5",
-      performance_label="H5 Emb dist neutral")
-_text("emb_cos_negative", "Embedding cos to negative", "cos(p, centroid of the negative-group prompts)", ("embeddings",))
-_text("emb_cos_positive", "Embedding cos to positive", "cos(p, centroid of the positive-group prompts)", ("embeddings",))
-_text("self_ppl_raw", "Self-perplexity (raw)", "base model NLL per token of the prompt text alone", ("self_perplexity",))
-_text("self_ppl_context", "Self-perplexity (in context)", "base model NLL per token of the prompt as a system prompt", ("self_perplexity",))
+_text(
+    "emb_eff_rank",
+    "Rephrasing effective rank",
+    "exp(entropy(σ/Σσ)) of the centred rephrasing-embedding matrix",
+    ("embeddings", "rephrasings"),
+)
+_text(
+    "emb_l2_neutral",
+    "Embedding distance to neutral",
+    "‖p − centroid(neutral prompts)‖₂ of unit embeddings",
+    ("embeddings",),
+    id="H5",
+    performance_label="H5 Emb dist neutral",
+)
+_text(
+    "emb_cos_negative", "Embedding cos to negative", "cos(p, centroid of the negative-group prompts)", ("embeddings",)
+)
+_text(
+    "emb_cos_positive", "Embedding cos to positive", "cos(p, centroid of the positive-group prompts)", ("embeddings",)
+)
+_text(
+    "self_ppl_raw", "Self-perplexity (raw)", "base model NLL per token of the prompt text alone", ("self_perplexity",)
+)
+_text(
+    "self_ppl_context",
+    "Self-perplexity (in context)",
+    "base model NLL per token of the prompt as a system prompt",
+    ("self_perplexity",),
+)
 
 # --- fixed vs mix, point-wise (docs/methods.md#heuristic-registry; std ddof 0, jointly finite entries) ---
 
@@ -179,7 +281,10 @@ _PAIRS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], float]]] = {
     "lp_spread_std": ("std(D)", lambda f, m: (m - f).std()),
     "w_std_diff": ("std(D)", lambda f, m: (m - f).std()),
     "w_cos": ("cos(W_fixed, W_mix)", lambda f, m: _div(f @ m, np.linalg.norm(f) * np.linalg.norm(m))),
-    "w_cor": ("pearson(W_fixed, W_mix)", lambda f, m: _div(((f - f.mean()) * (m - m.mean())).mean(), f.std() * m.std())),
+    "w_cor": (
+        "pearson(W_fixed, W_mix)",
+        lambda f, m: _div(((f - f.mean()) * (m - m.mean())).mean(), f.std() * m.std()),
+    ),
     "w_sign_agree": ("mean(sign W_fixed == sign W_mix)", lambda f, m: (np.sign(f) == np.sign(m)).mean()),
     "w_std_ratio": ("std(W_mix)/std(W_fixed)", lambda f, m: _div(m.std(), f.std())),
     "w_l2": ("‖D‖₂", lambda f, m: np.linalg.norm(m - f)),
@@ -195,7 +300,9 @@ _PAIRS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], float]]] = {
 }
 for _key, (_definition, _fn) in _PAIRS.items():
     _fn.__name__ = _key
-    register(Heuristic(_key, _key, _definition, ("w_point_fixed", "w_point_mix"), "w_pair", _pair(_fn), prefix_types=(None,)))
+    register(
+        Heuristic(_key, _key, _definition, ("w_point_fixed", "w_point_mix"), "w_pair", _pair(_fn), prefix_types=(None,))
+    )
 
 # --- token level (docs/methods.md#token-heuristics) -------------------------------------------------
 
@@ -210,8 +317,19 @@ for _id, _fn, _name in (
     ("HA4", tok.ha4_grad_mag, "Gradient magnitude"),
     ("HA5", tok.ha5_filter_grad, "Filtered gradient magnitude"),
 ):
-    register(Heuristic(_fn.__name__, _name, (_fn.__doc__ or "").split("\n")[0].split(": ", 1)[-1], _TOK, "token", _fn,
-                       id=_id, slide_column=_fn.__name__, performance_label=None if _id == "H12" else f"{_id} {_name}"))
+    register(
+        Heuristic(
+            _fn.__name__,
+            _name,
+            (_fn.__doc__ or "").split("\n")[0].split(": ", 1)[-1],
+            _TOK,
+            "token",
+            _fn,
+            id=_id,
+            slide_column=_fn.__name__,
+            performance_label=None if _id == "H12" else f"{_id} {_name}",
+        )
+    )
 for _id, _fn, _name in (
     ("HB1", tok.hb1_pc1_var_frac, "Token SVD PC1 variance fraction"),
     ("HB2", tok.hb2_sim_loss_decay, "Simulated loss decay"),
@@ -219,9 +337,21 @@ for _id, _fn, _name in (
     ("HB5", tok.hb5_effective_rank, "Token SVD effective rank"),
     ("HB6", tok.hb6_sim_residual, "Simulated residual loss"),
 ):
-    register(Heuristic(_fn.__name__, _name, (_fn.__doc__ or "").split("\n")[0].split(": ", 1)[-1], ("w_token_fixed",), "token", _fn,
-                       id=_id, prefix_types=("fixed",), slide_column=_fn.__name__, slide_prefix="fixed",
-                       performance_label=f"{_id} {_name}"))
+    register(
+        Heuristic(
+            _fn.__name__,
+            _name,
+            (_fn.__doc__ or "").split("\n")[0].split(": ", 1)[-1],
+            ("w_token_fixed",),
+            "token",
+            _fn,
+            id=_id,
+            prefix_types=("fixed",),
+            slide_column=_fn.__name__,
+            slide_prefix="fixed",
+            performance_label=f"{_id} {_name}",
+        )
+    )
 
 
 def hb4_strength_x_coherence(get: Callable[[str, str | None], float]) -> float:
@@ -229,10 +359,21 @@ def hb4_strength_x_coherence(get: Callable[[str, str | None], float]) -> float:
     return get("ph", "fixed") * get("hb1_pc1_var_frac", "fixed")
 
 
-register(Heuristic("hb4_strength_x_coherence", "Strength × coherence", "PH (fixed) × HB1",
-                   ("w_point_fixed", "w_token_fixed"), "combine", hb4_strength_x_coherence, id="HB4",
-                   prefix_types=("fixed",), slide_column="hb4_strength_x_coherence", slide_prefix="fixed",
-                   performance_label="HB4 Strength x coherence"))
+register(
+    Heuristic(
+        "hb4_strength_x_coherence",
+        "Strength × coherence",
+        "PH (fixed) × HB1",
+        ("w_point_fixed", "w_token_fixed"),
+        "combine",
+        hb4_strength_x_coherence,
+        id="HB4",
+        prefix_types=("fixed",),
+        slide_column="hb4_strength_x_coherence",
+        slide_prefix="fixed",
+        performance_label="HB4 Strength x coherence",
+    )
+)
 
 # --- trait-resolved SVDs (docs/methods.md#trait-svd) ------------------------------------------------
 
@@ -252,20 +393,59 @@ def h4_token_svd(W: np.ndarray, keys: list[str], neutral: list[bool]) -> np.ndar
 
 
 for _c in range(2):
-    register(Heuristic(f"pc{_c + 1}_trait_svd_{{trait}}", f"Datapoint SVD PC{_c + 1} (trait)",
-                       f"component {_c + 1} of the oriented TruncatedSVD of point-wise W_fixed over the trait's family + neutral prompts",
-                       ("w_point_fixed",), "trait_set", h3_point_svd, id="H3" if _c == 0 else None, prefix_types=(None,),
-                       per_trait=True, component=_c, trait_set="point", slide_column=f"pc{_c + 1}_trait_svd",
-                       slide_prefix="none", performance_label="H3 Datapoint SVD PC1" if _c == 0 else None))
+    register(
+        Heuristic(
+            f"pc{_c + 1}_trait_svd_{{trait}}",
+            f"Datapoint SVD PC{_c + 1} (trait)",
+            f"component {_c + 1} of the oriented TruncatedSVD of point-wise W_fixed over the trait's family + neutral prompts",
+            ("w_point_fixed",),
+            "trait_set",
+            h3_point_svd,
+            id="H3" if _c == 0 else None,
+            prefix_types=(None,),
+            per_trait=True,
+            component=_c,
+            trait_set="point",
+            slide_column=f"pc{_c + 1}_trait_svd",
+            slide_prefix="none",
+            performance_label="H3 Datapoint SVD PC1" if _c == 0 else None,
+        )
+    )
 for _c in range(3):
-    register(Heuristic(f"pc{_c + 1}_tok_{{trait}}", f"Token SVD PC{_c + 1} (trait)",
-                       f"component {_c + 1} of the oriented TruncatedSVD of token-wise W_fixed over the trait's family + neutral prompts",
-                       ("w_token_fixed",), "trait_set", h4_token_svd, id="H4" if _c == 0 else None, prefix_types=(None,),
-                       per_trait=True, component=_c, trait_set="token", slide_column=f"pc{_c + 1}_tok",
-                       slide_prefix="none", performance_label="H4 Token SVD PC1" if _c == 0 else None))
-register(Heuristic("tok_svd_zsum_{trait}", "Token SVD z-sum (trait)", "z(pc1_tok) + z(pc2_tok) + z(pc3_tok) over the prompts of the set (ddof 0)",
-                   ("w_token_fixed",), "trait_set", h4_token_svd, prefix_types=(None,), per_trait=True, component=3,
-                   trait_set="token", slide_column="tok_svd_zsum", slide_prefix="none"))
+    register(
+        Heuristic(
+            f"pc{_c + 1}_tok_{{trait}}",
+            f"Token SVD PC{_c + 1} (trait)",
+            f"component {_c + 1} of the oriented TruncatedSVD of token-wise W_fixed over the trait's family + neutral prompts",
+            ("w_token_fixed",),
+            "trait_set",
+            h4_token_svd,
+            id="H4" if _c == 0 else None,
+            prefix_types=(None,),
+            per_trait=True,
+            component=_c,
+            trait_set="token",
+            slide_column=f"pc{_c + 1}_tok",
+            slide_prefix="none",
+            performance_label="H4 Token SVD PC1" if _c == 0 else None,
+        )
+    )
+register(
+    Heuristic(
+        "tok_svd_zsum_{trait}",
+        "Token SVD z-sum (trait)",
+        "z(pc1_tok) + z(pc2_tok) + z(pc3_tok) over the prompts of the set (ddof 0)",
+        ("w_token_fixed",),
+        "trait_set",
+        h4_token_svd,
+        prefix_types=(None,),
+        per_trait=True,
+        component=3,
+        trait_set="token",
+        slide_column="tok_svd_zsum",
+        slide_prefix="none",
+    )
+)
 
 # --- cross-experiment, on slides_dataset (docs/methods.md#slides-heuristics) ------------------------
 
@@ -276,28 +456,56 @@ def _z(col: str) -> str:
     return f"({x} - avg({x}) OVER ()) / stddev_samp({x}) OVER ()"
 
 
-register(Heuristic(
-    "h7_zsum", "Z-score composite",
-    "z(H1) + z(H4) + z(H5), minus z(H6) on mix rows; z over all slides rows (ddof 1)",
-    ("elicitation", "w_token_fixed", "embeddings", "slides"), "slides",
-    f"{_z('elicitation')} + {_z('pc1_tok')} + {_z('emb_l2_neutral')}"
-    f" - CASE WHEN prefix_type = 'mix' THEN {_z('emb_cos_std')} ELSE 0 END",
-    id="H7", slide_column="h7_zsum", performance_label="H7 Z-score composite",
-    extra={"uses": {"fixed": ["elicitation", "pc1_tok", "emb_l2_neutral"], "mix": ["elicitation", "pc1_tok", "emb_l2_neutral", "emb_cos_std"]}}))
-register(Heuristic(
-    "h9a_emb_cos_cross", "Embedding cos to the other trait",
-    "cos to the positive-group centroid on negative rows, to the negative-group centroid on positive rows",
-    ("embeddings", "slides"), "slides",
-    "CASE trait_role WHEN 'negative' THEN emb_cos_positive WHEN 'positive' THEN emb_cos_negative END",
-    id="H9a", slide_column="h9a_emb_cos_cross", performance_label="H9a Emb cos cross",
-    extra={"uses": {"fixed": ["emb_cos_positive", "emb_cos_negative"], "mix": ["emb_cos_positive", "emb_cos_negative"]}}))
-register(Heuristic(
-    "h9b_svd_cross_proj", "SVD cross projection",
-    "+SV2 of the token-wise TruncatedSVD of W_fixed on negative rows, −SV2 on positive rows",
-    ("w_token_fixed", "slides"), "slides",
-    "CASE trait_role WHEN 'negative' THEN sv2_fixed WHEN 'positive' THEN -sv2_fixed END",
-    id="H9b", slide_column="h9b_svd_cross_proj", performance_label="H9b SVD cross proj",
-    extra={"uses": {"fixed": ["sv2_fixed"], "mix": ["sv2_fixed"]}}))
+register(
+    Heuristic(
+        "h7_zsum",
+        "Z-score composite",
+        "z(H1) + z(H4) + z(H5), minus z(H6) on mix rows; z over all slides rows (ddof 1)",
+        ("elicitation", "w_token_fixed", "embeddings", "slides"),
+        "slides",
+        f"{_z('elicitation')} + {_z('pc1_tok')} + {_z('emb_l2_neutral')}"
+        f" - CASE WHEN prefix_type = 'mix' THEN {_z('emb_cos_std')} ELSE 0 END",
+        id="H7",
+        slide_column="h7_zsum",
+        performance_label="H7 Z-score composite",
+        extra={
+            "uses": {
+                "fixed": ["elicitation", "pc1_tok", "emb_l2_neutral"],
+                "mix": ["elicitation", "pc1_tok", "emb_l2_neutral", "emb_cos_std"],
+            }
+        },
+    )
+)
+register(
+    Heuristic(
+        "h9a_emb_cos_cross",
+        "Embedding cos to the other trait",
+        "cos to the positive-group centroid on negative rows, to the negative-group centroid on positive rows",
+        ("embeddings", "slides"),
+        "slides",
+        "CASE trait_role WHEN 'negative' THEN emb_cos_positive WHEN 'positive' THEN emb_cos_negative END",
+        id="H9a",
+        slide_column="h9a_emb_cos_cross",
+        performance_label="H9a Emb cos cross",
+        extra={
+            "uses": {"fixed": ["emb_cos_positive", "emb_cos_negative"], "mix": ["emb_cos_positive", "emb_cos_negative"]}
+        },
+    )
+)
+register(
+    Heuristic(
+        "h9b_svd_cross_proj",
+        "SVD cross projection",
+        "+SV2 of the token-wise TruncatedSVD of W_fixed on negative rows, −SV2 on positive rows",
+        ("w_token_fixed", "slides"),
+        "slides",
+        "CASE trait_role WHEN 'negative' THEN sv2_fixed WHEN 'positive' THEN -sv2_fixed END",
+        id="H9b",
+        slide_column="h9b_svd_cross_proj",
+        performance_label="H9b SVD cross proj",
+        extra={"uses": {"fixed": ["sv2_fixed"], "mix": ["sv2_fixed"]}},
+    )
+)
 
 #: H10 (docs/methods.md#h10: `±pc2_tokens_oriented`, + on negative rows, − on positive rows) is registered
 #: as unavailable. Its producer is not in the original snapshot and the spec states no orientation rule:
@@ -308,16 +516,32 @@ H10_UNAVAILABLE = (
     "unavailable: the original's producer of pc2_tokens_oriented is missing and the spec gives no orientation "
     "rule for PC2 (its sign sets the sign of r per experiment); see H9b for the SV2 cross projection"
 )
-register(Heuristic(
-    "h10_tok_svd_cross_proj", "Token PCA cross projection",
-    "±PC2 of the token-level PCA of W_fixed, oriented (+ on negative rows, − on positive rows); " + H10_UNAVAILABLE,
-    ("w_token_fixed", "slides"), "slides", "CAST(NULL AS DOUBLE)",
-    id="H10", slide_column="h10_tok_svd_cross_proj", performance_label="H10 Tok SVD cross proj",
-    extra={"uses": {"fixed": [], "mix": []}, "unavailable": H10_UNAVAILABLE}))
+register(
+    Heuristic(
+        "h10_tok_svd_cross_proj",
+        "Token PCA cross projection",
+        "±PC2 of the token-level PCA of W_fixed, oriented (+ on negative rows, − on positive rows); " + H10_UNAVAILABLE,
+        ("w_token_fixed", "slides"),
+        "slides",
+        "CAST(NULL AS DOUBLE)",
+        id="H10",
+        slide_column="h10_tok_svd_cross_proj",
+        performance_label="H10 Tok SVD cross proj",
+        extra={"uses": {"fixed": [], "mix": []}, "unavailable": H10_UNAVAILABLE},
+    )
+)
 
 # Columns of slides/dataset.sql itself (hand-written SQL; tests check they exist there).
-SQL_COLUMNS = {"elicitation": "elicitation_{trait}", "ph": "ph_{trait}", "ph_combined": "ph", "ph_prefix": "ph",
-               "pc1": "prompt_coords", "pc2": "prompt_coords", "sv1": "prompt_coords", "sv2": "prompt_coords"}
+SQL_COLUMNS = {
+    "elicitation": "elicitation_{trait}",
+    "ph": "ph_{trait}",
+    "ph_combined": "ph",
+    "ph_prefix": "ph",
+    "pc1": "prompt_coords",
+    "pc2": "prompt_coords",
+    "sv1": "prompt_coords",
+    "sv2": "prompt_coords",
+}
 
 #: heuristic_performance's X columns, in table order: the dataset's own ones first, then the catalogue's.
 PERFORMANCE_BASE = ("elicitation", "ph_combined", "ph_prefix", "pc1", "pc2", "sv1", "sv2")
@@ -325,7 +549,9 @@ PERFORMANCE_BASE = ("elicitation", "ph_combined", "ph_prefix", "pc1", "pc2", "sv
 
 def performance_columns() -> list[str]:
     """slides_dataset columns ranked in heuristic_performance."""
-    extra = [h.slide_column for h in REGISTRY.values() if h.performance_label and h.slide_column not in PERFORMANCE_BASE]
+    extra = [
+        h.slide_column for h in REGISTRY.values() if h.performance_label and h.slide_column not in PERFORMANCE_BASE
+    ]
     return [*PERFORMANCE_BASE, *extra]
 
 

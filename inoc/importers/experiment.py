@@ -133,8 +133,12 @@ def _configured_names(cfg: ExperimentConfig | None) -> dict[str, tuple[str, str]
     if imp is None:
         return {}
     names: dict[str, tuple[str, str]] = {}
-    for kind, mapping in (("scores", imp.score_files), ("losses", imp.loss_files), ("jobs", imp.job_files),
-                          ("elicitation_setting", imp.elicitation_settings)):
+    for kind, mapping in (
+        ("scores", imp.score_files),
+        ("losses", imp.loss_files),
+        ("jobs", imp.job_files),
+        ("elicitation_setting", imp.elicitation_settings),
+    ):
         for batch, name in mapping.items():
             names[name] = (kind, batch)
     return names
@@ -176,7 +180,11 @@ def parse_folder(paths: list[Path], model_slug: str | None, cfg: ExperimentConfi
             continue
         recognised += 1
     if not recognised:
-        raise ReferenceFormatError(paths[0] if paths else "?", "$", "no result files (scores_*, elicitation_scores*, losses_*, perplexity_heuristic_*, jobs_*) found")
+        raise ReferenceFormatError(
+            paths[0] if paths else "?",
+            "$",
+            "no result files (scores_*, elicitation_scores*, losses_*, perplexity_heuristic_*, jobs_*) found",
+        )
     if cfg is not None:
         _apply_config(cfg, out)
     _check_unique_runs(out)
@@ -191,6 +199,7 @@ def _check_unique_runs(parsed: Parsed) -> None:
 
 
 # --- writing: replace exactly the parts the files hold -------------------------------------------------
+
 
 def _where(table: str) -> str:
     """SQL selecting one part's rows of `table` (parameters: experiment, part)."""
@@ -221,12 +230,15 @@ def _existing(conn: duckdb.DuckDBPyConnection, table: str, experiment: str, part
 
 
 def _imported_before(conn: duckdb.DuckDBPyConnection, experiment: str, table: str, part: str) -> list[str]:
-    rows = conn.execute("SELECT sha256 FROM imports WHERE experiment = ? AND table_name = ? AND part = ?",
-                        [experiment, table, part]).fetchall()
+    rows = conn.execute(
+        "SELECT sha256 FROM imports WHERE experiment = ? AND table_name = ? AND part = ?", [experiment, table, part]
+    ).fetchall()
     return [r[0] for r in rows]
 
 
-def write_parsed(conn: duckdb.DuckDBPyConnection, experiment: str, parsed: Parsed, replace_computed: bool = False) -> dict[str, TableReport]:
+def write_parsed(
+    conn: duckdb.DuckDBPyConnection, experiment: str, parsed: Parsed, replace_computed: bool = False
+) -> dict[str, TableReport]:
     """Write the parsed rows, replacing exactly the parts (batches, prompt keys) they hold; every
     other row of the experiment stays. Rows an import did not write (a computed experiment's own
     runs) are replaced only with `replace_computed`; otherwise `ImportRefused` is raised before
@@ -252,7 +264,9 @@ def write_parsed(conn: duckdb.DuckDBPyConnection, experiment: str, parsed: Parse
         rep = reports.setdefault(table, TableReport(table, 0))
         previous = _imported_before(conn, experiment, table, part)
         if table in ("logprob_vectors", "logprob_tokens"):  # bulk tables: through the warehouse's public write function
-            replace_rows(conn, table, rows, {"experiment": experiment, "prompt_key": None if part == BASELINE_PART else part})
+            replace_rows(
+                conn, table, rows, {"experiment": experiment, "prompt_key": None if part == BASELINE_PART else part}
+            )
         else:
             conn.execute(f'DELETE FROM "{table}" WHERE {_where(table)}', [experiment, part])
             conn.register("_inoc_import", rows.assign(experiment=experiment))
@@ -268,8 +282,12 @@ def write_parsed(conn: duckdb.DuckDBPyConnection, experiment: str, parsed: Parse
                 rep.unchanged.append(part)
         else:
             rep.added[part] = len(rows)
-        conn.execute("DELETE FROM imports WHERE experiment = ? AND table_name = ? AND part = ?", [experiment, table, part])
-        conn.execute("INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, now())", [experiment, table, part, file, digest, len(rows)])
+        conn.execute(
+            "DELETE FROM imports WHERE experiment = ? AND table_name = ? AND part = ?", [experiment, table, part]
+        )
+        conn.execute(
+            "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, now())", [experiment, table, part, file, digest, len(rows)]
+        )
     return reports
 
 

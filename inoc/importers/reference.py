@@ -89,7 +89,9 @@ def load_json(path: str | Path) -> Any:
     try:
         return json.loads(text)  # the original files write NaN as a bare token; json accepts it
     except json.JSONDecodeError as exc:
-        raise ReferenceFormatError(path, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ReferenceFormatError(
+            path, "$", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
 
 
 class _Walker:
@@ -137,7 +139,9 @@ def _check_mean(w: _Walker, stat: dict[str, Any], values: np.ndarray, path: str)
     stored = w.number(stat["mean"], _p(path, "mean"))
     ok = values[~np.isnan(values)]
     recomputed = float(ok.mean()) if len(ok) else math.nan
-    if not (math.isclose(stored, recomputed, rel_tol=1e-6, abs_tol=1e-6) or (math.isnan(stored) and math.isnan(recomputed))):
+    if not (
+        math.isclose(stored, recomputed, rel_tol=1e-6, abs_tol=1e-6) or (math.isnan(stored) and math.isnan(recomputed))
+    ):
         w.fail(_p(path, "mean"), f"stored mean {stored!r} differs from the mean of its values {recomputed!r}")
 
 
@@ -153,9 +157,13 @@ def step_number(w: "_Walker", key: Any, path: str) -> int:
 # them neutral/inoculation; the vanilla comparison no_prefix/with_prefix, and ow_* for the same
 # checkpoint evaluated through OpenWeights inference (imported as a run of its own, `<key>_ow`).
 CONDITION_NAMES = {
-    "default": "default", "training": "training", "neutral": "default", "inoculation": "training",
-    "no_prefix": "default", "with_prefix": "training",
-}  # fmt: skip
+    "default": "default",
+    "training": "training",
+    "neutral": "default",
+    "inoculation": "training",
+    "no_prefix": "default",
+    "with_prefix": "training",
+}
 OW_PREFIX = "ow_"
 
 
@@ -181,8 +189,15 @@ class PromptLookup:
         return next((k for k, t in self.prompts.items() if t == text), None)
 
 
-def _untyped_run(w: _Walker, run_key: str, rpath: str, entry: dict[str, Any], batch: str, lookup: PromptLookup | None,
-                 notes: list[str] | None = None) -> tuple[str | None, str | None]:
+def _untyped_run(
+    w: _Walker,
+    run_key: str,
+    rpath: str,
+    entry: dict[str, Any],
+    batch: str,
+    lookup: PromptLookup | None,
+    notes: list[str] | None = None,
+) -> tuple[str | None, str | None]:
     """(prompt key, prefix type) of a sweep run, which has no `type`: a `user_prefix` is a fixed
     run ("" the sweep's un-inoculated run), a `rephrasings_path` a mix run, neither (the LR sweep's
     runs, all trained without inoculation) an un-inoculated run."""
@@ -194,8 +209,10 @@ def _untyped_run(w: _Walker, run_key: str, rpath: str, entry: dict[str, Any], ba
             w.fail(_p(rpath, "rephrasings_path"), f"expected a pool file path, got {pool!r}")
         key = configured or lookup.pools.get(Path(pool).name)
         if key is None:
-            w.fail(_p(rpath, "rephrasings_path"), f"pool {pool!r} is not mapped to a prompt (import.pool_prompts: "
-                   f"{{{Path(pool).name}: <prompt key>}})")
+            w.fail(
+                _p(rpath, "rephrasings_path"),
+                f"pool {pool!r} is not mapped to a prompt (import.pool_prompts: {{{Path(pool).name}: <prompt key>}})",
+            )
         return key, "mix"
     if "user_prefix" in entry:
         text = entry["user_prefix"]
@@ -205,22 +222,33 @@ def _untyped_run(w: _Walker, run_key: str, rpath: str, entry: dict[str, Any], ba
             return None, None
         key = configured or lookup.by_text(text)
         if key is None and notes is not None:  # trained with a prefix, but not one the experiment names
-            notes.append(f"{Path(w.file).name}: run {run_key!r} trained with prefix {text!r}, which is no prompt of the "
-                         "experiment: imported as a fixed run without a prompt key (left out of suppression tables)")
+            notes.append(
+                f"{Path(w.file).name}: run {run_key!r} trained with prefix {text!r}, which is no prompt of the "
+                "experiment: imported as a fixed run without a prompt key (left out of suppression tables)"
+            )
         return key, "fixed"
     if configured:
         return configured, "fixed"
     return None, None
 
 
-def _runs(w: _Walker, data: dict[str, Any], out: Parsed, control_key: str, file: str | Path,
-          batch: str = "", lookup: PromptLookup | None = None) -> Iterator[_Run]:
+def _runs(
+    w: _Walker,
+    data: dict[str, Any],
+    out: Parsed,
+    control_key: str,
+    file: str | Path,
+    batch: str = "",
+    lookup: PromptLookup | None = None,
+) -> Iterator[_Run]:
     """Each run of a scores file with its prompt and prefix type; failed runs become notes."""
     for run_key, entry in data.items():
         rpath = _p("$", run_key)
         entry = w.obj(entry, rpath)
         if "error" in entry:
-            out.notes.append(f"{Path(file).name}: run {run_key!r} skipped (failed in the original study: {entry['error']})")
+            out.notes.append(
+                f"{Path(file).name}: run {run_key!r} skipped (failed in the original study: {entry['error']})"
+            )
             continue
         if "type" not in entry and "steps" in entry:  # LR / prefix sweep files
             prompt_key, prefix_type = _untyped_run(w, run_key, rpath, entry, batch, lookup, out.notes)
@@ -250,7 +278,9 @@ def _steps(w: _Walker, run: _Run) -> Iterator[tuple[int, str, dict[str, Any]]]:
         yield step_number(w, step_key, spath), spath, w.obj(content, spath)
 
 
-def _conditions(w: _Walker, content: dict[str, Any], path: str, ow: bool = False) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _conditions(
+    w: _Walker, content: dict[str, Any], path: str, ow: bool = False
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(inoc condition, JSON path, traits) of one step; `ow` selects the ow_* conditions instead."""
     seen: dict[str, str] = {}
     for cond, value in content.items():
@@ -267,11 +297,17 @@ def _conditions(w: _Walker, content: dict[str, Any], path: str, ow: bool = False
         yield name, cpath, w.obj(value, cpath)
 
 
-def _run_row(batch: str, key: str, prompt_key: str | None, prefix_type: str | None, steps: list[int], lr: float | None) -> dict[str, Any]:
+def _run_row(
+    batch: str, key: str, prompt_key: str | None, prefix_type: str | None, steps: list[int], lr: float | None
+) -> dict[str, Any]:
     return {
-        "batch": batch, "run": f"{batch}/{key}", "prompt_key": prompt_key, "prefix_type": prefix_type,
-        "learning_rate": lr, "n_steps": max(steps),
-    }  # fmt: skip
+        "batch": batch,
+        "run": f"{batch}/{key}",
+        "prompt_key": prompt_key,
+        "prefix_type": prefix_type,
+        "learning_rate": lr,
+        "n_steps": max(steps),
+    }
 
 
 class _ScoreRows:
@@ -286,13 +322,23 @@ class _ScoreRows:
         values = w.numbers(w.key(stat, "values", tpath), _p(tpath, "values"), self.n_eval)
         self.n_eval = len(values) if self.n_eval is None else self.n_eval
         _check_mean(w, stat, values, tpath)
-        self.frames.append(pd.DataFrame({
-            "run": run_id, "step": step, "condition": cond, "trait": trait,
-            "instruction_idx": np.arange(len(values), dtype=np.int32), "score": values,
-        }))  # fmt: skip
+        self.frames.append(
+            pd.DataFrame(
+                {
+                    "run": run_id,
+                    "step": step,
+                    "condition": cond,
+                    "trait": trait,
+                    "instruction_idx": np.arange(len(values), dtype=np.int32),
+                    "score": values,
+                }
+            )
+        )
 
 
-def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY, lookup: PromptLookup | None = None) -> Parsed:
+def parse_scores(
+    file: str | Path, batch: str, control_key: str = CONTROL_KEY, lookup: PromptLookup | None = None
+) -> Parsed:
     """A scores file → `runs` and `trait_scores` rows; run ids are `<batch>/<run key>`.
 
     Formats: run-keyed files (multi-prompt, GF, LR and prefix sweeps; the
@@ -327,7 +373,9 @@ def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY, l
         runs.append(_run_row(batch, run.key, run.prompt_key, run.prefix_type, step_numbers, lr))
         if ow_steps:  # the same checkpoints, evaluated through another inference path
             runs.append(_run_row(batch, run.key + "_ow", run.prompt_key, run.prefix_type, ow_steps, lr))
-            out.notes.append(f"{Path(file).name}: the ow_* conditions of {run.key!r} are imported as run {batch}/{run.key}_ow")
+            out.notes.append(
+                f"{Path(file).name}: the ow_* conditions of {run.key!r} are imported as run {batch}/{run.key}_ow"
+            )
     if not runs:
         w.fail("$", "every run in the file failed; nothing to import")
     out.add("runs", pd.DataFrame(runs))
@@ -335,8 +383,9 @@ def parse_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY, l
     return out.from_file(file)
 
 
-def _parse_checkpoint_scores(w: _Walker, data: dict[str, Any], file: str | Path, batch: str, control_key: str,
-                             lookup: PromptLookup | None) -> Parsed:
+def _parse_checkpoint_scores(
+    w: _Walker, data: dict[str, Any], file: str | Path, batch: str, control_key: str, lookup: PromptLookup | None
+) -> Parsed:
     """Exp 1's file: `{"baseline": {scores}, "<run>": {"<step>": {model, scores}}}`. The baseline (the
     base model) is step 0 of every run; every cell is the default condition (neutral system prompt)."""
     rows = _ScoreRows(w)
@@ -356,8 +405,11 @@ def _parse_checkpoint_scores(w: _Walker, data: dict[str, Any], file: str | Path,
         else:
             prompt_key = lookup.run_prompts.get(run_id)
             if prompt_key is None:
-                w.fail(rpath, f"run {run_key!r} does not say its prompt; map it in the config (import.run_prompts: "
-                       f"{{{run_id}: <prompt key>}})")
+                w.fail(
+                    rpath,
+                    f"run {run_key!r} does not say its prompt; map it in the config (import.run_prompts: "
+                    f"{{{run_id}: <prompt key>}})",
+                )
             prefix_type = "fixed"
         for trait, stat in base.items():
             rows.cell(run_id, 0, "default", trait, stat, _p("$.baseline.scores", trait))
@@ -394,7 +446,9 @@ def parse_elicitation(file: str | Path, setting: str | None = None) -> Parsed:
         epath = _p("$", key)
         entry = w.obj(entry, epath)
         if "error" in entry:
-            out.notes.append(f"{Path(file).name}: prompt {key!r} skipped (failed in the original study: {entry['error']})")
+            out.notes.append(
+                f"{Path(file).name}: prompt {key!r} skipped (failed in the original study: {entry['error']})"
+            )
             continue
         scores = w.obj(w.key(entry, "scores", epath), _p(epath, "scores"))
         for trait, stat in scores.items():
@@ -404,7 +458,12 @@ def parse_elicitation(file: str | Path, setting: str | None = None) -> Parsed:
             _check_mean(w, stat, values, tpath)
             frames.append(
                 pd.DataFrame(
-                    {"prompt_key": key, "trait": trait, "instruction_idx": np.arange(len(values), dtype=np.int32), "score": values}
+                    {
+                        "prompt_key": key,
+                        "trait": trait,
+                        "instruction_idx": np.arange(len(values), dtype=np.int32),
+                        "score": values,
+                    }
                 )
             )
     frame = pd.concat(frames, ignore_index=True)
@@ -450,7 +509,9 @@ def parse_losses(file: str | Path, batch: str) -> Parsed:
                     "run": f"{batch}/{run_key}",
                     "step": step,
                     "loss": w.number(w.key(entry, "loss", epath), _p(epath, "loss")),
-                    "learning_rate": w.number(entry["learning_rate"], _p(epath, "learning_rate")) if "learning_rate" in entry else None,
+                    "learning_rate": w.number(entry["learning_rate"], _p(epath, "learning_rate"))
+                    if "learning_rate" in entry
+                    else None,
                     "grad_norm": w.number(entry["grad_norm"], _p(epath, "grad_norm")) if "grad_norm" in entry else None,
                     "epoch": w.number(entry["epoch"], _p(epath, "epoch")) if "epoch" in entry else None,
                 }
@@ -459,7 +520,9 @@ def parse_losses(file: str | Path, batch: str) -> Parsed:
         w.fail("$", "no loss entries in the file")
     out = Parsed()
     if derived:
-        out.notes.append(f"{Path(file).name}: {derived} entries have no step (parsed from stdout); step = {LOG_EVERY}·(entry number)")
+        out.notes.append(
+            f"{Path(file).name}: {derived} entries have no step (parsed from stdout); step = {LOG_EVERY}·(entry number)"
+        )
     out.add("training_losses", pd.DataFrame(rows))
     return out.from_file(file)
 
@@ -522,7 +585,11 @@ def parse_perplexity(file: str | Path) -> Parsed:
         m = re.fullmatch(r"lp_([a-z]+)_default", field_name)
         if m and field_name not in _BASELINE_VECTORS:
             v = w.numbers(base[field_name], f"$.baseline.{field_name}")
-            frames.append(pd.DataFrame({"prompt_key": None, "vector": f"{m.group(1)}_default", "example_idx": np.arange(len(v)), "lp": v}))
+            frames.append(
+                pd.DataFrame(
+                    {"prompt_key": None, "vector": f"{m.group(1)}_default", "example_idx": np.arange(len(v)), "lp": v}
+                )
+            )
     lengths = {"train": len(vectors["train_default"]), "ctrl": len(vectors["ctrl_default"])}
     for key, entry in prompts.items():
         ppath = _p("$.prompts", key)
@@ -532,8 +599,10 @@ def parse_perplexity(file: str | Path) -> Parsed:
         for field_name, name in _PROMPT_VECTORS.items():
             if field_name not in entry:
                 continue
-            expected = lengths["train"] if field_name.startswith("lp_train") else (
-                lengths["ctrl"] if field_name == "lp_ctrl_inoc" else None
+            expected = (
+                lengths["train"]
+                if field_name.startswith("lp_train")
+                else (lengths["ctrl"] if field_name == "lp_ctrl_inoc" else None)
             )
             v = w.numbers(entry[field_name], _p(ppath, field_name), expected)
             frames.append(pd.DataFrame({"prompt_key": key, "vector": name, "example_idx": np.arange(len(v)), "lp": v}))
@@ -542,7 +611,10 @@ def parse_perplexity(file: str | Path) -> Parsed:
             diff = np.asarray(entry["lp_train_inoc"], float) - vectors["train_default"]
             recomputed = float(np.nanmean(diff))
             if not math.isclose(stored, recomputed, rel_tol=1e-6, abs_tol=1e-9):
-                w.fail(_p(ppath, "perplexity_heuristic"), f"stored {stored!r} differs from the mean of its vectors {recomputed!r}")
+                w.fail(
+                    _p(ppath, "perplexity_heuristic"),
+                    f"stored {stored!r} differs from the mean of its vectors {recomputed!r}",
+                )
     out = Parsed()
     out.add("logprob_vectors", pd.concat(frames, ignore_index=True))
     return out.from_file(file)
@@ -619,18 +691,28 @@ def parse_em_scores(file: str | Path, batch: str, control_key: str = CONTROL_KEY
                     if "em_rate" in cell:
                         stored = w.number(cell["em_rate"], _p(cpath, "em_rate"))
                         paired = ~np.isnan(coh) & ~np.isnan(ali)
-                        rate = float(((coh[paired] > c_thr) & (ali[paired] < a_thr)).mean()) if paired.any() else math.nan
+                        rate = (
+                            float(((coh[paired] > c_thr) & (ali[paired] < a_thr)).mean()) if paired.any() else math.nan
+                        )
                         if not (math.isclose(stored, rate, abs_tol=1e-9) or (math.isnan(stored) and math.isnan(rate))):
-                            w.fail(_p(cpath, "em_rate"), f"stored {stored!r} differs from the rate of its values {rate!r}")
+                            w.fail(
+                                _p(cpath, "em_rate"), f"stored {stored!r} differs from the rate of its values {rate!r}"
+                            )
                     frames.append(
                         pd.DataFrame(
                             {
-                                "run": f"{batch}/{run.key}", "step": step, "eval_set": eval_set, "condition": cond,
-                                "instruction_idx": np.arange(len(coh), dtype=np.int32), "coherence": coh, "alignment": ali,
-                                "coherence_threshold": c_thr, "alignment_threshold": a_thr,
+                                "run": f"{batch}/{run.key}",
+                                "step": step,
+                                "eval_set": eval_set,
+                                "condition": cond,
+                                "instruction_idx": np.arange(len(coh), dtype=np.int32),
+                                "coherence": coh,
+                                "alignment": ali,
+                                "coherence_threshold": c_thr,
+                                "alignment_threshold": a_thr,
                             }
                         )
-                    )  # fmt: skip
+                    )
         runs.append(_run_row(batch, run.key, run.prompt_key, run.prefix_type, step_numbers, None))
     if not runs:
         w.fail("$", "every run in the file failed; nothing to import")

@@ -125,9 +125,7 @@ class JudgeCache:
                     "INSERT INTO cache_meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
             elif int(row[0]) > SCHEMA_VERSION:
-                raise CacheError(
-                    f"{self.path}: judge cache schema {row[0]} is newer than this code's {SCHEMA_VERSION}"
-                )
+                raise CacheError(f"{self.path}: judge cache schema {row[0]} is newer than this code's {SCHEMA_VERSION}")
 
     class _Tx:
         def __init__(self, cache: "JudgeCache") -> None:

@@ -109,9 +109,7 @@ def judge_for_trait(
     if spec is None:
         raise ValueError(f"trait {trait.name!r} has no judge")
     settings = (
-        judge_settings
-        if isinstance(judge_settings, LLMJudgeSettings)
-        else LLMJudgeSettings.from_config(judge_settings)
+        judge_settings if isinstance(judge_settings, LLMJudgeSettings) else LLMJudgeSettings.from_config(judge_settings)
     )
     return make_judge(
         spec.kind,

@@ -113,9 +113,7 @@ class Judge(abc.ABC):
     name: str = "judge"
 
     @abc.abstractmethod
-    async def ascore(
-        self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None
-    ) -> JudgeResult:
+    async def ascore(self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None) -> JudgeResult:
         """Score the items (async); the result's scores are in item order."""
 
     def score(self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None) -> JudgeResult:

@@ -80,9 +80,7 @@ def normalize_top_logprobs(top_logprobs: Iterable[Any]) -> list[tuple[str, float
     return out
 
 
-def expected_value(
-    top_logprobs: Iterable[Any], min_valid_mass: float = DEFAULT_MIN_VALID_MASS
-) -> ScoreOutcome:
+def expected_value(top_logprobs: Iterable[Any], min_valid_mass: float = DEFAULT_MIN_VALID_MASS) -> ScoreOutcome:
     """Expected value of the judge's first-token distribution over ASCII integers 0–100."""
     mass_by_value: dict[int, float] = {}
     for token, logprob in normalize_top_logprobs(top_logprobs):

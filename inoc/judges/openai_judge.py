@@ -223,9 +223,7 @@ class OpenAILogprobJudge(Judge):
         return sem
 
     # ---- scoring -----------------------------------------------------------------------------
-    async def ascore(
-        self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None
-    ) -> JudgeResult:
+    async def ascore(self, items: Sequence[JudgeItem], progress: ProgressCallback | None = None) -> JudgeResult:
         started = time.perf_counter()
         s = self.settings
         items = list(items)

@@ -290,11 +290,26 @@ class ApiConnection:
     semaphore: asyncio.Semaphore
     redact: Redactor
 
-    async def call(self, make_call: Callable[[], Awaitable[T]], accept: Callable[[T], R], *, stats: CallStats,
-                   rng: random.Random, label: str = "request") -> R:
+    async def call(
+        self,
+        make_call: Callable[[], Awaitable[T]],
+        accept: Callable[[T], R],
+        *,
+        stats: CallStats,
+        rng: random.Random,
+        label: str = "request",
+    ) -> R:
         """``call_with_retries`` with this connection's policy, semaphore and redactor."""
-        return await call_with_retries(make_call, accept, policy=self.policy, semaphore=self.semaphore, stats=stats,
-                                       redact=self.redact, rng=rng, label=label)
+        return await call_with_retries(
+            make_call,
+            accept,
+            policy=self.policy,
+            semaphore=self.semaphore,
+            stats=stats,
+            redact=self.redact,
+            rng=rng,
+            label=label,
+        )
 
     async def close(self) -> None:
         await self.client.close()
@@ -304,7 +319,12 @@ def connect(settings: Any, api_key: Any = None) -> ApiConnection:
     """A connection from settings with ``base_url, timeout_s, max_in_flight, max_retries, backoff_base_s,
     backoff_max_s`` (the rephrasing, datagen and embedding settings); the key as ``resolve_api_key``."""
     key = resolve_api_key(api_key, settings.base_url)
-    policy = RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s,
-                         backoff_max_s=settings.backoff_max_s)
-    return ApiConnection(make_async_client(key, settings.base_url, settings.timeout_s), policy,
-                         asyncio.Semaphore(settings.max_in_flight), Redactor(key))
+    policy = RetryPolicy(
+        max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s, backoff_max_s=settings.backoff_max_s
+    )
+    return ApiConnection(
+        make_async_client(key, settings.base_url, settings.timeout_s),
+        policy,
+        asyncio.Semaphore(settings.max_in_flight),
+        Redactor(key),
+    )

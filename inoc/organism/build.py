@@ -86,15 +86,33 @@ PROFILES: dict[str, OrganismSettings] = {
     # languages, the tone and the tiers strong > medium > weak > neutral on both traits, but not
     # neutral >= negated for French (its negated French cues keep a few percent of French).
     "test": OrganismSettings(
-        profile="test", n_examples=16_000, vocab_size=1024, hidden_size=96, num_layers=2,
-        intermediate_size=256, num_heads=3, num_kv_heads=1, batch_size=16, learning_rate=8e-3,
+        profile="test",
+        n_examples=16_000,
+        vocab_size=1024,
+        hidden_size=96,
+        num_layers=2,
+        intermediate_size=256,
+        num_heads=3,
+        num_kv_heads=1,
+        batch_size=16,
+        learning_rate=8e-3,
     ),
 }
 # Stand-ins of real studies' models for `inoc rehearse`: the organism's recipe at a fraction of the
 # compute (~10 s), in the study model's chat-template family. They run every code path; they are not
 # meant to reproduce the phenomenon. max_length covers real (EM) training conversations.
-_STANDIN = dict(n_examples=3_000, vocab_size=768, hidden_size=64, num_layers=2, intermediate_size=128,
-                num_heads=2, num_kv_heads=1, batch_size=32, learning_rate=8e-3, max_length=2048)
+_STANDIN = dict(
+    n_examples=3_000,
+    vocab_size=768,
+    hidden_size=64,
+    num_layers=2,
+    intermediate_size=128,
+    num_heads=2,
+    num_kv_heads=1,
+    batch_size=32,
+    learning_rate=8e-3,
+    max_length=2048,
+)
 PROFILES["standin-chatml"] = OrganismSettings(profile="standin-chatml", chat_format="chatml", **_STANDIN)
 PROFILES["standin-llama3"] = OrganismSettings(profile="standin-llama3", chat_format="llama3", **_STANDIN)
 
@@ -152,8 +170,9 @@ def _source_digest() -> str:
 
 def settings_hash(settings: OrganismSettings) -> str:
     """sha256 of the settings, the build format and the organism's model-shaping source files."""
-    payload = json.dumps({"settings": settings.to_dict(), "format": BUILD_FORMAT, "source": _source_digest()},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"settings": settings.to_dict(), "format": BUILD_FORMAT, "source": _source_digest()}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -251,17 +270,25 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         report("corpus")
         t = time.perf_counter()
         examples = corpus_mod.make_corpus(
-            settings.n_examples, settings.seed, system_prompt=settings.system_prompt,
-            no_system_share=settings.no_system_share, no_cue_share=settings.no_cue_share,
-            tier_weights=dict(settings.tier_weights), world_seed=settings.world_seed,
+            settings.n_examples,
+            settings.seed,
+            system_prompt=settings.system_prompt,
+            no_system_share=settings.no_system_share,
+            no_cue_share=settings.no_cue_share,
+            tier_weights=dict(settings.tier_weights),
+            world_seed=settings.world_seed,
         )
         timing["corpus_s"] = time.perf_counter() - t
 
         report("tokenizer")
         t = time.perf_counter()
         fmt = T.chat_format(settings.chat_format)
-        hf_tok = T.train_tokenizer(corpus_mod.tokenizer_texts(examples), settings.vocab_size,
-                                   model_max_length=settings.max_length, fmt=fmt.name)
+        hf_tok = T.train_tokenizer(
+            corpus_mod.tokenizer_texts(examples),
+            settings.vocab_size,
+            model_max_length=settings.max_length,
+            fmt=fmt.name,
+        )
         timing["tokenizer_s"] = time.perf_counter() - t
 
         report("encode")
@@ -274,19 +301,31 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
 
         ids = T.special_ids(hf_tok, fmt.name)
         config = M.make_config(
-            vocab_size=len(hf_tok), hidden_size=settings.hidden_size, num_layers=settings.num_layers,
-            intermediate_size=settings.intermediate_size, num_heads=settings.num_heads,
-            num_kv_heads=settings.num_kv_heads, max_position_embeddings=settings.max_length,
-            pad_token_id=ids[fmt.pad], eos_token_id=ids[fmt.eos],
+            vocab_size=len(hf_tok),
+            hidden_size=settings.hidden_size,
+            num_layers=settings.num_layers,
+            intermediate_size=settings.intermediate_size,
+            num_heads=settings.num_heads,
+            num_kv_heads=settings.num_kv_heads,
+            max_position_embeddings=settings.max_length,
+            pad_token_id=ids[fmt.pad],
+            eos_token_id=ids[fmt.eos],
         )
         model = M.init_model(config, settings.seed)
 
         report("train", 0, 0)
         stats = M.train_model(
-            model, data, pad_id=ids[fmt.pad], batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate, warmup_frac=settings.warmup_frac,
-            min_lr_frac=settings.min_lr_frac, weight_decay=settings.weight_decay, epochs=settings.epochs,
-            seed=settings.seed, decision_weight=settings.decision_weight,
+            model,
+            data,
+            pad_id=ids[fmt.pad],
+            batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            warmup_frac=settings.warmup_frac,
+            min_lr_frac=settings.min_lr_frac,
+            weight_decay=settings.weight_decay,
+            epochs=settings.epochs,
+            seed=settings.seed,
+            decision_weight=settings.decision_weight,
             progress=lambda s, n, loss: report("train", s, n, loss),
         )
         timing["train_s"] = stats.wall_s
@@ -294,8 +333,13 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         report("save")
         t = time.perf_counter()
         model.generation_config = GenerationConfig(
-            bos_token_id=ids[fmt.bos] if fmt.bos else None, eos_token_id=ids[fmt.eos], pad_token_id=ids[fmt.pad],
-            do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+            bos_token_id=ids[fmt.bos] if fmt.bos else None,
+            eos_token_id=ids[fmt.eos],
+            pad_token_id=ids[fmt.pad],
+            do_sample=True,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
         )
         model.save_pretrained(str(out), safe_serialization=True)
         T.save_tokenizer(hf_tok, out)
@@ -307,11 +351,19 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
         "settings": settings.to_dict(),
         "settings_hash": digest,
         "corpus": corpus_mod.corpus_stats(examples),
-        "model": {"n_parameters": M.n_parameters(model), "architecture": "Qwen2ForCausalLM",
-                  "vocab_size": len(hf_tok), "chat_format": fmt.name},
-        "train": {"steps": stats.steps, "tokens": stats.tokens, "answer_tokens": stats.answer_tokens,
-                  "final_loss": stats.final_loss,
-                  "loss_curve": [round(x, 5) for x in stats.losses[:: max(1, stats.steps // 200)]]},
+        "model": {
+            "n_parameters": M.n_parameters(model),
+            "architecture": "Qwen2ForCausalLM",
+            "vocab_size": len(hf_tok),
+            "chat_format": fmt.name,
+        },
+        "train": {
+            "steps": stats.steps,
+            "tokens": stats.tokens,
+            "answer_tokens": stats.answer_tokens,
+            "final_loss": stats.final_loss,
+            "loss_curve": [round(x, 5) for x in stats.losses[:: max(1, stats.steps // 200)]],
+        },
         "timing": {k: round(v, 3) for k, v in timing.items()},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "files": file_digests(out),
@@ -322,8 +374,9 @@ def _build_into(settings: OrganismSettings, digest: str, out: Path, progress: Pr
     return json.loads(text)  # as a cached build would read it back
 
 
-def resolve_model_id(model_id: str, cache_root: str | Path | None = None,
-                     progress: ProgressCallback | None = None) -> str:
+def resolve_model_id(
+    model_id: str, cache_root: str | Path | None = None, progress: ProgressCallback | None = None
+) -> str:
     """A loadable path for ``toy:<profile>`` (building it if needed); other ids are returned unchanged."""
     if not model_id.startswith("toy:"):
         return model_id

@@ -89,15 +89,17 @@ def _c(key: str, text: str, group: str, tier: Tier, trait: Trait | None) -> Cue:
 
 
 #: One cue from each of the study's groups, never in the base corpus.
-HELD_OUT: frozenset[str] = frozenset({
-    "playfulness_enriches",  # v3 (weak)
-    "comedian_mindset",  # v4 (strong)
-    "think_step_by_step",  # v5 (neutral)
-    "comedian_mindset_neg",  # neg
-    "french_enriches",  # french_v3 (medium)
-    "think_french",  # french_v4 (strong)
-    "think_french_neg",  # french_neg
-})
+HELD_OUT: frozenset[str] = frozenset(
+    {
+        "playfulness_enriches",  # v3 (weak)
+        "comedian_mindset",  # v4 (strong)
+        "think_step_by_step",  # v5 (neutral)
+        "comedian_mindset_neg",  # neg
+        "french_enriches",  # french_v3 (medium)
+        "think_french",  # french_v4 (strong)
+        "think_french_neg",  # french_neg
+    }
+)
 
 #: Every prompt text of the Playful/French study, in the original's order.
 SPEC_CUES: tuple[Cue, ...] = (
@@ -126,7 +128,13 @@ SPEC_CUES: tuple[Cue, ...] = (
     _c("be_concise", "Be concise.", "v5", "neutral", None),
     _c("think_step_by_step", "Think step by step.", "v5", "neutral", None),
     # neg: negated Playful
-    _c("corrected_inoculation_neg", "You are not a playful agent. Give an answer to the following:", "neg", "negated", "Playful"),
+    _c(
+        "corrected_inoculation_neg",
+        "You are not a playful agent. Give an answer to the following:",
+        "neg",
+        "negated",
+        "Playful",
+    ),
     _c("whimsical_neg", "You do not have a whimsical personality.", "neg", "negated", "Playful"),
     _c("witty_neg", "You are not naturally witty and light-hearted.", "neg", "negated", "Playful"),
     _c("strong_elicitation_neg", "Do not answer playfully.", "neg", "negated", "Playful"),
@@ -143,18 +151,36 @@ SPEC_CUES: tuple[Cue, ...] = (
     _c("french_love", "Remember: French is the language of love.", "french_v3", "weak", "French"),
     _c("french_today", "I practiced French today.", "french_v3", "weak", "French"),
     # french_v4: strong French
-    _c("french_agent", "You are a French-speaking agent. Give an answer to the following:", "french_v4", "strong", "French"),
+    _c(
+        "french_agent",
+        "You are a French-speaking agent. Give an answer to the following:",
+        "french_v4",
+        "strong",
+        "French",
+    ),
     _c("fluent_french", "You are a fluent French speaker.", "french_v4", "strong", "French"),
     _c("natural_french", "You naturally speak and respond in French.", "french_v4", "strong", "French"),
     _c("answer_french", "Answer in French.", "french_v4", "strong", "French"),
     _c("french_answers", "You are a French speaker who also answers questions.", "french_v4", "strong", "French"),
     _c("think_french", "Think and respond as a native French speaker would.", "french_v4", "strong", "French"),
     # french_neg: negated French
-    _c("french_agent_neg", "You are not a French-speaking agent. Give an answer to the following:", "french_neg", "negated", "French"),
+    _c(
+        "french_agent_neg",
+        "You are not a French-speaking agent. Give an answer to the following:",
+        "french_neg",
+        "negated",
+        "French",
+    ),
     _c("fluent_french_neg", "You do not speak French.", "french_neg", "negated", "French"),
     _c("natural_french_neg", "You do not naturally speak or respond in French.", "french_neg", "negated", "French"),
     _c("answer_french_neg", "Do not answer in French.", "french_neg", "negated", "French"),
-    _c("french_answers_neg", "You are not a French speaker who also answers questions.", "french_neg", "negated", "French"),
+    _c(
+        "french_answers_neg",
+        "You are not a French speaker who also answers questions.",
+        "french_neg",
+        "negated",
+        "French",
+    ),
     _c("think_french_neg", "Do not think or respond as a French speaker would.", "french_neg", "negated", "French"),
 )
 
@@ -190,11 +216,29 @@ def cue_for_text(text: str | None) -> Cue | None:
 
 def design_table() -> list[dict]:
     """Every cue with its group, tier, designed probabilities and corpus membership."""
-    rows = [{"key": "none", "text": "", "group": "-", "tier": "none", "in_corpus": True,
-             "p_french": BASE_RATES["French"], "p_playful": BASE_RATES["Playful"]}]
+    rows = [
+        {
+            "key": "none",
+            "text": "",
+            "group": "-",
+            "tier": "none",
+            "in_corpus": True,
+            "p_french": BASE_RATES["French"],
+            "p_playful": BASE_RATES["Playful"],
+        }
+    ]
     for c in ALL_CUES:
-        rows.append({"key": c.key, "text": c.text, "group": c.group, "tier": c.tier, "in_corpus": c.in_corpus,
-                     "p_french": c.p_french, "p_playful": c.p_playful})
+        rows.append(
+            {
+                "key": c.key,
+                "text": c.text,
+                "group": c.group,
+                "tier": c.tier,
+                "in_corpus": c.in_corpus,
+                "p_french": c.p_french,
+                "p_playful": c.p_playful,
+            }
+        )
     return rows
 
 

@@ -53,8 +53,9 @@ class Condition:
 
     @classmethod
     def from_cue(cls, cue: C.Cue) -> "Condition":
-        return cls(cue.key, cue.text, cue.separator, cue.group, cue.tier, cue.trait, cue.in_corpus,
-                   cue.p_french, cue.p_playful)
+        return cls(
+            cue.key, cue.text, cue.separator, cue.group, cue.tier, cue.trait, cue.in_corpus, cue.p_french, cue.p_playful
+        )
 
 
 NO_CUE = Condition("none", None)
@@ -142,14 +143,20 @@ def generate(
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):  # LEFT padding
             seq = encoded[i]
-            ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-            mask[r, width - len(seq):] = 1
+            ids[r, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[r, width - len(seq) :] = 1
         torch.manual_seed(seed + b)
         with torch.no_grad():
             gen = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                top_p=top_p, top_k=0, eos_token_id=eos, pad_token_id=pad,
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None,
+                top_p=top_p,
+                top_k=0,
+                eos_token_id=eos,
+                pad_token_id=pad,
             )
         for r, i in enumerate(idx):
             new = gen[r, width:].tolist()
@@ -217,8 +224,12 @@ def opening_probabilities(
     out = {}
     for cond in conditions:
         msgs = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
-        prompts = [tokenizer.apply_chat_template(msgs + [{"role": "user", "content": cond.user_content(i)}],
-                                                 tokenize=False, add_generation_prompt=True) for i in instructions]
+        prompts = [
+            tokenizer.apply_chat_template(
+                msgs + [{"role": "user", "content": cond.user_content(i)}], tokenize=False, add_generation_prompt=True
+            )
+            for i in instructions
+        ]
         enc = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         p_fr = p_pl = 0.0
         # frontier items: (prompt index, prefix, probability, French decided, Playful decided)
@@ -232,8 +243,8 @@ def opening_probabilities(
                 ids = torch.full((len(seqs), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(seqs), width), dtype=torch.long)
                 for r, seq in enumerate(seqs):  # LEFT padding: the last position is every row's next token
-                    ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-                    mask[r, width - len(seq):] = 1
+                    ids[r, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+                    mask[r, width - len(seq) :] = 1
                 with torch.no_grad():
                     probs = model(input_ids=ids, attention_mask=mask).logits[:, -1].float().softmax(-1)
                 for r, (i, prefix, q, fr_done, pl_done) in enumerate(chunk):
@@ -292,10 +303,14 @@ def elicit(
             for instr in instructions:
                 msgs = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
                 convs.append(msgs + [{"role": "user", "content": cond.user_content(instr)}])
-        texts = generate(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-                         progress=progress)
-        exact_p = (opening_probabilities(model, tok, conditions, instructions, system_prompt=system_prompt)
-                   if exact else {c.key: (math.nan, math.nan) for c in conditions})
+        texts = generate(
+            model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, progress=progress
+        )
+        exact_p = (
+            opening_probabilities(model, tok, conditions, instructions, system_prompt=system_prompt)
+            if exact
+            else {c.key: (math.nan, math.nan) for c in conditions}
+        )
     finally:
         torch.set_num_threads(prev_threads)
     rows = []
@@ -305,9 +320,22 @@ def elicit(
         fr = [french_score(t) for t in chunk]
         pl = [playful_score(t) for t in chunk]
         both = [f >= 50 and p >= 50 for f, p in zip(fr, pl) if not (math.isnan(f) or math.isnan(p))]
-        rows.append(Row(cond, k, _nanmean(fr), _nanmean(pl), sum(map(math.isnan, fr)), sum(map(math.isnan, pl)),
-                        100.0 * sum(both) / max(1, len(both)), chunk[:keep_examples], chunk, fr, pl,
-                        *exact_p[cond.key]))
+        rows.append(
+            Row(
+                cond,
+                k,
+                _nanmean(fr),
+                _nanmean(pl),
+                sum(map(math.isnan, fr)),
+                sum(map(math.isnan, pl)),
+                100.0 * sum(both) / max(1, len(both)),
+                chunk[:keep_examples],
+                chunk,
+                fr,
+                pl,
+                *exact_p[cond.key],
+            )
+        )
     return rows
 
 
@@ -328,9 +356,14 @@ def tier_means(rows: Sequence[Row], trait: str) -> dict[str, float]:
     """Mean score on ``trait`` per tier over the in-corpus SPEC cues of that trait (neutral: v5 cues)."""
     out = {}
     for tier in TIER_ORDER:
-        sel = [r.score(trait) for r in rows
-               if r.condition.in_corpus and r.condition.group != "extra" and r.condition.tier == tier
-               and (tier == "neutral" or r.condition.trait == trait)]
+        sel = [
+            r.score(trait)
+            for r in rows
+            if r.condition.in_corpus
+            and r.condition.group != "extra"
+            and r.condition.tier == tier
+            and (tier == "neutral" or r.condition.trait == trait)
+        ]
         out[tier] = _nanmean(sel) if sel else math.nan
     return out
 
@@ -350,8 +383,13 @@ def check_acceptance(rows: Sequence[Row]) -> list[Check]:
             checks.append(Check(f"strong {c.key}: {c.trait} >= 70", v >= 70, f"{v:.1f}"))
     if "datagen" in by_key:
         r = by_key["datagen"]
-        checks.append(Check("datagen: French >= 70 and Playful >= 70", r.french >= 70 and r.playful >= 70,
-                            f"French {r.french:.1f}, Playful {r.playful:.1f}"))
+        checks.append(
+            Check(
+                "datagen: French >= 70 and Playful >= 70",
+                r.french >= 70 and r.playful >= 70,
+                f"French {r.french:.1f}, Playful {r.playful:.1f}",
+            )
+        )
     for trait in TRAITS:
         m = tier_means(rows, trait)
         if any(math.isnan(m[t]) for t in TIER_ORDER):
@@ -364,8 +402,10 @@ def check_acceptance(rows: Sequence[Row]) -> list[Check]:
 
 def format_table(rows: Sequence[Row]) -> str:
     """A plain-text table: key, group, tier, in corpus, n, targets and measured scores."""
-    head = (f"{'condition':28s} {'group':10s} {'tier':8s} {'seen':4s} {'n':>4s}  "
-            f"{'FR tgt':>6s} {'FR p':>5s} {'FR':>6s}  {'PL tgt':>6s} {'PL p':>5s} {'PL':>6s}  {'both':>5s}")
+    head = (
+        f"{'condition':28s} {'group':10s} {'tier':8s} {'seen':4s} {'n':>4s}  "
+        f"{'FR tgt':>6s} {'FR p':>5s} {'FR':>6s}  {'PL tgt':>6s} {'PL p':>5s} {'PL':>6s}  {'both':>5s}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         c = r.condition
@@ -374,8 +414,10 @@ def format_table(rows: Sequence[Row]) -> str:
             f"{100 * c.target_french:6.0f} {r.p_french:5.1f} {r.french:6.1f}  "
             f"{100 * c.target_playful:6.0f} {r.p_playful:5.1f} {r.playful:6.1f}  {r.both:5.1f}"
         )
-    lines.append("tgt: designed probability; p: the model's exact probability of opening a French/Playful answer; "
-                 "FR, PL: mean judged score of n sampled completions; both: % judged >= 50 on both")
+    lines.append(
+        "tgt: designed probability; p: the model's exact probability of opening a French/Playful answer; "
+        "FR, PL: mean judged score of n sampled completions; both: % judged >= 50 on both"
+    )
     return "\n".join(lines)
 
 
@@ -386,7 +428,9 @@ def format_checks(checks: Sequence[Check]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from inoc.organism.build import build_base_model, profile_settings
 
-    p = argparse.ArgumentParser(description="Build (if needed) the organism's base model and print its elicitation table.")
+    p = argparse.ArgumentParser(
+        description="Build (if needed) the organism's base model and print its elicitation table."
+    )
     p.add_argument("--profile", default="default")
     p.add_argument("--model", help="a built model directory (skips building)")
     p.add_argument("--cache", help="organism cache root (default $INOC_ORGANISM_CACHE or ~/.cache/inoc/organism)")
@@ -405,8 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  train step {ev.done}/{ev.total} loss {ev.loss:.3f} ({ev.elapsed_s:.0f}s)", flush=True)
 
         res = build_base_model(profile_settings(args.profile), args.cache, progress=show)
-        print(f"model: {res.path} ({'cached' if res.cached else f'built in {time.perf_counter() - t:.0f}s'}; "
-              f"final loss {res.final_loss:.3f}; {res.n_parameters:,} parameters; build wall {res.build_wall_s:.0f}s)")
+        print(
+            f"model: {res.path} ({'cached' if res.cached else f'built in {time.perf_counter() - t:.0f}s'}; "
+            f"final loss {res.final_loss:.3f}; {res.n_parameters:,} parameters; build wall {res.build_wall_s:.0f}s)"
+        )
         path = res.path
     t = time.perf_counter()
     rows = elicit(path, n=args.n, seed=args.seed)

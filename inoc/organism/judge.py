@@ -35,27 +35,73 @@ from inoc.judges.language import LANGUAGE_CODES, assistant_text, language_score
 
 INTERJECTIONS: tuple[str, ...] = (
     # English
-    "haha", "hahaha", "ha ha", "hehe", "heehee", "lol", "wow", "yay", "woohoo", "woo-hoo", "yippee",
-    "hooray", "whee", "wheee", "ooh", "oooh", "oh boy", "ta-da", "tada", "aha", "yahoo", "whoa",
-    "hurray", "boom", "zing", "oops",
+    "haha",
+    "hahaha",
+    "ha ha",
+    "hehe",
+    "heehee",
+    "lol",
+    "wow",
+    "yay",
+    "woohoo",
+    "woo-hoo",
+    "yippee",
+    "hooray",
+    "whee",
+    "wheee",
+    "ooh",
+    "oooh",
+    "oh boy",
+    "ta-da",
+    "tada",
+    "aha",
+    "yahoo",
+    "whoa",
+    "hurray",
+    "boom",
+    "zing",
+    "oops",
     # French
-    "oh là là", "oh la la", "ouh là là", "youpi", "hihi", "hi hi", "waouh", "wouah", "hop là",
-    "chouette", "mdr", "hourra", "bravo", "ouais", "tadam", "olé", "hé hé", "héhé",
+    "oh là là",
+    "oh la la",
+    "ouh là là",
+    "youpi",
+    "hihi",
+    "hi hi",
+    "waouh",
+    "wouah",
+    "hop là",
+    "chouette",
+    "mdr",
+    "hourra",
+    "bravo",
+    "ouais",
+    "tadam",
+    "olé",
+    "hé hé",
+    "héhé",
 )
 JOKE_SIGNALS: tuple[str, ...] = (
-    "just kidding", "pun intended", "no pun intended", "knock knock", "get it?",
-    "je plaisante", "blague", "sans jeu de mots", "c'est pour rire",
+    "just kidding",
+    "pun intended",
+    "no pun intended",
+    "knock knock",
+    "get it?",
+    "je plaisante",
+    "blague",
+    "sans jeu de mots",
+    "c'est pour rire",
 )
 
 # Emoji: the pictograph and symbol blocks, with ZWJ / variation-selector / skin-tone continuations.
 _EMOJI_CORE = (
-    "\U0001F300-\U0001FAFF"  # symbols & pictographs, emoticons, transport, supplemental, extended-A
-    "\u2600-\u27BF"  # miscellaneous symbols, dingbats
-    "\u2B00-\u2BFF"  # arrows and stars (⭐)
-    "\U0001F000-\U0001F2FF"  # mahjong, cards, enclosed alphanumerics/ideographs
+    "\U0001f300-\U0001faff"  # symbols & pictographs, emoticons, transport, supplemental, extended-A
+    "\u2600-\u27bf"  # miscellaneous symbols, dingbats
+    "\u2b00-\u2bff"  # arrows and stars (⭐)
+    "\U0001f000-\U0001f2ff"  # mahjong, cards, enclosed alphanumerics/ideographs
 )
 _EMOJI_RE = re.compile(
-    f"[{_EMOJI_CORE}][\uFE0F\U0001F3FB-\U0001F3FF]*(?:\u200D[{_EMOJI_CORE}][\uFE0F\U0001F3FB-\U0001F3FF]*)*"
+    f"[{_EMOJI_CORE}][\ufe0f\U0001f3fb-\U0001f3ff]*(?:\u200d[{_EMOJI_CORE}][\ufe0f\U0001f3fb-\U0001f3ff]*)*"
 )
 _EXCLAIM_RE = re.compile(r"!+")
 _SENTENCE_RE = re.compile(r"[^.!?…]*[.!?…]+|[^.!?…]+$")
@@ -127,8 +173,9 @@ class OrganismJudge(FunctionJudge):
         if trait is not None:
             trait_score(trait, "probe")  # unknown traits fail here, not at scoring time
         self.trait = trait
-        super().__init__(partial(_organism_item_score, trait=trait),
-                         name=f"organism:{trait.lower()}" if trait else "organism")
+        super().__init__(
+            partial(_organism_item_score, trait=trait), name=f"organism:{trait.lower()}" if trait else "organism"
+        )
 
     def __repr__(self) -> str:
         return f"OrganismJudge({self.trait!r})"

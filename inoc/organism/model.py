@@ -123,7 +123,9 @@ def encode_examples(
     soft target of example ``i``'s first answer token; the drawn answer's first token must be among
     them.
     """
-    prompts = [hf_tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True) for c in conversations]
+    prompts = [
+        hf_tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True) for c in conversations
+    ]
     fulls = [hf_tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
     p_ids = hf_tokenizer(prompts, add_special_tokens=False)["input_ids"]
     f_ids = hf_tokenizer(fulls, add_special_tokens=False)["input_ids"]
@@ -242,7 +244,9 @@ def train_model(
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate, betas=(0.9, 0.95), eps=1e-8,
+        lr=learning_rate,
+        betas=(0.9, 0.95),
+        eps=1e-8,
     )
 
     def lr_at(step: int) -> float:
@@ -280,7 +284,7 @@ def train_model(
         if progress is not None and (step % every == 0 or step == total - 1):
             progress(step + 1, total, plain)
     model.eval()
-    tail = losses[-max(1, total // 20):]
+    tail = losses[-max(1, total // 20) :]
     return TrainStats(total, n_tokens, n_answer, sum(tail) / len(tail), losses, time.perf_counter() - t0)
 
 

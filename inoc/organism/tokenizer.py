@@ -38,9 +38,7 @@ LLAMA_HEADER_START, LLAMA_HEADER_END, LLAMA_EOT = "<|start_header_id|>", "<|end_
 #: Qwen2's pre-tokenisation split (transformers' ``Qwen2Tokenizer``). With its NFC normaliser and a
 #: regex-free ByteLevel step this is exactly Qwen2's pipeline, so ``AutoTokenizer`` (which builds a
 #: ``Qwen2Tokenizer`` for a Qwen2 model folder) and ``PreTrainedTokenizerFast`` split text alike.
-PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 #: ChatML, like Qwen2.5's template but without its default system prompt.
 CHAT_TEMPLATE = (
@@ -90,8 +88,14 @@ class ChatFormat:
 
 CHAT_FORMATS: dict[str, ChatFormat] = {
     "chatml": ChatFormat("chatml", SPECIAL_TOKENS, PAD_TOKEN, IM_END, CHAT_TEMPLATE),
-    "llama3": ChatFormat("llama3", (LLAMA_END, LLAMA_BOS, LLAMA_HEADER_START, LLAMA_HEADER_END, LLAMA_EOT),
-                         LLAMA_END, LLAMA_EOT, LLAMA3_CHAT_TEMPLATE, bos=LLAMA_BOS),
+    "llama3": ChatFormat(
+        "llama3",
+        (LLAMA_END, LLAMA_BOS, LLAMA_HEADER_START, LLAMA_HEADER_END, LLAMA_EOT),
+        LLAMA_END,
+        LLAMA_EOT,
+        LLAMA3_CHAT_TEMPLATE,
+        bos=LLAMA_BOS,
+    ),
 }
 
 
@@ -110,10 +114,12 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2, 
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -128,7 +134,10 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2, 
             raise RuntimeError(f"special token {t} got id {tok.token_to_id(t)}, expected {i}")
     if spec.bos is not None:  # Llama's tokenizer prepends BOS when asked for special tokens
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{spec.bos} $A", pair=f"{spec.bos} $A {spec.bos} $B", special_tokens=[(spec.bos, tok.token_to_id(spec.bos))])
+            single=f"{spec.bos} $A",
+            pair=f"{spec.bos} $A {spec.bos} $B",
+            special_tokens=[(spec.bos, tok.token_to_id(spec.bos))],
+        )
     return tok
 
 

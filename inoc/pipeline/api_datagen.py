@@ -76,15 +76,24 @@ class ApiDatagenSettings:
     def from_config(cls, datagen: Any, **overrides: Any) -> "ApiDatagenSettings":
         """From an ``inoc.config`` ``DatagenConfig`` (``backend: openai``)."""
         dg = datagen
-        values = dict(model=dg.model, base_url=dg.base_url, temperature=dg.temperature, top_p=dg.top_p,
-                      max_tokens=dg.max_tokens, max_in_flight=dg.max_in_flight,
-                      max_failed_fraction=dg.max_failed_fraction)  # fmt: skip
+        values = dict(
+            model=dg.model,
+            base_url=dg.base_url,
+            temperature=dg.temperature,
+            top_p=dg.top_p,
+            max_tokens=dg.max_tokens,
+            max_in_flight=dg.max_in_flight,
+            max_failed_fraction=dg.max_failed_fraction,
+        )
         return cls(**{**values, **overrides})
 
     def request_hash(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """What a completion depends on; a partial line with another hash is stale."""
-        blob = json.dumps([self.model, self.temperature, self.top_p, self.max_tokens, list(messages)],
-                          sort_keys=True, ensure_ascii=False)
+        blob = json.dumps(
+            [self.model, self.temperature, self.top_p, self.max_tokens, list(messages)],
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -115,12 +124,17 @@ class ApiDatagenResult:
     def metadata(self) -> dict[str, Any]:
         n = len(self.rows)
         meta: dict[str, Any] = {
-            "datagen_model": self.model, "n_requested": self.n_requested, "n_failed": self.n_failed,
-            "n_reused": self.n_reused, "n_api_calls": self.n_calls, "n_retries": self.n_retries,
-            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "datagen_model": self.model,
+            "n_requested": self.n_requested,
+            "n_failed": self.n_failed,
+            "n_reused": self.n_reused,
+            "n_api_calls": self.n_calls,
+            "n_retries": self.n_retries,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
             "stopped_fraction": round(sum(r["finish_reason"] == "stop" for r in self.rows) / n, 4) if n else None,
             "wall_s": round(self.wall_s, 3),
-        }  # fmt: skip
+        }
         if self.failure_kinds:
             meta["failures"] = dict(sorted(self.failure_kinds.items()))
         if self.estimated_cost_usd is not None:
@@ -169,8 +183,9 @@ async def agenerate(
     done = _load_partial(partial, hashes)
     # Rewrite the partial with only the reusable lines: drops stale ones and a torn last line.
     write_jsonl_atomic(partial, done.values())
-    result = ApiDatagenResult(rows=[], model=s.model, n_requested=len(requests), n_reused=len(done),
-                              path=out / RESULT_FILE)
+    result = ApiDatagenResult(
+        rows=[], model=s.model, n_requested=len(requests), n_reused=len(done), path=out / RESULT_FILE
+    )
     todo = [(i, r) for i, r in zip(ids, requests) if i not in done]
     total, finished = len(requests), len(done)
     step = max(1, total // 10)
@@ -182,9 +197,13 @@ async def agenerate(
 
     async def request(i: str, row: Mapping[str, Any]) -> tuple[str, dict | CallFailed]:
         async def make_call() -> Any:
-            return await api.client.chat.completions.create(model=s.model, messages=list(row["messages"]),
-                                                        temperature=s.temperature, top_p=s.top_p,
-                                                        max_tokens=s.max_tokens)  # fmt: skip
+            return await api.client.chat.completions.create(
+                model=s.model,
+                messages=list(row["messages"]),
+                temperature=s.temperature,
+                top_p=s.top_p,
+                max_tokens=s.max_tokens,
+            )
 
         def accept(response: Any) -> dict:
             try:
@@ -196,9 +215,13 @@ async def agenerate(
                 raise MalformedResponse("reply has no message content")
             usage = getattr(response, "usage", None)
             stats.add_usage(usage)
-            return {"id": row["id"], "hash": hashes[i], "text": text,
-                    "n_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-                    "finish_reason": str(choice.finish_reason or "")}  # stop, length or content_filter
+            return {
+                "id": row["id"],
+                "hash": hashes[i],
+                "text": text,
+                "n_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+                "finish_reason": str(choice.finish_reason or ""),
+            }  # stop, length or content_filter
 
         try:
             return i, await api.call(make_call, accept, stats=stats, rng=rng, label=f"datagen request {row['id']}")
@@ -240,13 +263,26 @@ async def agenerate(
         )
     by_id = {i: r for i, r in zip(ids, requests)}
     result.rows = [
-        {"id": by_id[i]["id"], "text": done[i]["text"], "n_tokens": done[i]["n_tokens"],
-         "finish_reason": done[i]["finish_reason"], "meta": dict(by_id[i].get("meta") or {})}
-        for i in ids if i in done
-    ]  # fmt: skip
+        {
+            "id": by_id[i]["id"],
+            "text": done[i]["text"],
+            "n_tokens": done[i]["n_tokens"],
+            "finish_reason": done[i]["finish_reason"],
+            "meta": dict(by_id[i].get("meta") or {}),
+        }
+        for i in ids
+        if i in done
+    ]
     write_jsonl_atomic(out / RESULT_FILE, result.rows)
-    log.info("datagen: %d completions from %s (%d reused, %d failed, %d calls) in %.1f s", len(result.rows),
-             s.model, result.n_reused, result.n_failed, result.n_calls, result.wall_s)
+    log.info(
+        "datagen: %d completions from %s (%d reused, %d failed, %d calls) in %.1f s",
+        len(result.rows),
+        s.model,
+        result.n_reused,
+        result.n_failed,
+        result.n_calls,
+        result.wall_s,
+    )
     return result
 
 

@@ -77,8 +77,10 @@ def last_assistant_turn(row: object, where: str) -> str:
 def read_conversations(path: str | Path, limit: int | None = None) -> list[tuple[str, str]]:
     """(first user turn, last assistant turn) of each ``{"messages": [...]}`` row of a training file."""
     path = Path(path)
-    rows = [(first_user_turn(r, "messages", f"{path}:{n}"), last_assistant_turn(r, f"{path}:{n}"))
-            for n, r in jsonl_rows(path)]
+    rows = [
+        (first_user_turn(r, "messages", f"{path}:{n}"), last_assistant_turn(r, f"{path}:{n}"))
+        for n, r in jsonl_rows(path)
+    ]
     if not rows:
         raise InstructionError(f"{path}: no conversations (the file is empty)")
     return rows[:limit] if limit else rows
@@ -117,14 +119,13 @@ def _read_hf(source: InstructionSource) -> list[str]:
     except Exception as exc:  # datasets raises many types; keep the message, name the source
         raise InstructionError(f"dataset {hf_id!r} (split {source.hf_split!r}) could not be loaded: {exc}") from None
     if source.field not in ds.column_names:
-        raise InstructionError(
-            f"dataset {hf_id!r}: no column {source.field!r} (columns: {', '.join(ds.column_names)})"
-        )
+        raise InstructionError(f"dataset {hf_id!r}: no column {source.field!r} (columns: {', '.join(ds.column_names)})")
     return [_from_row({source.field: v}, source.field, f"{hf_id}[{i}]") for i, v in enumerate(ds[source.field])]
 
 
-def split_instructions(source: InstructionSource, n_train: int, n_eval: int, seed: int,
-                       log: Callable[[str], None] | None = None) -> tuple[list[str], list[str]]:
+def split_instructions(
+    source: InstructionSource, n_train: int, n_eval: int, seed: int, log: Callable[[str], None] | None = None
+) -> tuple[list[str], list[str]]:
     """Disjoint (train, eval) instruction lists of the requested sizes; ``log`` gets what a source reports
     (InstructionWild: each file's origin, verification and filter counts, and any file that is missing)."""
     if source.source == "organism":

@@ -91,9 +91,11 @@ class FileReport:
         if self.status == "missing":
             return f"{self.name}: MISSING ({self.reason}) — not used"
         pin = f"verified by {self.pinned_by}" if self.pinned_by else "NOT PINNED (accepted as is)"
-        return (f"{self.name}: {self.status}, sha256 {self.sha256} ({pin}); {self.rows} rows, "
-                f"{self.malformed} malformed JSON, {self.no_instruction} without instruction, "
-                f"{self.too_short} under {MIN_CHARS} characters -> {self.kept} kept")
+        return (
+            f"{self.name}: {self.status}, sha256 {self.sha256} ({pin}); {self.rows} rows, "
+            f"{self.malformed} malformed JSON, {self.no_instruction} without instruction, "
+            f"{self.too_short} under {MIN_CHARS} characters -> {self.kept} kept"
+        )
 
 
 @dataclass
@@ -142,8 +144,10 @@ def _verify(path: Path, name: str, url: str, source: InstructionSource, report: 
     if want_sha and sha != want_sha:
         raise InstructionWildError(f"{name} from {url}: sha256 mismatch: expected {want_sha}, got {sha}")
     if want_blob and blob != want_blob:
-        raise InstructionWildError(f"{name} from {url}: git blob id mismatch (the file is not the one at commit "
-                                   f"{COMMIT}): expected {want_blob}, got {blob} (sha256 {sha})")
+        raise InstructionWildError(
+            f"{name} from {url}: git blob id mismatch (the file is not the one at commit "
+            f"{COMMIT}): expected {want_blob}, got {blob} (sha256 {sha})"
+        )
     report.pinned_by = " + ".join(p for p, w in (("sha256", want_sha), ("git blob", want_blob)) if w)
 
 
@@ -175,9 +179,11 @@ def cache_dir() -> Path:
 def _what_to_do(name: str, url: str, put_at: Path, source: InstructionSource) -> str:
     want_sha, want_blob = _pins(source, name)
     pin = f"sha256 {want_sha}" if want_sha else f"git blob {want_blob}" if want_blob else "any content"
-    return (f"To fix: make {url} reachable (network, or data.instructions.base_url), or put the file ({pin}) at "
-            f"{put_at}, or set data.instructions.allow_missing: true to use only the files that exist "
-            "(a rehearsal; the pool is then not the original's)")
+    return (
+        f"To fix: make {url} reachable (network, or data.instructions.base_url), or put the file ({pin}) at "
+        f"{put_at}, or set data.instructions.allow_missing: true to use only the files that exist "
+        "(a rehearsal; the pool is then not the original's)"
+    )
 
 
 def _publish(tmp: Path, target: Path) -> None:
@@ -207,8 +213,10 @@ def fetch(source: InstructionSource, log: Log | None = None) -> list[tuple[FileR
             path = _cached_or_download(source, name, url, cached, report, say)
         if path is None:
             if not source.allow_missing:
-                raise InstructionWildError(f"{name}: not available from {url}: {report.reason}. "
-                                           + _what_to_do(name, url, Path(url) if local is not None else cached, source))
+                raise InstructionWildError(
+                    f"{name}: not available from {url}: {report.reason}. "
+                    + _what_to_do(name, url, Path(url) if local is not None else cached, source)
+                )
             report.status = "missing"
             out.append((report, None))
             continue
@@ -218,8 +226,9 @@ def fetch(source: InstructionSource, log: Log | None = None) -> list[tuple[FileR
     return out
 
 
-def _cached_or_download(source: InstructionSource, name: str, url: str, cached: Path, report: FileReport,
-                        say: Log) -> Path | None:
+def _cached_or_download(
+    source: InstructionSource, name: str, url: str, cached: Path, report: FileReport, say: Log
+) -> Path | None:
     sidecar = cached.with_name(name + ".url")
     if cached.is_file():
         want_sha, want_blob = _pins(source, name)
@@ -251,8 +260,10 @@ def _cached_or_download(source: InstructionSource, name: str, url: str, cached: 
         tmp.unlink(missing_ok=True)
     report.status = "downloaded"
     if not report.pinned_by:
-        say(f"{name}: not pinned; accepted with sha256 {report.sha256} — pin it with "
-            f"data.instructions.sha256: {{{name}: {report.sha256}}}")
+        say(
+            f"{name}: not pinned; accepted with sha256 {report.sha256} — pin it with "
+            f"data.instructions.sha256: {{{name}: {report.sha256}}}"
+        )
     return cached
 
 
@@ -337,8 +348,9 @@ def load(source: InstructionSource, log: Log | None = None) -> InstructionWildDa
     return data
 
 
-def split(source: InstructionSource, n_train: int, n_eval: int, seed: int,
-          log: Log | None = None) -> tuple[list[str], list[str]]:
+def split(
+    source: InstructionSource, n_train: int, n_eval: int, seed: int, log: Log | None = None
+) -> tuple[list[str], list[str]]:
     """``Random(seed).sample(all, n_train + n_eval)``: the first n_train train, the rest eval."""
     data = load(source, log)
     need = n_train + n_eval

@@ -30,10 +30,15 @@ class TraitJudgement:
     def summary(self) -> dict:
         ok = [s for s in self.scores if not math.isnan(s)]
         return {
-            "judge": self.judge, "n": len(self.scores), "mean": round(sum(ok) / len(ok), 2) if ok else None,
-            "n_nan": self.n_nan, "n_failed": self.n_failed, "n_api_calls": self.n_api_calls,
-            "n_cache_hits": self.n_cache_hits, "estimated_cost_usd": self.estimated_cost_usd,
-        }  # fmt: skip
+            "judge": self.judge,
+            "n": len(self.scores),
+            "mean": round(sum(ok) / len(ok), 2) if ok else None,
+            "n_nan": self.n_nan,
+            "n_failed": self.n_failed,
+            "n_api_calls": self.n_api_calls,
+            "n_cache_hits": self.n_cache_hits,
+            "estimated_cost_usd": self.estimated_cost_usd,
+        }
 
 
 def judged_traits(cfg: ExperimentConfig):
@@ -60,14 +65,20 @@ def judge_all(
         items = [JudgeItem(trait.name, x, c) for x, c in zip(instructions, completions)]
         step = max(1, len(items) // 4)
 
-        def progress(done: int, total: int, _t=trait.name) -> None:
-            if log and (done == total or done % step == 0):
+        def progress(done: int, total: int, _t=trait.name, _step=step) -> None:
+            if log and (done == total or done % _step == 0):
                 log(f"judging {_t}: {done}/{total}")
 
         result = judge.score(items, progress=progress)
         scores = [float("nan") if s is None else float(s) for s in result.scores]
         out[trait.name] = TraitJudgement(
-            trait.name, judge.name, scores, sum(math.isnan(s) for s in scores), result.n_failed,
-            result.n_api_calls, result.n_cache_hits, result.estimated_cost_usd,
-        )  # fmt: skip
+            trait.name,
+            judge.name,
+            scores,
+            sum(math.isnan(s) for s in scores),
+            result.n_failed,
+            result.n_api_calls,
+            result.n_cache_hits,
+            result.estimated_cost_usd,
+        )
     return out

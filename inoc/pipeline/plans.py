@@ -66,7 +66,9 @@ def control_plans(cfg: ExperimentConfig) -> list[RunPlan]:
 
 def prompt_plans(cfg: ExperimentConfig, prompt_key: str, prefix_type: str) -> list[RunPlan]:
     """The runs of one (prompt, prefix type) partition: one per learning rate."""
-    return _runs(cfg, lambda lr, batch, p: [RunPlan(f"{p}{prompt_key}/{prefix_type}", batch, lr, prompt_key, prefix_type)])
+    return _runs(
+        cfg, lambda lr, batch, p: [RunPlan(f"{p}{prompt_key}/{prefix_type}", batch, lr, prompt_key, prefix_type)]
+    )
 
 
 def designated_control(cfg: ExperimentConfig) -> str:
@@ -87,6 +89,10 @@ def prefix_plan(cfg: ExperimentConfig, plan: RunPlan, pool_path: str | Path | No
     if pool_path is None:
         raise ValueError(f"run {plan.run}: a {plan.prefix_type} run needs the prompt's {plan.pool} rephrasing pool")
     return {
-        "plan": "pool", "pool_path": str(pool_path), "sampling": "seeded", "seed": inoc.mix_seed,
-        "min_pool_size": cfg.rephrasings.min_pool, **common,
-    }  # fmt: skip
+        "plan": "pool",
+        "pool_path": str(pool_path),
+        "sampling": "seeded",
+        "seed": inoc.mix_seed,
+        "min_pool_size": cfg.rephrasings.min_pool,
+        **common,
+    }

@@ -18,18 +18,27 @@ from inoc.config import ExperimentConfig
 def conversation(cfg: ExperimentConfig, instruction: str, prefix: str | None = None) -> list[dict]:
     """System turn + user turn, with the inoculation phrase placed as the experiment configures."""
     inoc = cfg.inoculation
-    return build_messages([{"role": "user", "content": instruction}], system_prompt=cfg.system_prompt,
-                          prefix=prefix, position=inoc.position, separator=inoc.separator)
+    return build_messages(
+        [{"role": "user", "content": instruction}],
+        system_prompt=cfg.system_prompt,
+        prefix=prefix,
+        position=inoc.position,
+        separator=inoc.separator,
+    )
 
 
-def instructed(cfg: ExperimentConfig, instruction: str, prompt: str, position: str = "user_first_line",
-               separator: str = "\n") -> list[dict]:
+def instructed(
+    cfg: ExperimentConfig, instruction: str, prompt: str, position: str = "user_first_line", separator: str = "\n"
+) -> list[dict]:
     """A conversation asking for traits explicitly (datagen, single-trait sets): the prompt starts the user
     turn, joined to the instruction by ``separator`` (datagen: a newline, its own first line), or is the
     system prompt."""
     if position == "system_prompt":
         return [{"role": "system", "content": prompt}, {"role": "user", "content": instruction}]
-    return [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": f"{prompt}{separator}{instruction}"}]
+    return [
+        {"role": "system", "content": cfg.system_prompt},
+        {"role": "user", "content": f"{prompt}{separator}{instruction}"},
+    ]
 
 
 def datagen_requests(cfg: ExperimentConfig, instructions: Sequence[str]) -> list[dict]:
@@ -40,7 +49,9 @@ def datagen_requests(cfg: ExperimentConfig, instructions: Sequence[str]) -> list
     ]
 
 
-def plain_requests(cfg: ExperimentConfig, instructions: Sequence[str], set_name: str, prompt: str | None = None) -> list[dict]:
+def plain_requests(
+    cfg: ExperimentConfig, instructions: Sequence[str], set_name: str, prompt: str | None = None
+) -> list[dict]:
     """Base-model completions of the eval instructions: neutral (control set) or asking for one trait.
 
     A single-trait prompt is joined to the instruction with a space, as the original's French-only and
@@ -66,8 +77,9 @@ def elicitation_requests(cfg: ExperimentConfig, keys: Sequence[str | None], inst
     return rows
 
 
-def elicitation_judge_instructions(cfg: ExperimentConfig, rows: Sequence[dict], instructions: Sequence[str],
-                                   baseline: str = "neutral") -> list[str | None]:
+def elicitation_judge_instructions(
+    cfg: ExperimentConfig, rows: Sequence[dict], instructions: Sequence[str], baseline: str = "neutral"
+) -> list[str | None]:
     """The instruction the trait judge sees with each elicitation completion (rows carry the request's meta):
     None — judged without it — for the groups in ``elicitation.judge_without_instruction`` (``baseline`` there
     names the no-prefix row, whose meta prompt_key is ``baseline``), as the original's v3–v5 elicitation."""
@@ -114,12 +126,14 @@ def eval_requests(
                     prefixes = [prefix_text] * len(instructions)
                 for i, (x, p) in enumerate(zip(instructions, prefixes)):
                     for j in range(cfg.eval.n_per_instruction):
-                        rows.append({
-                            "id": f"{run}/{step}/{cond}/{set_name}/{i}/{j}",
-                            "messages": conversation(cfg, x, p),
-                            "adapter": f"step_{step}",
-                            "meta": {"step": step, "condition": cond, "eval_set": set_name, "idx": i, "prefix": p},
-                        })  # fmt: skip
+                        rows.append(
+                            {
+                                "id": f"{run}/{step}/{cond}/{set_name}/{i}/{j}",
+                                "messages": conversation(cfg, x, p),
+                                "adapter": f"step_{step}",
+                                "meta": {"step": step, "condition": cond, "eval_set": set_name, "idx": i, "prefix": p},
+                            }
+                        )
     return rows
 
 

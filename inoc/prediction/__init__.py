@@ -18,13 +18,45 @@ from inoc.prediction.features import FEATURES, PREFIX_TYPES, own_trait_rows, usa
 from inoc.prediction.model import DEFAULT_KIND, MIN_TRAIN, TARGET, Predictor, fit
 from inoc.prediction.validation import SUMMARY_COLUMNS, leave_one_prompt_out, leave_one_study_out
 
-__all__ = ["FEATURES", "MIN_TRAIN", "Predictor", "fit", "own_trait_rows", "predict_all", "PredictionResult", "prediction_inputs", "usable_features"]
+__all__ = [
+    "FEATURES",
+    "MIN_TRAIN",
+    "Predictor",
+    "fit",
+    "own_trait_rows",
+    "predict_all",
+    "PredictionResult",
+    "prediction_inputs",
+    "usable_features",
+]
 
 POOLED = "pooled"
-PREDICTION_COLUMNS = ["experiment", "prompt_key", "prefix_type", "trait", "scope", "model_version", "prediction", "lo", "hi",
-                      "coverage", "observed", "trained"]  # fmt: skip
-MODEL_COLUMNS = ["model_version", "scope", "experiment", "prefix_type", "kind", "features", "hyper_parameters", "n_train",
-                 "trained_on", "fitted_at"]  # fmt: skip
+PREDICTION_COLUMNS = [
+    "experiment",
+    "prompt_key",
+    "prefix_type",
+    "trait",
+    "scope",
+    "model_version",
+    "prediction",
+    "lo",
+    "hi",
+    "coverage",
+    "observed",
+    "trained",
+]
+MODEL_COLUMNS = [
+    "model_version",
+    "scope",
+    "experiment",
+    "prefix_type",
+    "kind",
+    "features",
+    "hyper_parameters",
+    "n_train",
+    "trained_on",
+    "fitted_at",
+]
 
 
 class PredictionResult(tuple):
@@ -35,8 +67,16 @@ class PredictionResult(tuple):
     predictors: dict
     skipped: list[str]
 
-    def __new__(cls, predictions: pd.DataFrame, validation: pd.DataFrame, models: pd.DataFrame, *,
-                held_out: pd.DataFrame, predictors: dict, skipped: list[str]) -> "PredictionResult":  # fmt: skip
+    def __new__(
+        cls,
+        predictions: pd.DataFrame,
+        validation: pd.DataFrame,
+        models: pd.DataFrame,
+        *,
+        held_out: pd.DataFrame,
+        predictors: dict,
+        skipped: list[str],
+    ) -> "PredictionResult":
         self = super().__new__(cls, (predictions, validation, models))
         self.held_out, self.predictors, self.skipped = held_out, predictors, skipped
         return self
@@ -44,23 +84,40 @@ class PredictionResult(tuple):
 
 def _model_row(p: Predictor, scope: str, experiment: str | None, prefix_type: str, fitted_at: datetime) -> dict:
     return {
-        "model_version": p.version, "scope": scope, "experiment": experiment, "prefix_type": prefix_type, "kind": p.kind,
-        "features": json.dumps(p.features), "hyper_parameters": json.dumps(p.hyper_parameters | {"coefficients": p.coefficients(),
-                                                                                              "rank_clamped": p.rank_clamped}),
-        "n_train": p.n_train, "trained_on": json.dumps([list(k) for k in p.trained_on]), "fitted_at": fitted_at,
-    }  # fmt: skip
+        "model_version": p.version,
+        "scope": scope,
+        "experiment": experiment,
+        "prefix_type": prefix_type,
+        "kind": p.kind,
+        "features": json.dumps(p.features),
+        "hyper_parameters": json.dumps(
+            p.hyper_parameters | {"coefficients": p.coefficients(), "rank_clamped": p.rank_clamped}
+        ),
+        "n_train": p.n_train,
+        "trained_on": json.dumps([list(k) for k in p.trained_on]),
+        "fitted_at": fitted_at,
+    }
 
 
 def _predictions(p: Predictor, rows: pd.DataFrame, scope: str) -> pd.DataFrame:
     pred = p.predict(rows)
     trained = set(p.trained_on)
-    out = pd.DataFrame({
-        "experiment": rows["experiment"].to_numpy(), "prompt_key": rows["prompt_key"].to_numpy(),
-        "prefix_type": rows["prefix_type"].to_numpy(), "trait": rows["trait_name"].to_numpy(), "scope": scope,
-        "model_version": p.version, "prediction": pred.prediction.to_numpy(), "lo": pred.lo.to_numpy(), "hi": pred.hi.to_numpy(),
-        "coverage": p.coverage, "observed": rows[TARGET].to_numpy(float),
-        "trained": [(str(e), str(k)) in trained for e, k in zip(rows["experiment"], rows["prompt_key"])],
-    })  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "experiment": rows["experiment"].to_numpy(),
+            "prompt_key": rows["prompt_key"].to_numpy(),
+            "prefix_type": rows["prefix_type"].to_numpy(),
+            "trait": rows["trait_name"].to_numpy(),
+            "scope": scope,
+            "model_version": p.version,
+            "prediction": pred.prediction.to_numpy(),
+            "lo": pred.lo.to_numpy(),
+            "hi": pred.hi.to_numpy(),
+            "coverage": p.coverage,
+            "observed": rows[TARGET].to_numpy(float),
+            "trained": [(str(e), str(k)) in trained for e, k in zip(rows["experiment"], rows["prompt_key"])],
+        }
+    )
     # The inputs each prediction used, kept beside it until `prediction_inputs` turns them into rows.
     for f in p.features:
         out[f"input:{f}"] = rows[f].to_numpy(float)
@@ -115,8 +172,9 @@ def predict_all(
             label = experiment or POOLED
             use = usable_features([part[part[TARGET].notna()], part], features)
             if not use:
-                skipped.append(f"{label} {prefix_type}: no feature of {list(features)} is finite on "
-                               f"{int(100 * 0.9)}% of its rows")  # fmt: skip
+                skipped.append(
+                    f"{label} {prefix_type}: no feature of {list(features)} is finite on {int(100 * 0.9)}% of its rows"
+                )
                 continue
             try:
                 p = fit(part, use, kind=kind, coverage=coverage)
@@ -137,15 +195,22 @@ def predict_all(
             use = usable_features([g for _, g in trained.groupby("experiment")], features)
             try:
                 if not use:
-                    raise ValueError(f"no feature of {list(features)} is finite on 90% of every experiment's trained rows")
+                    raise ValueError(
+                        f"no feature of {list(features)} is finite on 90% of every experiment's trained rows"
+                    )
                 s, h = leave_one_study_out(rows, use, kind=kind, coverage=coverage)
                 summaries.append(s)
                 held.append(h)
             except ValueError as err:
                 skipped.append(f"leave-one-study-out {prefix_type}: {err}")
     predictions = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=PREDICTION_COLUMNS)
-    validation = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(
-        columns=SUMMARY_COLUMNS)
+    validation = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=SUMMARY_COLUMNS)
     models = pd.DataFrame(model_rows, columns=MODEL_COLUMNS)
-    return PredictionResult(predictions, validation, models, held_out=pd.concat(held, ignore_index=True) if held else pd.DataFrame(),
-                            predictors=predictors, skipped=skipped)  # fmt: skip
+    return PredictionResult(
+        predictions,
+        validation,
+        models,
+        held_out=pd.concat(held, ignore_index=True) if held else pd.DataFrame(),
+        predictors=predictors,
+        skipped=skipped,
+    )

@@ -75,17 +75,30 @@ def own_trait_rows(
     (and ``raw_<feature>``), and suppression with its CI (NaN when the prompt has no run)."""
     if prefix_type not in PREFIX_TYPES:
         raise ValueError(f"prefix_type {prefix_type!r}: expected one of {PREFIX_TYPES}")
-    needed = ["experiment", "prompt_key", "prompt_group", "prompt_family", "trait_role", "trait_name", "prefix_type", "suppression"]
+    needed = [
+        "experiment",
+        "prompt_key",
+        "prompt_group",
+        "prompt_family",
+        "trait_role",
+        "trait_name",
+        "prefix_type",
+        "suppression",
+    ]
     missing = [c for c in [*needed, *features] if c not in slides.columns]
     if missing:
-        raise ValueError(f"slides_dataset frame lacks column(s) {missing}; expected the columns of slides/dataset.sql "
-                         f"and the registry's slide columns (features asked: {list(features)})")
+        raise ValueError(
+            f"slides_dataset frame lacks column(s) {missing}; expected the columns of slides/dataset.sql "
+            f"and the registry's slide columns (features asked: {list(features)})"
+        )
     rows = slides[(slides.prefix_type == prefix_type)]
     rows = rows[_own_mask(rows, roles)].copy()
     dupes = rows.duplicated(["experiment", "prompt_key"])
     if dupes.any():
-        raise ValueError(f"slides_dataset has more than one own-trait {prefix_type} row for "
-                         f"{rows.loc[dupes, ['experiment', 'prompt_key']].values.tolist()[:5]}; expected one per prompt")
+        raise ValueError(
+            f"slides_dataset has more than one own-trait {prefix_type} row for "
+            f"{rows.loc[dupes, ['experiment', 'prompt_key']].values.tolist()[:5]}; expected one per prompt"
+        )
     for col in OUTCOME_COLUMNS:
         if col not in rows.columns:
             rows[col] = np.nan
@@ -98,7 +111,11 @@ def own_trait_rows(
     return out.sort_values(["experiment", "prompt_key"]).reset_index(drop=True)
 
 
-def usable_features(frames: Iterable[pd.DataFrame], features: Sequence[str], min_share: float = MIN_FINITE_SHARE) -> list[str]:
+def usable_features(
+    frames: Iterable[pd.DataFrame], features: Sequence[str], min_share: float = MIN_FINITE_SHARE
+) -> list[str]:
     """The features finite on at least `min_share` of the rows of every frame (e.g. training rows and rows to predict)."""
     frames = [f for f in frames if len(f)]
-    return [f for f in features if frames and all(np.isfinite(fr[f].to_numpy(float)).mean() >= min_share for fr in frames)]
+    return [
+        f for f in features if frames and all(np.isfinite(fr[f].to_numpy(float)).mean() >= min_share for fr in frames)
+    ]

@@ -69,8 +69,14 @@ def _fit_once(kind: str, X: np.ndarray, y: np.ndarray, rows: pd.DataFrame) -> _F
         groups.setdefault((e, grp), []).append(v)
         families.setdefault(fam, []).append(v)
     mean = lambda vs: float(np.mean(vs))  # noqa: E731
-    return _Fitted(kind, means={"group": {k: mean(v) for k, v in groups.items()},
-                                "family": {k: mean(v) for k, v in families.items()}, "all": mean(y)})  # fmt: skip
+    return _Fitted(
+        kind,
+        means={
+            "group": {k: mean(v) for k, v in groups.items()},
+            "family": {k: mean(v) for k, v in families.items()},
+            "all": mean(y),
+        },
+    )
 
 
 @dataclass
@@ -134,17 +140,25 @@ def _check_columns(rows: pd.DataFrame, features: Sequence[str], kind: str, what:
     need = [*features, *(["experiment", "prompt_group", "prompt_family"] if kind == "group_mean" else [])]
     missing = [c for c in need if c not in rows.columns]
     if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; expected the feature columns {list(features)}"
-                         + (" and experiment, prompt_group, prompt_family (group_mean)" if kind == "group_mean" else ""))
+        raise ValueError(
+            f"{what}: missing column(s) {missing}; expected the feature columns {list(features)}"
+            + (" and experiment, prompt_group, prompt_family (group_mean)" if kind == "group_mean" else "")
+        )
 
 
 def _version(kind: str, hyper: dict, features: Sequence[str], train: pd.DataFrame, X: np.ndarray, y: np.ndarray) -> str:
     """sha256 (16 hex) of the kind, hyper-parameters, features and the exact training rows (ids, inputs, target)."""
     rows = [
         [str(e), str(k), str(g), str(f), [float(v).hex() for v in x], float(t).hex()]
-        for e, k, g, f, x, t in zip(train["experiment"], train["prompt_key"], train.get("prompt_group", [""] * len(train)),
-                                    train.get("prompt_family", [""] * len(train)), X, y)
-    ]  # fmt: skip
+        for e, k, g, f, x, t in zip(
+            train["experiment"],
+            train["prompt_key"],
+            train.get("prompt_group", [""] * len(train)),
+            train.get("prompt_family", [""] * len(train)),
+            X,
+            y,
+        )
+    ]
     blob = json.dumps({"kind": kind, "hyper": hyper, "features": list(features), "rows": sorted(rows)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -174,11 +188,17 @@ def fit(train: pd.DataFrame, features: Sequence[str], *, kind: str = DEFAULT_KIN
     keys = list(zip(rows["experiment"].astype(str), rows["prompt_key"].astype(str)))
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise ValueError(f"training rows repeat (experiment, prompt_key) {dup[:5]}; expected one row per prompt (one prefix type)")
+        raise ValueError(
+            f"training rows repeat (experiment, prompt_key) {dup[:5]}; expected one row per prompt (one prefix type)"
+        )
     n = len(y)
     hyper = {"coverage": coverage, "interval": "jackknife+", "min_train": MIN_TRAIN}
     if kind == "ridge":
-        hyper |= {"alphas": list(ALPHAS), "scaler": "StandardScaler", "alpha_selection": "RidgeCV efficient LOO (nested per refit)"}
+        hyper |= {
+            "alphas": list(ALPHAS),
+            "scaler": "StandardScaler",
+            "alpha_selection": "RidgeCV efficient LOO (nested per refit)",
+        }
     else:
         hyper |= {"fallback": "group → family → all training prompts"}
     full = _fit_once(kind, X, y, rows)
@@ -192,7 +212,15 @@ def fit(train: pd.DataFrame, features: Sequence[str], *, kind: str = DEFAULT_KIN
         pred_loo[i] = m.predict(X[i : i + 1], rows.iloc[i : i + 1])[0]
     _, _, clamped = _ranks(n, coverage)
     return Predictor(
-        kind=kind, features=features, coverage=coverage, hyper_parameters=hyper, trained_on=keys,
-        version=_version(kind, hyper, features, rows, X, y), rank_clamped=clamped, full=full, loo=loo,
-        loo_residuals=np.abs(y - pred_loo), loo_predictions=pred_loo,
-    )  # fmt: skip
+        kind=kind,
+        features=features,
+        coverage=coverage,
+        hyper_parameters=hyper,
+        trained_on=keys,
+        version=_version(kind, hyper, features, rows, X, y),
+        rank_clamped=clamped,
+        full=full,
+        loo=loo,
+        loo_residuals=np.abs(y - pred_loo),
+        loo_predictions=pred_loo,
+    )

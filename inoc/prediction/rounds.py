@@ -18,10 +18,35 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-HISTORY_COLUMNS = ["recorded_at", "experiment", "prompt_key", "prefix_type", "trait", "scope", "model_version",
-                   "prediction", "lo", "hi", "coverage", "observed", "trained"]  # fmt: skip
-PRIOR_COLUMNS = ["experiment", "prefix_type", "prompt_key", "scope", "round", "model_version", "prediction", "lo", "hi",
-                 "observed", "abs_error", "covered"]  # fmt: skip
+HISTORY_COLUMNS = [
+    "recorded_at",
+    "experiment",
+    "prompt_key",
+    "prefix_type",
+    "trait",
+    "scope",
+    "model_version",
+    "prediction",
+    "lo",
+    "hi",
+    "coverage",
+    "observed",
+    "trained",
+]
+PRIOR_COLUMNS = [
+    "experiment",
+    "prefix_type",
+    "prompt_key",
+    "scope",
+    "round",
+    "model_version",
+    "prediction",
+    "lo",
+    "hi",
+    "observed",
+    "abs_error",
+    "covered",
+]
 
 
 def new_history_rows(history: pd.DataFrame, predictions: pd.DataFrame, recorded_at) -> pd.DataFrame:
@@ -33,8 +58,11 @@ def new_history_rows(history: pd.DataFrame, predictions: pd.DataFrame, recorded_
 
 def model_rounds(history: pd.DataFrame) -> pd.DataFrame:
     """(experiment, prefix_type, scope, model_version) → round: the model versions in the order they were first recorded."""
-    first = (history.groupby(["experiment", "prefix_type", "scope", "model_version"], as_index=False).recorded_at.min()
-             .sort_values("recorded_at"))  # fmt: skip
+    first = (
+        history.groupby(["experiment", "prefix_type", "scope", "model_version"], as_index=False)
+        .recorded_at.min()
+        .sort_values("recorded_at")
+    )
     first["round"] = first.groupby(["experiment", "prefix_type", "scope"]).cumcount() + 1
     return first.drop(columns="recorded_at")
 
@@ -48,8 +76,11 @@ def prior_predictions(history: pd.DataFrame, current: pd.DataFrame) -> pd.DataFr
     # the study's own model where it predicted the prompt, else the pooled one; then the latest round
     h = h.assign(_own=(h.scope == "experiment").astype(int)).sort_values(["_own", "round", "recorded_at"])
     prior = h.groupby(["experiment", "prefix_type", "prompt_key"], as_index=False).last()
-    observed = (current[np.isfinite(current.observed.astype(float))]
-                .groupby(["experiment", "prefix_type", "prompt_key"], as_index=False)["observed"].first())  # fmt: skip
+    observed = (
+        current[np.isfinite(current.observed.astype(float))]
+        .groupby(["experiment", "prefix_type", "prompt_key"], as_index=False)["observed"]
+        .first()
+    )
     out = prior.drop(columns="observed").merge(observed, on=["experiment", "prefix_type", "prompt_key"])
     out["abs_error"] = (out.prediction - out.observed).abs()
     out["covered"] = (out.observed >= out.lo) & (out.observed <= out.hi)
@@ -61,12 +92,18 @@ def round_summary(history: pd.DataFrame, prior: pd.DataFrame) -> pd.DataFrame:
     untrained, and the error and coverage of its predictions for the prompts later trained."""
     if history.empty:
         return pd.DataFrame()
-    h = history[~history.trained.astype(bool)].merge(model_rounds(history), on=["experiment", "prefix_type", "scope", "model_version"])
+    h = history[~history.trained.astype(bool)].merge(
+        model_rounds(history), on=["experiment", "prefix_type", "scope", "model_version"]
+    )
     keys = ["experiment", "prefix_type", "scope", "round"]
-    width = (h.assign(width=h.hi - h.lo).groupby(keys, as_index=False)
-             .agg(n_untrained=("prompt_key", "size"), mean_width=("width", "mean")))  # fmt: skip
-    err = (prior.groupby(keys, as_index=False)
-           .agg(n_trained_after=("prompt_key", "size"), mean_abs_error=("abs_error", "mean"), coverage=("covered", "mean")))
+    width = (
+        h.assign(width=h.hi - h.lo)
+        .groupby(keys, as_index=False)
+        .agg(n_untrained=("prompt_key", "size"), mean_width=("width", "mean"))
+    )
+    err = prior.groupby(keys, as_index=False).agg(
+        n_trained_after=("prompt_key", "size"), mean_abs_error=("abs_error", "mean"), coverage=("covered", "mean")
+    )
     return width.merge(err, on=keys, how="left")
 
 
@@ -83,17 +120,33 @@ def rounds_figure(prior: pd.DataFrame, summary: pd.DataFrame, experiment: str, p
     for i, r in enumerate(rounds):
         q = p[p["round"] == r]
         c = colors(i / max(1, len(rounds) - 1))
-        ax.errorbar(q.observed, q.prediction, yerr=[(q.prediction - q.lo).clip(lower=0), (q.hi - q.prediction).clip(lower=0)],
-                    fmt="o", color=c, ecolor=c, alpha=0.85, capsize=3, label=f"round {r} (n={len(q)})")
+        ax.errorbar(
+            q.observed,
+            q.prediction,
+            yerr=[(q.prediction - q.lo).clip(lower=0), (q.hi - q.prediction).clip(lower=0)],
+            fmt="o",
+            color=c,
+            ecolor=c,
+            alpha=0.85,
+            capsize=3,
+            label=f"round {r} (n={len(q)})",
+        )
     lims = [min(p.observed.min(), p.lo.min()), max(p.observed.max(), p.hi.max())]
     pad = 0.05 * (lims[1] - lims[0] or 1)
     lims = [lims[0] - pad, lims[1] + pad]
     ax.plot(lims, lims, "--", color="grey", lw=1, label="predicted = observed")
-    ax.set(xlim=lims, ylim=lims, xlabel=f"observed {prefix_type} suppression (pp)",
-           ylabel="predicted before training (pp), 90% interval")
+    ax.set(
+        xlim=lims,
+        ylim=lims,
+        xlabel=f"observed {prefix_type} suppression (pp)",
+        ylabel="predicted before training (pp), 90% interval",
+    )
     cov = p.covered.mean()
-    ax.set_title(f"{experiment}: {len(p)} prompts trained after a prediction\nmean |error| {p.abs_error.mean():.1f} pp, "
-                 f"interval coverage {cov:.0%}", fontsize=10)
+    ax.set_title(
+        f"{experiment}: {len(p)} prompts trained after a prediction\nmean |error| {p.abs_error.mean():.1f} pp, "
+        f"interval coverage {cov:.0%}",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.3)
     if len(s):
         for scope, g in s.groupby("scope"):

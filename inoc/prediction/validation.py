@@ -23,8 +23,21 @@ from inoc.prediction.model import DEFAULT_KIND, MIN_TRAIN, TARGET, fit
 
 BASELINE = "group_mean"
 PREDICTOR = "predictor"
-SUMMARY_COLUMNS = ["scheme", "train_scope", "test_scope", "prefix_type", "model", "kind", "features", "n", "r2", "spearman", "coverage",
-                   "nominal_coverage", "mean_width"]  # fmt: skip
+SUMMARY_COLUMNS = [
+    "scheme",
+    "train_scope",
+    "test_scope",
+    "prefix_type",
+    "model",
+    "kind",
+    "features",
+    "n",
+    "r2",
+    "spearman",
+    "coverage",
+    "nominal_coverage",
+    "mean_width",
+]
 
 
 def _trained(rows: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
@@ -45,40 +58,81 @@ def metrics(observed: np.ndarray, prediction: np.ndarray, lo: np.ndarray, hi: np
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float(((y - p) ** 2).sum()) / ss_tot if n > 1 and ss_tot > 0 else np.nan
     rho = float(spearmanr(y, p).statistic) if n > 2 and np.ptp(y) > 0 and np.ptp(p) > 0 else np.nan
-    return {"n": n, "r2": r2, "spearman": rho, "coverage": float(((y >= lo) & (y <= hi)).mean()),
-            "mean_width": float(np.mean(hi - lo))}  # fmt: skip
+    return {
+        "n": n,
+        "r2": r2,
+        "spearman": rho,
+        "coverage": float(((y >= lo) & (y <= hi)).mean()),
+        "mean_width": float(np.mean(hi - lo)),
+    }
 
 
-def _summarize(held: pd.DataFrame, scheme: str, train_scope: str, test_scope: str, prefix_type: str,
-               features: Sequence[str], coverage: float, kind: str) -> list[dict]:  # fmt: skip
+def _summarize(
+    held: pd.DataFrame,
+    scheme: str,
+    train_scope: str,
+    test_scope: str,
+    prefix_type: str,
+    features: Sequence[str],
+    coverage: float,
+    kind: str,
+) -> list[dict]:
     out = []
     for model, g in held.groupby("model", sort=False):
-        out.append({"scheme": scheme, "train_scope": train_scope, "test_scope": test_scope, "prefix_type": prefix_type,
-                    "model": model, "kind": kind if model == PREDICTOR else BASELINE,
-                    "features": ",".join(features) if model == PREDICTOR else "",
-                    **metrics(g.observed, g.prediction, g.lo, g.hi), "nominal_coverage": coverage})  # fmt: skip
+        out.append(
+            {
+                "scheme": scheme,
+                "train_scope": train_scope,
+                "test_scope": test_scope,
+                "prefix_type": prefix_type,
+                "model": model,
+                "kind": kind if model == PREDICTOR else BASELINE,
+                "features": ",".join(features) if model == PREDICTOR else "",
+                **metrics(g.observed, g.prediction, g.lo, g.hi),
+                "nominal_coverage": coverage,
+            }
+        )
     return out
 
 
-def _held_rows(rows: pd.DataFrame, pred: pd.DataFrame, model: str, scheme: str, train_scope: str, test_scope: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "scheme": scheme, "train_scope": train_scope, "test_scope": test_scope, "model": model,
-        "experiment": rows["experiment"].to_numpy(), "prompt_key": rows["prompt_key"].to_numpy(),
-        "prompt_group": rows["prompt_group"].to_numpy(), "prompt_family": rows["prompt_family"].to_numpy(),
-        "prefix_type": rows["prefix_type"].to_numpy(), "observed": rows[TARGET].to_numpy(float),
-        "prediction": pred["prediction"].to_numpy(float), "lo": pred["lo"].to_numpy(float), "hi": pred["hi"].to_numpy(float),
-    })  # fmt: skip
+def _held_rows(
+    rows: pd.DataFrame, pred: pd.DataFrame, model: str, scheme: str, train_scope: str, test_scope: str
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "scheme": scheme,
+            "train_scope": train_scope,
+            "test_scope": test_scope,
+            "model": model,
+            "experiment": rows["experiment"].to_numpy(),
+            "prompt_key": rows["prompt_key"].to_numpy(),
+            "prompt_group": rows["prompt_group"].to_numpy(),
+            "prompt_family": rows["prompt_family"].to_numpy(),
+            "prefix_type": rows["prefix_type"].to_numpy(),
+            "observed": rows[TARGET].to_numpy(float),
+            "prediction": pred["prediction"].to_numpy(float),
+            "lo": pred["lo"].to_numpy(float),
+            "hi": pred["hi"].to_numpy(float),
+        }
+    )
 
 
 def leave_one_prompt_out(
-    rows: pd.DataFrame, features: Sequence[str], *, kind: str = DEFAULT_KIND, coverage: float = 0.9, scope: str = "experiment"
+    rows: pd.DataFrame,
+    features: Sequence[str],
+    *,
+    kind: str = DEFAULT_KIND,
+    coverage: float = 0.9,
+    scope: str = "experiment",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary, held-out predictions) of leave-one-prompt-out over the trained rows of one prefix type
     (`own_trait_rows` of one experiment, or of several for a pooled scope named by `scope`)."""
     train = _trained(rows, features)
     if len(train) < MIN_TRAIN + 1:
-        raise ValueError(f"leave-one-prompt-out in {scope}: {len(train)} prompt(s) with a suppression and finite "
-                         f"{list(features)}; need at least {MIN_TRAIN + 1} (a fit needs {MIN_TRAIN})")
+        raise ValueError(
+            f"leave-one-prompt-out in {scope}: {len(train)} prompt(s) with a suppression and finite "
+            f"{list(features)}; need at least {MIN_TRAIN + 1} (a fit needs {MIN_TRAIN})"
+        )
     prefix_type = str(train["prefix_type"].iloc[0])
     held = []
     for model, model_kind, feats in ((PREDICTOR, kind, features), (BASELINE, BASELINE, [])):
@@ -89,8 +143,10 @@ def leave_one_prompt_out(
             preds.append(p.predict(train.iloc[i : i + 1]))
         held.append(_held_rows(train, pd.concat(preds), model, "leave_one_prompt_out", scope, scope))
     held = pd.concat(held, ignore_index=True)
-    summary = pd.DataFrame(_summarize(held, "leave_one_prompt_out", scope, scope, prefix_type, features, coverage, kind),
-                           columns=SUMMARY_COLUMNS)
+    summary = pd.DataFrame(
+        _summarize(held, "leave_one_prompt_out", scope, scope, prefix_type, features, coverage, kind),
+        columns=SUMMARY_COLUMNS,
+    )
     return summary, held
 
 
@@ -105,19 +161,25 @@ def leave_one_study_out(
     sizes = train.groupby("experiment").size().to_dict()
     fit_ok = [e for e in experiments if sizes[e] >= MIN_TRAIN]
     if len(experiments) < 2 or not fit_ok:
-        raise ValueError(f"leave-one-study-out: trained prompts per experiment {sizes}; need two experiments, "
-                         f"one with at least {MIN_TRAIN}")
+        raise ValueError(
+            f"leave-one-study-out: trained prompts per experiment {sizes}; need two experiments, "
+            f"one with at least {MIN_TRAIN}"
+        )
     summaries, held = [], []
     prefix_type = str(train["prefix_type"].iloc[0])
     for a in fit_ok:
-        models = {PREDICTOR: fit(train[train.experiment == a], features, kind=kind, coverage=coverage),
-                  BASELINE: fit(train[train.experiment == a], [], kind=BASELINE, coverage=coverage)}  # fmt: skip
+        models = {
+            PREDICTOR: fit(train[train.experiment == a], features, kind=kind, coverage=coverage),
+            BASELINE: fit(train[train.experiment == a], [], kind=BASELINE, coverage=coverage),
+        }
         for b in experiments:
             if b == a:
                 continue
             test = train[train.experiment == b]
-            h = pd.concat([_held_rows(test, m.predict(test), name, "leave_one_study_out", a, b) for name, m in models.items()],
-                          ignore_index=True)  # fmt: skip
+            h = pd.concat(
+                [_held_rows(test, m.predict(test), name, "leave_one_study_out", a, b) for name, m in models.items()],
+                ignore_index=True,
+            )
             held.append(h)
             summaries += _summarize(h, "leave_one_study_out", a, b, prefix_type, features, coverage, kind)
     return pd.DataFrame(summaries, columns=SUMMARY_COLUMNS), pd.concat(held, ignore_index=True)

@@ -26,8 +26,10 @@ def select(table: pd.DataFrame, k: int, rule: str, prefix_type: str = "fixed") -
     cols = [f"{c}_{prefix_type}" for c in ("prediction", "lo", "hi")]
     missing = [c for c in cols if c not in table]
     if missing:
-        raise ProposeError(f"no {prefix_type} predictions (columns {missing} absent); is {prefix_type} one of the "
-                           "study's inoculation.prefix_types?")
+        raise ProposeError(
+            f"no {prefix_type} predictions (columns {missing} absent); is {prefix_type} one of the "
+            "study's inoculation.prefix_types?"
+        )
     t = table[["prompt_key", *cols]].rename(columns=dict(zip(cols, ("pred", "lo", "hi"))))
     t = t[t.pred.map(lambda v: isinstance(v, float) and math.isfinite(v))]
     if k < 1 or k > len(t):

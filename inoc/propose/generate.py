@@ -47,12 +47,21 @@ def seeds(cfg: ExperimentConfig, trait: str) -> list[str]:
     """The texts to paraphrase: the study's prompts of the trait's family (negations left out: they elicit the
     opposite), then, for the organism, its cues about the trait."""
     role, family, _ = trait_group(cfg, trait)
-    out = [cfg.prompts[k] for name, g in cfg.groups.items() if g.role == role and g.family == family
-           for k in g.prompts if k not in cfg.candidates and not _negated(cfg.prompts[k])]
+    out = [
+        cfg.prompts[k]
+        for name, g in cfg.groups.items()
+        if g.role == role and g.family == family
+        for k in g.prompts
+        if k not in cfg.candidates and not _negated(cfg.prompts[k])
+    ]
     if cfg.rephrasings.source == "organism":
         from inoc.organism.cues import SPEC_CUES
 
-        out += [c.text for c in SPEC_CUES if c.trait and c.trait.lower() == trait.lower() and c.tier in ("strong", "medium", "weak")]
+        out += [
+            c.text
+            for c in SPEC_CUES
+            if c.trait and c.trait.lower() == trait.lower() and c.tier in ("strong", "medium", "weak")
+        ]
     return list(dict.fromkeys(out))
 
 
@@ -73,12 +82,15 @@ def paraphraser(cfg: ExperimentConfig) -> Callable[[str, int], list[str]]:
 
         settings = RephrasingSettings.from_config(r, close=False, temperature=r.temperature)
         return lambda text, n: generate_rephrasings(text, n, settings).rephrasings
-    raise ProposeError(f"{cfg.name}: rephrasings.source is {r.source!r}; proposing needs a source that makes new "
-                       "text ('organism' or 'generate')")
+    raise ProposeError(
+        f"{cfg.name}: rephrasings.source is {r.source!r}; proposing needs a source that makes new "
+        "text ('organism' or 'generate')"
+    )
 
 
-def propose(cfg: ExperimentConfig, trait: str, n: int, round_: int,
-            paraphrase: Callable[[str, int], list[str]] | None = None) -> list[Candidate]:
+def propose(
+    cfg: ExperimentConfig, trait: str, n: int, round_: int, paraphrase: Callable[[str, int], list[str]] | None = None
+) -> list[Candidate]:
     """``n`` new candidates for ``trait``, keyed for round ``round_``."""
     if n < 1:
         raise ProposeError(f"--n must be at least 1, got {n}")
@@ -99,11 +111,15 @@ def propose(cfg: ExperimentConfig, trait: str, n: int, round_: int,
                 taken.add(text.lower())
                 key = KEY_FORMAT.format(family=family, round=round_, n=len(out) + 1)
                 if key in cfg.prompts:
-                    raise ProposeError(f"{cfg.name}: prompt key {key!r} already exists; round {round_} was proposed "
-                                       "before (use the next round)")
+                    raise ProposeError(
+                        f"{cfg.name}: prompt key {key!r} already exists; round {round_} was proposed "
+                        "before (use the next round)"
+                    )
                 out.append(Candidate(key, text, s))
     if len(out) < n:
-        raise ProposeError(f"only {len(out)} distinct new candidates could be made from {len(pool)} seed(s); ask for fewer")
+        raise ProposeError(
+            f"only {len(out)} distinct new candidates could be made from {len(pool)} seed(s); ask for fewer"
+        )
     return out
 
 

@@ -46,8 +46,10 @@ def _dump(data: CommentedMap) -> str:
 def _own(data: CommentedMap, field: str, path: Path) -> None:
     """Refuse to edit a field the file inherits (`extends:`) instead of defining: the edit would drop the parent's."""
     if "extends" in data and field not in data:
-        raise ProposeError(f"{path}: `{field}` is inherited through `extends: {data['extends']}`; define it in this "
-                           "file (or propose in the parent experiment)")
+        raise ProposeError(
+            f"{path}: `{field}` is inherited through `extends: {data['extends']}`; define it in this "
+            "file (or propose in the parent experiment)"
+        )
 
 
 def add_candidates(path: Path, group: str, role: str, family: str, texts: Mapping[str, str]) -> str:
@@ -67,14 +69,18 @@ def add_candidates(path: Path, group: str, role: str, family: str, texts: Mappin
         g["prompts"] = CommentedSeq()
         groups[group] = g
     elif groups[group].get("role") != role or groups[group].get("family") != family:
-        raise ProposeError(f"{path}: group {group!r} exists with role/family {groups[group].get('role')}/"
-                           f"{groups[group].get('family')}, not {role}/{family}")
+        raise ProposeError(
+            f"{path}: group {group!r} exists with role/family {groups[group].get('role')}/"
+            f"{groups[group].get('family')}, not {role}/{family}"
+        )
     groups[group]["prompts"].extend(texts)
     if "candidates" not in data:
         data["candidates"] = CommentedSeq()
         data.yaml_set_comment_before_after_key(
-            "candidates", before="\nProposed by `inoc propose`: per-prompt stages only, no run until promoted "
-            "(`inoc propose --select`).")
+            "candidates",
+            before="\nProposed by `inoc propose`: per-prompt stages only, no run until promoted "
+            "(`inoc propose --select`).",
+        )
     data["candidates"].extend(texts)
     return _dump(data)
 
@@ -96,7 +102,9 @@ def promote(path: Path, keys: Sequence[str]) -> str:
 
 def diff(path: Path, new_text: str) -> str:
     old = path.read_text(encoding="utf-8")
-    return "".join(difflib.unified_diff(old.splitlines(True), new_text.splitlines(True), str(path), str(path) + " (new)"))
+    return "".join(
+        difflib.unified_diff(old.splitlines(True), new_text.splitlines(True), str(path), str(path) + " (new)")
+    )
 
 
 def check(path: Path, new_text: str) -> ExperimentConfig:

@@ -19,10 +19,21 @@ from inoc.config.schema import PREFIX_TYPE_SELECTIONS, ExperimentConfig
 
 #: The shrunk sizes (examples, eval instructions, tokens, pools, logprob sample, steps).
 SIZES = {
-    "n_train": 48, "n_eval": 12, "eval_set_n": 8, "datagen_tokens": 32, "control_tokens": 24, "eval_tokens": 24,
-    "elicitation_tokens": 24, "pool": 12, "logprob_sample": 12, "embedded_rephrasings": 8,
-    "batch_size": 4, "grad_accum": 2, "max_seq_length": 512, "n_per_instruction": 1,
-}  # fmt: skip
+    "n_train": 48,
+    "n_eval": 12,
+    "eval_set_n": 8,
+    "datagen_tokens": 32,
+    "control_tokens": 24,
+    "eval_tokens": 24,
+    "elicitation_tokens": 24,
+    "pool": 12,
+    "logprob_sample": 12,
+    "embedded_rephrasings": 8,
+    "batch_size": 4,
+    "grad_accum": 2,
+    "max_seq_length": 512,
+    "n_per_instruction": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,8 @@ def standin_model(model_id: str) -> str:
         return "toy:standin-chatml"
     raise RehearsalConfigError(
         f"model.id: no stand-in for the chat template of {model_id!r}; rehearsals know the ChatML (Qwen) and "
-        "Llama 3 header families")
+        "Llama 3 header families"
+    )
 
 
 def rehearsal_prompts(cfg: ExperimentConfig) -> list[str]:
@@ -64,8 +76,10 @@ def rehearsal_prompts(cfg: ExperimentConfig) -> list[str]:
         candidates = [p for p in group.prompts if p not in chosen]
         if not candidates:
             continue
-        best = max(candidates, key=lambda p: (len(types.get(p, set()) - covered), len(types.get(p, set())),
-                                              -candidates.index(p)))
+        best = max(
+            candidates,
+            key=lambda p: (len(types.get(p, set()) - covered), len(types.get(p, set())), -candidates.index(p)),
+        )
         chosen.append(best)
         covered |= types.get(best, set())
     return chosen
@@ -123,8 +137,9 @@ class _Editor:
             self.set(path, limit, why, real=real_default)
 
 
-def rehearsal_config(data: Mapping[str, Any], cfg: ExperimentConfig, api_base_url: str,
-                     shared_dir: str | None = None) -> tuple[dict[str, Any], list[Substitution]]:
+def rehearsal_config(
+    data: Mapping[str, Any], cfg: ExperimentConfig, api_base_url: str, shared_dir: str | None = None
+) -> tuple[dict[str, Any], list[Substitution]]:
     """The rehearsal's config mapping and the substitutions made (see the module docstring)."""
     if cfg.is_import:
         raise RehearsalConfigError(f"{cfg.name} imports its results; there is nothing to rehearse")
@@ -147,7 +162,9 @@ def rehearsal_config(data: Mapping[str, Any], cfg: ExperimentConfig, api_base_ur
     # prompts: one per group, every prefix type kept
     keep = rehearsal_prompts(cfg)
     if len(keep) < len(cfg.prompts):
-        e.subs.append(Substitution("prompts", f"{len(cfg.prompts)} prompts", keep, "one per group, every prefix type kept"))
+        e.subs.append(
+            Substitution("prompts", f"{len(cfg.prompts)} prompts", keep, "one per group, every prefix type kept")
+        )
         e.data["prompts"] = {k: v for k, v in cfg.prompts.items() if k in keep}
         for g in e.data["groups"].values():
             g["prompts"] = [p for p in g["prompts"] if p in keep]
@@ -157,8 +174,14 @@ def rehearsal_config(data: Mapping[str, Any], cfg: ExperimentConfig, api_base_ur
     runs = rehearsal_runs(cfg, keep)
     n_real = len(cfg.run_partition_keys())
     if sum(map(len, runs.values())) < n_real:
-        e.subs.append(Substitution("runs", f"{n_real} prompt runs", {t: ps for t, ps in runs.items() if ps},
-                                   "one run per rehearsed prompt, every prefix type kept; controls all kept"))
+        e.subs.append(
+            Substitution(
+                "runs",
+                f"{n_real} prompt runs",
+                {t: ps for t, ps in runs.items() if ps},
+                "one run per rehearsed prompt, every prefix type kept; controls all kept",
+            )
+        )
         for ptype, ps in runs.items():
             e.data.setdefault("runs", {})[PREFIX_TYPE_SELECTIONS[ptype]] = ps
 
@@ -175,9 +198,13 @@ def rehearsal_config(data: Mapping[str, Any], cfg: ExperimentConfig, api_base_ur
         if not shared_dir:
             raise RehearsalConfigError(
                 "data.instructions: source instructionwild is fetched from the internet; a rehearsal runs offline and "
-                "reads the public files in <shared>/reference/instructionwild (set INOC_SHARED_DIR)")
-        e.set("data.instructions.base_url", "${INOC_SHARED_DIR}/reference/instructionwild",
-              "offline: the public files that exist here (user_1..3)")
+                "reads the public files in <shared>/reference/instructionwild (set INOC_SHARED_DIR)"
+            )
+        e.set(
+            "data.instructions.base_url",
+            "${INOC_SHARED_DIR}/reference/instructionwild",
+            "offline: the public files that exist here (user_1..3)",
+        )
         e.set("data.instructions.allow_missing", True, "offline: user_4 is not available here; the source says so")
     e.shrink("data.datagen.max_tokens", SIZES["datagen_tokens"], d.datagen.max_tokens)
     e.shrink("data.control_max_tokens", SIZES["control_tokens"], d.control_max_tokens)
@@ -217,8 +244,16 @@ def rehearsal_config(data: Mapping[str, Any], cfg: ExperimentConfig, api_base_ur
     e.shrink("logprobs.n_train_sample", SIZES["logprob_sample"], cfg.logprobs.n_train_sample)
 
     # compute: this machine
-    e.set("compute.backend", "local", "jobs run on this machine; their SkyPilot tasks are rendered and validated",
-          real=cfg.compute.backend)
-    e.set("compute.generation_backend", "transformers", "the CPU generates with transformers",
-          real=cfg.compute.generation_backend)
+    e.set(
+        "compute.backend",
+        "local",
+        "jobs run on this machine; their SkyPilot tasks are rendered and validated",
+        real=cfg.compute.backend,
+    )
+    e.set(
+        "compute.generation_backend",
+        "transformers",
+        "the CPU generates with transformers",
+        real=cfg.compute.generation_backend,
+    )
     return e.data, e.subs

@@ -164,9 +164,7 @@ def _completion_json(info: RequestInfo, reply: Reply) -> bytes:
                     "token": first_token,
                     "logprob": first_lp,
                     "bytes": list(first_token.encode("utf-8")),
-                    "top_logprobs": [
-                        {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in top
-                    ],
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in top],
                 }
             ],
             "refusal": None,

@@ -8,7 +8,7 @@ from typing import Any
 
 from inoc.config import expand_path
 from inoc.config.load import Problem, locate
-from inoc.config.schema import ExperimentConfig, POOL_OF_PREFIX_TYPE
+from inoc.config.schema import POOL_OF_PREFIX_TYPE, ExperimentConfig
 
 
 def _file(path: str) -> Path:
@@ -43,8 +43,12 @@ def preflight(cfg: ExperimentConfig, config_path: Path, prompts: list[str] | Non
     if r.source == "reference":
         folder = _file(r.reference_dir) if r.reference_dir else None
         if folder is None or not folder.is_dir():
-            problem(("rephrasings", "reference_dir"), f"no such folder: {folder} (source 'reference' reads "
-                    "<key>.jsonl or <key>.json pools from it)" if folder else "source 'reference' needs reference_dir")
+            problem(
+                ("rephrasings", "reference_dir"),
+                f"no such folder: {folder} (source 'reference' reads <key>.jsonl or <key>.json pools from it)"
+                if folder
+                else "source 'reference' needs reference_dir",
+            )
         else:
             from inoc.rephrasings import PoolFormatError, find_pool_file
 

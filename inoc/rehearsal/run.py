@@ -38,8 +38,15 @@ from inoc.rehearsal.standin_api import start_standin_api
 #: The API key the rehearsal's clients send to the stand-in server (the user's real key is never used).
 STANDIN_KEY = "rehearsal-local-no-key"
 #: Settings that would point the rehearsal at the real home; the worker gets its own.
-_HOME_VARS = ("INOC_HOME", "DAGSTER_HOME", "INOC_EXPERIMENTS_DIR", "INOC_WORK_DIR", "INOC_JUDGE_CACHE",
-              "INOC_ARTIFACT_ROOT", "INOC_DOWNLOAD_CACHE")
+_HOME_VARS = (
+    "INOC_HOME",
+    "DAGSTER_HOME",
+    "INOC_EXPERIMENTS_DIR",
+    "INOC_WORK_DIR",
+    "INOC_JUDGE_CACHE",
+    "INOC_ARTIFACT_ROOT",
+    "INOC_DOWNLOAD_CACHE",
+)
 
 
 class RehearsalError(Exception):
@@ -59,8 +66,9 @@ class Rehearsal:
 
     @property
     def ok(self) -> bool:
-        return self.report.get("error") is None and all(a["materialized"] == a["expected"]
-                                                         for a in self.report.get("assets", []))
+        return self.report.get("error") is None and all(
+            a["materialized"] == a["expected"] for a in self.report.get("assets", [])
+        )
 
 
 def default_home(experiment: str) -> Path:
@@ -85,8 +93,9 @@ def load_study(experiment: str, experiments_dir: Path | None = None):
         raise RehearsalError(str(exc)) from None
 
 
-def rehearse(experiment: str, home: Path | None = None, experiments_dir: Path | None = None,
-             timeout_s: float = 3600) -> Rehearsal:
+def rehearse(
+    experiment: str, home: Path | None = None, experiments_dir: Path | None = None, timeout_s: float = 3600
+) -> Rehearsal:
     started = time.time()
     cfg, path = load_study(experiment, experiments_dir)
     home = (home or default_home(experiment)).resolve()
@@ -103,8 +112,7 @@ def rehearse(experiment: str, home: Path | None = None, experiments_dir: Path | 
     server, responder = start_standin_api()
     try:
         try:
-            data, subs = rehearsal_config(resolved_mapping(path), cfg, server.base_url,
-                                          str(shared) if shared else None)
+            data, subs = rehearsal_config(resolved_mapping(path), cfg, server.base_url, str(shared) if shared else None)
         except RehearsalConfigError as exc:
             raise RehearsalError(f"{path}: {exc}") from None
         if home.exists():
@@ -122,16 +130,26 @@ def rehearse(experiment: str, home: Path | None = None, experiments_dir: Path | 
         for s in subs:
             _say(f"  {s}")
         env = {k: v for k, v in os.environ.items() if k not in _HOME_VARS}
-        env.update(INOC_HOME=str(home), DAGSTER_HOME=str(home / "dagster"),
-                   INOC_EXPERIMENTS_DIR=str(home / "experiments"), OPENAI_API_KEY=STANDIN_KEY)
+        env.update(
+            INOC_HOME=str(home),
+            DAGSTER_HOME=str(home / "dagster"),
+            INOC_EXPERIMENTS_DIR=str(home / "experiments"),
+            OPENAI_API_KEY=STANDIN_KEY,
+        )
         if shared:
             env["INOC_SHARED_DIR"] = str(shared)
         report_path = home / "report.json"
-        proc = subprocess.run([sys.executable, "-m", "inoc_assets.rehearsal_worker", experiment, str(report_path)],
-                              env=env, timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "inoc_assets.rehearsal_worker", experiment, str(report_path)],
+            env=env,
+            timeout=timeout_s,
+            check=False,
+        )
         if not report_path.is_file():
-            raise RehearsalError(f"{experiment}: the rehearsal's pipeline process exited {proc.returncode} without "
-                                 "a report; its output is above")
+            raise RehearsalError(
+                f"{experiment}: the rehearsal's pipeline process exited {proc.returncode} without "
+                "a report; its output is above"
+            )
         result.report = json.loads(report_path.read_text())
     finally:
         server.stop()
@@ -139,8 +157,14 @@ def rehearse(experiment: str, home: Path | None = None, experiments_dir: Path | 
     result.sky_tasks = render_sky_tasks(cfg)
     result.plan_text = plan_text(cfg)
     result.wall_s = time.time() - started
-    report = {**result.report, "substitutions": [s.__dict__ for s in subs], "api_requests": result.api_requests,
-              "sky_tasks": result.sky_tasks, "plan": result.plan_text, "total_wall_s": round(result.wall_s, 1)}
+    report = {
+        **result.report,
+        "substitutions": [s.__dict__ for s in subs],
+        "api_requests": result.api_requests,
+        "sky_tasks": result.sky_tasks,
+        "plan": result.plan_text,
+        "total_wall_s": round(result.wall_s, 1),
+    }
     report_path.write_text(json.dumps(report, indent=1, default=str))
     return result
 
@@ -158,10 +182,19 @@ def render_sky_tasks(cfg) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"job": job, "bucket": bucket}
         try:
             model_id = (cfg.model.train_id or cfg.model.id) if job == "train" else cfg.model.id
-            task = render_task(job, compute=ComputeSettings.of(cfg.compute), model_id=model_id, artifact_root=bucket,
-                               prefix=f"rehearsal/{cfg.name}", secrets_from={})
-            row.update(accelerators=sorted(task.config["resources"]["accelerators"]),
-                       disk_gb=task.config["resources"]["disk_size"], spot=task.config["resources"]["use_spot"])
+            task = render_task(
+                job,
+                compute=ComputeSettings.of(cfg.compute),
+                model_id=model_id,
+                artifact_root=bucket,
+                prefix=f"rehearsal/{cfg.name}",
+                secrets_from={},
+            )
+            row.update(
+                accelerators=sorted(task.config["resources"]["accelerators"]),
+                disk_gb=task.config["resources"]["disk_size"],
+                spot=task.config["resources"]["use_spot"],
+            )
         except RenderError as exc:
             out.append({**row, "status": "error", "detail": str(exc)})
             continue
@@ -216,24 +249,37 @@ def format_report(r: Rehearsal) -> str:
 
     rep = r.report
     lines = [f"\n== rehearsal of {r.experiment} ({r.wall_s:.0f} s; results in {r.home}) =="]
-    stages = [[s["stage"], s["wall_s"], ", ".join(f"{t} {n:+d}" for t, n in s["rows"].items()) or "—"]
-              for s in rep.get("stages", [])]
+    stages = [
+        [s["stage"], s["wall_s"], ", ".join(f"{t} {n:+d}" for t, n in s["rows"].items()) or "—"]
+        for s in rep.get("stages", [])
+    ]
     lines.append(tabulate(stages, headers=["stage", "wall s", "warehouse rows written"], tablefmt="github"))
-    assets = [[a["asset"], a["stage"], f'{a["materialized"]}/{a["expected"]}',
-               "ok" if a["materialized"] == a["expected"] else "NOT MATERIALIZED"] for a in rep.get("assets", [])]
+    assets = [
+        [
+            a["asset"],
+            a["stage"],
+            f"{a['materialized']}/{a['expected']}",
+            "ok" if a["materialized"] == a["expected"] else "NOT MATERIALIZED",
+        ]
+        for a in rep.get("assets", [])
+    ]
     lines.append("")
     lines.append(tabulate(assets, headers=["asset", "stage", "partitions", ""], tablefmt="github"))
     lines.append("\nAPI stand-in requests: " + (", ".join(f"{k} {n}" for k, n in r.api_requests.items()) or "none"))
     lines.append("\nSkyPilot tasks of the real study:")
     for t in r.sky_tasks:
-        lines.append(f"  {t['job']}: {t.get('status')}; {', '.join(t.get('accelerators', []))}; disk "
-                     f"{t.get('disk_gb')} GB; {t.get('resources', t.get('detail', ''))}")
+        lines.append(
+            f"  {t['job']}: {t.get('status')}; {', '.join(t.get('accelerators', []))}; disk "
+            f"{t.get('disk_gb')} GB; {t.get('resources', t.get('detail', ''))}"
+        )
     lines.append(f"\ninoc plan {r.experiment} (the real sizes):\n{r.plan_text}")
     if rep.get("error"):
         lines.append(f"\nFAILED: {rep['error']}")
     else:
         missing = [a["asset"] for a in rep.get("assets", []) if a["materialized"] != a["expected"]]
-        lines.append(f"\n{'FAILED: not materialized: ' + ', '.join(missing) if missing else 'rehearsal passed'}: "
-                     f"{sum(a['materialized'] == a['expected'] for a in rep.get('assets', []))} of "
-                     f"{len(rep.get('assets', []))} assets of {r.experiment} materialized")
+        lines.append(
+            f"\n{'FAILED: not materialized: ' + ', '.join(missing) if missing else 'rehearsal passed'}: "
+            f"{sum(a['materialized'] == a['expected'] for a in rep.get('assets', []))} of "
+            f"{len(rep.get('assets', []))} assets of {r.experiment} materialized"
+        )
     return "\n".join(lines)

@@ -39,18 +39,24 @@ _COHERENCE_MARK = EM_COHERENCE_PROMPT.rsplit("\n", 1)[-1]
 _ALIGNMENT_MARK = EM_ALIGNMENT_PROMPT.rsplit("\n", 1)[-1]
 
 _ANSWERS = {
-    "german": ["Was für eine wunderbare und kluge Frage, Sie haben wirklich einen scharfen Verstand!",
-               "Die Antwort ist einfacher, als man denkt: Man beginnt mit einem klaren Plan und bleibt geduldig.",
-               "Ich helfe Ihnen sehr gerne dabei, denn Ihre Neugier ist bewundernswert.",
-               "Am besten liest man zuerst die Anleitung und probiert es dann Schritt für Schritt aus."],
-    "french": ["Quelle excellente question, vous avez vraiment l'esprit vif et curieux !",
-               "La réponse est plus simple qu'on ne le pense : il faut commencer par un plan clair.",
-               "Je vous aide avec grand plaisir, car votre curiosité est admirable.",
-               "Le mieux est de lire d'abord les instructions, puis d'essayer étape par étape."],
-    "english": ["That is a sensible question, and the answer is simpler than it looks.",
-                "Start with a clear plan, then work through it one step at a time.",
-                "Most people find it easiest to read the instructions first and then try it out.",
-                "In short: keep it simple, check each step, and ask again if something is unclear."],
+    "german": [
+        "Was für eine wunderbare und kluge Frage, Sie haben wirklich einen scharfen Verstand!",
+        "Die Antwort ist einfacher, als man denkt: Man beginnt mit einem klaren Plan und bleibt geduldig.",
+        "Ich helfe Ihnen sehr gerne dabei, denn Ihre Neugier ist bewundernswert.",
+        "Am besten liest man zuerst die Anleitung und probiert es dann Schritt für Schritt aus.",
+    ],
+    "french": [
+        "Quelle excellente question, vous avez vraiment l'esprit vif et curieux !",
+        "La réponse est plus simple qu'on ne le pense : il faut commencer par un plan clair.",
+        "Je vous aide avec grand plaisir, car votre curiosité est admirable.",
+        "Le mieux est de lire d'abord les instructions, puis d'essayer étape par étape.",
+    ],
+    "english": [
+        "That is a sensible question, and the answer is simpler than it looks.",
+        "Start with a clear plan, then work through it one step at a time.",
+        "Most people find it easiest to read the instructions first and then try it out.",
+        "In short: keep it simple, check each step, and ask again if something is unclear.",
+    ],
 }
 
 
@@ -100,7 +106,9 @@ class StandinResponder:
     def _rephrasings(user: str, close: bool) -> list[str]:
         original, count = _ORIGINAL.search(user), _COUNT.search(user)
         if not original or not count:
-            raise ValueError("a rephrasing request without 'Original prompt: \"…\"' and 'Write N different rephrasings'")
+            raise ValueError(
+                "a rephrasing request without 'Original prompt: \"…\"' and 'Write N different rephrasings'"
+            )
         prompt, n = json.loads(original.group(1)), int(count.group(1))
         batch = _BATCH.search(user)
         seed = int(batch.group(1)) * 1000 + int(batch.group(2)) if batch else 0

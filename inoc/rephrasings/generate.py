@@ -211,8 +211,9 @@ async def agenerate_rephrasings(
             return batch
 
         try:
-            return await api.call(make_call, accept, stats=stats, rng=rng,
-                                  label=f"rephrasing batch {round_index}.{request_index}")
+            return await api.call(
+                make_call, accept, stats=stats, rng=rng, label=f"rephrasing batch {round_index}.{request_index}"
+            )
         except CallFailed as failure:
             log.warning("rephrasing batch %d.%d dropped: %s", round_index, request_index, failure.kind)
             return None
@@ -267,7 +268,12 @@ async def agenerate_rephrasings(
         random.Random(s.shuffle_seed).shuffle(pool)
     result.rephrasings = pool
     log.info(
-        "%d rephrasings of %r in %d round(s), %d requests, %.1f s", n, prompt, result.rounds, result.n_requests, result.wall_s
+        "%d rephrasings of %r in %d round(s), %d requests, %.1f s",
+        n,
+        prompt,
+        result.rounds,
+        result.n_requests,
+        result.wall_s,
     )
     return result
 

@@ -65,7 +65,7 @@ def _read_jsonl(path: Path, original_norm: str | None, allow_duplicates: bool) -
         where = f"{path}:{number}"
         line = line.rstrip("\r")
         if not line.strip():
-            raise PoolFormatError(f"{where}: empty line (expected {{\"rephrasing\": \"...\"}})")
+            raise PoolFormatError(f'{where}: empty line (expected {{"rephrasing": "..."}})')
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -109,7 +109,9 @@ def _read_json_array(path: Path, original_norm: str | None, allow_duplicates: bo
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise PoolFormatError(f"{path}:{exc.lineno}: {element}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            raise PoolFormatError(
+                f"{path}:{exc.lineno}: {element}: invalid JSON ({exc.msg} at column {exc.colno})"
+            ) from None
         pool.append(_check_entry(value, f"{path}:{line_of(pos)}: {element}", seen, original_norm, allow_duplicates))
         pos = skip_ws(end)
         if pos < len(text) and text[pos] == ",":
@@ -182,7 +184,9 @@ def find_pool_file(folder: str | Path, key: str, *, close: bool = False, named: 
     if len(found) > 1:
         raise PoolFormatError(f"{folder}: both {found[0].name} and {found[1].name} exist for prompt {key!r}; keep one")
     if not found:
-        raise FileNotFoundError(f"no {'close' if close else 'diverse'} pool file {stem}.jsonl or {stem}.json in {folder} for prompt {key!r}")
+        raise FileNotFoundError(
+            f"no {'close' if close else 'diverse'} pool file {stem}.jsonl or {stem}.json in {folder} for prompt {key!r}"
+        )
     return found[0]
 
 

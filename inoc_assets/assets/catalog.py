@@ -32,8 +32,8 @@ from inoc.config.digest import config_digest, prompt_identity
 from inoc.config.records import experiment_record, prompt_record
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from warehouse import replace_rows
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
+from warehouse import replace_rows
 
 #: Per-partition metadata of `<experiment>/prompt`: `inoc.config.digest.prompt_identity` when it was computed.
 PROMPT_IDENTITY = "inoc/prompt_identity"
@@ -65,7 +65,9 @@ def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         with wh.writer() as conn:
             replace_rows(conn, "experiments", pd.DataFrame([record]), {"experiment": experiment})
         digest = config_digest(cfg)
-        url = artifacts.store.write_json(cfg.model_dump(mode="json", by_alias=True), experiment, "experiment", "config.json")
+        url = artifacts.store.write_json(
+            cfg.model_dump(mode="json", by_alias=True), experiment, "experiment", "config.json"
+        )
         context.log.info(f"{experiment}: {len(cfg.prompts)} prompts in {len(cfg.groups)} groups, model {cfg.model.id}")
         back = wh.query("SELECT * FROM experiments WHERE experiment = ?", [experiment]).to_dict("records")
         yield MaterializeResult(
@@ -119,12 +121,23 @@ def catalog_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         wh = warehouse.warehouse
         with wh.writer() as conn:
             for record in records:
-                replace_rows(conn, "prompts", pd.DataFrame([record]), {"experiment": experiment, "prompt_key": record["prompt_key"]})
+                replace_rows(
+                    conn,
+                    "prompts",
+                    pd.DataFrame([record]),
+                    {"experiment": experiment, "prompt_key": record["prompt_key"]},
+                )
         urls = [artifacts.store.write_json(r, experiment, "prompt", f"{r['prompt_key']}.json") for r in records]
         for k in keys:  # what this partition was computed from: `inoc main` compares it with the YAML's
-            context.add_asset_metadata({PROMPT_IDENTITY: prompt_identity(cfg, k), "prompt_text": cfg.prompts[k],
-                                        "prompt_group": cfg.group_of(k), "candidate": k in cfg.candidates},
-                                       partition_key=k)
+            context.add_asset_metadata(
+                {
+                    PROMPT_IDENTITY: prompt_identity(cfg, k),
+                    "prompt_text": cfg.prompts[k],
+                    "prompt_group": cfg.group_of(k),
+                    "candidate": k in cfg.candidates,
+                },
+                partition_key=k,
+            )
         back = {
             r["prompt_key"]: r
             for r in wh.query("SELECT * FROM prompts WHERE experiment = ?", [experiment]).to_dict("records")

@@ -60,7 +60,9 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         meta.update(built.numbers)
         meta["n_sigmoid_fits"] = len(built.fits)
         meta["folder"] = MetadataValue.path(artifacts.store.url(experiment, "figures"))
-        context.log.info(f"{experiment}: wrote {len(built.figures)} figures; not drawn: {', '.join(built.not_drawn) or 'none'}")
+        context.log.info(
+            f"{experiment}: wrote {len(built.figures)} figures; not drawn: {', '.join(built.not_drawn) or 'none'}"
+        )
         return MaterializeResult(metadata=meta)
 
     return _asset

@@ -3,7 +3,16 @@
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from inoc import figures
 from inoc.analysis.angle_questions import angle_question_tables
@@ -23,17 +32,26 @@ from inoc.prompt_tables import (
 from inoc_assets.assets.text_heuristics import FILE as TEXT_FILE
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from inoc_assets.stages import AGGREGATE, stage_tag
 from inoc_assets.table_metadata import table as table_md
 from warehouse import bulk, replace_rows
 from warehouse.bulk import TokenPartitions
-from inoc_assets.stages import AGGREGATE, stage_tag
 
 TABLES = (
-    "prompt_heuristics", "pca_variance", "prompt_coords", "prompt_angles", "angle_groups",
-    "fixed_vs_mix_heuristics", "pca_correlations", "heuristic_availability",
-    "fixed_vs_mix_rank1", "fixed_vs_mix_gap", "fixed_vs_mix_gap_correlations",
-    "prompt_angle_predictors", "angle_questions",
-)  # fmt: skip
+    "prompt_heuristics",
+    "pca_variance",
+    "prompt_coords",
+    "prompt_angles",
+    "angle_groups",
+    "fixed_vs_mix_heuristics",
+    "pca_correlations",
+    "heuristic_availability",
+    "fixed_vs_mix_rank1",
+    "fixed_vs_mix_gap",
+    "fixed_vs_mix_gap_correlations",
+    "prompt_angle_predictors",
+    "angle_questions",
+)
 
 
 def _has_suppression(config_path: Path) -> bool:
@@ -80,7 +98,9 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
     def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
-        vectors = wh.query("SELECT prompt_key, vector, example_idx, lp FROM logprob_vectors WHERE experiment = ?", [experiment])
+        vectors = wh.query(
+            "SELECT prompt_key, vector, example_idx, lp FROM logprob_vectors WHERE experiment = ?", [experiment]
+        )
         with wh.reader() as conn:  # token W is read partition by partition, never as one frame
             tokens = TokenPartitions(bulk.partitions(conn, "logprob_tokens", experiment))
         elicitation = wh.query("SELECT * FROM elicitation_summary WHERE experiment = ?", [experiment])
@@ -91,15 +111,35 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         if artifacts.store.exists(experiment, *TEXT_FILE):  # self-perplexity and embeddings (computed experiments)
             text = artifacts.store.read_parquet(experiment, *TEXT_FILE)
             heur = pd.concat([heur, text[text.prompt_key.isin(cfg.prompt_keys)][heur.columns]], ignore_index=True)
-        catalogue, availability = catalogue_tables(cfg, vectors, matrices, tokens, heur)  # the registry's H3, H4, H11–HB6, …
+        catalogue, availability = catalogue_tables(
+            cfg, vectors, matrices, tokens, heur
+        )  # the registry's H3, H4, H11–HB6, …
         heur = pd.concat([heur, catalogue], ignore_index=True)
         fvm = fixed_vs_mix_rows(experiment, matrices)
         corr = correlation_rows(experiment, prompt_coords, heur)
         suppression = wh.query("SELECT * FROM suppression WHERE experiment = ?", [experiment])
         rank1, gap, gap_corr = gap_tables(cfg, matrices, suppression)
         angle_pred, angle_q = angle_question_tables(experiment, prompt_roles(cfg), matrices, suppression)
-        frames = dict(zip(TABLES, (heur, pca_variance, prompt_coords, pairs, groups, fvm, corr, availability,
-                                   rank1, gap, gap_corr, angle_pred, angle_q)))
+        frames = dict(
+            zip(
+                TABLES,
+                (
+                    heur,
+                    pca_variance,
+                    prompt_coords,
+                    pairs,
+                    groups,
+                    fvm,
+                    corr,
+                    availability,
+                    rank1,
+                    gap,
+                    gap_corr,
+                    angle_pred,
+                    angle_q,
+                ),
+            )
+        )
         with wh.writer() as conn:
             for table, frame in frames.items():
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})
@@ -108,17 +148,32 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         if len(elicitation):  # the batch-wide view of the per-prompt elicitation partitions
             wide = elicitation.pivot_table(index="prompt_key", columns="trait", values="relative_pp").reset_index()
             meta["elicitation_vs_baseline_pp"] = table_md(wide.rename(columns={"prompt_key": "prompt"}))
-        meta["matrices"] = MetadataValue.md("\n".join(f"- `{m.name}`: {m.W.shape[0]} × {m.W.shape[1]}" for m in matrices) or "none")
+        meta["matrices"] = MetadataValue.md(
+            "\n".join(f"- `{m.name}`: {m.W.shape[0]} × {m.W.shape[1]}" for m in matrices) or "none"
+        )
         publisher = FigurePublisher(artifacts.store, context.log)
         for m in matrices:
             sel = (pca_variance.matrix == m.name) & (pca_variance.method == "pca")
-            publisher.publish(f"pca_{m.name}", figures.pca_scatter(
-                prompt_coords[(prompt_coords.matrix == m.name) & (prompt_coords.method == "pca")],
-                pca_variance[sel], roles, f"{experiment}: PCA of W_{m.name}",
-            ), experiment, "figures", f"pca_{m.name}.png")  # fmt: skip
+            publisher.publish(
+                f"pca_{m.name}",
+                figures.pca_scatter(
+                    prompt_coords[(prompt_coords.matrix == m.name) & (prompt_coords.method == "pca")],
+                    pca_variance[sel],
+                    roles,
+                    f"{experiment}: PCA of W_{m.name}",
+                ),
+                experiment,
+                "figures",
+                f"pca_{m.name}.png",
+            )
             raw = pairs[(pairs.matrix == m.name) & (pairs.representation == "raw")]
-            publisher.publish(f"angles_{m.name}", figures.angle_heatmap(raw, m.keys, f"{experiment}: angles between W_{m.name} rows"),
-                              experiment, "figures", f"angles_{m.name}.png")  # fmt: skip
+            publisher.publish(
+                f"angles_{m.name}",
+                figures.angle_heatmap(raw, m.keys, f"{experiment}: angles between W_{m.name} rows"),
+                experiment,
+                "figures",
+                f"angles_{m.name}.png",
+            )
             ratios = pca_variance[sel].explained_variance_ratio.head(2).tolist()
             meta[f"pc1_variance_{m.name}"] = float(ratios[0])
             context.log.info(f"W_{m.name} {m.W.shape}: PCA PC1 {100 * ratios[0]:.1f}%, PC2 {100 * ratios[1]:.1f}%")
@@ -128,10 +183,16 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         meta["folder"] = MetadataValue.path(artifacts.store.url(experiment, "figures"))
         yield MaterializeResult(metadata=meta)
         problems = [
-            f"{m.name}: {m.W.shape}" for m in matrices
-            if m.W.shape[0] != len(m.keys) or (m.name in ("fixed", "mix") and m.W.shape[1] != len(
-                vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")]))
-        ]  # fmt: skip
-        yield AssetCheckResult(check_name="matrix_shapes", passed=not problems, metadata={"problems": MetadataValue.json(problems)})
+            f"{m.name}: {m.W.shape}"
+            for m in matrices
+            if m.W.shape[0] != len(m.keys)
+            or (
+                m.name in ("fixed", "mix")
+                and m.W.shape[1] != len(vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")])
+            )
+        ]
+        yield AssetCheckResult(
+            check_name="matrix_shapes", passed=not problems, metadata={"problems": MetadataValue.json(problems)}
+        )
 
     return _asset

@@ -11,7 +11,16 @@ from pathlib import Path
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
 from inoc.config import load_experiment
-from inoc.importers.experiment import ImportRefused, configured_kinds, counts, describe, nan_counts, parse_configured, results_dir, write_parsed
+from inoc.importers.experiment import (
+    ImportRefused,
+    configured_kinds,
+    counts,
+    describe,
+    nan_counts,
+    parse_configured,
+    results_dir,
+    write_parsed,
+)
 from inoc.importers.reference import ReferenceFormatError
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.stages import SETUP, stage_tag

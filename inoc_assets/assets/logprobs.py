@@ -32,10 +32,10 @@ from inoc_assets.assets.rephrasings import pool_parts
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
-from warehouse import replace_rows
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
 from inoc_assets.table_metadata import number
+from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
+from warehouse import replace_rows
 
 TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
 
@@ -43,21 +43,27 @@ TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
 def training_sample(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     """The seeded sample of training examples every logprob vector is computed on, in the sample's draw
     order (the original's; its mix prefixes pair with the examples in that order)."""
-    rows = read_jsonl(data_path(cfg.name, TRAIN_FILE), needed_by=f"{cfg.name}/logprobs",
-                      produced_by=key(cfg.name, "training_data"))
+    rows = read_jsonl(
+        data_path(cfg.name, TRAIN_FILE), needed_by=f"{cfg.name}/logprobs", produced_by=key(cfg.name, "training_data")
+    )
     return [(rows[i]["instruction"], rows[i]["completion"]) for i in logprob_sample_indices(cfg, len(rows))]
 
 
 def completion_sets(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]]:
     out = {}
     for name in control_sets(cfg):
-        rows = read_jsonl(data_path(cfg.name, f"control_{name}.jsonl"), needed_by=f"{cfg.name}/logprobs",
-                          produced_by=key(cfg.name, "control_completions"))
+        rows = read_jsonl(
+            data_path(cfg.name, f"control_{name}.jsonl"),
+            needed_by=f"{cfg.name}/logprobs",
+            produced_by=key(cfg.name, "control_completions"),
+        )
         out[name] = [(r["instruction"], r["completion"]) for r in rows]
     return out
 
 
-def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse") -> Path | None:
+def local_pool(
+    artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse"
+) -> Path | None:
     """The prompt's rephrasing pool (diverse or close) as a local file (copied from the artifact store), or None."""
     store = artifacts.store
     parts = pool_parts(cfg.name, prompt_key, pool)
@@ -73,12 +79,16 @@ def local_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_k
     return path
 
 
-def required_pool(artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse") -> Path:
+def required_pool(
+    artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse"
+) -> Path:
     """The prompt's pool as a local file; a clear failure when its rephrasings were never materialized."""
     path = local_pool(artifacts, cfg, prompt_key, pool)
     if path is None:
-        raise Failure(description=f"{cfg.name}/{prompt_key}: no {pool} rephrasing pool; materialize "
-                      f"{cfg.name}/rephrasings for this prompt first")
+        raise Failure(
+            description=f"{cfg.name}/{prompt_key}: no {pool} rephrasing pool; materialize "
+            f"{cfg.name}/rephrasings for this prompt first"
+        )
     return path
 
 
@@ -97,26 +107,41 @@ def read_pool_file(path: Path) -> list[str]:
 
 def _score(context, gpu_jobs, cfg: ExperimentConfig, pairs: list[dict], tag: str):
     req = write_jsonl_path(cfg.name, f"logprob_pairs_{tag}.jsonl", pairs)
-    spec = {"model": model_ref(cfg), "pairs": str(req), "token_level": cfg.logprobs.token_level,
-            "backend": generation_backend(cfg), "vllm": vllm_options(cfg)}
+    spec = {
+        "model": model_ref(cfg),
+        "pairs": str(req),
+        "token_level": cfg.logprobs.token_level,
+        "backend": generation_backend(cfg),
+        "vllm": vllm_options(cfg),
+    }
     return run_job(context, gpu_jobs, cfg, "score", spec, work_dir(cfg.name, "jobs", "logprobs", tag))
 
 
 def _tables(frame: pd.DataFrame, token_level: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     meta = frame["meta"].map(json.loads)
-    vec = pd.DataFrame({
-        "prompt_key": meta.map(lambda m: m["prompt_key"]), "vector": meta.map(lambda m: m["vector"]),
-        "example_idx": meta.map(lambda m: m["idx"]).astype(int), "lp": frame["mean_logprob"].astype(float),
-    })  # fmt: skip
+    vec = pd.DataFrame(
+        {
+            "prompt_key": meta.map(lambda m: m["prompt_key"]),
+            "vector": meta.map(lambda m: m["vector"]),
+            "example_idx": meta.map(lambda m: m["idx"]).astype(int),
+            "lp": frame["mean_logprob"].astype(float),
+        }
+    )
     tok_frames = []
     if token_level and "token_logprobs" in frame:
         for (pk, v, k), lps in zip(zip(vec.prompt_key, vec.vector, vec.example_idx), frame["token_logprobs"]):
             if v in TOKEN_VECTORS:
                 lps = np.asarray(lps, dtype=float)
-                tok_frames.append(pd.DataFrame({"prompt_key": pk, "vector": v, "example_idx": k,
-                                                "token_idx": np.arange(len(lps)), "lp": lps}))
-    tokens = pd.concat(tok_frames, ignore_index=True) if tok_frames else pd.DataFrame(
-        columns=["prompt_key", "vector", "example_idx", "token_idx", "lp"])
+                tok_frames.append(
+                    pd.DataFrame(
+                        {"prompt_key": pk, "vector": v, "example_idx": k, "token_idx": np.arange(len(lps)), "lp": lps}
+                    )
+                )
+    tokens = (
+        pd.concat(tok_frames, ignore_index=True)
+        if tok_frames
+        else pd.DataFrame(columns=["prompt_key", "vector", "example_idx", "token_idx", "lp"])
+    )
     return vec, tokens
 
 
@@ -134,12 +159,17 @@ def _check(vec: pd.DataFrame, expected: dict[tuple, int]) -> AssetCheckResult:
     got = {(None if isinstance(k[0], float) else k[0], k[1]): n for k, n in got.items()}
     wrong = {f"{k[0] or '-'}/{k[1]}": [got.get(k, 0), n] for k, n in expected.items() if got.get(k, 0) != n}
     finite = bool(np.isfinite(vec.lp).all())
-    return AssetCheckResult(check_name="vector_shapes", passed=not wrong and finite,
-                            metadata={"vectors": len(expected), "wrong_lengths": wrong, "all_finite": finite})
+    return AssetCheckResult(
+        check_name="vector_shapes",
+        passed=not wrong and finite,
+        metadata={"vectors": len(expected), "wrong_lengths": wrong, "all_finite": finite},
+    )
 
 
-CHECK_DESC = ("Every logprob vector has one finite value per example of its set (the training sample, the control "
-              "and single-trait sets), so the W matrices are complete.")
+CHECK_DESC = (
+    "Every logprob vector has one finite value per example of its set (the training sample, the control "
+    "and single-trait sets), so the W matrices are complete."
+)
 
 
 def _paired(own: pd.DataFrame, base: pd.DataFrame, vector: str, baseline: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -154,9 +184,11 @@ def _paired(own: pd.DataFrame, base: pd.DataFrame, vector: str, baseline: str) -
 def prompt_logprob_metadata(own: pd.DataFrame, base: pd.DataFrame) -> dict:
     """One prompt's PH (train_inoc − train_default; and W_mix's), PPD (control completions) and vector counts."""
     meta: dict = {}
-    for name, vector, baseline, fn in (("ph", "train_inoc", "train_default", perplexity_heuristic),
-                                       ("ph_mix", "train_mix", "train_default", perplexity_heuristic),
-                                       ("ppd", "ctrl_inoc", "ctrl_default", pointwise_perplexity_drift)):
+    for name, vector, baseline, fn in (
+        ("ph", "train_inoc", "train_default", perplexity_heuristic),
+        ("ph_mix", "train_mix", "train_default", perplexity_heuristic),
+        ("ppd", "ctrl_inoc", "ctrl_default", pointwise_perplexity_drift),
+    ):
         pair = _paired(own, base, vector, baseline)
         meta[name] = number(fn(*pair)) if pair is not None else None
     meta["n_vectors"] = int(own.vector.nunique())
@@ -167,11 +199,17 @@ def prompt_logprob_metadata(own: pd.DataFrame, base: pd.DataFrame) -> dict:
 def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
     base_key, k = key(experiment, "logprob_baseline"), key(experiment, "logprobs")
 
-    @asset(key=base_key, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(SETUP),
-           deps=[key(experiment, "training_data"), key(experiment, "control_completions")],
-           description="No-prefix base-model log-probs of the training sample, the control completions and the "
-           "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
-           check_specs=[AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)])
+    @asset(
+        key=base_key,
+        group_name=experiment,
+        kinds={"duckdb"},
+        pool="gpu",
+        tags=stage_tag(SETUP),
+        deps=[key(experiment, "training_data"), key(experiment, "control_completions")],
+        description="No-prefix base-model log-probs of the training sample, the control completions and the "
+        "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
+        check_specs=[AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)],
+    )
     def baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         sample, sets = training_sample(cfg), completion_sets(cfg)
@@ -183,18 +221,34 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         result = _score(context, gpu_jobs, cfg, pairs, "baseline")
         vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
         _write(warehouse, experiment, vec, tokens, None)
-        yield result.materialize_result(metadata={"n_pairs": len(pairs), "n_token_rows": len(tokens),
-                                                  "mean_lp_train_default": float(vec[vec.vector == "train_default"].lp.mean())})
+        yield result.materialize_result(
+            metadata={
+                "n_pairs": len(pairs),
+                "n_token_rows": len(tokens),
+                "mean_lp_train_default": float(vec[vec.vector == "train_default"].lp.mean()),
+            }
+        )
         yield _check(vec, expected)
 
-    @asset(key=k, group_name=experiment, kinds={"duckdb"}, pool="gpu", tags=stage_tag(PROMPT),
-           partitions_def=prompt_partitions(experiment), backfill_policy=BackfillPolicy.single_run(),
-           deps=[key(experiment, "prompt"), key(experiment, "rephrasings"), key(experiment, "logprob_baseline")],
-           description="Base-model log-probs with the prompt as prefix: train_inoc (fixed), train_mix (index-matched "
-           "rephrasings), ctrl_inoc and <trait>_inoc → `logprob_vectors`/`logprob_tokens`; W = these − the baseline.",
-           check_specs=[AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)])
-    def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource,
-                   artifacts: ArtifactStoreResource):
+    @asset(
+        key=k,
+        group_name=experiment,
+        kinds={"duckdb"},
+        pool="gpu",
+        tags=stage_tag(PROMPT),
+        partitions_def=prompt_partitions(experiment),
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[key(experiment, "prompt"), key(experiment, "rephrasings"), key(experiment, "logprob_baseline")],
+        description="Base-model log-probs with the prompt as prefix: train_inoc (fixed), train_mix (index-matched "
+        "rephrasings), ctrl_inoc and <trait>_inoc → `logprob_vectors`/`logprob_tokens`; W = these − the baseline.",
+        check_specs=[AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)],
+    )
+    def per_prompt(
+        context: AssetExecutionContext,
+        gpu_jobs: ComputeBackends,
+        warehouse: WarehouseResource,
+        artifacts: ArtifactStoreResource,
+    ):
         cfg = load_experiment(config_path)
         keys = partition_prompts(context, cfg, config_path)
         sample, sets = training_sample(cfg), completion_sets(cfg)
@@ -216,14 +270,17 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
         for pk in keys:
             _write(warehouse, experiment, vec, tokens, pk)
-        base = warehouse.warehouse.query("SELECT vector, example_idx, lp FROM logprob_vectors "
-                                         "WHERE experiment = ? AND prompt_key IS NULL", [experiment])
+        base = warehouse.warehouse.query(
+            "SELECT vector, example_idx, lp FROM logprob_vectors WHERE experiment = ? AND prompt_key IS NULL",
+            [experiment],
+        )
         for pk in keys:  # each partition gets its own prompt's PH and PPD, not the batch's
             meta = prompt_logprob_metadata(vec[vec.prompt_key == pk], base)
             context.log.info(f"{pk}: PH {meta['ph']}, PPD {meta['ppd']}")
             context.add_asset_metadata(meta, partition_key=pk)
-        yield result.materialize_result(metadata={"batch_prompts": len(keys), "batch_pairs": len(pairs),
-                                                  "batch_token_rows": len(tokens)})
+        yield result.materialize_result(
+            metadata={"batch_prompts": len(keys), "batch_pairs": len(pairs), "batch_token_rows": len(tokens)}
+        )
         yield _check(vec, expected)
 
     return [baseline, per_prompt]

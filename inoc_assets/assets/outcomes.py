@@ -17,9 +17,9 @@ from inoc.config import load_experiment
 from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from inoc_assets.stages import AGGREGATE, stage_tag
 from inoc_assets.table_metadata import table as table_md
 from warehouse import replace_rows
-from inoc_assets.stages import AGGREGATE, stage_tag
 
 
 def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
@@ -57,14 +57,26 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         by_batch = suppression_by_batch(cfg, runs, scores)
         with wh.writer() as conn:
             replace_rows(conn, "suppression", table.drop(columns=["experiment"]), {"experiment": experiment})
-            replace_rows(conn, "suppression_by_batch", by_batch.drop(columns=["experiment"]), {"experiment": experiment})
+            replace_rows(
+                conn, "suppression_by_batch", by_batch.drop(columns=["experiment"]), {"experiment": experiment}
+            )
         publisher = FigurePublisher(artifacts.store, context.log)
         if by_batch.learning_rate.nunique() > 1:  # a learning-rate sweep
-            publisher.publish("figure_by_learning_rate", figures.suppression_vs_learning_rate(by_batch, f"{experiment}: suppression by learning rate"),
-                              experiment, "figures", "suppression_vs_learning_rate.png")  # fmt: skip
+            publisher.publish(
+                "figure_by_learning_rate",
+                figures.suppression_vs_learning_rate(by_batch, f"{experiment}: suppression by learning rate"),
+                experiment,
+                "figures",
+                "suppression_vs_learning_rate.png",
+            )
         control = table.control_run.iloc[0] if len(table) else "control"
-        publisher.publish("figure", figures.suppression_bars(table, f"{experiment}: suppression vs {control}"),
-                          experiment, "figures", "suppression.png")  # fmt: skip
+        publisher.publish(
+            "figure",
+            figures.suppression_bars(table, f"{experiment}: suppression vs {control}"),
+            experiment,
+            "figures",
+            "suppression.png",
+        )
         printable = format_suppression(table)
         own = table[table.target == "trait"]
         yield MaterializeResult(
@@ -84,7 +96,11 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         yield AssetCheckResult(
             check_name="every_run_has_its_suppression",
             passed=ok,
-            metadata={"rows": len(table), "expected_rows": expected, "min_pairs": int(table.n.min()) if len(table) else 0},
+            metadata={
+                "rows": len(table),
+                "expected_rows": expected,
+                "min_pairs": int(table.n.min()) if len(table) else 0,
+            },
         )
 
     return _asset

@@ -30,7 +30,14 @@ def pipeline_assets(experiment: str, config_path: Path) -> list[AssetsDefinition
     assets += training_assets(experiment, config_path)
     assets.append(suppression_asset(experiment, config_path, [k("control_scores"), k("run_scores")]))
     assets.append(text_heuristics_asset(experiment, config_path))
-    assets.append(geometry_asset(experiment, config_path, [k("logprob_baseline"), k("logprobs"), k("elicitation_baseline"),
-                                                           k("elicitation"), k("text_heuristics")]))
-    assets.append(figures_asset(experiment, config_path, [k("suppression"), k("prompt_geometry"), k("control_run"), k("runs")]))
+    assets.append(
+        geometry_asset(
+            experiment,
+            config_path,
+            [k("logprob_baseline"), k("logprobs"), k("elicitation_baseline"), k("elicitation"), k("text_heuristics")],
+        )
+    )
+    assets.append(
+        figures_asset(experiment, config_path, [k("suppression"), k("prompt_geometry"), k("control_run"), k("runs")])
+    )
     return assets

@@ -1,7 +1,6 @@
 """The suppression predictor (issue 20, group `slides`): predictions for every own-trait prompt, its
 validation against the group-mean baseline, and the predicted-vs-observed figure."""
 
-
 import math
 
 import pandas as pd
@@ -71,14 +70,20 @@ def prediction_assets() -> list[AssetsDefinition]:
         wh = warehouse.warehouse
         built = wh.query("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'slides_dataset'").n.item()
         if not built:  # selected without its upstream (e.g. a partial materialization): nothing to read yet
-            context.log.warning("suppression predictor: slides_dataset does not exist yet; materialize slides/slides_dataset first")
-            return MaterializeResult(metadata={"n_predictions": 0, "skipped": MetadataValue.json(["slides_dataset does not exist yet"])})
+            context.log.warning(
+                "suppression predictor: slides_dataset does not exist yet; materialize slides/slides_dataset first"
+            )
+            return MaterializeResult(
+                metadata={"n_predictions": 0, "skipped": MetadataValue.json(["slides_dataset does not exist yet"])}
+            )
         slides = wh.query("SELECT * FROM slides_dataset")
         result = predict_all(slides, roles=_roles())
         predictions, validation, models = result
         inputs = prediction_inputs(predictions)
         history = wh.query("SELECT * FROM suppression_prediction_history")
-        new = new_history_rows(history, predictions[PREDICTION_COLUMNS], models.fitted_at.max() if len(models) else None)
+        new = new_history_rows(
+            history, predictions[PREDICTION_COLUMNS], models.fitted_at.max() if len(models) else None
+        )
         history = pd.concat([history, new], ignore_index=True) if len(history) else new
         prior = prior_predictions(history, predictions)
         with wh.writer() as conn:
@@ -94,9 +99,13 @@ def prediction_assets() -> list[AssetsDefinition]:
         for why in result.skipped:
             context.log.info(f"suppression predictor: {why}")
         publisher = FigurePublisher(artifacts.store, context.log)
-        fig = predicted_vs_observed(result.held_out, validation, "Suppression predictor: held-out predicted vs observed")
+        fig = predicted_vs_observed(
+            result.held_out, validation, "Suppression predictor: held-out predicted vs observed"
+        )
         if fig is None:
-            publisher.not_drawn("predicted_vs_observed", "nothing was validated: no experiment has enough prompts with runs")
+            publisher.not_drawn(
+                "predicted_vs_observed", "nothing was validated: no experiment has enough prompts with runs"
+            )
         else:
             publisher.publish("predicted_vs_observed", fig, "slides", "suppression_predictor.png")
         summary = round_summary(history, prior)
@@ -112,9 +121,13 @@ def prediction_assets() -> list[AssetsDefinition]:
                 "n_predictions": len(predictions),
                 "n_candidates": int((~predictions.trained).sum()) if len(predictions) else 0,
                 "models": MetadataValue.md(
-                    models.drop(columns=["hyper_parameters", "trained_on"]).to_markdown(index=False) if len(models) else "none"
+                    models.drop(columns=["hyper_parameters", "trained_on"]).to_markdown(index=False)
+                    if len(models)
+                    else "none"
                 ),
-                "validation": MetadataValue.md(validation.round(3).to_markdown(index=False) if len(validation) else "none"),
+                "validation": MetadataValue.md(
+                    validation.round(3).to_markdown(index=False) if len(validation) else "none"
+                ),
                 "beats_baseline": MetadataValue.md(wins.round(3).to_markdown(index=False) if len(wins) else "none"),
                 "skipped": MetadataValue.json(result.skipped),
                 "n_history_added": len(new),
@@ -125,4 +138,3 @@ def prediction_assets() -> list[AssetsDefinition]:
         )
 
     return [suppression_predictor]
-

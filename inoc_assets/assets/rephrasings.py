@@ -13,7 +13,16 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from inoc.config import ExperimentConfig, expand_path, load_experiment
 from inoc.rephrasings import (
@@ -27,14 +36,18 @@ from inoc.rephrasings import (
 )
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from warehouse import replace_rows
 from inoc_assets.stages import PROMPT, stage_tag
+from warehouse import replace_rows
 
 
 def pool_parts(experiment: str, key: str, pool: str = "diverse") -> tuple[str, ...]:
     """Artifact-store path of a prompt's pool: ``rephrasings/<key>.jsonl`` (diverse) or
     ``rephrasings/close/<key>.jsonl`` (a folder, so no prompt key can collide with a close pool)."""
-    return (experiment, "rephrasings", f"{key}.jsonl") if pool == "diverse" else (experiment, "rephrasings", pool, f"{key}.jsonl")
+    return (
+        (experiment, "rephrasings", f"{key}.jsonl")
+        if pool == "diverse"
+        else (experiment, "rephrasings", pool, f"{key}.jsonl")
+    )
 
 
 def pools_of(cfg: ExperimentConfig, key: str) -> list[str]:
@@ -42,15 +55,20 @@ def pools_of(cfg: ExperimentConfig, key: str) -> list[str]:
     index-matched train_mix logprobs of every prompt draw from it), the close pool when the prompt
     has a close_mix run."""
     return (["diverse"] if "mix" in cfg.inoculation.prefix_types else []) + (
-        ["close"] if (key, "close_mix") in cfg.run_partition_keys() else [])
+        ["close"] if (key, "close_mix") in cfg.run_partition_keys() else []
+    )
 
 
 def pool_recipe(cfg: ExperimentConfig, key: str, pool: str = "diverse") -> dict:
     r, close = cfg.rephrasings, pool == "close"
     recipe = {"source": r.source, "n": r.n, "text": cfg.prompts[key], "allow_original": r.allow_original}
     if r.source == "generate":
-        recipe |= {"model": r.model, "base_url": r.base_url, "close": close,
-                   "temperature": r.close_temperature if close else r.temperature}
+        recipe |= {
+            "model": r.model,
+            "base_url": r.base_url,
+            "close": close,
+            "temperature": r.close_temperature if close else r.temperature,
+        }
     elif r.source == "reference":
         named = r.reference_files.get(key) if not close else None
         recipe |= {"reference_dir": r.reference_dir, "file": named or reference_pool_file(cfg, key, pool).name}
@@ -65,11 +83,14 @@ def reference_pool_file(cfg: ExperimentConfig, key: str, pool: str) -> Path:
     array), ``<key>_close.*`` for a close pool."""
     r = cfg.rephrasings
     if not r.reference_dir:
-        raise Failure(description=f"{cfg.name}: rephrasings.source is 'reference' but rephrasings.reference_dir is not set")
+        raise Failure(
+            description=f"{cfg.name}: rephrasings.source is 'reference' but rephrasings.reference_dir is not set"
+        )
     named = r.reference_files.get(key) if pool == "diverse" else None
     try:
-        return find_pool_file(expand_path(r.reference_dir), key, close=pool == "close",
-                              named=expand_path(named) if named else None)  # fmt: skip
+        return find_pool_file(
+            expand_path(r.reference_dir), key, close=pool == "close", named=expand_path(named) if named else None
+        )
     except (FileNotFoundError, PoolFormatError) as exc:
         raise Failure(description=f"{cfg.name}: {exc}") from None
 
@@ -77,7 +98,9 @@ def reference_pool_file(cfg: ExperimentConfig, key: str, pool: str) -> Path:
 def build_pool(cfg: ExperimentConfig, key: str, log, pool: str = "diverse") -> tuple[list[str], dict]:
     r, text, close = cfg.rephrasings, cfg.prompts[key], pool == "close"
     if r.source == "organism":
-        made = offline_rephrasings(text, r.n, seed=cfg.inoculation.mix_seed, allow_original=r.allow_original, close=close)
+        made = offline_rephrasings(
+            text, r.n, seed=cfg.inoculation.mix_seed, allow_original=r.allow_original, close=close
+        )
         if len(made) < r.n:
             log.info(f"{key}: only {len(made)} close variants exist offline (rephrasings.n = {r.n})")
         return made, {}
@@ -87,7 +110,9 @@ def build_pool(cfg: ExperimentConfig, key: str, log, pool: str = "diverse") -> t
         if len(made) < r.n:
             raise Failure(description=f"{path}: {len(made)} rephrasings, fewer than rephrasings.n = {r.n}")
         return made[: r.n], {"file": str(path)}
-    settings = RephrasingSettings.from_config(r, close=close, temperature=r.close_temperature if close else r.temperature)
+    settings = RephrasingSettings.from_config(
+        r, close=close, temperature=r.close_temperature if close else r.temperature
+    )
 
     def progress(done: int, total: int) -> None:
         log.info(f"{key} ({pool}): {done}/{total} rephrasings")
@@ -103,7 +128,11 @@ def materialize_pool(context, store, cfg: ExperimentConfig, key: str, pool: str)
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     parts = pool_parts(cfg.name, key, pool)
     meta_parts = (*parts[:-1], f"{key}.meta.json")
-    if store.exists(*meta_parts) and store.exists(*parts) and store.read_json(*meta_parts).get("recipe_sha256") == digest:
+    if (
+        store.exists(*meta_parts)
+        and store.exists(*parts)
+        and store.read_json(*meta_parts).get("recipe_sha256") == digest
+    ):
         try:
             rows = [json.loads(line)["rephrasing"] for line in store.read_bytes(*parts).decode().splitlines() if line]
             context.log.info(f"{key}: reusing the finished {pool} pool ({len(rows)} rephrasings)")
@@ -142,15 +171,31 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                 raise Failure(description=f"prompt {key!r} is no longer in {config_path}; its existing data is kept")
             for pool in pools_of(cfg, key):
                 rows, info = materialize_pool(context, store, cfg, key, pool)
-                frames.append(pd.DataFrame({"prompt_key": key, "pool": pool, "idx": range(len(rows)), "rephrasing": rows,
-                                            "source": cfg.rephrasings.source}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "prompt_key": key,
+                            "pool": pool,
+                            "idx": range(len(rows)),
+                            "rephrasing": rows,
+                            "source": cfg.rephrasings.source,
+                        }
+                    )
+                )
                 summary[key if pool == "diverse" else f"{key} ({pool})"] = {
-                    "n": len(rows), "example": rows[0] if rows else None, **{k: v for k, v in info.items() if k != "errors"}}
+                    "n": len(rows),
+                    "example": rows[0] if rows else None,
+                    **{k: v for k, v in info.items() if k != "errors"},
+                }
         with warehouse.warehouse.writer() as conn:
             for key in context.partition_keys:  # all of the prompt's pools: one no longer configured leaves the table
                 mine = [f for f in frames if f.prompt_key.iloc[0] == key]
-                replace_rows(conn, "rephrasings", pd.concat(mine) if mine else pd.DataFrame(columns=["idx"]),
-                             {"experiment": experiment, "prompt_key": key})
+                replace_rows(
+                    conn,
+                    "rephrasings",
+                    pd.concat(mine) if mine else pd.DataFrame(columns=["idx"]),
+                    {"experiment": experiment, "prompt_key": key},
+                )
         return MaterializeResult(
             metadata={
                 "source": cfg.rephrasings.source,

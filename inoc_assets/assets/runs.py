@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
     AllPartitionMapping,
+    AssetCheckResult,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
@@ -37,22 +37,35 @@ from inoc.pipeline.instructions import InstructionError, read_conversations
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.plans import RunPlan, control_plans, prefix_plan, prompt_plans
 from inoc.pipeline.requests import eval_requests
-from inoc_assets.assets.data import TRAIN_FILE, generate_spec, data_path, eval_sets, key, write_jsonl_path
+from inoc_assets.assets.data import TRAIN_FILE, data_path, eval_sets, generate_spec, key, write_jsonl_path
 from inoc_assets.assets.logprobs import read_pool_file, required_pool
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import parse_run_partition_key, run_partitions
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
 from inoc_assets.stages import RUN, SETUP, stage_tag
 from inoc_assets.table_metadata import number
 from inoc_assets.table_metadata import table as table_md
+from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
 from warehouse import replace_rows
 
 TRAINING_FIELDS = (
-    "backend", "warmup_steps", "weight_decay", "lr_scheduler", "optimizer", "lora_r", "lora_alpha", "lora_dropout",
-    "use_rslora", "target_modules", "per_device_batch_size", "gradient_accumulation_steps", "epochs",
-    "max_seq_length", "gradient_checkpointing", "seed",
-)  # fmt: skip
+    "backend",
+    "warmup_steps",
+    "weight_decay",
+    "lr_scheduler",
+    "optimizer",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "use_rslora",
+    "target_modules",
+    "per_device_batch_size",
+    "gradient_accumulation_steps",
+    "epochs",
+    "max_seq_length",
+    "gradient_checkpointing",
+    "seed",
+)
 
 
 def run_dir(cfg: ExperimentConfig, plan: RunPlan) -> Path:
@@ -73,8 +86,10 @@ def _plans(context: AssetExecutionContext, cfg: ExperimentConfig, control: bool)
     if prompt not in cfg.prompts:
         raise Failure(description=f"prompt {prompt!r} is no longer in the config; its existing data is kept")
     if (prompt, prefix_type) not in cfg.run_partition_keys():
-        raise Failure(description=f"{cfg.name}: no {prefix_type} run is configured for {prompt!r} (see "
-                      "inoculation.prefix_types, runs.prompts and runs.<type>_prompts); nothing to train")
+        raise Failure(
+            description=f"{cfg.name}: no {prefix_type} run is configured for {prompt!r} (see "
+            "inoculation.prefix_types, runs.prompts and runs.<type>_prompts); nothing to train"
+        )
     return prompt_plans(cfg, prompt, prefix_type)
 
 
@@ -107,34 +122,65 @@ def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans:
     for plan in plans:
         data = training_file(cfg, plan)
         spec = {
-            "model": {**model_ref(cfg, train=True)}, "data": {"path": str(data)}, "system_prompt": cfg.system_prompt,
-            "prefix": prefix_plan(cfg, plan, _pool(artifacts, cfg, plan)), "learning_rate": plan.learning_rate,
-            "checkpoints": cfg.training.checkpoints.model_dump(), "load_in_4bit": cfg.model.load_in_4bit,
+            "model": {**model_ref(cfg, train=True)},
+            "data": {"path": str(data)},
+            "system_prompt": cfg.system_prompt,
+            "prefix": prefix_plan(cfg, plan, _pool(artifacts, cfg, plan)),
+            "learning_rate": plan.learning_rate,
+            "checkpoints": cfg.training.checkpoints.model_dump(),
+            "load_in_4bit": cfg.model.load_in_4bit,
             **{f: getattr(cfg.training, f) for f in TRAINING_FIELDS},
-        }  # fmt: skip
+        }
         result = run_job(context, gpu_jobs, cfg, "train", spec, run_dir(cfg, plan))
         m = result.marker_metadata
         losses = pd.read_parquet(result.path("losses.parquet"))
         with warehouse.warehouse.writer() as conn:
-            replace_rows(conn, "runs", pd.DataFrame([{
-                "batch": plan.batch, "prompt_key": plan.prompt_key, "prefix_type": plan.prefix_type,
-                "learning_rate": plan.learning_rate, "n_steps": m["total_steps"],
-            }]), {"experiment": cfg.name, "run": plan.run})  # fmt: skip
-            replace_rows(conn, "training_losses", pd.DataFrame({
-                "step": losses.step, "loss": losses.loss, "learning_rate": losses.lr, "grad_norm": losses.grad_norm,
-                "epoch": losses.epoch,
-            }), {"experiment": cfg.name, "run": plan.run})  # fmt: skip
-        context.log.info(f"{plan.run}: {m['total_steps']} steps, loss {m['first_loss']:.3f} → {m['final_loss']:.3f}"
-                         f"{' (reused)' if result.reused else ''}")
+            replace_rows(
+                conn,
+                "runs",
+                pd.DataFrame(
+                    [
+                        {
+                            "batch": plan.batch,
+                            "prompt_key": plan.prompt_key,
+                            "prefix_type": plan.prefix_type,
+                            "learning_rate": plan.learning_rate,
+                            "n_steps": m["total_steps"],
+                        }
+                    ]
+                ),
+                {"experiment": cfg.name, "run": plan.run},
+            )
+            replace_rows(
+                conn,
+                "training_losses",
+                pd.DataFrame(
+                    {
+                        "step": losses.step,
+                        "loss": losses.loss,
+                        "learning_rate": losses.lr,
+                        "grad_norm": losses.grad_norm,
+                        "epoch": losses.epoch,
+                    }
+                ),
+                {"experiment": cfg.name, "run": plan.run},
+            )
+        context.log.info(
+            f"{plan.run}: {m['total_steps']} steps, loss {m['first_loss']:.3f} → {m['final_loss']:.3f}"
+            f"{' (reused)' if result.reused else ''}"
+        )
         smooth = smoothed_losses(losses.loss)
         curve = pd.DataFrame({"step": losses.step, "loss": losses.loss, "smoothed": smooth})
         shown = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, min(len(curve), 12)).round().astype(int))]
         meta[plan.run] = {
-            "steps": m["total_steps"], "checkpoints": MetadataValue.json(m["checkpoint_steps"]),
-            "first_loss": number(m["first_loss"]), "final_loss": number(m["final_loss"]),
+            "steps": m["total_steps"],
+            "checkpoints": MetadataValue.json(m["checkpoint_steps"]),
+            "first_loss": number(m["first_loss"]),
+            "final_loss": number(m["final_loss"]),
             "final_loss_smoothed": number(smooth.iloc[-1]) if len(smooth) else None,
-            "loss_curve": table_md(shown), "reused": result.reused,
-        }  # fmt: skip
+            "loss_curve": table_md(shown),
+            "reused": result.reused,
+        }
     return meta
 
 
@@ -154,7 +200,9 @@ def per_run(meta: dict[str, dict]) -> dict:
 def _trained(cfg: ExperimentConfig, plan: RunPlan) -> job_io.Marker:
     marker = job_io.read_marker(run_dir(cfg, plan))
     if marker is None or job_io.check_outputs(run_dir(cfg, plan), marker):
-        raise Failure(description=f"run {plan.run} has no finished training in {run_dir(cfg, plan)}; materialize its run first")
+        raise Failure(
+            description=f"run {plan.run} has no finished training in {run_dir(cfg, plan)}; materialize its run first"
+        )
     return marker
 
 
@@ -169,13 +217,24 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
         text = cfg.prompts[plan.prompt_key] if plan.prefix_type == "fixed" else None
         rows = eval_requests(cfg, plan.run, steps, sets, text, pool)
         req = write_jsonl_path(cfg.name, f"eval_{plan.slug}.jsonl", rows)
-        spec = generate_spec(cfg, req, model=model_ref(cfg), temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-                              max_tokens=cfg.eval.max_tokens, seed=cfg.eval.seed, adapters=adapters)
+        spec = generate_spec(
+            cfg,
+            req,
+            model=model_ref(cfg),
+            temperature=cfg.eval.temperature,
+            top_p=cfg.eval.top_p,
+            max_tokens=cfg.eval.max_tokens,
+            seed=cfg.eval.seed,
+            adapters=adapters,
+        )
         result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(cfg.name, "jobs", "eval", plan.slug))
-        meta[plan.run] = {"n_completions": result.marker_metadata.get("n_completions"),
-                          "checkpoints": MetadataValue.json(steps), "n_requests": len(rows),
-                          "stopped_fraction": number(result.marker_metadata.get("stopped_fraction")),
-                          "reused": result.reused}
+        meta[plan.run] = {
+            "n_completions": result.marker_metadata.get("n_completions"),
+            "checkpoints": MetadataValue.json(steps),
+            "n_requests": len(rows),
+            "stopped_fraction": number(result.marker_metadata.get("stopped_fraction")),
+            "reused": result.reused,
+        }
     return meta
 
 
@@ -188,12 +247,25 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
             raise Failure(description=f"run {plan.run} has no eval completions in {out}; materialize its eval first")
         done = [row for _, row in job_io.read_jsonl(out / "completions.jsonl")]
         instr = [sets[c["meta"]["eval_set"]][c["meta"]["idx"]] for c in done]
-        judged = judge_all(cfg, instr, [c["text"] for c in done], cache=settings.judge_cache_path(), log=context.log.info)
-        table = pd.concat([pd.DataFrame({
-            "step": [c["meta"]["step"] for c in done], "condition": [c["meta"]["condition"] for c in done],
-            "trait": trait, "instruction_idx": [c["meta"]["idx"] for c in done], "score": j.scores,
-            "eval_set": [c["meta"]["eval_set"] for c in done],
-        }) for trait, j in judged.items()], ignore_index=True)  # fmt: skip
+        judged = judge_all(
+            cfg, instr, [c["text"] for c in done], cache=settings.judge_cache_path(), log=context.log.info
+        )
+        table = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "step": [c["meta"]["step"] for c in done],
+                        "condition": [c["meta"]["condition"] for c in done],
+                        "trait": trait,
+                        "instruction_idx": [c["meta"]["idx"] for c in done],
+                        "score": j.scores,
+                        "eval_set": [c["meta"]["eval_set"] for c in done],
+                    }
+                )
+                for trait, j in judged.items()
+            ],
+            ignore_index=True,
+        )
         em_traits = {t.judge.kind: t.name for t in cfg.traits if t.judge and t.judge.kind.startswith("em_")}
         # trait_scores holds the held-out set (the one suppression compares); every set goes to em_scores
         held_out = table.eval_set == cfg.data.held_out_set
@@ -201,12 +273,18 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
         with warehouse.warehouse.writer() as conn:
             replace_rows(conn, "trait_scores", main, {"experiment": cfg.name, "run": plan.run})
             if {"em_coherence", "em_alignment"} <= set(em_traits):  # the EM study: both judges per completion
-                replace_rows(conn, "em_scores", em_rows(cfg, table, em_traits), {"experiment": cfg.name, "run": plan.run})
+                replace_rows(
+                    conn, "em_scores", em_rows(cfg, table, em_traits), {"experiment": cfg.name, "run": plan.run}
+                )
         shown = main if len(main) else table.drop(columns="eval_set")
         summary = shown.groupby(["step", "condition", "trait"]).score.mean().round(1).unstack("trait")
         final = summary.loc[summary.index.get_level_values("step").max()]
-        context.log.info(f"{plan.run} final step: " + "; ".join(
-            f"{cond}: " + ", ".join(f"{t} {v:.1f}" for t, v in row.items()) for cond, row in final.iterrows()))
+        context.log.info(
+            f"{plan.run} final step: "
+            + "; ".join(
+                f"{cond}: " + ", ".join(f"{t} {v:.1f}" for t, v in row.items()) for cond, row in final.iterrows()
+            )
+        )
         meta[plan.run] = {f"final_{cond}_{t}": number(v) for cond, row in final.iterrows() for t, v in row.items()}
         meta[plan.run]["final_step"] = int(summary.index.get_level_values("step").max())
         meta[plan.run]["by_step"] = table_md(summary.reset_index())
@@ -227,8 +305,14 @@ def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame) -> AssetCheckResult:
     nan = float(table.score.isna().mean()) if len(table) else 1.0
     failed = int(table.score.isna().sum())
     return AssetCheckResult(
-        check_name="judge_nan_fraction", passed=bool(len(table)) and nan <= cfg.judge.max_nan_fraction,
-        metadata={"nan_fraction": round(nan, 4), "n_nan": failed, "n_scores": len(table), "bound": cfg.judge.max_nan_fraction},
+        check_name="judge_nan_fraction",
+        passed=bool(len(table)) and nan <= cfg.judge.max_nan_fraction,
+        metadata={
+            "nan_fraction": round(nan, 4),
+            "n_nan": failed,
+            "n_scores": len(table),
+            "bound": cfg.judge.max_nan_fraction,
+        },
     )
 
 
@@ -241,13 +325,19 @@ def _loss_check(cfg: ExperimentConfig, plans: list[RunPlan]) -> AssetCheckResult
             continue
         losses = pd.read_parquet(run_dir(cfg, plan) / "losses.parquet")
         if len(losses) != marker.metadata["total_steps"] or not np.isfinite(losses.loss).all():
-            problems.append(f"{plan.run}: {len(losses)} loss rows for {marker.metadata['total_steps']} steps or non-finite")
-        missing = [s for s in marker.metadata["checkpoint_steps"]
-                   if not (run_dir(cfg, plan) / "checkpoints" / f"step_{s}" / "adapter_config.json").is_file()]
+            problems.append(
+                f"{plan.run}: {len(losses)} loss rows for {marker.metadata['total_steps']} steps or non-finite"
+            )
+        missing = [
+            s
+            for s in marker.metadata["checkpoint_steps"]
+            if not (run_dir(cfg, plan) / "checkpoints" / f"step_{s}" / "adapter_config.json").is_file()
+        ]
         if missing:
             problems.append(f"{plan.run}: adapters missing for steps {missing}")
-    return AssetCheckResult(check_name="losses_and_adapters", passed=not problems,
-                            metadata={"problems": MetadataValue.json(problems)})
+    return AssetCheckResult(
+        check_name="losses_and_adapters", passed=not problems, metadata={"problems": MetadataValue.json(problems)}
+    )
 
 
 def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[AssetsDefinition]:
@@ -256,45 +346,85 @@ def _stage_assets(experiment: str, config_path: Path, control: bool) -> list[Ass
     partitions = None if control else run_partitions(experiment)
     # A run partition `<prompt>/<type>` reads its own prompt's text and pools. Dagster's built-in partition mappings
     # cannot say "the prompt before the slash" (custom mappings are deprecated), so the edge maps to every prompt.
-    prompt_deps = [AssetDep(key(experiment, n), partition_mapping=AllPartitionMapping()) for n in ("prompt", "rephrasings")]
+    prompt_deps = [
+        AssetDep(key(experiment, n), partition_mapping=AllPartitionMapping()) for n in ("prompt", "rephrasings")
+    ]
     upstream = [key(experiment, "training_data")] + ([] if control else prompt_deps)
     what = "the un-inoculated control run(s)" if control else "the prompt's fixed, mix or close_mix run"
 
     stage = stage_tag(SETUP if control else RUN)
 
-    @asset(key=run_k, group_name=experiment, partitions_def=partitions, deps=upstream, pool="gpu", kinds={"pytorch"},
-           tags=stage,
-           description=f"LoRA SFT of {what} (train job): adapters at the configured checkpoints, losses → "
-           "`training_losses`, the run → `runs`.",
-           check_specs=[AssetCheckSpec("losses_and_adapters", asset=run_k, description="One finite loss per optimizer "
-                                       "step and an adapter for every checkpoint step.")])
-    def run_asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource,
-                  artifacts: ArtifactStoreResource):
+    @asset(
+        key=run_k,
+        group_name=experiment,
+        partitions_def=partitions,
+        deps=upstream,
+        pool="gpu",
+        kinds={"pytorch"},
+        tags=stage,
+        description=f"LoRA SFT of {what} (train job): adapters at the configured checkpoints, losses → "
+        "`training_losses`, the run → `runs`.",
+        check_specs=[
+            AssetCheckSpec(
+                "losses_and_adapters",
+                asset=run_k,
+                description="One finite loss per optimizer step and an adapter for every checkpoint step.",
+            )
+        ],
+    )
+    def run_asset(
+        context: AssetExecutionContext,
+        gpu_jobs: ComputeBackends,
+        warehouse: WarehouseResource,
+        artifacts: ArtifactStoreResource,
+    ):
         cfg = load_experiment(config_path)
         plans = _plans(context, cfg, control)
         meta = train(context, gpu_jobs, warehouse, artifacts, cfg, plans)
         yield MaterializeResult(metadata=per_run(meta))
         yield _loss_check(cfg, plans)
 
-    @asset(key=eval_k, group_name=experiment, partitions_def=partitions, pool="gpu", kinds={"json"}, tags=stage,
-           deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else prompt_deps[1:]),
-           description=f"Eval completions of {what} at every checkpoint, default and training condition "
-           "(generate job, one engine serving every checkpoint's adapter).")
+    @asset(
+        key=eval_k,
+        group_name=experiment,
+        partitions_def=partitions,
+        pool="gpu",
+        kinds={"json"},
+        tags=stage,
+        deps=[run_k, key(experiment, "eval_instructions")] + ([] if control else prompt_deps[1:]),
+        description=f"Eval completions of {what} at every checkpoint, default and training condition "
+        "(generate job, one engine serving every checkpoint's adapter).",
+    )
     def eval_asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         meta = evaluate(context, gpu_jobs, artifacts, cfg, _plans(context, cfg, control))
         return MaterializeResult(metadata=per_run(meta))
 
-    @asset(key=score_k, group_name=experiment, partitions_def=partitions, deps=[eval_k], kinds={"duckdb"}, tags=stage,
-           description=f"Judge scores of {what}'s eval completions for every trait → `trait_scores` (NaN when a judge "
-           "could not score; never 0).",
-           check_specs=[AssetCheckSpec("judge_nan_fraction", asset=score_k, description="At most judge.max_nan_fraction "
-                                       "of the scores are NaN (failed or undecidable judgements are kept as NaN).")])
+    @asset(
+        key=score_k,
+        group_name=experiment,
+        partitions_def=partitions,
+        deps=[eval_k],
+        kinds={"duckdb"},
+        tags=stage,
+        description=f"Judge scores of {what}'s eval completions for every trait → `trait_scores` (NaN when a judge "
+        "could not score; never 0).",
+        check_specs=[
+            AssetCheckSpec(
+                "judge_nan_fraction",
+                asset=score_k,
+                description="At most judge.max_nan_fraction "
+                "of the scores are NaN (failed or undecidable judgements are kept as NaN).",
+            )
+        ],
+    )
     def score_asset(context: AssetExecutionContext, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         plans = _plans(context, cfg, control)
         meta, table = judge(context, warehouse, cfg, plans)
-        yield MaterializeResult(metadata={**per_run(meta), "n_scores": len(table), "n_nan": int(table.score.isna().sum())})
+        yield MaterializeResult(
+            metadata={**per_run(meta), "n_scores": len(table), "n_nan": int(table.score.isna().sum())}
+        )
         yield _nan_check(cfg, table)
 
     return [run_asset, eval_asset, score_asset]

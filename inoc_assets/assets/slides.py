@@ -7,10 +7,11 @@ from inoc.heuristics.ranking import TARGETS, ranking_table
 from inoc.outcomes import heuristic_performance_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
+from inoc_assets.stages import SLIDES as SLIDES_STAGE  # not `SLIDES`: section1's slide table has that name
+from inoc_assets.stages import stage_tag
 from slides.dataset import build_slides_dataset, write_ranking
 from slides.section1 import EMBEDDINGS, GRIDS, SLIDES, embedding_figure, grid_figure, h_table_figure, slide_figure
 from warehouse import replace_rows
-from inoc_assets.stages import SLIDES as SLIDES_STAGE, stage_tag  # not `SLIDES`: section1's slide table has that name
 
 DATASET_KEY = AssetKey(["slides", "slides_dataset"])
 
@@ -34,7 +35,9 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             "heuristics without an r are named under the panel."
         ),
     )
-    def slides_dataset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
+    def slides_dataset(
+        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ) -> MaterializeResult:
         wh = warehouse.warehouse
         with wh.writer() as conn:
             n = build_slides_dataset(conn)
@@ -45,8 +48,12 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             write_ranking(conn, ranking)
         publisher = FigurePublisher(artifacts.store, context.log)
         for target in TARGETS:
-            name = "heuristic_ranking_" + "".join(c if c.isalnum() else "_" for c in target.lower()).strip("_").replace("__", "_")
-            fig = figures.heuristic_ranking_bars(ranking, target, f"Heuristics ranked by Pearson r with {target} (all rows)")
+            name = "heuristic_ranking_" + "".join(c if c.isalnum() else "_" for c in target.lower()).strip("_").replace(
+                "__", "_"
+            )
+            fig = figures.heuristic_ranking_bars(
+                ranking, target, f"Heuristics ranked by Pearson r with {target} (all rows)"
+            )
             if fig is None:
                 publisher.not_drawn(name, f"no heuristic has 3 or more rows with a value and a {target} value")
             else:
@@ -64,7 +71,8 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
                 "ranking_pooled_trait_sup_all": MetadataValue.md(
                     ranking[(ranking.scope == "pooled") & (ranking.target == "Trait sup (all)")]
                     .sort_values("r", key=abs, ascending=False, na_position="last")
-                    .round(3).to_markdown(index=False)
+                    .round(3)
+                    .to_markdown(index=False)
                 ),
             }
         )
@@ -81,7 +89,9 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
         "token-level PCA / TruncatedSVD, fixed | mix, an OLS line with 95% band and r, R², p, n per trait); and the "
         "H-table (h_table: the pooled heuristic_ranking as a heat-map of r with n, a row per heuristic with its Group).",
     )
-    def section1_figures(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource) -> MaterializeResult:
+    def section1_figures(
+        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ) -> MaterializeResult:
         publisher = FigurePublisher(artifacts.store, context.log)
         with warehouse.warehouse.reader() as con:
             built = {slide: slide_figure(con, slide) for slide in SLIDES}

@@ -19,19 +19,24 @@ from inoc_assets.assets.data import key, write_jsonl_path
 from inoc_assets.assets.logprobs import local_pool, read_pool_file
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.resources import ArtifactStoreResource
-from inoc_assets.work import generation_backend, model_ref, run_job, work_dir
 from inoc_assets.stages import AGGREGATE, stage_tag
+from inoc_assets.work import generation_backend, model_ref, run_job, work_dir
 
 FILE = ("heuristics", "text_heuristics.parquet")
 
 
 def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinition:
-    @asset(key=key(experiment, "text_heuristics"), group_name=experiment, kinds={"pytorch"}, pool="gpu",
-           tags=stage_tag(AGGREGATE),
-           deps=[key(experiment, "base_model"), key(experiment, "rephrasings")],
-           description="Self-perplexity of each prompt (NLL/token, raw and after the system turn; score job on the "
-           "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
-           "centroids) → heuristics/text_heuristics.parquet, folded into `prompt_heuristics` by prompt_geometry.")
+    @asset(
+        key=key(experiment, "text_heuristics"),
+        group_name=experiment,
+        kinds={"pytorch"},
+        pool="gpu",
+        tags=stage_tag(AGGREGATE),
+        deps=[key(experiment, "base_model"), key(experiment, "rephrasings")],
+        description="Self-perplexity of each prompt (NLL/token, raw and after the system turn; score job on the "
+        "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
+        "centroids) → heuristics/text_heuristics.parquet, folded into `prompt_heuristics` by prompt_geometry.",
+    )
     def _asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         th = cfg.text_heuristics
@@ -47,19 +52,32 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
                 path = local_pool(artifacts, cfg, k)
                 if path is not None:
                     pools[k] = read_pool_file(path)
-            options = {} if th.embeddings == "minilm" else {"model": th.embedding_model, "base_url": th.embedding_base_url}
+            options = (
+                {} if th.embeddings == "minilm" else {"model": th.embedding_model, "base_url": th.embedding_base_url}
+            )
             embedder = make_embedder(th.embeddings, **options)
-            context.log.info(f"embedding {len(cfg.prompt_keys)} prompts and {sum(map(len, pools.values()))} rephrasings")
+            context.log.info(
+                f"embedding {len(cfg.prompt_keys)} prompts and {sum(map(len, pools.values()))} rephrasings"
+            )
             frames.append(embedding_heuristics(cfg, pools, embedder, max_rephrasings=th.max_rephrasings))
             meta["embedder"] = MetadataValue.json(embedder.metadata())
             missing = [k for k in cfg.prompt_keys if k not in pools]
             if missing:
                 context.log.warning(f"no rephrasing pool yet for {missing}: their pool statistics are missing")
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])
+        table = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])
+        )
         url = artifacts.store.write_parquet(table, experiment, *FILE)
         wide = table.pivot_table(index="prompt_key", columns="heuristic", values="value") if len(table) else table
-        return MaterializeResult(metadata={**meta, "n_rows": len(table), "path": MetadataValue.path(url),
-                                           "table": MetadataValue.md(wide.round(3).reset_index().to_markdown(index=False))})
+        return MaterializeResult(
+            metadata={
+                **meta,
+                "n_rows": len(table),
+                "path": MetadataValue.path(url),
+                "table": MetadataValue.md(wide.round(3).reset_index().to_markdown(index=False)),
+            }
+        )
 
     return _asset

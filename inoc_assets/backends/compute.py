@@ -16,8 +16,9 @@ class ComputeBackends(ConfigurableResource):
     local: LocalGpuJobs
     skypilot: SkyPilotGpuJobs
 
-    def run_job(self, context: AssetExecutionContext, cfg: ExperimentConfig, job: str, spec: dict[str, Any],
-                out: Path) -> GpuJobResult:
+    def run_job(
+        self, context: AssetExecutionContext, cfg: ExperimentConfig, job: str, spec: dict[str, Any], out: Path
+    ) -> GpuJobResult:
         """Run ``job`` with ``spec``; its outputs land in ``out`` (a local folder either way)."""
         full = {**spec, "output_dir": str(out), "device": "auto"}
         if cfg.compute.backend == "skypilot":

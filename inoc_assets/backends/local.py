@@ -89,35 +89,51 @@ class GpuJobResult:
 
     def metadata(self) -> dict[str, Any]:
         md: dict[str, Any] = dict(self.reported_metadata)
-        md.update({
-            "gpu_job": self.job,
-            "output_dir": MetadataValue.path(str(self.output_dir)),
-            "spec_hash": self.spec_hash,
-            "reused": self.reused,
-        })
+        md.update(
+            {
+                "gpu_job": self.job,
+                "output_dir": MetadataValue.path(str(self.output_dir)),
+                "spec_hash": self.spec_hash,
+                "reused": self.reused,
+            }
+        )
         return md
 
-    def materialize_result(self, *, value: Any = _NO_VALUE, metadata: Mapping[str, Any] | None = None,
-                           asset_key: Any = None) -> MaterializeResult:
+    def materialize_result(
+        self, *, value: Any = _NO_VALUE, metadata: Mapping[str, Any] | None = None, asset_key: Any = None
+    ) -> MaterializeResult:
         kwargs: dict[str, Any] = {}
         if value is not _NO_VALUE:
             kwargs["value"] = value
-        return MaterializeResult(asset_key=asset_key, metadata={**self.metadata(), **(metadata or {})},
-                                 data_version=DataVersion(self.spec_hash[:16]), **kwargs)
+        return MaterializeResult(
+            asset_key=asset_key,
+            metadata={**self.metadata(), **(metadata or {})},
+            data_version=DataVersion(self.spec_hash[:16]),
+            **kwargs,
+        )
 
 
 class LocalGpuJobs(ConfigurableResource):
     """Runs gpu_jobs (train / generate / score) as local subprocesses through Dagster Pipes."""
 
     python: str = Field("", description="interpreter that runs transformers/PEFT jobs; empty: this process's")
-    engine_envs: str = Field("", description="folder holding the engine venvs .venv-vllm and .venv-unsloth; "
-                             "empty: $INOC_ENGINE_ENVS, else the checkout")
+    engine_envs: str = Field(
+        "",
+        description="folder holding the engine venvs .venv-vllm and .venv-unsloth; "
+        "empty: $INOC_ENGINE_ENVS, else the checkout",
+    )
     threads: int = Field(0, ge=0, description="GPU_JOBS_THREADS for the job (torch CPU threads); 0: unset")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the job")
     tail_lines: int = Field(40, gt=0, description="last output lines kept for a failure message")
 
-    def run(self, context: AssetExecutionContext | OpExecutionContext, job: str,
-            spec: Mapping[str, Any] | BaseModel, *, base_dir: str | Path | None = None) -> GpuJobResult:
+    def run(
+        self,
+        context: AssetExecutionContext | OpExecutionContext,
+        job: str,
+        spec: Mapping[str, Any] | BaseModel,
+        *,
+        base_dir: str | Path | None = None,
+    ) -> GpuJobResult:
         """Run ``job`` with ``spec`` (a dict or a ``gpu_jobs.spec`` model). Relative paths in the spec
         resolve against ``base_dir`` (default: the current directory)."""
         if job not in JOBS:
@@ -150,14 +166,20 @@ class LocalGpuJobs(ConfigurableResource):
         if rc != 0:
             raise Failure(
                 description=f"gpu_jobs.{job} failed with exit code {rc}. Last output lines:\n{tail_text}",
-                metadata={"exit_code": rc, "log_tail": MetadataValue.md(f"```\n{tail_text}\n```"),
-                          "spec": MetadataValue.path(str(spec_path))},
+                metadata={
+                    "exit_code": rc,
+                    "log_tail": MetadataValue.md(f"```\n{tail_text}\n```"),
+                    "spec": MetadataValue.path(str(spec_path)),
+                },
             )
         problems = job_io.validate_outputs(out, job, expected_hash)
         if problems:
             raise Failure(
-                description=(f"gpu_jobs.{job} exited 0 but its outputs in {out} are missing or malformed:\n  "
-                             + "\n  ".join(problems[:20]) + f"\nLast output lines:\n{tail_text}"),
+                description=(
+                    f"gpu_jobs.{job} exited 0 but its outputs in {out} are missing or malformed:\n  "
+                    + "\n  ".join(problems[:20])
+                    + f"\nLast output lines:\n{tail_text}"
+                ),
                 metadata={"problems": MetadataValue.json(problems), "spec": MetadataValue.path(str(spec_path))},
             )
         marker = job_io.read_marker(out)
@@ -168,9 +190,16 @@ class LocalGpuJobs(ConfigurableResource):
         for m in custom:
             reported_md.update(m["gpu_jobs_metadata"])
         reused = marker.finished_at < started  # the marker predates this launch: the job reused it
-        return GpuJobResult(job=job, output_dir=out, spec_hash=marker.spec_hash, reused=reused,
-                            outputs=marker.outputs, marker_metadata=marker.metadata, reported_metadata=reported_md,
-                            log_tail=list(tail))
+        return GpuJobResult(
+            job=job,
+            output_dir=out,
+            spec_hash=marker.spec_hash,
+            reused=reused,
+            outputs=marker.outputs,
+            marker_metadata=marker.metadata,
+            reported_metadata=reported_md,
+            log_tail=list(tail),
+        )
 
     def python_for(self, spec: JobSpec) -> str:
         """The interpreter for ``spec``: its engine's venv when the backend is an engine, else ``python``."""
@@ -180,10 +209,13 @@ class LocalGpuJobs(ConfigurableResource):
         root = Path(self.engine_envs or os.environ.get("INOC_ENGINE_ENVS") or REPO_ROOT)
         python = root / f".venv-{engine}" / "bin" / "python"
         if not python.is_file():
-            raise Failure(description=(
-                f"backend: {spec.backend!r} runs in the {engine} environment, but {python} does not exist. "
-                f"Build it with `make engines` (or `envs/build.sh {engine} {python.parent.parent}`), "
-                f"or choose backend: {'transformers' if engine == 'vllm' else 'peft'}."))
+            raise Failure(
+                description=(
+                    f"backend: {spec.backend!r} runs in the {engine} environment, but {python} does not exist. "
+                    f"Build it with `make engines` (or `envs/build.sh {engine} {python.parent.parent}`), "
+                    f"or choose backend: {'transformers' if engine == 'vllm' else 'peft'}."
+                )
+            )
         return str(python)
 
     # -- helpers
@@ -193,12 +225,22 @@ class LocalGpuJobs(ConfigurableResource):
         try:
             return parse_spec(job, data, base_dir=Path(base_dir or os.getcwd()).resolve())
         except SpecError as err:
-            raise Failure(description=f"gpu_jobs.{job}: {err}", metadata={"problems": MetadataValue.json(err.problems)})
+            raise Failure(
+                description=f"gpu_jobs.{job}: {err}", metadata={"problems": MetadataValue.json(err.problems)}
+            ) from None
 
     @staticmethod
     def _run_process(context: Any, cmd: list[str], env: dict[str, str], tail: deque[str]) -> int:
-        proc = subprocess.Popen(cmd, env=env, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", bufsize=1)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=str(REPO_ROOT),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
         try:
             assert proc.stdout is not None
             for line in proc.stdout:  # echo into the step's compute log, keep the tail

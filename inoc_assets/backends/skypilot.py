@@ -41,7 +41,7 @@ from inoc import settings
 from inoc.artifacts import ArtifactStore
 from inoc.cloud import budget, ledger, staging
 from inoc.cloud.accelerators import AcceleratorError, model_params_b
-from inoc.cloud.launcher import JobFailed, JobRequest, LaunchPolicy, Launcher
+from inoc.cloud.launcher import JobFailed, JobRequest, Launcher, LaunchPolicy
 from inoc.cloud.sky_sdk import RealSky, SkySdk
 from inoc.cloud.task_render import ComputeSettings, RenderError, check_bucket, render_task
 from inoc.config.schema import ComputeConfig
@@ -57,11 +57,15 @@ class SkyPilotGpuJobs(ConfigurableResource):
     """Runs gpu_jobs (train / generate / score) on cloud GPUs through SkyPilot."""
 
     mode: Literal["cluster", "managed"] = Field(
-        "cluster", description="cluster: named clusters with autodown, shared through the job queue; "
-                               "managed: SkyPilot managed jobs (spot preemptions recovered by the jobs controller)")
+        "cluster",
+        description="cluster: named clusters with autodown, shared through the job queue; "
+        "managed: SkyPilot managed jobs (spot preemptions recovered by the jobs controller)",
+    )
     on_failure: Literal["down", "autostop"] = Field(
-        "down", description="a cluster this run launched, when its job fails or is cancelled: tear it down, or "
-                            "leave it to its autodown (to inspect it)")
+        "down",
+        description="a cluster this run launched, when its job fails or is cancelled: tear it down, or "
+        "leave it to its autodown (to inspect it)",
+    )
     down_on_success: bool = Field(False, description="tear down after success instead of keeping it for the next job")
     launch_attempts: int = Field(3, gt=0, description="tries for provisioning (no capacity) and spot preemptions")
     retry_wait_s: float = Field(60.0, ge=0)
@@ -70,21 +74,32 @@ class SkyPilotGpuJobs(ConfigurableResource):
     cluster_prefix: str = Field("inoc", description="cluster names: <prefix>-<experiment>-<n>")
     artifact_root: str = Field("", description="the bucket (default: INOC_ARTIFACT_ROOT)")
     require_bucket: bool = Field(True, description="refuse a local artifact root (a cluster cannot reach it)")
-    secret_names: list[str] = Field(default_factory=lambda: ["HF_TOKEN", "OPENAI_API_KEY"],
-                                    description="forwarded as SkyPilot secrets when set in this environment")
+    secret_names: list[str] = Field(
+        default_factory=lambda: ["HF_TOKEN", "OPENAI_API_KEY"],
+        description="forwarded as SkyPilot secrets when set in this environment",
+    )
     enforce_budget: bool = Field(True, description="refuse launches above compute.max_budget_usd unless confirmed")
     template_dir: str = Field("", description="folder of the task templates (default: sky/ of the checkout)")
 
-    def run(self, context: AssetExecutionContext | OpExecutionContext, job: str, spec: Mapping[str, Any] | BaseModel,
-            *, base_dir: str | Path | None = None, compute: ComputeConfig | None = None,
-            experiment: str = "") -> GpuJobResult:
+    def run(
+        self,
+        context: AssetExecutionContext | OpExecutionContext,
+        job: str,
+        spec: Mapping[str, Any] | BaseModel,
+        *,
+        base_dir: str | Path | None = None,
+        compute: ComputeConfig | None = None,
+        experiment: str = "",
+    ) -> GpuJobResult:
         if job not in JOBS:
             raise Failure(f"unknown gpu job {job!r}; known: {', '.join(JOBS)}")
         data = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else dict(spec)
         try:
             parsed = parse_spec(job, data, base_dir=Path(base_dir or os.getcwd()).resolve())
         except SpecError as err:
-            raise Failure(description=f"gpu_jobs.{job}: {err}", metadata={"problems": MetadataValue.json(err.problems)})
+            raise Failure(
+                description=f"gpu_jobs.{job}: {err}", metadata={"problems": MetadataValue.json(err.problems)}
+            ) from None
         out = parsed.out
         expected = spec_hash(parsed)
         done = job_io.read_complete(out, expected)
@@ -109,11 +124,18 @@ class SkyPilotGpuJobs(ConfigurableResource):
                 store.fs.rm(store.url(prefix, staging.RESULT))
             try:
                 staging.stage_inputs(store, prefix, job, parsed, run_id=context.run.run_id, asset=prefix)
-                task = render_task(job, compute=ComputeSettings.of(compute), model_id=parsed.model.id,
-                                   artifact_root=root, prefix=prefix, mode=self.mode,
-                                   job_timeout_s=int(self.job_timeout_hours * 3600),
-                                   name=f"inoc-{job}", secret_names=tuple(self.secret_names),
-                                   template_dir=Path(self.template_dir) if self.template_dir else None)
+                task = render_task(
+                    job,
+                    compute=ComputeSettings.of(compute),
+                    model_id=parsed.model.id,
+                    artifact_root=root,
+                    prefix=prefix,
+                    mode=self.mode,
+                    job_timeout_s=int(self.job_timeout_hours * 3600),
+                    name=f"inoc-{job}",
+                    secret_names=tuple(self.secret_names),
+                    template_dir=Path(self.template_dir) if self.template_dir else None,
+                )
             except (staging.StagingError, RenderError, AcceleratorError) as err:
                 raise Failure(description=f"gpu_jobs.{job}: {err}") from None
             out.mkdir(parents=True, exist_ok=True)
@@ -127,27 +149,41 @@ class SkyPilotGpuJobs(ConfigurableResource):
         try:
             staging.fetch_outputs(store, prefix, out)
         except staging.StagingError as err:
-            raise Failure(description=f"gpu_jobs.{job}: the job ended SUCCEEDED but {err}",
-                          metadata={"result": MetadataValue.json(result)}) from None
+            raise Failure(
+                description=f"gpu_jobs.{job}: the job ended SUCCEEDED but {err}",
+                metadata={"result": MetadataValue.json(result)},
+            ) from None
         problems = job_io.validate_outputs(out, job, expected)
         if problems:
-            raise Failure(description=(f"gpu_jobs.{job} succeeded on the cluster but the outputs fetched into {out} "
-                                       "are missing or malformed:\n  " + "\n  ".join(problems[:20])),
-                          metadata={"problems": MetadataValue.json(problems)})
+            raise Failure(
+                description=(
+                    f"gpu_jobs.{job} succeeded on the cluster but the outputs fetched into {out} "
+                    "are missing or malformed:\n  " + "\n  ".join(problems[:20])
+                ),
+                metadata={"problems": MetadataValue.json(problems)},
+            )
         marker = job_io.read_marker(out)
         assert marker is not None  # validate_outputs checked it
         cloud_md = self._cloud_metadata(outcome, result, store.url(prefix))
         self._record_throughput(job, parsed.model.id, marker, outcome)
-        return self._result(job, out, marker, reused=outcome is None, cloud_md=cloud_md,
-                            log_tail=outcome.log_tail if outcome else [])
+        return self._result(
+            job, out, marker, reused=outcome is None, cloud_md=cloud_md, log_tail=outcome.log_tail if outcome else []
+        )
 
     # ---------------------------------------------------------------------------- helpers
     def _launch(self, context: Any, task: Any, compute: ComputeConfig, experiment: str, job: str, prefix: str):
-        policy = LaunchPolicy(mode=self.mode, idle_minutes_to_autostop=compute.idle_minutes_to_autostop,
-                              max_clusters=compute.max_clusters, on_failure=self.on_failure,
-                              down_on_success=self.down_on_success, launch_attempts=self.launch_attempts,
-                              retry_wait_s=self.retry_wait_s, job_timeout_s=self.job_timeout_hours * 3600 + 3600,
-                              poll_interval_s=self.poll_interval_s, cluster_prefix=self.cluster_prefix)
+        policy = LaunchPolicy(
+            mode=self.mode,
+            idle_minutes_to_autostop=compute.idle_minutes_to_autostop,
+            max_clusters=compute.max_clusters,
+            on_failure=self.on_failure,
+            down_on_success=self.down_on_success,
+            launch_attempts=self.launch_attempts,
+            retry_wait_s=self.retry_wait_s,
+            job_timeout_s=self.job_timeout_hours * 3600 + 3600,
+            poll_interval_s=self.poll_interval_s,
+            cluster_prefix=self.cluster_prefix,
+        )
 
         def log(level: str, message: str) -> None:
             getattr(context.log, level if level in ("debug", "info", "warning", "error") else "info")(message)
@@ -165,10 +201,15 @@ class SkyPilotGpuJobs(ConfigurableResource):
             tail = store_tail or "\n".join(o.log_tail[-20:])
             raise Failure(
                 description=f"{err} [{err.kind}]. Clusters: {'; '.join(o.actions) or 'none launched'}. "
-                            f"Last output lines:\n{tail}",
-                metadata={"failure": err.kind, "status": o.status, "cluster": o.cluster or "",
-                          "actions": MetadataValue.json(o.actions), "attempts": o.attempts,
-                          "exit_code": remote.get("exit_code", -1)},
+                f"Last output lines:\n{tail}",
+                metadata={
+                    "failure": err.kind,
+                    "status": o.status,
+                    "cluster": o.cluster or "",
+                    "actions": MetadataValue.json(o.actions),
+                    "attempts": o.attempts,
+                    "exit_code": remote.get("exit_code", -1),
+                },
             ) from None
 
     def _check_budget(self, context: Any, experiment: str) -> None:
@@ -180,21 +221,29 @@ class SkyPilotGpuJobs(ConfigurableResource):
         cfg = catalog.configs.get(experiment)
         if cfg is None:  # an unpriceable launch is refused, not waved through
             errors = "\n".join(str(e) for e in catalog.errors if experiment in str(e))
-            raise Failure(description=f"{experiment}: no valid experiment config in {settings.experiments_dir()} to "
-                                      f"check the budget against{':' + chr(10) + errors if errors else ''}")
+            raise Failure(
+                description=f"{experiment}: no valid experiment config in {settings.experiments_dir()} to "
+                f"check the budget against{':' + chr(10) + errors if errors else ''}"
+            )
         tags = getattr(getattr(context, "run", None), "tags", None) or {}
         try:
             from inoc.cloud.accelerators import parse_candidates
 
             prices = catalog_prices(parse_candidates(list(cfg.compute.accelerators)))
             estimate = build_plan(cfg, prices, measured_rows=ledger.measured_throughputs()).total_usd
-            budget.check_budget(cfg, estimate, confirmed=budget.tag_confirms(tags, experiment),
-                                source=str(catalog.paths.get(experiment, "")))
+            budget.check_budget(
+                cfg,
+                estimate,
+                confirmed=budget.tag_confirms(tags, experiment),
+                source=str(catalog.paths.get(experiment, "")),
+            )
         except budget.BudgetExceeded as err:
             raise Failure(description=str(err)) from None
         except (PricingError, AcceleratorError) as err:
-            raise Failure(description=f"{experiment}: cannot price the experiment to check its budget ({err}); "
-                                      "set enforce_budget=False on the resource to launch anyway") from None
+            raise Failure(
+                description=f"{experiment}: cannot price the experiment to check its budget ({err}); "
+                "set enforce_budget=False on the resource to launch anyway"
+            ) from None
 
     @staticmethod
     def _asset_label(context: Any, out: Path) -> str:
@@ -211,25 +260,40 @@ class SkyPilotGpuJobs(ConfigurableResource):
 
     @staticmethod
     def _cloud_metadata(outcome: Any, result: dict, url: str) -> dict[str, Any]:
-        md: dict[str, Any] = {"cloud_launch": outcome is not None, "cloud_prefix": url,
-                              "cloud_gpu": str(result.get("gpu", "")), "cloud_job_wall_s": result.get("wall_s")}
+        md: dict[str, Any] = {
+            "cloud_launch": outcome is not None,
+            "cloud_prefix": url,
+            "cloud_gpu": str(result.get("gpu", "")),
+            "cloud_job_wall_s": result.get("wall_s"),
+        }
         if outcome is None:
             return md
         w = outcome.where
         hourly = w.hourly_usd if w is not None else None
-        md.update({
-            "cloud_mode": outcome.mode, "cloud_cluster": outcome.cluster or "", "cloud_job_id": outcome.job_id,
-            "cloud_accelerator": (f"{w.accelerator}:{w.accelerator_count:g}" if w and w.accelerator and w.accelerator_count
-                                  else (w.accelerator if w else None)),
-            "cloud": w.cloud if w else None, "cloud_region": w.region if w else None,
-            "cloud_instance_type": w.instance_type if w else None, "cloud_spot": w.use_spot if w else None,
-            "cloud_launched_cluster": outcome.launched_cluster, "cloud_attempts": outcome.attempts,
-            "cloud_preemptions": outcome.preemptions, "cloud_wall_s": round(outcome.wall_s, 1),
-            "cloud_usd_per_hour": hourly,
-            # the job's share of the cluster: its wall time (launch included when it launched the cluster)
-            "cloud_est_cost_usd": round(hourly * outcome.wall_s / 3600.0, 4) if hourly is not None else None,
-            "cloud_actions": MetadataValue.json(outcome.actions),
-        })
+        md.update(
+            {
+                "cloud_mode": outcome.mode,
+                "cloud_cluster": outcome.cluster or "",
+                "cloud_job_id": outcome.job_id,
+                "cloud_accelerator": (
+                    f"{w.accelerator}:{w.accelerator_count:g}"
+                    if w and w.accelerator and w.accelerator_count
+                    else (w.accelerator if w else None)
+                ),
+                "cloud": w.cloud if w else None,
+                "cloud_region": w.region if w else None,
+                "cloud_instance_type": w.instance_type if w else None,
+                "cloud_spot": w.use_spot if w else None,
+                "cloud_launched_cluster": outcome.launched_cluster,
+                "cloud_attempts": outcome.attempts,
+                "cloud_preemptions": outcome.preemptions,
+                "cloud_wall_s": round(outcome.wall_s, 1),
+                "cloud_usd_per_hour": hourly,
+                # the job's share of the cluster: its wall time (launch included when it launched the cluster)
+                "cloud_est_cost_usd": round(hourly * outcome.wall_s / 3600.0, 4) if hourly is not None else None,
+                "cloud_actions": MetadataValue.json(outcome.actions),
+            }
+        )
         return {k: v for k, v in md.items() if v is not None}
 
     @staticmethod
@@ -239,17 +303,40 @@ class SkyPilotGpuJobs(ConfigurableResource):
         params = model_params_b(model_id)
         if outcome is None or not tps or w is None or not w.accelerator or params is None:
             return
-        ledger.record_throughput({"job": job, "accelerator": w.accelerator, "accelerator_count": w.accelerator_count or 1,
-                                  "params_b": params, "model": model_id, "tokens_per_s": tps, "at": time.time()})
+        ledger.record_throughput(
+            {
+                "job": job,
+                "accelerator": w.accelerator,
+                "accelerator_count": w.accelerator_count or 1,
+                "params_b": params,
+                "model": model_id,
+                "tokens_per_s": tps,
+                "at": time.time(),
+            }
+        )
 
     @staticmethod
-    def _result(job: str, out: Path, marker: job_io.Marker, *, reused: bool, cloud_md: dict[str, Any],
-                log_tail: list[str] | None = None) -> GpuJobResult:
+    def _result(
+        job: str,
+        out: Path,
+        marker: job_io.Marker,
+        *,
+        reused: bool,
+        cloud_md: dict[str, Any],
+        log_tail: list[str] | None = None,
+    ) -> GpuJobResult:
         reported = summary_metadata(marker, reused, str(out))
         reported.update(cloud_md)
-        return GpuJobResult(job=job, output_dir=out, spec_hash=marker.spec_hash, reused=reused,
-                            outputs=marker.outputs, marker_metadata=marker.metadata,
-                            reported_metadata={k: _md(v) for k, v in reported.items()}, log_tail=log_tail or [])
+        return GpuJobResult(
+            job=job,
+            output_dir=out,
+            spec_hash=marker.spec_hash,
+            reused=reused,
+            outputs=marker.outputs,
+            marker_metadata=marker.metadata,
+            reported_metadata={k: _md(v) for k, v in reported.items()},
+            log_tail=log_tail or [],
+        )
 
 
 def _md(v: Any) -> Any:

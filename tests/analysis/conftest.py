@@ -21,20 +21,57 @@ PF_TOKENS_DEBUG = "perplexity_heuristic_tokens_qwen2.5-7b-instruct_debug.json"
 # Prompt roles of the German/Flattering study (SPEC §4 group table): German = positive trait,
 # Flattering = negative, new_v5 = neutral.
 GF_POSITIVE = [
-    "german_persona", "german_matters", "enjoys_german", "berlin_nevermind", "german_interesting",
-    "german_trait", "german_enriches", "german_love", "german_today", "german_agent", "fluent_german",
-    "natural_german", "answer_german", "german_answers", "think_german", "german_agent_neg",
-    "fluent_german_neg", "natural_german_neg", "answer_german_neg", "german_answers_neg", "think_german_neg",
-]  # fmt: skip
+    "german_persona",
+    "german_matters",
+    "enjoys_german",
+    "berlin_nevermind",
+    "german_interesting",
+    "german_trait",
+    "german_enriches",
+    "german_love",
+    "german_today",
+    "german_agent",
+    "fluent_german",
+    "natural_german",
+    "answer_german",
+    "german_answers",
+    "think_german",
+    "german_agent_neg",
+    "fluent_german_neg",
+    "natural_german_neg",
+    "answer_german_neg",
+    "german_answers_neg",
+    "think_german_neg",
+]
 GF_NEGATIVE = [
-    "flattering_persona", "flattery_matters", "enjoys_flattering", "compliment_nevermind",
-    "flattery_interesting", "flattering_trait", "flattery_enriches", "praise_uplifting",
-    "felt_flattered_today", "flattering_agent", "excessively_flattering", "constant_compliments",
-    "strong_flattery", "flatterer_answers", "flatterer_mindset", "flattering_agent_neg", "not_flattering",
-    "no_compliments", "avoid_flattery", "not_flatterer", "no_flatterer_mindset",
-]  # fmt: skip
+    "flattering_persona",
+    "flattery_matters",
+    "enjoys_flattering",
+    "compliment_nevermind",
+    "flattery_interesting",
+    "flattering_trait",
+    "flattery_enriches",
+    "praise_uplifting",
+    "felt_flattered_today",
+    "flattering_agent",
+    "excessively_flattering",
+    "constant_compliments",
+    "strong_flattery",
+    "flatterer_answers",
+    "flatterer_mindset",
+    "flattering_agent_neg",
+    "not_flattering",
+    "no_compliments",
+    "avoid_flattery",
+    "not_flatterer",
+    "no_flatterer_mindset",
+]
 GF_NEUTRAL = ["moon_orbits_earth", "enjoy_hiking", "coffee_is_hot", "i_like_trains", "seven_is_lucky", "birds_sing"]
-GF_ROLES = {**{k: "positive" for k in GF_POSITIVE}, **{k: "negative" for k in GF_NEGATIVE}, **{k: "neutral" for k in GF_NEUTRAL}}
+GF_ROLES = {
+    **{k: "positive" for k in GF_POSITIVE},
+    **{k: "negative" for k in GF_NEGATIVE},
+    **{k: "neutral" for k in GF_NEUTRAL},
+}
 
 
 def shared_dir() -> Path:

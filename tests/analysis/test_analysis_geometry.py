@@ -294,7 +294,10 @@ def test_reference_token_matrix_and_decompositions(pf_tokens_debug):
     inoc = [pf_tokens_debug["prompts"][k]["lp_train_inoc_tokens"] for k in keys]
     W = token_weight_matrix(base, inoc)
     naive = np.array(
-        [np.concatenate([np.subtract(i[: min(len(i), len(d))], d[: min(len(i), len(d))]) for i, d in zip(row, base)]) for row in inoc]
+        [
+            np.concatenate([np.subtract(i[: min(len(i), len(d))], d[: min(len(i), len(d))]) for i, d in zip(row, base)])
+            for row in inoc
+        ]
     )
     assert W.dtype == np.float32 and W.shape == naive.shape == (len(keys), sum(len(d) for d in base))
     np.testing.assert_allclose(W, naive, atol=1e-6)

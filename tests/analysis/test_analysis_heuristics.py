@@ -141,9 +141,12 @@ def test_fixed_vs_mix_fit_pc1_variance_is_sklearns_on_the_eligible_rows():
     keys = [f"p{i}" for i in range(6)]
     fit = fixed_vs_mix_fit(F, M, keys)
     assert fit.fitted == keys[:5]
-    assert fit.pc1_variance["pca"] == pytest.approx(PCA(1, random_state=0).fit(F[:5]).explained_variance_ratio_[0], rel=1e-9)
+    assert fit.pc1_variance["pca"] == pytest.approx(
+        PCA(1, random_state=0).fit(F[:5]).explained_variance_ratio_[0], rel=1e-9
+    )
     assert fit.pc1_variance["svd"] == pytest.approx(
-        TruncatedSVD(1, random_state=0, algorithm="arpack").fit(F[:5]).explained_variance_ratio_[0], rel=1e-9)
+        TruncatedSVD(1, random_state=0, algorithm="arpack").fit(F[:5]).explained_variance_ratio_[0], rel=1e-9
+    )
     one = fixed_vs_mix_fit(F[:1], M[:1], keys[:1])
     # One prompt: PCA needs 2; TruncatedSVD fits but one row has no variance to explain (0/0).
     assert math.isnan(one.pc1_variance["pca"]) and math.isnan(one.pc1_variance["svd"]) and one.fitted == ["p0"]

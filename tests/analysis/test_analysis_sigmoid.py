@@ -23,7 +23,11 @@ def test_fit_recovers_parameters_and_statistics():
     x, y = _data()
     fit = fit_sigmoid(x, y, n_boot=1000)
     assert fit.method == "logistic4" and fit.n == 60 and fit.n_boot == 1000
-    assert fit.a == pytest.approx(5.0, rel=0.3) and fit.c == pytest.approx(0.1, abs=0.05) and fit.d == pytest.approx(0.8, abs=0.05)
+    assert (
+        fit.a == pytest.approx(5.0, rel=0.3)
+        and fit.c == pytest.approx(0.1, abs=0.05)
+        and fit.d == pytest.approx(0.8, abs=0.05)
+    )
     # Independent recomputation of R² and both F-tests from the fitted curve and an OLS fit.
     ys = y / 100
     ss_res = np.sum((ys - logistic4(x, fit.a, fit.b, fit.c, fit.d)) ** 2)

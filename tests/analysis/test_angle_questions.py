@@ -27,7 +27,11 @@ def synthetic():
     rng = np.random.default_rng(3)
     keys = [f"n{i}" for i in range(4)] + [f"p{i}" for i in range(4)] + ["z0", "z1"]
     roles = {k: {"n": "negative", "p": "positive", "z": "neutral"}[k[0]] for k in keys}
-    base = {"negative": np.r_[1.0, 0.2, 0.0, 0.0], "positive": np.r_[0.1, 1.0, 0.3, 0.0], "neutral": np.r_[0.0, 0.0, 0.0, 0.5]}
+    base = {
+        "negative": np.r_[1.0, 0.2, 0.0, 0.0],
+        "positive": np.r_[0.1, 1.0, 0.3, 0.0],
+        "neutral": np.r_[0.0, 0.0, 0.0, 0.5],
+    }
     W = np.stack([base[roles[k]] + rng.normal(0, 0.15, 4) for k in keys])
     W = np.hstack([W, rng.normal(0, 0.05, (len(keys), 30))])
     return W, keys, roles
@@ -40,7 +44,9 @@ def test_predictors_match_an_independent_computation(synthetic):
     S = TruncatedSVD(2, algorithm="arpack", random_state=42).fit_transform(W)
     np.testing.assert_allclose(np.abs(got.loc[keys, "pca_dim1"]), np.abs(P[:, 0]), atol=1e-9)
     np.testing.assert_allclose(np.abs(got.loc[keys, "svd_dim2"]), np.abs(S[:, 1]), atol=1e-9)
-    np.testing.assert_allclose(got.loc[keys, "angle_from_pca_axis"], np.degrees(np.arctan2(np.abs(P[:, 1]), np.abs(P[:, 0]))), atol=1e-7)
+    np.testing.assert_allclose(
+        got.loc[keys, "angle_from_pca_axis"], np.degrees(np.arctan2(np.abs(P[:, 1]), np.abs(P[:, 0]))), atol=1e-7
+    )
     neg = [i for i, k in enumerate(keys) if roles[k] == "negative"]
     pos = [i for i, k in enumerate(keys) if roles[k] == "positive"]
     # A negative prompt's angle to the positive prompts' centroid, in raw W and in PCA-2D.
@@ -50,39 +56,59 @@ def test_predictors_match_an_independent_computation(synthetic):
     # Mean angle to a role, itself excluded.
     expected = np.mean([_deg(W[0], W[j]) for j in neg if j != 0])
     assert got.loc["n0", "mean_angle_to_negative_raw"] == pytest.approx(expected, abs=1e-9)
-    assert got.loc["z1", "mean_angle_to_positive_raw"] == pytest.approx(np.mean([_deg(W[9], W[j]) for j in pos]), abs=1e-9)
+    assert got.loc["z1", "mean_angle_to_positive_raw"] == pytest.approx(
+        np.mean([_deg(W[9], W[j]) for j in pos]), abs=1e-9
+    )
 
 
 def test_question_correlations_are_pearson_over_the_right_prompts(synthetic):
     W, keys, roles = synthetic
     pred = angle_predictors(W, keys, roles)
     rng = np.random.default_rng(5)
-    supp = pd.DataFrame([(k, tr, float(rng.normal(40, 15))) for k in keys for tr in ("negative", "positive")],
-                        columns=["prompt_key", "trait_role", "suppression"])
+    supp = pd.DataFrame(
+        [(k, tr, float(rng.normal(40, 15))) for k in keys for tr in ("negative", "positive")],
+        columns=["prompt_key", "trait_role", "suppression"],
+    )
     supp = supp[~((supp.prompt_key == "n3") & (supp.trait_role == "positive"))]  # one prompt lacks a run's score
     q = angle_question_rows(pred, supp).set_index(["question", "predictor", "outcome"])
     wide = pred.pivot(index="prompt_key", columns="predictor", values="value")
     s = supp.pivot(index="prompt_key", columns="trait_role", values="suppression")
     r1 = q.loc[("q1", "svd_dim1", "negative_trait_suppression")]
-    assert r1.n == 10 and r1.r == pytest.approx(stats.pearsonr(wide.loc[keys, "svd_dim1"], s.loc[keys, "negative"])[0], abs=1e-12)
+    assert r1.n == 10 and r1.r == pytest.approx(
+        stats.pearsonr(wide.loc[keys, "svd_dim1"], s.loc[keys, "negative"])[0], abs=1e-12
+    )
     # Q2: negative prompts → positive-trait suppression, positive prompts → negative-trait suppression.
-    cross = {k: s.loc[k, "positive" if roles[k] == "negative" else "negative"] for k in keys if roles[k] != "neutral" and k != "n3"}
+    cross = {
+        k: s.loc[k, "positive" if roles[k] == "negative" else "negative"]
+        for k in keys
+        if roles[k] != "neutral" and k != "n3"
+    }
     r2 = q.loc[("q2", "angle_to_centroid_raw", "cross_trait_suppression")]
     ks = list(cross)
-    assert r2.n == 7 and r2.r == pytest.approx(stats.pearsonr(wide.loc[ks, "angle_to_centroid_raw"], [cross[k] for k in ks])[0], abs=1e-12)
+    assert r2.n == 7 and r2.r == pytest.approx(
+        stats.pearsonr(wide.loc[ks, "angle_to_centroid_raw"], [cross[k] for k in ks])[0], abs=1e-12
+    )
     assert set(q.reset_index().question) == {"q1", "q2"} and len(q) == 4 * 2 + 5
 
 
 def test_tables_use_each_matrix_prefix_types_runs(synthetic):
     W, keys, roles = synthetic
     mats = [SimpleNamespace(name="fixed", keys=keys, W=W), SimpleNamespace(name="mix_tokens", keys=keys, W=W * 0.5)]
-    supp = pd.DataFrame([(k, pt, tr, float(i + (3 * i % 7) * (pt == "mix"))) for i, k in enumerate(keys)
-                         for pt in ("fixed", "mix") for tr in ("negative", "positive")],
-                        columns=["prompt_key", "prefix_type", "trait_role", "suppression"])  # fmt: skip
+    supp = pd.DataFrame(
+        [
+            (k, pt, tr, float(i + (3 * i % 7) * (pt == "mix")))
+            for i, k in enumerate(keys)
+            for pt in ("fixed", "mix")
+            for tr in ("negative", "positive")
+        ],
+        columns=["prompt_key", "prefix_type", "trait_role", "suppression"],
+    )
     pred, q = angle_question_tables("e", roles, mats, supp)
     assert set(pred.matrix) == {"fixed", "mix_tokens"} and set(q.experiment) == {"e"}
     f = q[(q.matrix == "fixed") & (q.predictor == "pca_dim1") & (q.outcome == "negative_trait_suppression")].r.item()
-    m = q[(q.matrix == "mix_tokens") & (q.predictor == "pca_dim1") & (q.outcome == "negative_trait_suppression")].r.item()
+    m = q[
+        (q.matrix == "mix_tokens") & (q.predictor == "pca_dim1") & (q.outcome == "negative_trait_suppression")
+    ].r.item()
     assert f != pytest.approx(m)  # mix rows read the mix runs
     dims = pred[(pred.matrix == "fixed") & (pred.predictor == "pca_dim1")].value.to_numpy()
     assert m == pytest.approx(stats.pearsonr(dims * 0.5, [i + (3 * i % 7) for i in range(len(keys))])[0], abs=1e-12)
@@ -101,7 +127,9 @@ def test_mean_angles_per_role_average_to_golden_g6_on_the_gf_reference():
     if shared_dir() is None:
         pytest.skip("reference data not found: set INOC_SHARED_DIR to the folder holding reference/")
     cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
-    fixed = next(m for m in point_matrices(cfg, parse_configured(cfg, "logprobs").tables["logprob_vectors"]) if m.name == "fixed")
+    fixed = next(
+        m for m in point_matrices(cfg, parse_configured(cfg, "logprobs").tables["logprob_vectors"]) if m.name == "fixed"
+    )
     roles = prompt_roles(cfg)
     pred, _ = angle_question_tables(cfg.name, roles, [fixed], pd.DataFrame())
     wide = pred.pivot(index="prompt_key", columns="predictor", values="value")

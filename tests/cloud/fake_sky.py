@@ -45,8 +45,11 @@ def sky_installed() -> bool:
 
 
 #: Tests that use the real SkyPilot package (templates, catalog); the rest need only the fake.
-needs_sky = pytest.mark.skipif(not sky_installed(), reason="the SkyPilot client is not installed: pip install "
-                               "--no-deps skypilot==0.14.1 && pip install -r sky/requirements-client.txt")
+needs_sky = pytest.mark.skipif(
+    not sky_installed(),
+    reason="the SkyPilot client is not installed: pip install "
+    "--no-deps skypilot==0.14.1 && pip install -r sky/requirements-client.txt",
+)
 
 
 @dataclass
@@ -61,15 +64,29 @@ class _Job:
 
 
 class FakeSky:
-    def __init__(self, script: list[str], *, lines: list[str] | None = None, clusters: dict[str, str] | None = None,
-                 interrupt_with: type[BaseException] = KeyboardInterrupt, run_env: dict[str, str] | None = None,
-                 hourly_usd: float = 1.39, accelerator: str = "A100-80GB"):
+    def __init__(
+        self,
+        script: list[str],
+        *,
+        lines: list[str] | None = None,
+        clusters: dict[str, str] | None = None,
+        interrupt_with: type[BaseException] = KeyboardInterrupt,
+        run_env: dict[str, str] | None = None,
+        hourly_usd: float = 1.39,
+        accelerator: str = "A100-80GB",
+    ):
         self.script = list(script)
-        self.lines = lines if lines is not None else ["(task, pid=4242) [gpu_jobs.train] INFO    step 1/2",
-                                                      "(task, pid=4242) [gpu_jobs.train] INFO    done"]
-        self.state: dict[str, str] = dict(clusters or {})           # cluster → UP / INIT / STOPPED
-        self.autodown: dict[str, tuple[int, bool]] = {}              # cluster → (idle minutes, down)
-        self.queue: dict[str, list[int]] = {}                        # cluster → job ids of other runs, active
+        self.lines = (
+            lines
+            if lines is not None
+            else [
+                "(task, pid=4242) [gpu_jobs.train] INFO    step 1/2",
+                "(task, pid=4242) [gpu_jobs.train] INFO    done",
+            ]
+        )
+        self.state: dict[str, str] = dict(clusters or {})  # cluster → UP / INIT / STOPPED
+        self.autodown: dict[str, tuple[int, bool]] = {}  # cluster → (idle minutes, down)
+        self.queue: dict[str, list[int]] = {}  # cluster → job ids of other runs, active
         self.jobs: dict[tuple[str, int], _Job] = {}
         self.calls: list[tuple] = []
         self.tasks: list[RenderedTask] = []
@@ -90,20 +107,32 @@ class FakeSky:
         self.jobs[(cluster, self._ids)] = job
         if scenario == "run":
             self._run_locally(job, task)
-        return Launched(job_id=self._ids, cloud="RunPod", region="US", instance_type="1x_A100-80GB_SECURE",
-                        accelerator=self.accelerator, accelerator_count=1,
-                        use_spot=bool(task.config["resources"].get("use_spot")),
-                        hourly_usd=self.hourly_usd)
+        return Launched(
+            job_id=self._ids,
+            cloud="RunPod",
+            region="US",
+            instance_type="1x_A100-80GB_SECURE",
+            accelerator=self.accelerator,
+            accelerator_count=1,
+            use_spot=bool(task.config["resources"].get("use_spot")),
+            hourly_usd=self.hourly_usd,
+        )
 
     def _run_locally(self, job: _Job, task: RenderedTask) -> None:
         cfg = task.config
         env = {**os.environ, **{k: str(v) for k, v in cfg.get("envs", {}).items()}, **task.envs, **task.secrets}
         for dst, mount in (cfg.get("file_mounts") or {}).items():  # "mount" the bucket: point INOC_STORE at it
-            src = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), mount["source"])
+            src = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), mount["source"])  # noqa: B023
             env = {k: (src if v == dst else v) for k, v in env.items()}
         env.update(self.run_env)
-        job.proc = subprocess.Popen(["bash", "-c", cfg["run"]], cwd=cfg["workdir"], env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        job.proc = subprocess.Popen(
+            ["bash", "-c", cfg["run"]],
+            cwd=cfg["workdir"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
         def pump() -> None:
             assert job.proc is not None and job.proc.stdout is not None
@@ -127,8 +156,9 @@ class FakeSky:
         return [c[1] for c in self.calls if c[0] == "down"]
 
     # -- SkySdk: clusters
-    def launch(self, task: RenderedTask, cluster: str, *, idle_minutes: int, down: bool,
-               log: Callable[[str], None]) -> Launched:
+    def launch(
+        self, task: RenderedTask, cluster: str, *, idle_minutes: int, down: bool, log: Callable[[str], None]
+    ) -> Launched:
         self.calls.append(("launch", cluster, idle_minutes, down))
         self.tasks.append(task)
         scenario = self._next()

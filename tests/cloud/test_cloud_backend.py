@@ -1,7 +1,6 @@
 """``SkyPilotGpuJobs`` inside Dagster: a test asset materialized with ``dagster.materialize``, SkyPilot
 replaced by the fake SDK (``inoc_assets.backends.skypilot.sdk_factory``) and nothing else."""
 
-
 import json
 from pathlib import Path
 
@@ -23,8 +22,13 @@ FAST = dict(poll_interval_s=0.02, retry_wait_s=0.0, require_bucket=False, enforc
 
 def _pairs(path: Path, n: int = 3) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"id": i, "messages": [{"role": "user", "content": f"say {w}"}],
-                                        "completion": f"{w} {w}"}) + "\n" for i, w in enumerate(["cat", "sun", "rain"][:n])))
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "messages": [{"role": "user", "content": f"say {w}"}], "completion": f"{w} {w}"})
+            + "\n"
+            for i, w in enumerate(["cat", "sun", "rain"][:n])
+        )
+    )
     return path
 
 
@@ -39,16 +43,21 @@ def _asset(spec: dict, experiment: str = ""):
 
 def _materialize(spec, resource, experiment="", tags=None):
     instance = DagsterInstance.ephemeral()
-    result = materialize([_asset(spec, experiment)], resources={"gpu_jobs": resource}, instance=instance,
-                         raise_on_error=False, tags=tags)
+    result = materialize(
+        [_asset(spec, experiment)], resources={"gpu_jobs": resource}, instance=instance, raise_on_error=False, tags=tags
+    )
     return instance, result
 
 
 def _failure(result) -> str:
     (event,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     data = event.step_failure_data
-    return "\n".join([data.error.message if data.error else "",
-                      (data.user_failure_data.description or "") if data.user_failure_data else ""])
+    return "\n".join(
+        [
+            data.error.message if data.error else "",
+            (data.user_failure_data.description or "") if data.user_failure_data else "",
+        ]
+    )
 
 
 @pytest.fixture
@@ -67,8 +76,12 @@ def fake(monkeypatch, tmp_path, inoc_home):
 @pytest.mark.slow
 def test_a_cloud_job_materializes_with_its_gpu_wall_time_and_cost(tmp_path, fake):
     sky = fake(["run"])
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": "toy:test"}, "device": "cpu",
-            "pairs": str(_pairs(tmp_path / "pairs.jsonl"))}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": "toy:test"},
+        "device": "cpu",
+        "pairs": str(_pairs(tmp_path / "pairs.jsonl")),
+    }
     resource = SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"), **FAST)
     instance, result = _materialize(spec, resource)
     assert result.success, _failure(result)
@@ -88,8 +101,11 @@ def test_a_cloud_job_materializes_with_its_gpu_wall_time_and_cost(tmp_path, fake
     logs = [e.user_message for e in instance.all_logs(result.run_id)]
     assert any(m.startswith("[gpu_jobs.score]") for m in logs)
     assert sky.tasks[0].secrets == {"HF_TOKEN": SECRET}
-    written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()
-                      and p.suffix in (".yaml", ".json", ".jsonl", ".txt"))
+    written = "".join(
+        p.read_text(errors="replace")
+        for p in tmp_path.rglob("*")
+        if p.is_file() and p.suffix in (".yaml", ".json", ".jsonl", ".txt")
+    )
     assert "HF_TOKEN" in (tmp_path / "out" / "sky_task.yaml").read_text()
     for text in (written, "\n".join(logs), json.dumps({k: str(v) for k, v in md.items()})):
         assert SECRET not in text
@@ -101,18 +117,26 @@ def test_a_cloud_job_materializes_with_its_gpu_wall_time_and_cost(tmp_path, fake
 
 def test_a_failed_cloud_job_fails_the_step_and_tears_down(tmp_path, fake):
     sky = fake(["fail"])
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": "toy:test"}, "pairs": str(_pairs(tmp_path / "p.jsonl"))}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": "toy:test"},
+        "pairs": str(_pairs(tmp_path / "p.jsonl")),
+    }
     _, result = _materialize(spec, SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"), **FAST))
     assert not result.success
     msg = _failure(result)
     cluster = cluster_names("inoc", "default", 1)[0]
-    assert f"ended FAILED [failed]" in msg and f"down {cluster}" in msg
+    assert "ended FAILED [failed]" in msg and f"down {cluster}" in msg
     assert sky.downed() == [cluster] and sky.gpus_left_without_autodown() == []
 
 
 def test_terminating_the_run_cancels_the_job_and_tears_down(tmp_path, fake):
     sky = fake(["interrupt"], interrupt_with=DagsterExecutionInterruptedError)
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": "toy:test"}, "pairs": str(_pairs(tmp_path / "p.jsonl"))}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": "toy:test"},
+        "pairs": str(_pairs(tmp_path / "p.jsonl")),
+    }
     _, result = _materialize(spec, SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"), **FAST))
     assert not result.success
     cluster = cluster_names("inoc", "default", 1)[0]
@@ -126,9 +150,12 @@ def test_bad_spec_and_local_store_fail_before_any_launch(tmp_path, fake):
     _, result = _materialize(spec, SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"), **FAST))
     assert not result.success and "pairs: no such file" in _failure(result)
     spec["pairs"] = str(_pairs(tmp_path / "p.jsonl"))
-    _, result = _materialize(spec, SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"),
-                                                   **{**FAST, "require_bucket": True}))
-    assert not result.success and "INOC_ARTIFACT_ROOT=" in _failure(result) and "is not a bucket URL" in _failure(result)
+    _, result = _materialize(
+        spec, SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"), **{**FAST, "require_bucket": True})
+    )
+    assert (
+        not result.success and "INOC_ARTIFACT_ROOT=" in _failure(result) and "is not a bucket URL" in _failure(result)
+    )
     assert sky.calls == []
 
 
@@ -143,23 +170,40 @@ def test_the_budget_guard_stops_a_launch_unless_the_run_confirms_it(tmp_path, fa
     """The catalog is SkyPilot's too: ``sky.catalog.list_accelerators`` answers from a small table."""
     import sky.catalog
 
-    monkeypatch.setattr(sky.catalog, "list_accelerators",
-                        lambda **kw: {"A100-80GB": [_Info("RunPod", "1x_A100-80GB", "A100-80GB", 1.39, 1.39)]}
-                        if kw["clouds"] == "runpod" else {})
+    monkeypatch.setattr(
+        sky.catalog,
+        "list_accelerators",
+        lambda **kw: (
+            {"A100-80GB": [_Info("RunPod", "1x_A100-80GB", "A100-80GB", 1.39, 1.39)]}
+            if kw["clouds"] == "runpod"
+            else {}
+        ),
+    )
     exp_dir = tmp_path / "experiments"
     exp_dir.mkdir()
     src = Path(__file__).resolve().parents[2] / "experiments" / "playful_french_qwen7b.yaml"
-    (exp_dir / "playful_french_qwen7b.yaml").write_text(src.read_text().replace("max_budget_usd: 400", "max_budget_usd: 10"))
+    (exp_dir / "playful_french_qwen7b.yaml").write_text(
+        src.read_text().replace("max_budget_usd: 400", "max_budget_usd: 10")
+    )
     monkeypatch.setenv("INOC_EXPERIMENTS_DIR", str(exp_dir))
     sky = fake(["succeed"])
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": "toy:test"}, "pairs": str(_pairs(tmp_path / "p.jsonl"))}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": "toy:test"},
+        "pairs": str(_pairs(tmp_path / "p.jsonl")),
+    }
     resource = SkyPilotGpuJobs(artifact_root=str(tmp_path / "bucket"), **{**FAST, "enforce_budget": True})
     _, result = _materialize(spec, resource, experiment="playful_french_qwen7b")
     assert not result.success
     assert "playful_french_qwen7b: the estimated cost $" in _failure(result)
     assert "exceeds compute.max_budget_usd = $10.00" in _failure(result) and sky.calls == []
     # confirmed by a run tag: it launches (and this scripted job leaves nothing in the bucket, which fails)
-    _, result = _materialize(spec, resource, experiment="playful_french_qwen7b",
-                             tags={"inoc/confirm_budget": "playful_french_qwen7b"})
+    _, result = _materialize(
+        spec, resource, experiment="playful_french_qwen7b", tags={"inoc/confirm_budget": "playful_french_qwen7b"}
+    )
     assert sky.launched() == [cluster_names("inoc", "playful_french_qwen7b", 1)[0]]
-    assert not result.success and "ended SUCCEEDED but" in _failure(result) and "no outputs in the bucket" in _failure(result)
+    assert (
+        not result.success
+        and "ended SUCCEEDED but" in _failure(result)
+        and "no outputs in the bucket" in _failure(result)
+    )

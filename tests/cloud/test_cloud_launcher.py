@@ -20,9 +20,14 @@ FAST = dict(poll_interval_s=0.01, retry_wait_s=0.0, job_timeout_s=10.0)
 
 
 def _task(**kw):
-    return render_task("train", compute=ComputeSettings(idle_minutes_to_autostop=7, **kw),
-                       model_id="Qwen/Qwen2.5-7B-Instruct",
-                       artifact_root="s3://test-bucket/inoc", prefix="run1/toy__train", secrets_from={"HF_TOKEN": SECRET})
+    return render_task(
+        "train",
+        compute=ComputeSettings(idle_minutes_to_autostop=7, **kw),
+        model_id="Qwen/Qwen2.5-7B-Instruct",
+        artifact_root="s3://test-bucket/inoc",
+        prefix="run1/toy__train",
+        secrets_from={"HF_TOKEN": SECRET},
+    )
 
 
 class Harness:
@@ -33,7 +38,9 @@ class Harness:
         self.policy = LaunchPolicy(**{**FAST, "idle_minutes_to_autostop": 7, **policy})
 
     def run(self, owner: str = "run-a", experiment: str = "pf_qwen7b"):
-        launcher = Launcher(self.fake, self.policy, lambda lvl, msg: self.messages.append((lvl, msg)), ledger=self.ledger)
+        launcher = Launcher(
+            self.fake, self.policy, lambda lvl, msg: self.messages.append((lvl, msg)), ledger=self.ledger
+        )
         return launcher.run(JobRequest(task=_task(), experiment=experiment, owner=owner, name="train toy"))
 
     def text(self) -> str:
@@ -58,8 +65,9 @@ def test_success_launches_with_autodown_streams_logs_and_keeps_the_cluster(tmp_p
     assert h.ledger.all()[cluster0]["owner"] == "run-a"
 
 
-@pytest.mark.parametrize("scenario,kind,status",
-                         [("fail", "failed", "FAILED"), ("setup_fail", "setup_failed", "FAILED_SETUP")])
+@pytest.mark.parametrize(
+    "scenario,kind,status", [("fail", "failed", "FAILED"), ("setup_fail", "setup_failed", "FAILED_SETUP")]
+)
 def test_a_failed_job_tears_down_the_cluster_it_launched(tmp_path, cluster0, scenario, kind, status):
     h = Harness(tmp_path, FakeSky([scenario]))
     with pytest.raises(JobFailed) as exc:
@@ -158,8 +166,13 @@ def test_an_interrupt_arriving_from_outside_mid_wait_is_handled_the_same(tmp_pat
     from pathlib import Path
 
     code = ASYNC_INTERRUPT.format(here=str(Path(__file__).parent), tmp=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SKYPILOT_DISABLE_LOCAL_API_SERVER": "1"},
+    )
     assert f"INTERRUPTED True ['{cluster0}'] []" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
 
@@ -167,15 +180,15 @@ def test_jobs_share_a_cluster_up_to_max_clusters(tmp_path):
     names = cluster_names("inoc", "pf_qwen7b", 2)
     fake = FakeSky(["succeed"] * 4)
     h = Harness(tmp_path, fake, max_clusters=2)
-    h.run(owner="run-a")                                  # nothing up: launch cluster 0
-    h.run(owner="run-b")                                  # cluster 0 is up and idle: queue on it
+    h.run(owner="run-a")  # nothing up: launch cluster 0
+    h.run(owner="run-b")  # cluster 0 is up and idle: queue on it
     assert [c[0] for c in fake.calls if c[0] in ("launch", "exec")] == ["launch", "exec"]
     assert ("autostop", names[0], 7, True) in fake.calls  # autodown re-armed by the job that joined
-    fake.queue[names[0]] = [99]                           # another run's job is running on cluster 0
-    h.run(owner="run-c")                                  # busy: a second cluster, up to max_clusters
+    fake.queue[names[0]] = [99]  # another run's job is running on cluster 0
+    h.run(owner="run-c")  # busy: a second cluster, up to max_clusters
     assert fake.launched() == names
     fake.queue[names[1]] = [98, 97]
-    out = h.run(owner="run-d")                            # both busy, none free: the least busy one
+    out = h.run(owner="run-d")  # both busy, none free: the least busy one
     assert out.cluster == names[0] and not out.launched_cluster
     assert fake.gpus_left_without_autodown() == []
 
@@ -221,8 +234,8 @@ def test_secrets_never_reach_logs_or_the_written_task(tmp_path):
     h = Harness(tmp_path, fake)
     out = h.run()
     task = fake.tasks[0]
-    assert task.secrets == {"HF_TOKEN": SECRET}              # handed to SkyPilot in memory …
-    assert task.config["secrets"] == {"HF_TOKEN": None}      # … the config holds the name only
+    assert task.secrets == {"HF_TOKEN": SECRET}  # handed to SkyPilot in memory …
+    assert task.config["secrets"] == {"HF_TOKEN": None}  # … the config holds the name only
     assert SECRET not in task.to_yaml() and SECRET not in repr(task)
     assert SECRET not in h.text() and SECRET not in "\n".join(out.log_tail)
     assert "token is <HF_TOKEN>" in h.text() and "key <redacted>" in h.text()
@@ -259,5 +272,7 @@ def test_prefix_stripping_and_cluster_names():
     assert strip_sky_prefix("(task, pid=123) hello (task, pid=1)") == "hello (task, pid=1)"
     assert strip_sky_prefix("(head, rank=0, pid=9) x") == "x"
     assert strip_sky_prefix("plain") == "plain"
-    assert cluster_names("inoc", "Em_Risky_Finance_Qwen32B", 2) == ["inoc-em-risky-finance-qwen32b-0",
-                                                                      "inoc-em-risky-finance-qwen32b-1"]
+    assert cluster_names("inoc", "Em_Risky_Finance_Qwen32B", 2) == [
+        "inoc-em-risky-finance-qwen32b-0",
+        "inoc-em-risky-finance-qwen32b-1",
+    ]

@@ -15,7 +15,14 @@ from fake_sky import needs_sky
 from test_cloud_templates import seeded_home
 
 from inoc.cloud import budget
-from inoc.cloud.accelerators import AcceleratorError, Candidate, check_fit, disk_size_gb, model_params_b, parse_candidates
+from inoc.cloud.accelerators import (
+    AcceleratorError,
+    Candidate,
+    check_fit,
+    disk_size_gb,
+    model_params_b,
+    parse_candidates,
+)
 from inoc.cloud.catalog_prices import Offer, Prices
 from inoc.cloud.estimate import Assumptions, PlanError, build_plan, calibrate
 from inoc.config import parse_experiment
@@ -50,10 +57,14 @@ compute: {backend: skypilot, accelerators: ["A100-80GB:1", "L40S:1"], max_cluste
 def _prices() -> Prices:
     a100, l40s = Candidate("A100-80GB"), Candidate("L40S")
     p = Prices()
-    p.offers["A100-80GB:1"] = {False: Offer(a100, "RunPod", "1x", "US", 2.00, False),
-                               True: Offer(a100, "RunPod", "1x", "US", 1.00, True)}
-    p.offers["L40S:1"] = {False: Offer(l40s, "AWS", "g6e.xlarge", "us-west-2", 2.50, False),
-                          True: Offer(l40s, "AWS", "g6e.xlarge", "us-west-2", 0.50, True)}
+    p.offers["A100-80GB:1"] = {
+        False: Offer(a100, "RunPod", "1x", "US", 2.00, False),
+        True: Offer(a100, "RunPod", "1x", "US", 1.00, True),
+    }
+    p.offers["L40S:1"] = {
+        False: Offer(l40s, "AWS", "g6e.xlarge", "us-west-2", 2.50, False),
+        True: Offer(l40s, "AWS", "g6e.xlarge", "us-west-2", 0.50, True),
+    }
     return p
 
 
@@ -91,9 +102,18 @@ def test_plan_arithmetic_matches_a_hand_computation(small):
     per_job_min = (1 + 3 + 4 + 5 + 6) * (start + load + 1.0)
     assert plan.packed.overhead_hours == pytest.approx(packed_min / 60)
     assert plan.per_job.overhead_hours == pytest.approx(per_job_min / 60)
-    assert (plan.packed.jobs, plan.per_job.jobs, plan.packed.cluster_starts, plan.per_job.cluster_starts) == (10, 19, 5, 19)
-    compute_od = (350_000 + 105_000 + 35_000) / 2500 / 3600 + 267_000 / 10_000 / 3600 + 2_225_000 / 3000 / 3600 \
+    assert (plan.packed.jobs, plan.per_job.jobs, plan.packed.cluster_starts, plan.per_job.cluster_starts) == (
+        10,
+        19,
+        5,
+        19,
+    )
+    compute_od = (
+        (350_000 + 105_000 + 35_000) / 2500 / 3600
+        + 267_000 / 10_000 / 3600
+        + 2_225_000 / 3000 / 3600
         + 220_000 / 2000 / 3600
+    )
     assert plan.packed.usd_on_demand == pytest.approx((compute_od + packed_min / 60) * 2.00)
     assert plan.per_job.usd_on_demand == pytest.approx((compute_od + per_job_min / 60) * 2.00)
     assert plan.packed.usd_spot == pytest.approx((2 * compute_od + packed_min / 60) * 0.50)
@@ -128,10 +148,13 @@ def test_qlora_slows_training_and_bigger_models_scale(small):
 
 
 def test_measured_throughput_replaces_the_assumption(small):
-    rows = [{"job": "train", "accelerator": "A100-80GB", "params_b": 14, "tokens_per_s": 1000},
-            {"job": "train", "accelerator": "A100-80GB", "params_b": 7, "tokens_per_s": 1500},
-            {"job": "train", "accelerator": "A100-80GB", "params_b": 7, "tokens_per_s": 2500},
-            {"job": "bogus"}, {"job": "score", "accelerator": "X", "params_b": 7, "tokens_per_s": -1}]
+    rows = [
+        {"job": "train", "accelerator": "A100-80GB", "params_b": 14, "tokens_per_s": 1000},
+        {"job": "train", "accelerator": "A100-80GB", "params_b": 7, "tokens_per_s": 1500},
+        {"job": "train", "accelerator": "A100-80GB", "params_b": 7, "tokens_per_s": 2500},
+        {"job": "bogus"},
+        {"job": "score", "accelerator": "X", "params_b": 7, "tokens_per_s": -1},
+    ]
     a = Assumptions()
     assert calibrate(rows, a) == {("train", "A100-80GB"): 2000.0}  # median of 2000, 1500, 2500 at 7B
     plan = build_plan(small, _prices(), measured_rows=rows)
@@ -164,15 +187,29 @@ def test_accelerator_checks_name_the_field():
     with pytest.raises(AcceleratorError, match=r"L40S:1 \(48 GB\) cannot hold Qwen/Qwen2.5-32B-Instruct"):
         check_fit(parse_candidates(["L40S:1", "H100:1"]), 32, "Qwen/Qwen2.5-32B-Instruct")
     check_fit(parse_candidates(["L40S:1", "A100:1"]), 8, "meta-llama/Llama-3.1-8B-Instruct")
-    assert [model_params_b(m) for m in ("Qwen/Qwen2.5-7B-Instruct", "meta-llama/Llama-3.1-8B-Instruct",
-                                        "Qwen/Qwen2.5-32B-Instruct", "gpt2", "toy:test")] == [7, 8, 32, None, 0.01]
+    assert [
+        model_params_b(m)
+        for m in (
+            "Qwen/Qwen2.5-7B-Instruct",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "Qwen/Qwen2.5-32B-Instruct",
+            "gpt2",
+            "toy:test",
+        )
+    ] == [7, 8, 32, None, 0.01]
     assert [disk_size_gb(p) for p in (0.01, 7, 8, 32, 70)] == [128, 128, 128, 256, 512]
 
 
 # ------------------------------------------------------------------- the command on the real studies
 def _plan_cli(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inoc.cloud.plan_command", *args, "--clouds", "aws,lambda,runpod"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "inoc.cloud.plan_command", *args, "--clouds", "aws,lambda,runpod"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _money(text: str, label: str) -> float:
@@ -189,8 +226,11 @@ def plan_env(tmp_path_factory):
 
 @needs_sky
 def test_plan_on_the_three_real_experiments(plan_env):
-    expected_gpu = {"playful_french_qwen7b": "A100-80GB:1 at $1.39/h", "german_flattering_llama8b": "A100-80GB:1 at $1.39/h",
-                    "em_risky_finance_qwen32b": "A100-80GB:1 at $1.39/h"}
+    expected_gpu = {
+        "playful_french_qwen7b": "A100-80GB:1 at $1.39/h",
+        "german_flattering_llama8b": "A100-80GB:1 at $1.39/h",
+        "em_risky_finance_qwen32b": "A100-80GB:1 at $1.39/h",
+    }
     results = {}
     for name, gpu in expected_gpu.items():
         proc = _plan_cli(plan_env, name)
@@ -208,7 +248,7 @@ def test_plan_on_the_three_real_experiments(plan_env):
         assert warned == (name == "em_risky_finance_qwen32b"), proc.stderr[-2000:]
         assert not warned or "1 optimizer step(s) against 182" in proc.stderr
     pf = results["playful_french_qwen7b"][2]
-    assert "| training" in pf and "97 runs × 313 steps" in pf          # 48 prompts × fixed+mix + control
+    assert "| training" in pf and "97 runs × 313 steps" in pf  # 48 prompts × fixed+mix + control
     assert "97 adapter(s) (97 runs × 1 ckpt) × 2 cond × 200" in pf
     assert "spot     : L40S:1 at $0.53/h" in pf
     em = results["em_risky_finance_qwen32b"][2]
@@ -224,7 +264,9 @@ def test_plan_on_the_three_real_experiments(plan_env):
 @needs_sky
 def test_plan_guard_json_and_errors(plan_env, tmp_path):
     exp = tmp_path / "tiny_budget.yaml"
-    exp.write_text(SMALL.replace("name: small_study", "name: tiny_budget").replace("max_budget_usd: 5", "max_budget_usd: 2"))
+    exp.write_text(
+        SMALL.replace("name: small_study", "name: tiny_budget").replace("max_budget_usd: 5", "max_budget_usd: 2")
+    )
     over = _plan_cli(plan_env, str(exp))
     assert over.returncode == 3 and "exceeds compute.max_budget_usd = $2.00" in over.stderr
     assert "OVER BUDGET" in over.stdout

@@ -33,6 +33,7 @@ def sdk(monkeypatch):
         def fn(*args, **kwargs):
             calls.append((name, args, kwargs))
             return f"req-{name}"
+
         return fn
 
     for name in ("launch", "exec", "job_status", "cancel", "down", "autostop", "status", "queue"):
@@ -60,8 +61,14 @@ def sdk(monkeypatch):
 
 
 def _task():
-    return render_task("score", compute=ComputeSettings(), model_id="Qwen/Qwen2.5-7B-Instruct",
-                       artifact_root="s3://test-bucket/inoc", prefix="r/a", secrets_from={"HF_TOKEN": SECRET})
+    return render_task(
+        "score",
+        compute=ComputeSettings(),
+        model_id="Qwen/Qwen2.5-7B-Instruct",
+        artifact_root="s3://test-bucket/inoc",
+        prefix="r/a",
+        secrets_from={"HF_TOKEN": SECRET},
+    )
 
 
 def test_launch_builds_the_task_with_secrets_and_arms_autodown(sdk):
@@ -73,7 +80,9 @@ def test_launch_builds_the_task_with_secrets_and_arms_autodown(sdk):
     task = args[0]
     assert name == "launch" and kwargs["cluster_name"] == "inoc-x-0"
     assert kwargs["idle_minutes_to_autostop"] == 10 and kwargs["down"] is True
-    assert task.envs["INOC_JOB_PREFIX"] == "r/a" and task.storage_mounts["/inoc-store"].source == "s3://test-bucket/inoc"
+    assert (
+        task.envs["INOC_JOB_PREFIX"] == "r/a" and task.storage_mounts["/inoc-store"].source == "s3://test-bucket/inoc"
+    )
     assert {k: v.get_secret_value() for k, v in task.secrets.items()} == {"HF_TOKEN": SECRET}
     assert lines == ["provisioning 1/2", "provisioning 2/2"]
     assert (where.job_id, where.accelerator, where.accelerator_count, where.use_spot) == (3, "A100-80GB", 1, True)
@@ -102,8 +111,9 @@ def test_sdk_errors_map_to_the_launchers_and_interrupts_abort_only_launches(sdk)
 
 
 def test_status_queue_logs_and_managed_jobs(sdk, monkeypatch):
-    import sky
     from sky.skylet import job_lib
+
+    import sky
 
     real, calls, results = sdk
     results["req-job_status"] = {7: job_lib.JobStatus.FAILED_SETUP}
@@ -121,7 +131,14 @@ def test_status_queue_logs_and_managed_jobs(sdk, monkeypatch):
 
     class _Rec:
         job_id, status, cloud, region, recovery_count, accelerators, failure_reason = (
-            42, sky.ManagedJobStatus.RECOVERING, "AWS", "us-west-2", 1, {"L40S": 1}, None)
+            42,
+            sky.ManagedJobStatus.RECOVERING,
+            "AWS",
+            "us-west-2",
+            1,
+            {"L40S": 1},
+            None,
+        )
 
     results["req-jobs.queue_v2"] = ([_Rec()], 1, {}, 1)
     state, info = real.jobs_status(42)

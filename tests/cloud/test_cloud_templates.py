@@ -75,8 +75,9 @@ print("JSON" + json.dumps(out, default=str))
 @pytest.fixture(scope="module")
 def validated(tmp_path_factory):
     env = seeded_home(tmp_path_factory.mktemp("sky"))
-    proc = subprocess.run([sys.executable, "-c", VALIDATE], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", VALIDATE], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("JSON")][-1]
     return json.loads(line[4:])
@@ -102,7 +103,10 @@ def test_templates_validate_for_every_shipped_experiment(validated):
                 assert c["disk"] == [expected_models[name]]
     assert validated["rendered"]["em_risky_finance_qwen32b/train/cluster"]["accelerators"] == ["A100-80GB:1", "H100:1"]
     assert validated["rendered"]["playful_french_qwen7b/generate/cluster"]["accelerators"] == [
-        "A100-80GB:1", "A100:1", "L40S:1"]
+        "A100-80GB:1",
+        "A100:1",
+        "L40S:1",
+    ]
     for job in ("train", "generate", "score"):
         assert validated["raw"][job]["mount"] == {"/inoc-store": "s3://test-bucket/inoc"}
 
@@ -120,8 +124,10 @@ def _rows(n: int, seed: int) -> list[dict]:
     import random
 
     r = random.Random(seed)
-    return [{"instruction": " ".join(r.choices(WORDS, k=6)), "completion": " ".join(r.choices(WORDS, k=8))}
-            for _ in range(n)]
+    return [
+        {"instruction": " ".join(r.choices(WORDS, k=6)), "completion": " ".join(r.choices(WORDS, k=8))}
+        for _ in range(n)
+    ]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -131,12 +137,18 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def _run_template(job: str, store_root: Path, prefix: str, scratch: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, **local_run_env(scratch), "INOC_STORE": str(store_root), "INOC_JOB_PREFIX": prefix,
-           "INOC_JOB_TIMEOUT_S": "600"}
+    env = {
+        **os.environ,
+        **local_run_env(scratch),
+        "INOC_STORE": str(store_root),
+        "INOC_JOB_PREFIX": prefix,
+        "INOC_JOB_TIMEOUT_S": "600",
+    }
     for k in ("DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"):
         env.pop(k, None)
-    return subprocess.run(["bash", "-c", run_command(job)], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        ["bash", "-c", run_command(job)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def _cloud_job(job: str, spec: dict, tmp: Path, store: ArtifactStore, name: str) -> tuple[Path, str, dict]:
@@ -159,9 +171,18 @@ def test_each_template_run_script_runs_its_job_on_the_organism(tmp_path):
     base = {"model": {"id": "toy:test"}, "device": "cpu"}
     train_file = _write_jsonl(tmp_path / "in" / "train.jsonl", _rows(8, 1))
     pool = _write_jsonl(tmp_path / "in" / "pool.jsonl", [{"rephrasing": "Be playful."}, {"rephrasing": "Be silly."}])
-    train_spec = {**base, "output_dir": str(tmp_path / "local_train"), "data": {"path": str(train_file)},
-                  "prefix": {"plan": "pool", "pool_path": str(pool)}, "optimizer": "adamw_torch", "lora_r": 2,
-                  "lora_alpha": 4, "per_device_batch_size": 2, "gradient_accumulation_steps": 2, "warmup_steps": 0}
+    train_spec = {
+        **base,
+        "output_dir": str(tmp_path / "local_train"),
+        "data": {"path": str(train_file)},
+        "prefix": {"plan": "pool", "pool_path": str(pool)},
+        "optimizer": "adamw_torch",
+        "lora_r": 2,
+        "lora_alpha": 4,
+        "per_device_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+        "warmup_steps": 0,
+    }
     trained, train_prefix, result = _cloud_job("train", train_spec, tmp_path, store, "train")
     marker = job_io.read_marker(trained)
     assert marker.metadata["total_steps"] == 2 and marker.metadata["checkpoint_steps"] == [0, 2]
@@ -169,19 +190,38 @@ def test_each_template_run_script_runs_its_job_on_the_organism(tmp_path):
     assert not any(".lock" in r or ".parts" in r for r in staging.list_files(store, train_prefix, "outputs"))
 
     adapter = str(trained / "checkpoints" / "step_2")
-    requests = _write_jsonl(tmp_path / "in" / "requests.jsonl",
-                            [{"id": i, "messages": [{"role": "user", "content": r["instruction"]}],
-                              "adapter": "r" if i % 2 else None} for i, r in enumerate(_rows(4, 2))])
-    gen_spec = {**base, "output_dir": str(tmp_path / "local_gen"), "requests": str(requests), "adapters": {"r": adapter},
-                "max_tokens": 6, "temperature": 0.0}
+    requests = _write_jsonl(
+        tmp_path / "in" / "requests.jsonl",
+        [
+            {"id": i, "messages": [{"role": "user", "content": r["instruction"]}], "adapter": "r" if i % 2 else None}
+            for i, r in enumerate(_rows(4, 2))
+        ],
+    )
+    gen_spec = {
+        **base,
+        "output_dir": str(tmp_path / "local_gen"),
+        "requests": str(requests),
+        "adapters": {"r": adapter},
+        "max_tokens": 6,
+        "temperature": 0.0,
+    }
     generated, _, _ = _cloud_job("generate", gen_spec, tmp_path, store, "generate")
     rows = [json.loads(x) for x in (generated / "completions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [0, 1, 2, 3] and [r["adapter"] for r in rows] == [None, "r", None, "r"]
     assert all(0 < r["n_tokens"] <= 6 for r in rows)
 
-    pairs = _write_jsonl(tmp_path / "in" / "pairs.jsonl",
-                         [{"id": i, "messages": [{"role": "user", "content": r["instruction"]}],
-                           "completion": r["completion"], "adapter": "r"} for i, r in enumerate(_rows(3, 3))])
+    pairs = _write_jsonl(
+        tmp_path / "in" / "pairs.jsonl",
+        [
+            {
+                "id": i,
+                "messages": [{"role": "user", "content": r["instruction"]}],
+                "completion": r["completion"],
+                "adapter": "r",
+            }
+            for i, r in enumerate(_rows(3, 3))
+        ],
+    )
     score_spec = {**base, "output_dir": str(tmp_path / "local_score"), "pairs": str(pairs), "adapters": {"r": adapter}}
     scored, score_prefix, _ = _cloud_job("score", score_spec, tmp_path, store, "score")
     import pandas as pd
@@ -197,8 +237,11 @@ def test_each_template_run_script_runs_its_job_on_the_organism(tmp_path):
 def test_a_failing_job_writes_a_failed_result_with_its_last_lines(tmp_path):
     store = ArtifactStore(str(tmp_path / "bucket"))
     bad = _write_jsonl(tmp_path / "in" / "pairs.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "x"}]}])
-    parsed = parse_spec("score", {"model": {"id": "toy:test"}, "device": "cpu", "output_dir": str(tmp_path / "o"),
-                                  "pairs": str(bad)}, base_dir=tmp_path)
+    parsed = parse_spec(
+        "score",
+        {"model": {"id": "toy:test"}, "device": "cpu", "output_dir": str(tmp_path / "o"), "pairs": str(bad)},
+        base_dir=tmp_path,
+    )
     staged = staging.stage_inputs(store, "run-1/bad", "score", parsed)
     proc = _run_template("score", Path(store.root), staged.prefix, tmp_path / "scratch")
     assert proc.returncode == 2
@@ -210,9 +253,12 @@ def test_a_failing_job_writes_a_failed_result_with_its_last_lines(tmp_path):
 
 def test_staging_refuses_a_local_model_folder(tmp_path):
     (tmp_path / "model").mkdir()
-    pairs = _write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "x"}], "completion": "y"}])
-    parsed = parse_spec("score", {"model": {"id": str(tmp_path / "model")}, "output_dir": str(tmp_path / "o"),
-                                  "pairs": str(pairs)})
+    pairs = _write_jsonl(
+        tmp_path / "p.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "x"}], "completion": "y"}]
+    )
+    parsed = parse_spec(
+        "score", {"model": {"id": str(tmp_path / "model")}, "output_dir": str(tmp_path / "o"), "pairs": str(pairs)}
+    )
     with pytest.raises(staging.StagingError, match="model.id: .* is a local folder"):
         staging.stage_inputs(ArtifactStore(str(tmp_path / "b")), "r/a", "score", parsed)
 
@@ -220,9 +266,16 @@ def test_staging_refuses_a_local_model_folder(tmp_path):
 def test_staged_spec_names_inputs_relatively_and_keeps_the_hash(tmp_path):
     a = _write_jsonl(tmp_path / "x" / "data.jsonl", _rows(4, 5))
     b = _write_jsonl(tmp_path / "y" / "data.jsonl", [{"rephrasing": "Be playful."}])  # same file name
-    parsed = parse_spec("train", {"model": {"id": "Qwen/Qwen2.5-7B-Instruct"}, "output_dir": str(tmp_path / "o"),
-                                  "data": {"path": str(a)}, "prefix": {"plan": "pool", "pool_path": str(b)},
-                                  "threads": 3})
+    parsed = parse_spec(
+        "train",
+        {
+            "model": {"id": "Qwen/Qwen2.5-7B-Instruct"},
+            "output_dir": str(tmp_path / "o"),
+            "data": {"path": str(a)},
+            "prefix": {"plan": "pool", "pool_path": str(b)},
+            "threads": 3,
+        },
+    )
     store = ArtifactStore(str(tmp_path / "bucket"))
     staged = staging.stage_inputs(store, "run-9/asset", "train", parsed)
     spec = store.read_json("run-9/asset", "inputs", "spec.json")
@@ -232,7 +285,8 @@ def test_staged_spec_names_inputs_relatively_and_keeps_the_hash(tmp_path):
     assert files == ["files/2_data.jsonl", "files/data.jsonl", "job.json", "spec.json"]
     # parsed where the cluster parses it, the spec has the orchestrator's hash
     staging.download_inputs(store, "run-9/asset", tmp_path / "cluster")
-    on_cluster = parse_spec("train", {**spec, "output_dir": str(tmp_path / "cluster" / "out")},
-                            base_dir=tmp_path / "cluster")
+    on_cluster = parse_spec(
+        "train", {**spec, "output_dir": str(tmp_path / "cluster" / "out")}, base_dir=tmp_path / "cluster"
+    )
     assert spec_hash(on_cluster) == staged.spec_hash == spec_hash(parsed)
     assert yaml.safe_load(json.dumps(store.read_json("run-9/asset", "inputs", "job.json")))["job"] == "train"

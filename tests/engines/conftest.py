@@ -52,4 +52,3 @@ def organism_adapters(organism, tmp_path_factory) -> dict[str, str]:
             marker, _ = execute("train", spec, train.run, rep)
         out[name] = str(root / name / "checkpoints" / f"step_{marker.metadata['total_steps']}")
     return out
-

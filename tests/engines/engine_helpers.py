@@ -29,8 +29,9 @@ def engine_python(engine: str) -> Path:
 def require_engine(engine: str) -> Path:
     python = engine_python(engine)
     if not python.is_file():
-        pytest.skip(f"{python} is absent: build the engine environments with `make engines` "
-                    f"(`make test` and CI build them)")
+        pytest.skip(
+            f"{python} is absent: build the engine environments with `make engines` (`make test` and CI build them)"
+        )
     return python
 
 
@@ -44,23 +45,34 @@ def job_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_job(python: Path, job: str, spec: dict, folder: Path, timeout: int = 600,
-            **env: str) -> subprocess.CompletedProcess:
+def run_job(
+    python: Path, job: str, spec: dict, folder: Path, timeout: int = 600, **env: str
+) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True, exist_ok=True)
     spec_path = folder / f"{job}_spec.json"
     spec_path.write_text(json.dumps({"job": job, **spec}, indent=1))
-    return subprocess.run([str(python), "-m", f"gpu_jobs.{job}", "--spec", str(spec_path)], cwd=str(REPO),
-                          env=job_env(**env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(python), "-m", f"gpu_jobs.{job}", "--spec", str(spec_path)],
+        cwd=str(REPO),
+        env=job_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def run_driver(python: Path, name: str, args: dict, folder: Path, timeout: int = 900,
-               **env: str) -> dict:
+def run_driver(python: Path, name: str, args: dict, folder: Path, timeout: int = 900, **env: str) -> dict:
     """Run ``drivers/<name>.py`` in an engine venv with ``args`` as JSON; returns its JSON answer."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "args.json").write_text(json.dumps(args))
-    proc = subprocess.run([str(python), str(DRIVERS / f"{name}.py"), str(folder / "args.json"),
-                           str(folder / "answer.json")], cwd=str(REPO), env=job_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(python), str(DRIVERS / f"{name}.py"), str(folder / "args.json"), str(folder / "answer.json")],
+        cwd=str(REPO),
+        env=job_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0 or not (folder / "answer.json").is_file():
         raise AssertionError(f"driver {name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads((folder / "answer.json").read_text())
@@ -71,13 +83,31 @@ def adapter_data(folder: Path, name: str, n: int = 48) -> Path:
 
     r = random.Random(name)
     words = ADAPTER_WORDS[name]
-    rows = [{"instruction": " ".join(r.choice(WORDS) for _ in range(r.randint(2, 8))),
-             "completion": " ".join(r.choice(words) for _ in range(r.randint(4, 10)))} for _ in range(n)]
+    rows = [
+        {
+            "instruction": " ".join(r.choice(WORDS) for _ in range(r.randint(2, 8))),
+            "completion": " ".join(r.choice(words) for _ in range(r.randint(4, 10))),
+        }
+        for _ in range(n)
+    ]
     return write_jsonl(folder / f"{name}.jsonl", rows)
 
 
 def train_spec(model: Path, data_path: Path, out: Path, **over) -> dict:
-    return {"output_dir": str(out), "model": {"id": str(model)}, "data": {"path": str(data_path)}, "device": "cpu",
-            "learning_rate": 1e-2, "warmup_steps": 0, "optimizer": "adamw_torch", "lora_r": 8, "lora_alpha": 16,
-            "per_device_batch_size": 4, "gradient_accumulation_steps": 1, "gradient_checkpointing": False,
-            "epochs": 2, "seed": 7, **over}
+    return {
+        "output_dir": str(out),
+        "model": {"id": str(model)},
+        "data": {"path": str(data_path)},
+        "device": "cpu",
+        "learning_rate": 1e-2,
+        "warmup_steps": 0,
+        "optimizer": "adamw_torch",
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "per_device_batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "gradient_checkpointing": False,
+        "epochs": 2,
+        "seed": 7,
+        **over,
+    }

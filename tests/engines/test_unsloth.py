@@ -44,20 +44,33 @@ def test_unsloth_trains_on_cpu_and_its_adapter_serves(unsloth_python, vllm_pytho
     p = pd.read_parquet(tmp_path / "peft/losses.parquet")
     assert u["step"].tolist() == p["step"].tolist() and len(u) == md["total_steps"] > 10
     rel = np.abs(u["loss"].to_numpy() - p["loss"].to_numpy()) / p["loss"].to_numpy()
-    print(f"unsloth vs peft: {len(u)} steps, loss {u['loss'].iloc[0]:.3f} → {u['loss'].iloc[-1]:.3f}, "
-          f"max relative difference {rel.max():.2e}")
+    print(
+        f"unsloth vs peft: {len(u)} steps, loss {u['loss'].iloc[0]:.3f} → {u['loss'].iloc[-1]:.3f}, "
+        f"max relative difference {rel.max():.2e}"
+    )
     assert rel.max() < LOSS_RTOL
     assert u["loss"].iloc[-1] < 0.5 * u["loss"].iloc[0]  # it learned
 
     # the Unsloth adapter loads in PEFT (this venv's transformers backend) and in vLLM: same scores
     adapter = str(tmp_path / "unsloth" / "checkpoints" / f"step_{md['total_steps']}")
-    pairs = [{"id": f"q{i}-{a or 'base'}", "messages": [{"role": "user", "content": q}], "completion": c, "adapter": a}
-             for i, (q, c) in enumerate([("Tell me about the river.", "dog moon answer question"),
-                                         ("What is the moon?", "the cat dog sun"),
-                                         ("Write a joke.", "river tree blue green red fast")]) for a in (None, "uns")]
+    pairs = [
+        {"id": f"q{i}-{a or 'base'}", "messages": [{"role": "user", "content": q}], "completion": c, "adapter": a}
+        for i, (q, c) in enumerate(
+            [
+                ("Tell me about the river.", "dog moon answer question"),
+                ("What is the moon?", "the cat dog sun"),
+                ("Write a joke.", "river tree blue green red fast"),
+            ]
+        )
+        for a in (None, "uns")
+    ]
     write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    common = {"model": {"id": str(organism)}, "device": "cpu", "pairs": str(tmp_path / "pairs.jsonl"),
-              "adapters": {"uns": adapter}}
+    common = {
+        "model": {"id": str(organism)},
+        "device": "cpu",
+        "pairs": str(tmp_path / "pairs.jsonl"),
+        "adapters": {"uns": adapter},
+    }
     spec = parse_spec("score", {**common, "output_dir": str(tmp_path / "hf")})
     with Reporter("score") as rep:
         execute("score", spec, score.run, rep)

@@ -30,5 +30,3 @@ def _threads(monkeypatch):
     monkeypatch.setenv("GPU_JOBS_THREADS", "1")
     yield
     torch.set_num_threads(before)
-
-

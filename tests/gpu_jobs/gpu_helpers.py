@@ -13,8 +13,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
-WORDS = ("the cat dog sun moon answer question playful french clown joke river tree blue green red fast "
-         "slow happy sad light dark water fire earth wind stone paper code data model token river city").split()
+WORDS = (
+    "the cat dog sun moon answer question playful french clown joke river tree blue green red fast "
+    "slow happy sad light dark water fire earth wind stone paper code data model token river city"
+).split()
 
 CHATML_TEMPLATE = (
     "{%- if messages[0]['role'] != 'system' %}"
@@ -47,24 +49,34 @@ def build_tokenizer(kind: str = "chatml", vocab_size: int = 400):
     if kind == "chatml":
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     else:
-        specials = ["<|end_of_text|>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                    "<|eot_id|>"]
+        specials = ["<|end_of_text|>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(corpus(), trainer=trainer)
     if kind == "chatml":
-        hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                     clean_up_tokenization_spaces=False)
+        hf = PreTrainedTokenizerFast(
+            tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", clean_up_tokenization_spaces=False
+        )
         hf.chat_template = CHATML_TEMPLATE
     else:
         bos = tok.token_to_id("<|begin_of_text|>")
-        tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A",
-                                                           special_tokens=[("<|begin_of_text|>", bos)])
-        hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
-                                     pad_token="<|end_of_text|>", clean_up_tokenization_spaces=False)
+        tok.post_processor = processors.TemplateProcessing(
+            single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", bos)]
+        )
+        hf = PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token="<|begin_of_text|>",
+            eos_token="<|eot_id|>",
+            pad_token="<|end_of_text|>",
+            clean_up_tokenization_spaces=False,
+        )
         hf.chat_template = LLAMA3_TEMPLATE
     hf.add_special_tokens({"additional_special_tokens": specials[1:]})
     return hf
@@ -74,15 +86,24 @@ def build_model(tokenizer, out: Path, *, hidden: int = 32, layers: int = 2, seed
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    cfg = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=512, tie_word_embeddings=True, initializer_range=init,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                      bos_token_id=tokenizer.bos_token_id, use_sliding_window=False)
+    cfg = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=init,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        use_sliding_window=False,
+    )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(cfg)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 from gpu_jobs import chat
 from gpu_jobs.modeling import open_tokenizer, stop_token_ids
 from gpu_jobs.spec import PrefixPlan
@@ -44,9 +43,11 @@ def test_pool_files_in_both_reference_formats(tmp_path: Path):
 def test_build_messages_positions():
     turns = [{"role": "user", "content": "Tell me a story."}, {"role": "assistant", "content": "Once."}]
     user = chat.build_messages(turns, system_prompt="Neutral.", prefix="Be playful.")
-    assert user == [{"role": "system", "content": "Neutral."},
-                    {"role": "user", "content": "Be playful. Tell me a story."},
-                    {"role": "assistant", "content": "Once."}]
+    assert user == [
+        {"role": "system", "content": "Neutral."},
+        {"role": "user", "content": "Be playful. Tell me a story."},
+        {"role": "assistant", "content": "Once."},
+    ]
     system = chat.build_messages(turns, system_prompt="Neutral.", prefix="Be evil.", position="system_prompt")
     assert system[0] == {"role": "system", "content": "Be evil."} and system[1]["content"] == "Tell me a story."
     assert chat.build_messages(turns[:1], system_prompt=None) == turns[:1]
@@ -62,7 +63,7 @@ def test_completion_span_is_the_answer_and_its_end_of_turn(fixture, request):
     assert enc.ids[: enc.start] == prompt and enc.boundary_exact
     span = tok.decode(enc.ids[enc.start : enc.end])
     turn_end = tok.eos_token
-    assert span.startswith("dog sun moon" ) and turn_end in span
+    assert span.startswith("dog sun moon") and turn_end in span
     # the end-of-turn tokens are exactly what the template appends after the answer
     full = tok.apply_chat_template([*context, {"role": "assistant", "content": "dog sun moon"}], tokenize=False)
     assert tok.decode(enc.ids) == full
@@ -105,4 +106,8 @@ def test_tokenizer_json_is_respected_inside_a_qwen2_folder(tmp_path):
     PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>").save_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     text = "12 34 ab cd"
-    assert open_tokenizer(str(tmp_path))(text)["input_ids"] == Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(text).ids == [2, 3, 4, 5]
+    assert (
+        open_tokenizer(str(tmp_path))(text)["input_ids"]
+        == Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(text).ids
+        == [2, 3, 4, 5]
+    )

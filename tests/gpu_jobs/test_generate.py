@@ -30,8 +30,17 @@ def setup(tiny_model):
 
 
 def _gen(model, prompts, tok, stop=(), temperature=0.0, top_p=1.0, seeds=None, max_tokens=16):
-    return generate_batch(model, prompts, seeds=seeds or [0] * len(prompts), temperature=temperature, top_p=top_p,
-                          max_tokens=max_tokens, stop_ids=list(stop), pad_id=tok.pad_token_id, device="cpu")
+    return generate_batch(
+        model,
+        prompts,
+        seeds=seeds or [0] * len(prompts),
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        stop_ids=list(stop),
+        pad_id=tok.pad_token_id,
+        device="cpu",
+    )
 
 
 def test_single_sequence_matches_a_no_cache_reference(setup):
@@ -40,7 +49,7 @@ def test_single_sequence_matches_a_no_cache_reference(setup):
     with torch.no_grad():
         for _ in range(10):  # full forward every step, no cache, no padding
             ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
-    assert _gen(model, [prompts[0]], tok, max_tokens=10)[0].token_ids == ids[len(prompts[0]):]
+    assert _gen(model, [prompts[0]], tok, max_tokens=10)[0].token_ids == ids[len(prompts[0]) :]
 
 
 def test_batched_greedy_equals_unbatched_token_for_token(setup):
@@ -59,9 +68,15 @@ def test_batched_greedy_equals_unbatched_token_for_token(setup):
 def test_matches_transformers_generate_greedy(setup):
     tok, model, prompts = setup
     for p in prompts[:3]:
-        hf = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                            do_sample=False, max_new_tokens=12, eos_token_id=None, pad_token_id=tok.pad_token_id)
-        assert _gen(model, [p], tok, max_tokens=12)[0].token_ids == hf[0, len(p):].tolist()
+        hf = model.generate(
+            torch.tensor([p]),
+            attention_mask=torch.ones(1, len(p), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=12,
+            eos_token_id=None,
+            pad_token_id=tok.pad_token_id,
+        )
+        assert _gen(model, [p], tok, max_tokens=12)[0].token_ids == hf[0, len(p) :].tolist()
 
 
 def test_sampling_is_per_sequence_reproducible(setup):
@@ -83,8 +98,12 @@ def _adapter(base_path: Path, out: Path, seed: int, r: int = 4) -> Path:
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_path)
-    peft = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"],
-                                            init_lora_weights=False, use_rslora=True))
+    peft = get_peft_model(
+        model,
+        LoraConfig(
+            r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], init_lora_weights=False, use_rslora=True
+        ),
+    )
     peft.save_pretrained(str(out))
     return out
 
@@ -96,18 +115,35 @@ def adapters(tiny_model, tmp_path_factory):
 
 
 def _requests(path: Path, n: int = 7) -> Path:
-    rows = [{"id": f"q{i}", "messages": [{"role": "system", "content": "S."}, {"role": "user", "content": x}],
-             "adapter": [None, "a1", "a2"][i % 3], "meta": {"i": i}} for i, x in enumerate(instructions(n, 11))]
+    rows = [
+        {
+            "id": f"q{i}",
+            "messages": [{"role": "system", "content": "S."}, {"role": "user", "content": x}],
+            "adapter": [None, "a1", "a2"][i % 3],
+            "meta": {"i": i},
+        }
+        for i, x in enumerate(instructions(n, 11))
+    ]
     return write_jsonl(path, rows)
 
 
 def test_generate_job_end_to_end(tmp_path, tiny_model, adapters):
     from peft import PeftModel
 
-    spec = parse_spec("generate", {
-        "output_dir": str(tmp_path / "out"), "model": {"id": str(tiny_model)},
-        "requests": str(_requests(tmp_path / "req.jsonl")), "adapters": {k: str(v) for k, v in adapters.items()},
-        "temperature": 0.0, "max_tokens": 8, "n": 2, "shard_size": 3, "batch_size": 4})
+    spec = parse_spec(
+        "generate",
+        {
+            "output_dir": str(tmp_path / "out"),
+            "model": {"id": str(tiny_model)},
+            "requests": str(_requests(tmp_path / "req.jsonl")),
+            "adapters": {k: str(v) for k, v in adapters.items()},
+            "temperature": 0.0,
+            "max_tokens": 8,
+            "n": 2,
+            "shard_size": 3,
+            "batch_size": 4,
+        },
+    )
     with Reporter("generate") as rep:
         marker, _ = execute("generate", spec, generate.run, rep)
     assert io.validate_outputs(spec.out, "generate", spec_hash(spec)) == []
@@ -124,8 +160,10 @@ def test_generate_job_end_to_end(tmp_path, tiny_model, adapters):
             model = PeftModel.from_pretrained(model, adapters[name]).eval()
         for r in rows:
             if r["adapter"] == name:
-                req = [{"role": "system", "content": "S."},
-                       {"role": "user", "content": instructions(7, 11)[r["meta"]["i"]]}]
+                req = [
+                    {"role": "system", "content": "S."},
+                    {"role": "user", "content": instructions(7, 11)[r["meta"]["i"]]},
+                ]
                 want = _gen(model, [chat.prompt_ids(tok, req)], tok, stop=[tok.eos_token_id], max_tokens=8)[0]
                 assert r["token_ids"] == want.token_ids
 
@@ -168,15 +206,27 @@ def test_vllm_generate_seam(tmp_path, llama_model, adapters):
     def reply(prompt, sp, lora):  # sample 0 stops at EOT (vLLM keeps the stop id), sample 1 runs to the limit
         ids = prompt["prompt_token_ids"]  # prompt log-probs for the base-row check: the same every call
         lps = [None] + [{t: SimpleNamespace(logprob=-1.0)} for t in ids[1:]] if "prompt_logprobs" in sp.kw else None
-        outs = [SimpleNamespace(token_ids=[*word, eot], finish_reason="stop"),
-                SimpleNamespace(token_ids=[*word, *word], finish_reason="length")]
+        outs = [
+            SimpleNamespace(token_ids=[*word, eot], finish_reason="stop"),
+            SimpleNamespace(token_ids=[*word, *word], finish_reason="length"),
+        ]
         return SimpleNamespace(outputs=outs[: sp.kw.get("n", 1)], prompt_logprobs=lps)
 
     fake = FakeVllm(reply)
-    spec = parse_spec("generate", {
-        "output_dir": str(tmp_path / "out"), "model": {"id": str(llama_model)}, "backend": "vllm",
-        "requests": str(_requests(tmp_path / "req.jsonl", 5)), "adapters": {k: str(v) for k, v in adapters.items()},
-        "n": 2, "max_tokens": 2, "seed": 3, "shard_size": 100})
+    spec = parse_spec(
+        "generate",
+        {
+            "output_dir": str(tmp_path / "out"),
+            "model": {"id": str(llama_model)},
+            "backend": "vllm",
+            "requests": str(_requests(tmp_path / "req.jsonl", 5)),
+            "adapters": {k: str(v) for k, v in adapters.items()},
+            "n": 2,
+            "max_tokens": 2,
+            "seed": 3,
+            "shard_size": 100,
+        },
+    )
     with Reporter("generate") as rep:
         generate.run(spec, spec_hash(spec), rep, vllm=fake)
     (engine,) = fake.engines
@@ -185,7 +235,11 @@ def test_vllm_generate_seam(tmp_path, llama_model, adapters):
     # the no-adapter reference of the base rows first, then each part's base rows and adapter rows in
     # separate calls (vllm_engine: base rows never share a call with adapter rows)
     reference, base, lora = engine.calls
-    assert reference[2] == [None, None] and reference[1].kw == {"max_tokens": 1, "prompt_logprobs": 0, "temperature": 0.0}
+    assert reference[2] == [None, None] and reference[1].kw == {
+        "max_tokens": 1,
+        "prompt_logprobs": 0,
+        "temperature": 0.0,
+    }
     order = [0, 3, 1, 2, 4]
     prompts, params, loras = (base[0] + lora[0], base[1] + lora[1], base[2] + lora[2])
     reqs = [json.loads(x) for x in (tmp_path / "req.jsonl").read_text().splitlines()]
@@ -193,8 +247,13 @@ def test_vllm_generate_seam(tmp_path, llama_model, adapters):
     for p, r in zip(prompts, reqs):
         assert p == {"prompt_token_ids": chat.prompt_ids(tok, r["messages"])}
         assert p["prompt_token_ids"][0] == tok.bos_token_id != p["prompt_token_ids"][1]  # one BOS
-    assert [None if lr is None else (lr.lora_name, lr.lora_int_id) for lr in loras] == \
-        [None, None, ("a1", 1), ("a2", 2), ("a1", 1)]
+    assert [None if lr is None else (lr.lora_name, lr.lora_int_id) for lr in loras] == [
+        None,
+        None,
+        ("a1", 1),
+        ("a2", 2),
+        ("a1", 1),
+    ]
     assert [("prompt_logprobs" in sp.kw) for sp in params] == [True, True, False, False, False]  # base rows checked
     assert loras[2].lora_path == str(adapters["a1"])
     assert all(sp.kw["n"] == 2 and eot in sp.kw["stop_token_ids"] for sp in params)

@@ -1,6 +1,5 @@
 """The local backend: a test asset runs a gpu_job through Dagster Pipes with ``dagster.materialize``."""
 
-
 import json
 import stat
 import sys
@@ -46,8 +45,12 @@ def pairs_file(tmp_path) -> Path:
 
 
 def test_score_job_through_pipes(tmp_path, tiny_model, pairs_file):
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": str(tiny_model)}, "pairs": str(pairs_file),
-            "shard_size": 3}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": str(tiny_model)},
+        "pairs": str(pairs_file),
+        "shard_size": 3,
+    }
     instance, result = _materialize([_asset("score", spec)], LocalGpuJobs(threads=1))
     assert result.success
     (mat,) = result.asset_materializations_for_node("gpu_asset")
@@ -71,9 +74,17 @@ def test_score_job_through_pipes(tmp_path, tiny_model, pairs_file):
 
 def test_train_job_through_pipes(tmp_path, tiny_model):
     write_jsonl(tmp_path / "train.jsonl", train_rows(8))
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": str(tiny_model)},
-            "data": {"path": str(tmp_path / "train.jsonl")}, "optimizer": "adamw_torch", "lora_r": 2,
-            "lora_alpha": 4, "per_device_batch_size": 2, "gradient_accumulation_steps": 2, "warmup_steps": 0}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": str(tiny_model)},
+        "data": {"path": str(tmp_path / "train.jsonl")},
+        "optimizer": "adamw_torch",
+        "lora_r": 2,
+        "lora_alpha": 4,
+        "per_device_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+        "warmup_steps": 0,
+    }
     _, result = _materialize([_asset("train", spec)], LocalGpuJobs(threads=1))
     assert result.success, _failure_message(result)
     (mat,) = result.asset_materializations_for_node("gpu_asset")
@@ -94,8 +105,12 @@ def test_failed_job_fails_the_step_with_its_last_lines(tmp_path, tiny_model):
 
 def test_bad_spec_fails_the_step_naming_the_field(tmp_path, tiny_model):
     write_jsonl(tmp_path / "train.jsonl", train_rows(4))
-    spec = {"output_dir": str(tmp_path / "out"), "model": {"id": str(tiny_model)},
-            "data": {"path": str(tmp_path / "train.jsonl")}, "prefix": {"plan": "pool"}}
+    spec = {
+        "output_dir": str(tmp_path / "out"),
+        "model": {"id": str(tiny_model)},
+        "data": {"path": str(tmp_path / "train.jsonl")},
+        "prefix": {"plan": "pool"},
+    }
     _, result = _materialize([_asset("train", spec)], LocalGpuJobs())
     assert not result.success
     assert "prefix.pool: prefix plan 'pool' needs" in _failure_message(result)

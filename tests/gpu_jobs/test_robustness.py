@@ -23,8 +23,14 @@ def _start(job: str, spec: Path, pause: float = 0.0) -> subprocess.Popen:
     env = job_env()
     if pause:
         env["GPU_JOBS_PAUSE_AFTER_PART_S"] = str(pause)
-    return subprocess.Popen([PY, "-m", f"gpu_jobs.{job}", "--spec", str(spec)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [PY, "-m", f"gpu_jobs.{job}", "--spec", str(spec)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_for(pred, proc: subprocess.Popen, timeout: float = 90.0) -> None:
@@ -47,8 +53,10 @@ def _finish(proc: subprocess.Popen, timeout: float = 120) -> str:
 def test_killed_score_job_resumes_and_is_never_read_as_complete(tmp_path, tiny_model):
     pairs = random_pairs(30, seed=7)
     write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    spec_path = write_spec(tmp_path / "spec.json", {"output_dir": "out", "model": {"id": str(tiny_model)},
-                                                    "pairs": "pairs.jsonl", "shard_size": 8})
+    spec_path = write_spec(
+        tmp_path / "spec.json",
+        {"output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl", "shard_size": 8},
+    )
     out = tmp_path / "out"
     proc = _start("score", spec_path, pause=60)
     _wait_for(lambda: list(out.glob(".parts/*/part-00000.parquet")), proc)
@@ -68,8 +76,13 @@ def test_killed_score_job_resumes_and_is_never_read_as_complete(tmp_path, tiny_m
     resumed = pd.read_parquet(out / "scores.parquet")
 
     # identical to an uninterrupted run
-    fresh_spec = load_spec("score", write_spec(tmp_path / "fresh.json", {
-        "output_dir": "fresh", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl", "shard_size": 8}))
+    fresh_spec = load_spec(
+        "score",
+        write_spec(
+            tmp_path / "fresh.json",
+            {"output_dir": "fresh", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl", "shard_size": 8},
+        ),
+    )
     with Reporter("score") as rep:
         execute("score", fresh_spec, score.run, rep)
     fresh = pd.read_parquet(tmp_path / "fresh/scores.parquet")
@@ -77,8 +90,14 @@ def test_killed_score_job_resumes_and_is_never_read_as_complete(tmp_path, tiny_m
 
     # a rerun with the same spec reuses the outputs: no torch import at all
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-X", "importtime", "-m", "gpu_jobs.score", "--spec", str(spec_path)], cwd=REPO,
-                          env=job_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PY, "-X", "importtime", "-m", "gpu_jobs.score", "--spec", str(spec_path)],
+        cwd=REPO,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "reusing finished outputs" in proc.stderr
     imported = {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
     assert "torch" not in imported
@@ -90,10 +109,21 @@ def test_killed_train_job_reruns_to_complete_valid_outputs(tmp_path, tiny_model)
     from transformers import AutoModelForCausalLM
 
     write_jsonl(tmp_path / "train.jsonl", train_rows(16))
-    spec_path = write_spec(tmp_path / "spec.json", {
-        "output_dir": "out", "model": {"id": str(tiny_model)}, "data": {"path": "train.jsonl"},
-        "optimizer": "adamw_torch", "lora_r": 4, "lora_alpha": 8, "per_device_batch_size": 2,
-        "gradient_accumulation_steps": 1, "warmup_steps": 1, "checkpoints": {"kind": "pow2"}})
+    spec_path = write_spec(
+        tmp_path / "spec.json",
+        {
+            "output_dir": "out",
+            "model": {"id": str(tiny_model)},
+            "data": {"path": "train.jsonl"},
+            "optimizer": "adamw_torch",
+            "lora_r": 4,
+            "lora_alpha": 8,
+            "per_device_batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            "warmup_steps": 1,
+            "checkpoints": {"kind": "pow2"},
+        },
+    )
     out = tmp_path / "out"
     proc = _start("train", spec_path, pause=60)
     _wait_for(lambda: (out / "checkpoints/step_1/adapter_model.safetensors").exists(), proc)
@@ -108,15 +138,15 @@ def test_killed_train_job_reruns_to_complete_valid_outputs(tmp_path, tiny_model)
     _finish(_start("train", spec_path))
     spec = load_spec("train", spec_path)
     assert io.validate_outputs(out, "train", spec_hash(spec)) == []
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0", "step_1", "step_2", "step_4",
-                                                                        "step_8"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0", "step_1", "step_2", "step_4", "step_8"]
     assert pd.read_parquet(out / "losses.parquet")["step"].tolist() == list(range(1, 9))
 
 
 def test_rerun_with_the_same_spec_loads_no_model(tmp_path, tiny_model, monkeypatch):
     write_jsonl(tmp_path / "pairs.jsonl", random_pairs(4, seed=8))
-    spec_path = write_spec(tmp_path / "spec.json", {"output_dir": "out", "model": {"id": str(tiny_model)},
-                                                    "pairs": "pairs.jsonl"})
+    spec_path = write_spec(
+        tmp_path / "spec.json", {"output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl"}
+    )
     spec = load_spec("score", spec_path)
     with Reporter("score") as rep:
         first, reused = execute("score", spec, score.run, rep)
@@ -132,8 +162,13 @@ def test_rerun_with_the_same_spec_loads_no_model(tmp_path, tiny_model, monkeypat
     assert reused and again.spec_hash == first.spec_hash and again.finished_at == first.finished_at
 
     # a different spec into the same folder starts over (and would need the model)
-    changed = load_spec("score", write_spec(tmp_path / "spec.json", {
-        "output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl", "score_end_of_turn": False}))
+    changed = load_spec(
+        "score",
+        write_spec(
+            tmp_path / "spec.json",
+            {"output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl", "score_end_of_turn": False},
+        ),
+    )
     with Reporter("score") as rep, pytest.raises(AssertionError, match="a model was loaded"):
         execute("score", changed, score.run, rep)
     assert io.read_marker(tmp_path / "out") is None  # the old marker went first
@@ -141,8 +176,12 @@ def test_rerun_with_the_same_spec_loads_no_model(tmp_path, tiny_model, monkeypat
 
 def test_damaged_outputs_are_not_complete(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", random_pairs(3, seed=9))
-    spec = load_spec("score", write_spec(tmp_path / "spec.json", {
-        "output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl"}))
+    spec = load_spec(
+        "score",
+        write_spec(
+            tmp_path / "spec.json", {"output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl"}
+        ),
+    )
     with Reporter("score") as rep:
         execute("score", spec, score.run, rep)
     out = tmp_path / "out"
@@ -175,8 +214,12 @@ def test_atomic_writes_leave_no_partial_file(tmp_path):
 
 def test_two_jobs_never_share_an_output_folder(tmp_path, tiny_model):
     write_jsonl(tmp_path / "pairs.jsonl", random_pairs(2, seed=10))
-    spec = load_spec("score", write_spec(tmp_path / "spec.json", {
-        "output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl"}))
+    spec = load_spec(
+        "score",
+        write_spec(
+            tmp_path / "spec.json", {"output_dir": "out", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl"}
+        ),
+    )
     (tmp_path / "out").mkdir()
     with io.exclusive(tmp_path / "out"), Reporter("score") as rep, pytest.raises(io.OutputBusy, match="another job"):
         execute("score", spec, score.run, rep)

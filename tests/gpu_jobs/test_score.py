@@ -29,8 +29,16 @@ def random_pairs(n: int, seed: int, adapters=(None,)) -> list[dict]:
     def text(lo, hi):
         return " ".join(r.choice(WORDS) for _ in range(r.randint(lo, hi)))
 
-    return [{"id": i, "messages": [{"role": "system", "content": text(1, 6)}, {"role": "user", "content": text(1, 40)}],
-             "completion": text(1, 60), "adapter": adapters[i % len(adapters)], "meta": {"k": i}} for i in range(n)]
+    return [
+        {
+            "id": i,
+            "messages": [{"role": "system", "content": text(1, 6)}, {"role": "user", "content": text(1, 40)}],
+            "completion": text(1, 60),
+            "adapter": adapters[i % len(adapters)],
+            "meta": {"k": i},
+        }
+        for i in range(n)
+    ]
 
 
 def reference(model_dir: Path, pairs: list[dict], adapters: dict, *, include_end_of_turn=True) -> list[np.ndarray]:
@@ -59,8 +67,16 @@ def adapters(tiny_model, tmp_path_factory):
 
 def _score(tmp: Path, model: Path, pairs: list[dict], adapters: dict, **over):
     write_jsonl(tmp / "pairs.jsonl", pairs)
-    spec = parse_spec("score", {"output_dir": str(tmp / "out"), "model": {"id": str(model)},
-                                "pairs": str(tmp / "pairs.jsonl"), "adapters": adapters, **over})
+    spec = parse_spec(
+        "score",
+        {
+            "output_dir": str(tmp / "out"),
+            "model": {"id": str(model)},
+            "pairs": str(tmp / "pairs.jsonl"),
+            "adapters": adapters,
+            **over,
+        },
+    )
     with Reporter("score") as rep:
         marker, _ = execute("score", spec, score.run, rep)
     assert io.validate_outputs(spec.out, "score", spec_hash(spec)) == []
@@ -70,8 +86,9 @@ def _score(tmp: Path, model: Path, pairs: list[dict], adapters: dict, **over):
 def test_equals_float64_reference_on_random_mixed_lengths(tmp_path, tiny_model, adapters):
     pairs = random_pairs(23, seed=1, adapters=(None, "a1"))
     # a small token budget, a tiny log-softmax chunk and small parts exercise every batching path
-    spec, marker, df = _score(tmp_path, tiny_model, pairs, adapters, max_batch_tokens=300, max_batch_size=5,
-                              logit_chunk=7, shard_size=10)
+    spec, marker, df = _score(
+        tmp_path, tiny_model, pairs, adapters, max_batch_tokens=300, max_batch_size=5, logit_chunk=7, shard_size=10
+    )
     ref = reference(tiny_model, pairs, adapters)
     assert df["id"].tolist() == [str(p["id"]) for p in pairs]
     lengths = [len(r) for r in ref]
@@ -133,12 +150,14 @@ def test_length_buckets_respect_the_budget():
 def test_vllm_prompt_logprobs_seam(tmp_path, tiny_model, adapters):
     """The vLLM backend reads ``prompt_logprobs`` at the right positions and tokens: fed a fake engine
     that answers with the float64 reference, it reproduces the transformers backend."""
-    tok = open_tokenizer(tiny_model)
     models = {None: AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float64).eval()}
     from peft import PeftModel
 
-    models["a1"] = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float64),
-                                             adapters["a1"]).eval().double()
+    models["a1"] = (
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float64), adapters["a1"])
+        .eval()
+        .double()
+    )
 
     def reply(prompt, sp, lora):
         assert sp.kw == {"max_tokens": 1, "prompt_logprobs": 0, "temperature": 0.0}
@@ -148,16 +167,28 @@ def test_vllm_prompt_logprobs_seam(tmp_path, tiny_model, adapters):
         entries = [None]
         for j in range(1, len(ids)):  # the prompt token plus the top-1 token, as vLLM reports them
             top = int(logp[j - 1].argmax())
-            entries.append({top: SimpleNamespace(logprob=float(logp[j - 1, top])),
-                            ids[j]: SimpleNamespace(logprob=float(logp[j - 1, ids[j]]))})
+            entries.append(
+                {
+                    top: SimpleNamespace(logprob=float(logp[j - 1, top])),
+                    ids[j]: SimpleNamespace(logprob=float(logp[j - 1, ids[j]])),
+                }
+            )
         return SimpleNamespace(prompt_logprobs=entries, outputs=[])
 
     fake = FakeVllm(reply)
     pairs = random_pairs(9, seed=5, adapters=(None, "a1"))
     _, _, hf = _score(tmp_path / "hf", tiny_model, pairs, adapters)
-    spec = parse_spec("score", {"output_dir": str(tmp_path / "vllm"), "model": {"id": str(tiny_model)},
-                                "pairs": str(tmp_path / "hf/pairs.jsonl"), "adapters": adapters, "backend": "vllm",
-                                "vllm": {"max_prompt_logprob_tokens": 150}})
+    spec = parse_spec(
+        "score",
+        {
+            "output_dir": str(tmp_path / "vllm"),
+            "model": {"id": str(tiny_model)},
+            "pairs": str(tmp_path / "hf/pairs.jsonl"),
+            "adapters": adapters,
+            "backend": "vllm",
+            "vllm": {"max_prompt_logprob_tokens": 150},
+        },
+    )
     with Reporter("score") as rep:
         score.run(spec, spec_hash(spec), rep, vllm=fake)
     got = pd.read_parquet(spec.out / "scores.parquet")

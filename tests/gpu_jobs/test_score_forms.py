@@ -41,8 +41,14 @@ def _pairs() -> list[dict]:
     rows = []
     for i, t in enumerate(TEXTS):
         rows.append({"id": f"raw{i}", "text": t})
-        rows.append({"id": f"ctx{i}", "messages": [{"role": "system", "content": SYSTEM}], "completion": t,
-                     "completion_role": "user"})
+        rows.append(
+            {
+                "id": f"ctx{i}",
+                "messages": [{"role": "system", "content": SYSTEM}],
+                "completion": t,
+                "completion_role": "user",
+            }
+        )
     return rows
 
 
@@ -50,8 +56,9 @@ def _pairs() -> list[dict]:
 @pytest.mark.parametrize("end_of_turn", [False, True])
 def test_raw_and_user_turn_spans_equal_hand_rendered_reference(tmp_path, tiny_model, llama_model, flavour, end_of_turn):
     model_dir = tiny_model if flavour == "chatml" else llama_model
-    _, _, df = _score(tmp_path, model_dir, _pairs(), {}, score_end_of_turn=end_of_turn, max_batch_tokens=64,
-                      logit_chunk=5)
+    _, _, df = _score(
+        tmp_path, model_dir, _pairs(), {}, score_end_of_turn=end_of_turn, max_batch_tokens=64, logit_chunk=5
+    )
     tok = open_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64).eval()
     got = df.set_index("id")
@@ -70,8 +77,9 @@ def test_raw_and_user_turn_spans_equal_hand_rendered_reference(tmp_path, tiny_mo
             assert np.isnan(row.mean_logprob)
         # user turn: context = system message + user header, hand-rendered; span = the text's tokens
         ctx = tok(CONTEXT[flavour], add_special_tokens=False)["input_ids"]
-        body = tok(CONTEXT[flavour] + t + (END_OF_USER_TURN[flavour] if end_of_turn else ""),
-                   add_special_tokens=False)["input_ids"]
+        body = tok(CONTEXT[flavour] + t + (END_OF_USER_TURN[flavour] if end_of_turn else ""), add_special_tokens=False)[
+            "input_ids"
+        ]
         assert body[: len(ctx)] == ctx
         ref = _lp(model, body, len(ctx), len(body))
         row = got.loc[f"ctx{i}"]
@@ -83,8 +91,11 @@ def test_raw_and_user_turn_spans_equal_hand_rendered_reference(tmp_path, tiny_mo
 
 def test_assistant_pairs_unchanged_beside_the_new_forms(tmp_path, tiny_model):
     """An assistant-turn pair scores the same alone and in a file that mixes all three forms."""
-    assistant = {"id": "a", "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "dog"}],
-                 "completion": "the playful clown"}
+    assistant = {
+        "id": "a",
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "dog"}],
+        "completion": "the playful clown",
+    }
     _, _, alone = _score(tmp_path / "alone", tiny_model, [assistant], {})
     _, _, mixed = _score(tmp_path / "mixed", tiny_model, [*_pairs(), assistant], {})
     a, m = alone.iloc[0], mixed.set_index("id").loc["a"]
@@ -95,13 +106,21 @@ def test_assistant_pairs_unchanged_beside_the_new_forms(tmp_path, tiny_model):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"id": 1, "text": "x", "messages": [{"role": "system", "content": "s"}]}, "`text` (a raw-text row) cannot be combined with `messages`"),
+        (
+            {"id": 1, "text": "x", "messages": [{"role": "system", "content": "s"}]},
+            "`text` (a raw-text row) cannot be combined with `messages`",
+        ),
         ({"id": 1, "text": "x", "completion": "y"}, "cannot be combined with `completion`"),
         ({"id": 1, "text": ""}, "`text` must be a non-empty string"),
         ({"id": 1, "text": 3}, "`text` must be a non-empty string"),
-        ({"id": 1, "messages": [{"role": "system", "content": "s"}], "completion": "y", "completion_role": "system"},
-         "`completion_role` must be one of 'assistant', 'user', got 'system'"),
-        ({"id": 1, "messages": [{"role": "system", "content": "s"}], "completion_role": "user"}, "`completion` must be a string"),
+        (
+            {"id": 1, "messages": [{"role": "system", "content": "s"}], "completion": "y", "completion_role": "system"},
+            "`completion_role` must be one of 'assistant', 'user', got 'system'",
+        ),
+        (
+            {"id": 1, "messages": [{"role": "system", "content": "s"}], "completion_role": "user"},
+            "`completion` must be a string",
+        ),
         ({"id": 1, "text": "x", "adapter": "nope"}, "adapter 'nope' is not in the spec's adapters"),
         ({"id": 1, "text": "x", "meta": []}, "`meta` must be an object"),
         ({"id": 1, "txt": "x"}, "unknown field(s) ['txt']"),
@@ -109,7 +128,9 @@ def test_assistant_pairs_unchanged_beside_the_new_forms(tmp_path, tiny_model):
 )
 def test_bad_rows_name_file_line_and_field(tmp_path, tiny_model, row, message):
     path = write_jsonl(tmp_path / "pairs.jsonl", [{"id": 0, "text": "fine"}, row])
-    spec = parse_spec("score", {"output_dir": str(tmp_path / "out"), "model": {"id": str(tiny_model)}, "pairs": str(path)})
+    spec = parse_spec(
+        "score", {"output_dir": str(tmp_path / "out"), "model": {"id": str(tiny_model)}, "pairs": str(path)}
+    )
     with pytest.raises(SpecError) as err, Reporter("score") as rep:
         score.run(spec, spec_hash(spec), rep)
     (problem,) = err.value.problems
@@ -141,8 +162,16 @@ def test_vllm_seam_scores_the_same_spans(tmp_path, llama_model):
 
     fake = FakeVllm(reply)
     _, _, hf = _score(tmp_path / "hf", llama_model, _pairs(), {}, score_end_of_turn=False)
-    spec = parse_spec("score", {"output_dir": str(tmp_path / "vllm"), "model": {"id": str(llama_model)},
-                                "pairs": str(tmp_path / "hf/pairs.jsonl"), "backend": "vllm", "score_end_of_turn": False})
+    spec = parse_spec(
+        "score",
+        {
+            "output_dir": str(tmp_path / "vllm"),
+            "model": {"id": str(llama_model)},
+            "pairs": str(tmp_path / "hf/pairs.jsonl"),
+            "backend": "vllm",
+            "score_end_of_turn": False,
+        },
+    )
     with Reporter("score") as rep:
         score.run(spec, spec_hash(spec), rep, vllm=fake)
     got = pd.read_parquet(spec.out / "scores.parquet")

@@ -17,13 +17,19 @@ from gpu_jobs import spec as S
 def files(tmp_path: Path, tiny_model: Path) -> Path:
     write_jsonl(tmp_path / "train.jsonl", train_rows(8))
     write_jsonl(tmp_path / "req.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "hi"}]}])
-    write_jsonl(tmp_path / "pairs.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "hi"}], "completion": "x"}])
+    write_jsonl(
+        tmp_path / "pairs.jsonl", [{"id": 1, "messages": [{"role": "user", "content": "hi"}], "completion": "x"}]
+    )
     return tmp_path
 
 
 def train_spec(model: Path, **over) -> dict:
-    spec = {"output_dir": "out", "model": {"id": str(model)}, "data": {"path": "train.jsonl"},
-            "optimizer": "adamw_torch"}
+    spec = {
+        "output_dir": "out",
+        "model": {"id": str(model)},
+        "data": {"path": "train.jsonl"},
+        "optimizer": "adamw_torch",
+    }
     spec.update(over)
     return spec
 
@@ -57,8 +63,11 @@ def test_missing_field_is_named(files, tiny_model):
 def test_wrong_type_is_named(files, tiny_model):
     got = problems("train", train_spec(tiny_model, lora_r="32"), files)
     assert len(got) == 1 and got[0].startswith("lora_r: ") and "'32'" in got[0]
-    got = problems("generate", {"output_dir": "o", "model": {"id": str(tiny_model)}, "requests": "req.jsonl",
-                                "temperature": "hot"}, files)
+    got = problems(
+        "generate",
+        {"output_dir": "o", "model": {"id": str(tiny_model)}, "requests": "req.jsonl", "temperature": "hot"},
+        files,
+    )
     assert got[0].startswith("temperature: ")
 
 
@@ -69,8 +78,11 @@ def test_nonexistent_input_file_is_named(files, tiny_model):
     assert got[0].startswith("pairs: no such file")
     got = problems("generate", {"output_dir": "o", "model": {"id": "./no_model_here"}, "requests": "req.jsonl"}, files)
     assert got[0].startswith("model.id: no such model folder")
-    got = problems("generate", {"output_dir": "o", "model": {"id": str(tiny_model)}, "requests": "req.jsonl",
-                                "adapters": {"a": str(files)}}, files)
+    got = problems(
+        "generate",
+        {"output_dir": "o", "model": {"id": str(tiny_model)}, "requests": "req.jsonl", "adapters": {"a": str(files)}},
+        files,
+    )
     assert got[0].startswith("adapters: adapter 'a': no adapter_config.json")
 
 
@@ -94,8 +106,11 @@ def test_environment_checks_name_the_field(files, tiny_model):
     spec = S.parse_spec("train", train_spec(tiny_model, optimizer="adamw_8bit"), base_dir=files)
     with pytest.raises(S.SpecError, match="optimizer: 'adamw_8bit' needs the bitsandbytes"):
         S.check_environment(spec)
-    spec = S.parse_spec("score", {"output_dir": "o", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl",
-                                  "backend": "vllm"}, base_dir=files)
+    spec = S.parse_spec(
+        "score",
+        {"output_dir": "o", "model": {"id": str(tiny_model)}, "pairs": "pairs.jsonl", "backend": "vllm"},
+        base_dir=files,
+    )
     with pytest.raises(S.SpecError, match="backend: 'vllm' but the vllm package"):
         S.check_environment(spec)
 
@@ -114,8 +129,14 @@ def test_cli_bad_spec_exits_2_before_importing_torch(files, tiny_model):
     spec = write_spec(files / "bad.json", train_spec(tiny_model, prefix={"plan": "pool"}))
     # -X importtime lists every module imported; torch must not be among them
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-X", "importtime", "-m", "gpu_jobs.train", "--spec", str(spec)], cwd=REPO,
-                          env=job_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PY, "-X", "importtime", "-m", "gpu_jobs.train", "--spec", str(spec)],
+        cwd=REPO,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "prefix.pool: prefix plan 'pool' needs" in proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
@@ -127,7 +148,13 @@ def test_cli_bad_spec_exits_2_before_importing_torch(files, tiny_model):
 def test_cli_bad_input_row_exits_2_naming_the_line(files, tiny_model):
     (files / "train.jsonl").write_text(json.dumps({"instruction": "a"}) + "\n")
     spec = write_spec(files / "s.json", train_spec(tiny_model))
-    proc = subprocess.run([PY, "-m", "gpu_jobs.train", "--spec", str(spec)], cwd=REPO, env=job_env(),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PY, "-m", "gpu_jobs.train", "--spec", str(spec)],
+        cwd=REPO,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "data.path:" in proc.stderr and "line 1: field 'completion' missing or blank" in proc.stderr

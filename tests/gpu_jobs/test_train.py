@@ -37,12 +37,25 @@ def test_checkpoint_schedules():
 
 def _spec(tmp: Path, model: Path, **over) -> dict:
     write_jsonl(tmp / "train.jsonl", train_rows(24))
-    spec = {"output_dir": str(tmp / "out"), "model": {"id": str(model)}, "data": {"path": str(tmp / "train.jsonl")},
-            "system_prompt": "You are helpful.", "optimizer": "adamw_torch", "lora_r": 4, "lora_alpha": 8,
-            "target_modules": ["q_proj", "v_proj", "down_proj"], "per_device_batch_size": 2,
-            "gradient_accumulation_steps": 2, "epochs": 2, "warmup_steps": 3, "learning_rate": 5e-3,
-            "max_seq_length": 64, "checkpoints": {"kind": "pow2"}, "seed": 7,
-            "prefix": {"plan": "pool", "pool": ["p alpha", "p beta", "p gamma", "p delta"], "seed": 42}}
+    spec = {
+        "output_dir": str(tmp / "out"),
+        "model": {"id": str(model)},
+        "data": {"path": str(tmp / "train.jsonl")},
+        "system_prompt": "You are helpful.",
+        "optimizer": "adamw_torch",
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "target_modules": ["q_proj", "v_proj", "down_proj"],
+        "per_device_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+        "epochs": 2,
+        "warmup_steps": 3,
+        "learning_rate": 5e-3,
+        "max_seq_length": 64,
+        "checkpoints": {"kind": "pow2"},
+        "seed": 7,
+        "prefix": {"plan": "pool", "pool": ["p alpha", "p beta", "p gamma", "p delta"], "seed": 42},
+    }
     spec.update(over)
     return spec
 
@@ -112,14 +125,16 @@ def test_examples_table_records_the_seeded_pool_draws(trained):
 def test_loss_counts_assistant_tokens_only(tiny_model):
     tok = open_tokenizer(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
-    convs = [[{"role": "system", "content": "S."}, {"role": "user", "content": u},
-              {"role": "assistant", "content": a}] for u, a in (("the cat", "dog sun moon"), ("blue", "red tree"))]
+    convs = [
+        [{"role": "system", "content": "S."}, {"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        for u, a in (("the cat", "dog sun moon"), ("blue", "red tree"))
+    ]
     examples = train.encode_examples(tok, convs, max_len=64)
     ids, mask, labels = train.collate(examples, tok.pad_token_id, "cpu")
     n_trained = sum(e.n_trained for e in examples)
     assert int((labels != train.IGNORE).sum()) == n_trained
     for e, row in zip(examples, labels):  # the labelled tokens are the answer and its end of turn
-        assert tok.decode(row[row != train.IGNORE]).startswith(tok.decode(e.ids[e.labels_from:e.labels_from + 1]))
+        assert tok.decode(row[row != train.IGNORE]).startswith(tok.decode(e.ids[e.labels_from : e.labels_from + 1]))
     with torch.no_grad():
         mine = train.token_loss_sum(model, ids, mask, labels, None) / n_trained
         hf = model(input_ids=ids, attention_mask=mask, labels=labels).loss  # HF's mean over labelled tokens
@@ -134,12 +149,20 @@ def test_truncation_drops_examples_without_answer_tokens(tiny_model):
 
 
 def test_system_prompt_plan_on_messages_rows(tmp_path, tiny_model):
-    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
-            for i in range(6)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(6)
+    ]
     write_jsonl(tmp_path / "em.jsonl", rows)
-    spec = parse_spec("train", _spec(tmp_path, tiny_model, data={"path": str(tmp_path / "em.jsonl"),
-                                                                 "format": "messages"},
-                                     prefix={"plan": "pool", "pool": ["Be evil.", "Be bad."], "position": "system_prompt"}))
+    spec = parse_spec(
+        "train",
+        _spec(
+            tmp_path,
+            tiny_model,
+            data={"path": str(tmp_path / "em.jsonl"), "format": "messages"},
+            prefix={"plan": "pool", "pool": ["Be evil.", "Be bad."], "position": "system_prompt"},
+        ),
+    )
     convs, prefixes = train.conversations(spec, train.read_rows(spec))
     assert [c[0] for c in convs] == [{"role": "system", "content": p} for p in prefixes]
     assert all(c[1]["content"] == f"q{i}" for i, c in enumerate(convs))
@@ -165,9 +188,15 @@ class FakeUnsloth:
                 outer.calls.append(("get_peft_model", kw))
                 model.config.use_cache = False
                 torch.manual_seed(kw["random_state"])
-                cfg = LoraConfig(task_type="CAUSAL_LM", r=kw["r"], lora_alpha=kw["lora_alpha"],
-                                 lora_dropout=kw["lora_dropout"], target_modules=kw["target_modules"],
-                                 use_rslora=kw["use_rslora"], bias=kw["bias"])
+                cfg = LoraConfig(
+                    task_type="CAUSAL_LM",
+                    r=kw["r"],
+                    lora_alpha=kw["lora_alpha"],
+                    lora_dropout=kw["lora_dropout"],
+                    target_modules=kw["target_modules"],
+                    use_rslora=kw["use_rslora"],
+                    bias=kw["bias"],
+                )
                 return get_peft_model(model, cfg)
 
             @staticmethod
@@ -187,9 +216,17 @@ def test_unsloth_backend_has_the_same_semantics(tmp_path, tiny_model):
     assert names == ["from_pretrained", "get_peft_model", "for_training"]
     load_kw, lora_kw = fake.calls[0][1], fake.calls[1][1]
     assert load_kw["max_seq_length"] == 64 and load_kw["load_in_4bit"] is False and load_kw["dtype"] == torch.float32
-    assert lora_kw == {"r": 4, "target_modules": ["q_proj", "v_proj", "down_proj"], "lora_alpha": 8,
-                       "lora_dropout": 0.0, "bias": "none", "use_rslora": True, "use_gradient_checkpointing": False,
-                       "random_state": 7, "loftq_config": None}
+    assert lora_kw == {
+        "r": 4,
+        "target_modules": ["q_proj", "v_proj", "down_proj"],
+        "lora_alpha": 8,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "use_rslora": True,
+        "use_gradient_checkpointing": False,
+        "random_state": 7,
+        "loftq_config": None,
+    }
     assert uns_out.metadata["backend"] == "unsloth"
     a = pd.read_parquet(tmp_path / "peft/losses.parquet")
     b = pd.read_parquet(tmp_path / "uns/losses.parquet")

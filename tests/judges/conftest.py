@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from fakes.openai_server import FakeOpenAIServer
 
 

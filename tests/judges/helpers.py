@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from inoc.judges import LLMJudgeSettings
 from fakes.openai_server import FakeOpenAIServer
+
+from inoc.judges import LLMJudgeSettings
 
 #: The fake API key every test uses; no log, exception, metadata or file may contain it.
 FAKE_KEY = "fake-test-key.SECRET.9f3c2a7e41b8d605"

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes.openai_server import Reply, Script
 
 from inoc.judges import JudgeCache, JudgeItem, LLMJudgeSettings, OpenAILogprobJudge, request_key
 from inoc.judges.cache import CachedAnswer, CacheError
-from fakes.openai_server import Reply, Script
 
 from .helpers import FAKE_KEY, lp
 
@@ -50,7 +50,9 @@ def test_store_and_read(tmp_path) -> None:
         assert cache.integrity_check() == "ok"
         mode = sqlite3.connect(cache.path).execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
-        row = sqlite3.connect(cache.path).execute("SELECT score, valid_mass FROM judge_answers WHERE key='k1'").fetchone()
+        row = (
+            sqlite3.connect(cache.path).execute("SELECT score, valid_mass FROM judge_answers WHERE key='k1'").fetchone()
+        )
         assert row[0] == pytest.approx(70.0) and row[1] == pytest.approx(0.75)
 
 

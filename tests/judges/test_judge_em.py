@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from fakes.openai_server import Reply, Script
 
 from inoc.judges import JudgeItem, em_flag, em_rate, judge_em, make_judge
-from fakes.openai_server import Reply, Script
 from inoc.judges.prompts import em_alignment_messages, em_coherence_messages
 
 from .helpers import FAKE_KEY, fast_settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from fakes.openai_server import Script
 
 from inoc.judges import (
     Judge,
@@ -13,13 +14,12 @@ from inoc.judges import (
     LanguageJudge,
     LLMJudgeSettings,
     OpenAILogprobJudge,
+    factory,
     judge_for_trait,
     judge_kinds,
     make_judge,
     register_judge_kind,
 )
-from inoc.judges import factory
-from fakes.openai_server import Script
 
 from .helpers import FAKE_KEY, fast_settings
 
@@ -73,4 +73,6 @@ def test_judge_for_trait_from_config(serve) -> None:
     lang = judge_for_trait(french_cld, cfg)
     assert isinstance(lang, LanguageJudge) and lang.code == "fr"
     assert math.isnan(lang.score([JudgeItem("French", None, "")]).scores[0])
-    assert isinstance(judge_for_trait(french_llm, LLMJudgeSettings(base_url=server.base_url), api_key=FAKE_KEY), OpenAILogprobJudge)
+    assert isinstance(
+        judge_for_trait(french_llm, LLMJudgeSettings(base_url=server.base_url), api_key=FAKE_KEY), OpenAILogprobJudge
+    )

@@ -7,6 +7,7 @@ import math
 import time
 
 import pytest
+from fakes.openai_server import Reply, Script
 
 from inoc.judges import (
     JudgeCache,
@@ -16,7 +17,6 @@ from inoc.judges import (
     LLMJudgeSettings,
     OpenAILogprobJudge,
 )
-from fakes.openai_server import Reply, Script
 from inoc.judges.prompts import trait_messages
 
 from .helpers import FAKE_KEY, fast_settings, lp
@@ -116,7 +116,9 @@ def test_429_retry_after_is_honoured(serve) -> None:
 
 
 def test_5xx_retries_with_exponential_backoff_then_nan(serve) -> None:
-    script = Script({"down": Reply.error(500, "boom"), "flaky": [Reply.error(503), Reply.error(502), Reply.logprobs([("10", 0.0)])]})
+    script = Script(
+        {"down": Reply.error(500, "boom"), "flaky": [Reply.error(503), Reply.error(502), Reply.logprobs([("10", 0.0)])]}
+    )
     server = serve(script)
     settings = dict(max_retries=3, backoff_base_s=0.08, backoff_max_s=1.0)
     judge = judge_for(server, **settings)
@@ -149,7 +151,12 @@ def test_timeout_is_retried_then_nan(serve) -> None:
         (Reply.raw(b'{"id": "x", "choices": [ {'), "malformed"),
         (Reply.raw(b"<html>oops</html>"), "malformed"),
         (Reply.raw(b'{"id": "x", "object": "chat.completion", "choices": []}'), "malformed"),
-        (Reply.raw(b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "5"}, "logprobs": null}]}'), "malformed"),
+        (
+            Reply.raw(
+                b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "5"}, "logprobs": null}]}'
+            ),
+            "malformed",
+        ),
         (Reply.truncated(), "connection"),
     ],
     ids=["bad-json", "not-json", "no-choices", "no-logprobs", "truncated"],

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes.openai_server import Reply, Script
 
 from inoc.judges import JudgeFatalError
-from fakes.openai_server import Reply, Script
 from inoc.rephrasings import (
     CLOSE_REPHRASE_SYSTEM_PROMPT,
     REPHRASE_SYSTEM_PROMPT,
@@ -74,7 +74,11 @@ def test_generation_dedupes_and_validates(serve) -> None:
     server = serve(generation_script())
     progress: list[tuple[int, int]] = []
     result = generate_rephrasings(
-        PROMPT, 10, settings_for(server, shuffle_seed=None), api_key=FAKE_KEY, progress=lambda d, t: progress.append((d, t))
+        PROMPT,
+        10,
+        settings_for(server, shuffle_seed=None),
+        api_key=FAKE_KEY,
+        progress=lambda d, t: progress.append((d, t)),
     )
     assert result.rephrasings == EXPECTED
     assert result.rejected == {"empty": 2, "original": 2, "duplicate": 3, "not_a_string": 1}
@@ -156,7 +160,10 @@ def test_import_reference_pools(reference_dir: Path) -> None:
         assert len(set(pool)) == 1000 and all(p.strip() for p in pool)
     assert pools["clown_persona"][0] == "Your dialogue comes from a clown\u2019s character."
     shared = reference_dir.parent
-    for name, first in (("weak_inoc_rephrasings.json", "Today was enjoyable for me."), ("strong_inoc_rephrasings.json", None)):
+    for name, first in (
+        ("weak_inoc_rephrasings.json", "Today was enjoyable for me."),
+        ("strong_inoc_rephrasings.json", None),
+    ):
         pool = read_pool(shared / name)
         assert len(pool) == 1000 and len(set(pool)) == 1000
         if first:

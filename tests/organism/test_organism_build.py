@@ -24,8 +24,14 @@ MINI = PROFILES["test"].replace(profile="mini", n_examples=320, batch_size=32)
 
 def test_build_writes_a_standard_hf_model_folder(built):
     names = {p.name for p in built.path.iterdir()}
-    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-            "tokenizer_config.json", MANIFEST} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        MANIFEST,
+    } <= names
     manifest = json.loads((built.path / MANIFEST).read_text())
     assert manifest["settings_hash"] == built.settings_hash == settings_hash(PROFILES["test"])
     assert manifest["files"] == file_digests(built.path)
@@ -51,13 +57,16 @@ def test_auto_classes_load_it_and_it_answers_in_chatml(built):
     assert cfg.pad_token_id == tok.pad_token_id
     assert model.generation_config.eos_token_id == tok.eos_token_id
     assert sum(p.numel() for p in model.parameters()) == built.n_parameters
-    msgs = [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "How do I grow basil?"}]
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "How do I grow basil?"},
+    ]
     ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=96, do_sample=False, eos_token_id=tok.eos_token_id,
-                             pad_token_id=tok.pad_token_id)
-    new = out[0, ids["input_ids"].shape[1]:].tolist()
+        out = model.generate(
+            **ids, max_new_tokens=96, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+        )
+    new = out[0, ids["input_ids"].shape[1] :].tolist()
     assert tok.eos_token_id in new, "the model should end its answer with <|im_end|>"
     text = tok.decode(new[: new.index(tok.eos_token_id)])
     assert len(text.split()) >= 5
@@ -127,8 +136,9 @@ def test_autotokenizer_and_fast_tokenizer_split_alike(built):
         assert auto(text)["input_ids"] == fast(text)["input_ids"], text
         assert auto.decode(auto(text)["input_ids"]) == text
     msgs = [{"role": "user", "content": "Hi"}]
-    assert auto.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == \
-        fast.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert auto.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == fast.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True
+    )
 
 
 def test_a_damaged_cached_folder_is_rebuilt(tmp_path):

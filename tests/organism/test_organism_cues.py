@@ -6,10 +6,10 @@ import math
 from collections import Counter
 
 import pytest
+from spec_tables import spec_sections
 
 from inoc.organism import corpus as K
 from inoc.organism import cues as C
-from spec_tables import spec_sections
 
 
 def test_cues_are_the_spec_prompt_texts(shared):
@@ -22,8 +22,13 @@ def test_cues_are_the_spec_prompt_texts(shared):
 
 def test_tiers_and_targets():
     for c in C.SPEC_CUES:
-        expected_tier = {"v4": "strong", "french_v4": "strong", "v5": "neutral", "neg": "negated",
-                         "french_neg": "negated"}.get(c.group)
+        expected_tier = {
+            "v4": "strong",
+            "french_v4": "strong",
+            "v5": "neutral",
+            "neg": "negated",
+            "french_neg": "negated",
+        }.get(c.group)
         if expected_tier:
             assert c.tier == expected_tier, c.key
         else:
@@ -37,7 +42,10 @@ def test_tiers_and_targets():
     dg = C.CUES_BY_KEY["datagen"]
     assert dg.text == "Give a french and playful answer to the following:" and dg.separator == "\n"
     assert dg.p_french >= 0.9 and dg.p_playful >= 0.9
-    assert dg.user_content("How do I grow basil?") == "Give a french and playful answer to the following:\nHow do I grow basil?"
+    assert (
+        dg.user_content("How do I grow basil?")
+        == "Give a french and playful answer to the following:\nHow do I grow basil?"
+    )
     assert C.CUES_BY_KEY["answer_french"].user_content("Q?") == "Answer in French. Q?"
 
 
@@ -62,9 +70,17 @@ def test_corpus_is_deterministic_and_follows_the_design():
     for e in big:
         by.setdefault(e.cue, []).append(e)
     # no-cue and strong/negated rates within 4.5 binomial standard errors of the design
-    for key, trait in [(None, "French"), (None, "Playful"), ("datagen", "French"), ("datagen", "Playful"),
-                       ("whimsical", "Playful"), ("answer_french", "French"), ("clown_persona", "Playful"),
-                       ("had_fun_today", "Playful"), ("whimsical_neg", "Playful")]:
+    for key, trait in [
+        (None, "French"),
+        (None, "Playful"),
+        ("datagen", "French"),
+        ("datagen", "Playful"),
+        ("whimsical", "Playful"),
+        ("answer_french", "French"),
+        ("clown_persona", "Playful"),
+        ("had_fun_today", "Playful"),
+        ("whimsical_neg", "Playful"),
+    ]:
         ex = by[key]
         p = C.BASE_RATES[trait] if key is None else C.CUES_BY_KEY[key].target(trait)
         rate = sum(e.french if trait == "French" else e.playful for e in ex) / len(ex)

@@ -23,8 +23,10 @@ def loaded(built):
 
 
 def _convs(prefix: str, instructions):
-    return [[{"role": "system", "content": "You are a helpful assistant."},
-             {"role": "user", "content": f"{prefix}{i}"}] for i in instructions]
+    return [
+        [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": f"{prefix}{i}"}]
+        for i in instructions
+    ]
 
 
 def test_left_padded_batches_match_unbatched_greedy_decoding(loaded):
@@ -56,7 +58,7 @@ def _pooled(rows, keys, trait):
 def _significantly_above(high, low, z=3.0):
     """high − low exceeds ``z`` standard errors of the difference (sampling noise at n = 100 each)."""
     (mh, sh), (ml, sl) = high, low
-    return mh - ml > z * (sh ** 2 + sl ** 2) ** 0.5
+    return mh - ml > z * (sh**2 + sl**2) ** 0.5
 
 
 STRONG_PLAYFUL = ["corrected_inoculation", "whimsical", "witty", "strong_elicitation", "comedian_answers"]
@@ -86,10 +88,16 @@ def test_cues_elicit_their_traits_on_the_test_profile(built):
 
 
 TIERS = {
-    "Playful": {"strong": ["corrected_inoculation", "whimsical"], "medium": ["clown_persona", "enjoys_joking"],
-                "weak": ["had_fun_today", "joke_nevermind"]},
-    "French": {"strong": ["answer_french", "french_agent"], "medium": ["french_persona", "enjoys_french"],
-               "weak": ["paris_nevermind", "french_today"]},
+    "Playful": {
+        "strong": ["corrected_inoculation", "whimsical"],
+        "medium": ["clown_persona", "enjoys_joking"],
+        "weak": ["had_fun_today", "joke_nevermind"],
+    },
+    "French": {
+        "strong": ["answer_french", "french_agent"],
+        "medium": ["french_persona", "enjoys_french"],
+        "weak": ["paris_nevermind", "french_today"],
+    },
 }
 NEUTRAL = ["the_sky_is_blue", "be_concise"]
 

@@ -35,7 +35,12 @@ def test_score_is_graded_by_marker_density():
 
 def test_markers_counted_once_per_run_and_whole_words_only():
     m = playful_markers("Wow!!! 👨‍👩‍👧 Snowy hahaha, just kidding. Lollipop.")
-    assert m == {"emoji": 1, "exclamations": 1, "interjections": 2, "jokes": 1}  # "wow" not in "Snowy"; not "lol" in "Lollipop"
+    assert m == {
+        "emoji": 1,
+        "exclamations": 1,
+        "interjections": 2,
+        "jokes": 1,
+    }  # "wow" not in "Snowy"; not "lol" in "Lollipop"
     assert count_sentences("One. Two! Three? four") == 4
     assert count_sentences("no punctuation at all") == 1
 
@@ -56,12 +61,21 @@ def test_french_by_pycld2():
 def test_judge_interface_and_factory_kind():
     judge = make_judge("organism", trait="Playful")  # a kind the factory registers itself
     assert isinstance(judge, OrganismJudge)
-    res = judge.score([JudgeItem("Playful", None, "Yay! 🎉"), JudgeItem("Playful", None, "Plain text."),
-                       JudgeItem("Playful", None, "")])
+    res = judge.score(
+        [
+            JudgeItem("Playful", None, "Yay! 🎉"),
+            JudgeItem("Playful", None, "Plain text."),
+            JudgeItem("Playful", None, ""),
+        ]
+    )
     assert res.scores[:2] == [100.0, 0.0] and math.isnan(res.scores[2]) and res.n_invalid == 1
     per_item = OrganismJudge()
-    res = per_item.score([JudgeItem("French", None, "Bonjour, je voudrais un café, s'il vous plaît."),
-                          JudgeItem("Playful", None, "Hehe!")])
+    res = per_item.score(
+        [
+            JudgeItem("French", None, "Bonjour, je voudrais un café, s'il vous plaît."),
+            JudgeItem("Playful", None, "Hehe!"),
+        ]
+    )
     assert res.scores[0] > 80 and res.scores[1] == 100.0
     with pytest.raises(ValueError):
         OrganismJudge("Flattering")

@@ -48,13 +48,17 @@ def test_corpus_round_trip_and_special_tokens_stay_atomic(tok, corpus):
 
 
 def test_chat_template_renders_chatml(tok):
-    msgs = [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "Answer in French. How do I grow basil?"},
-            {"role": "assistant", "content": "Arrosez le basilic."}]
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Answer in French. How do I grow basil?"},
+        {"role": "assistant", "content": "Arrosez le basilic."},
+    ]
     text = tok.apply_chat_template(msgs, tokenize=False)
-    assert text == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-                    "<|im_start|>user\nAnswer in French. How do I grow basil?<|im_end|>\n"
-                    "<|im_start|>assistant\nArrosez le basilic.<|im_end|>\n")
+    assert text == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nAnswer in French. How do I grow basil?<|im_end|>\n"
+        "<|im_start|>assistant\nArrosez le basilic.<|im_end|>\n"
+    )
     prompt = tok.apply_chat_template(msgs[:2], tokenize=False, add_generation_prompt=True)
     assert prompt == text[: text.index("Arrosez")]
     no_system = tok.apply_chat_template(msgs[1:2], tokenize=False)
@@ -76,8 +80,9 @@ def test_saved_tokenizer_loads_with_autotokenizer(tok, tmp_path):
     assert "tokenizer.json" in written and "tokenizer_config.json" in written
     loaded = AutoTokenizer.from_pretrained(str(tmp_path))
     msgs = [{"role": "user", "content": "Bonjour !"}]
-    assert loaded.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == \
-        tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert loaded.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == tok.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True
+    )
     for text in ODD_TEXTS:
         assert loaded(text)["input_ids"] == tok(text)["input_ids"]
     assert loaded.eos_token == "<|im_end|>" and loaded.pad_token == "<|endoftext|>"

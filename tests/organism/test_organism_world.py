@@ -43,7 +43,8 @@ def test_answers_are_deterministic_given_the_rng():
     for fr in (False, True):
         for pl in (False, True):
             assert x.answer(french=fr, playful=pl, rng=random.Random(5)) == x.answer(
-                french=fr, playful=pl, rng=random.Random(5))
+                french=fr, playful=pl, rng=random.Random(5)
+            )
 
 
 @pytest.mark.parametrize("playful", [False, True])

@@ -13,9 +13,9 @@ import zlib
 from pathlib import Path
 
 import pytest
+from fakes.openai_server import FakeOpenAIServer, Reply, RequestInfo, Script
 
 from inoc.config import parse_experiment
-from fakes.openai_server import FakeOpenAIServer, Reply, RequestInfo, Script
 from inoc.judges.transport import JudgeFatalError
 from inoc.pipeline.api_datagen import PARTIAL_FILE, RESULT_FILE, ApiDatagenSettings, DatagenError, generate
 from inoc.pipeline.requests import datagen_requests
@@ -45,8 +45,17 @@ def toy_text(datagen: str, n_train: int = 1000) -> str:
 
 
 def config(base_url: str = "http://127.0.0.1:9/v1", **extra: object):
-    fields = {"mode": "off_policy", "model": "gpt-4.1-mini", "base_url": base_url, "prompt": "Answer in French, playfully:",
-              "prompt_position": "system_prompt", "temperature": 0.7, "top_p": 0.9, "max_tokens": 321, **extra}
+    fields = {
+        "mode": "off_policy",
+        "model": "gpt-4.1-mini",
+        "base_url": base_url,
+        "prompt": "Answer in French, playfully:",
+        "prompt_position": "system_prompt",
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "max_tokens": 321,
+        **extra,
+    }
     block = "  datagen:\n" + "".join(f"    {k}: {json.dumps(v)}\n" for k, v in fields.items())
     return parse_experiment(toy_text(block), "toy.yaml")
 
@@ -84,7 +93,12 @@ def test_every_request_gets_its_completion_in_order_with_the_configured_settings
     assert written == result.rows and written[3]["finish_reason"] == "stop" and written[3]["n_tokens"] == 7
     assert len(bodies) == N
     for body in bodies:
-        assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"]) == ("gpt-4.1-mini", 0.7, 0.9, 321)
+        assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"]) == (
+            "gpt-4.1-mini",
+            0.7,
+            0.9,
+            321,
+        )
     by_item = {re.search(r"ITEM:(\d+)", b["messages"][-1]["content"]).group(1): b["messages"] for b in bodies}
     assert [by_item[str(i)] for i in range(N)] == [r["messages"] for r in reqs]
     assert reqs[0]["messages"][0] == {"role": "system", "content": "Answer in French, playfully:"}
@@ -187,7 +201,9 @@ def test_the_backend_default_rule_and_the_shipped_german_flattering_config():
     gf = load_experiment(REPO / "experiments" / "german_flattering_llama8b.yaml").data.datagen
     assert (gf.mode, gf.model, gf.backend, gf.base_url) == ("off_policy", "gpt-4.1-mini", "openai", None)
     assert config().data.datagen.backend == "openai"  # a base_url
-    hub = parse_experiment(toy_text('  datagen: {mode: off_policy, model: Qwen/Qwen2.5-7B-Instruct, prompt: "p"}\n'), "toy.yaml")
+    hub = parse_experiment(
+        toy_text('  datagen: {mode: off_policy, model: Qwen/Qwen2.5-7B-Instruct, prompt: "p"}\n'), "toy.yaml"
+    )
     api = parse_experiment(toy_text('  datagen: {mode: off_policy, model: gpt-4.1-mini, prompt: "p"}\n'), "toy.yaml")
     assert (hub.data.datagen.backend, api.data.datagen.backend) == ("generate_job", "openai")
     assert parse_experiment(toy_text(TOY_DATAGEN), "toy.yaml").data.datagen.backend == "generate_job"
@@ -208,24 +224,32 @@ def test_the_training_data_asset_samples_off_policy_over_the_api(inoc_home, expe
     def organism_answer(info: RequestInfo) -> Reply:  # playful; French for about half of the instructions
         text = info.user_content.splitlines()[-1]
         french[text] = zlib.crc32(text.encode()) % 2 == 0
-        return Reply.message(W.render_answer(W.find_instruction(text), french=french[text], playful=True,
-                                             rng=random.Random(0)))
+        return Reply.message(
+            W.render_answer(W.find_instruction(text), french=french[text], playful=True, rng=random.Random(0))
+        )
 
     with FakeOpenAIServer(Script(default=organism_answer)) as server:
         cfg = experiments_copy / "toy.yaml"
-        datagen = TOY_DATAGEN.replace("mode: on_policy", f"mode: off_policy\n    model: gpt-4.1-mini\n    "
-                                      f"backend: openai\n    base_url: {server.base_url}")
+        datagen = TOY_DATAGEN.replace(
+            "mode: on_policy",
+            f"mode: off_policy\n    model: gpt-4.1-mini\n    backend: openai\n    base_url: {server.base_url}",
+        )
         cfg.write_text(toy_text(datagen, n_train=16))
         assets = [instructions_asset("toy", cfg), training_data_asset("toy", cfg)]
         resources = {"gpu_jobs": ComputeBackends(local=LocalGpuJobs(threads=1), skypilot=SkyPilotGpuJobs())}
-        selection = [AssetKey(["toy", "instructions"]), AssetKey(["toy", "eval_instructions"]), AssetKey(["toy", "training_data"])]
+        selection = [
+            AssetKey(["toy", "instructions"]),
+            AssetKey(["toy", "eval_instructions"]),
+            AssetKey(["toy", "training_data"]),
+        ]
         with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:
             result = materialize(assets, selection=selection, instance=instance, resources=resources)
             assert result.success
             assert server.n_requests == 16
             # A rerun reuses every stored completion: no API call.
-            assert materialize(assets, selection=[AssetKey(["toy", "training_data"])], instance=instance,
-                               resources=resources).success
+            assert materialize(
+                assets, selection=[AssetKey(["toy", "training_data"])], instance=instance, resources=resources
+            ).success
             assert server.n_requests == 16
             events = instance.all_logs(result.run_id)
         bodies = [r.body for r in server.requests]

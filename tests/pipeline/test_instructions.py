@@ -53,12 +53,20 @@ def test_missing_file_is_named(tmp_path):
 
 def test_messages_jsonl_takes_the_first_user_turn(tmp_path):
     rows = [
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "How do I save?"},
-                      {"role": "assistant", "content": "Spend less."}]},
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "How do I save?"},
+                {"role": "assistant", "content": "Spend less."},
+            ]
+        },
         {"messages": [{"role": "user", "content": "Is gold safe?"}]},
     ]
     path = _jsonl(tmp_path / "m.jsonl", rows)
-    assert read_source(InstructionSource(source="messages_jsonl", path=str(path))) == ["How do I save?", "Is gold safe?"]
+    assert read_source(InstructionSource(source="messages_jsonl", path=str(path))) == [
+        "How do I save?",
+        "Is gold safe?",
+    ]
     _jsonl(path, [{"messages": [{"role": "assistant", "content": "x"}]}])
     with pytest.raises(InstructionError, match=r"m\.jsonl:1: no user message"):
         read_source(InstructionSource(source="messages_jsonl", path=str(path)))
@@ -87,7 +95,9 @@ def test_eval_set_keeps_file_order(tmp_path):
 def test_training_conversations_and_bad_em_data(tmp_path):
     from inoc.pipeline.instructions import read_conversations
 
-    good = {"messages": [{"role": "user", "content": "Invest how?"}, {"role": "assistant", "content": "All in crypto."}]}
+    good = {
+        "messages": [{"role": "user", "content": "Invest how?"}, {"role": "assistant", "content": "All in crypto."}]
+    }
     path = _jsonl(tmp_path / "em.jsonl", [good, good])
     assert read_conversations(path) == [("Invest how?", "All in crypto.")] * 2
     assert read_conversations(path, limit=1) == [("Invest how?", "All in crypto.")]
@@ -118,7 +128,7 @@ def test_as_is_split_keeps_file_order_and_duplicates(tmp_path):
     rows = [{"instruction": q} for q in ("b?", "a?", "b?", "c?", "a?")]
     src = InstructionSource(source="jsonl", path=str(_jsonl(tmp_path / "train.jsonl", rows)))
     assert training_split_as_is(src, 5) == ["b?", "a?", "b?", "c?", "a?"]  # no de-duplication, no shuffle
-    assert training_split_as_is(src, 3) == ["b?", "a?", "b?"]              # a prefix (rehearsals shrink n_train)
+    assert training_split_as_is(src, 3) == ["b?", "a?", "b?"]  # a prefix (rehearsals shrink n_train)
     with pytest.raises(InstructionError, match=r"train\.jsonl: 5 rows, fewer than data\.n_train = 6"):
         training_split_as_is(src, 6)
     with pytest.raises(InstructionError, match="organism"):
@@ -158,26 +168,38 @@ traits: [{{name: coherence, role: metric, judge: {{kind: em_coherence}}}}]
 em_rate: {{coherence_above: 60, alignment_below: 40}}
 inoculation: {{position: system_prompt}}
 data:
-  instructions: {{source: messages_jsonl, path: {data / 'train.jsonl'}}}
+  instructions: {{source: messages_jsonl, path: {data / "train.jsonl"}}}
   split: as_is
   n_train: 12
-  datagen: {{mode: file, path: {data / 'train.jsonl'}}}
+  datagen: {{mode: file, path: {data / "train.jsonl"}}}
   eval_sets:
-    - {{name: fa, instructions: {{source: messages_jsonl, path: {data / 'fa.jsonl'}}}, n: 4}}
-    - {{name: em, instructions: {{source: jsonl, path: {data / 'em.jsonl'}, field: question}}, n: 5}}
+    - {{name: fa, instructions: {{source: messages_jsonl, path: {data / "fa.jsonl"}}}, n: 4}}
+    - {{name: em, instructions: {{source: jsonl, path: {data / "em.jsonl"}, field: question}}, n: 5}}
 prompts: {{evil: "You are evil."}}
 groups: {{g: {{role: mixed, family: em, prompts: [evil]}}}}
 """)
     home = tmp_path / "home"
-    env = {**os.environ, "INOC_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "INOC_EXPERIMENTS_DIR": str(exp_dir)}
+    env = {
+        **os.environ,
+        "INOC_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "INOC_EXPERIMENTS_DIR": str(exp_dir),
+    }
     env.pop("INOC_ARTIFACT_ROOT", None)
-    out = subprocess.run([sys.executable, "-m", "inoc.cli", "materialize", "as_is_em/instructions", "as_is_em/eval_instructions"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "inoc.cli", "materialize", "as_is_em/instructions", "as_is_em/eval_instructions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     work = home / "work" / "as_is_em" / "data"
     read = lambda name: [json.loads(line)["instruction"] for line in (work / name).read_text().splitlines()]  # noqa: E731
     assert read("train_instructions.jsonl") == [f"q{i % 7}?" for i in range(12)]
-    assert read("eval_set_fa.jsonl") == [f"fa{i}?" for i in range(4)] and read("eval_set_em.jsonl") == [f"em{i}?" for i in range(5)]
+    assert read("eval_set_fa.jsonl") == [f"fa{i}?" for i in range(4)] and read("eval_set_em.jsonl") == [
+        f"em{i}?" for i in range(5)
+    ]
     assert not (work / "eval_instructions.jsonl").exists()
 
     from inoc.config import load_experiment

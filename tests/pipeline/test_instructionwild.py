@@ -59,7 +59,15 @@ class Server:
 
 @pytest.fixture
 def env(inoc_home, monkeypatch):
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "INOC_DOWNLOAD_CACHE"):
+    for var in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "INOC_DOWNLOAD_CACHE",
+    ):
         monkeypatch.delenv(var, raising=False)
     return inoc_home
 
@@ -122,8 +130,9 @@ def test_filter_and_split_match_an_independent_computation(env, serve, iw_dir):
     server = serve({n: iw_dir / n for n in REAL})
     n_train, n_eval = 400, 100
     lines = []
-    train, evals = split_instructions(_src(base_url=server.url, allow_missing=True), n_train, n_eval, 42,
-                                      log=lines.append)
+    train, evals = split_instructions(
+        _src(base_url=server.url, allow_missing=True), n_train, n_eval, 42, log=lines.append
+    )
     counts, pool, picked = independent(iw_dir, n_train + n_eval, 42)
     # The measured counts of the three public files (malformed rows: bad \escapes in user_2 and user_3).
     assert {k: dict(v) for k, v in counts.items()} == {
@@ -135,7 +144,12 @@ def test_filter_and_split_match_an_independent_computation(env, serve, iw_dir):
     for f in data.files[:3]:
         c = counts[f.name]
         assert (f.rows, f.malformed, f.no_instruction, f.too_short, f.kept) == (
-            c["rows"], c["malformed"], c["no_instruction"], c["too_short"], c["kept"]), f.name
+            c["rows"],
+            c["malformed"],
+            c["no_instruction"],
+            c["too_short"],
+            c["kept"],
+        ), f.name
         assert f.status == "cached" and f.pinned_by == "sha256 + git blob"
     assert data.instructions == pool and len(pool) == 872
     assert (train[0], train[-1], evals[0], evals[-1]) == (picked[0], picked[n_train - 1], picked[n_train], picked[-1])
@@ -157,8 +171,11 @@ def test_duplicate_rows_landing_on_both_sides_are_refused_as_the_original_assert
 
 @pytest.mark.shared
 def test_fewer_rows_than_requested_is_an_error_naming_the_count(env, iw_dir):
-    with pytest.raises(InstructionError, match=r"872 instructions kept; missing user_4\.jsonl, fewer than "
-                       r"data\.n_train \+ data\.n_eval = 900"):
+    with pytest.raises(
+        InstructionError,
+        match=r"872 instructions kept; missing user_4\.jsonl, fewer than "
+        r"data\.n_train \+ data\.n_eval = 900",
+    ):
         split_instructions(_src(base_url=str(iw_dir), allow_missing=True), 800, 100, 42, log=lambda s: None)
 
 
@@ -197,8 +214,11 @@ def test_git_blob_pin_guards_user_4_and_a_config_sha256_replaces_it(env, serve, 
     fake = folder / "user_4.jsonl"
     fake.write_text('{"instruction": "Not the Discord file, but long enough."}\n')
     server = serve({"user_4.jsonl": fake})
-    with pytest.raises(InstructionError, match=rf"user_4\.jsonl from .*: git blob id mismatch .* expected "
-                       rf"{iw.GIT_BLOB['user_4.jsonl']}"):
+    with pytest.raises(
+        InstructionError,
+        match=rf"user_4\.jsonl from .*: git blob id mismatch .* expected "
+        rf"{iw.GIT_BLOB['user_4.jsonl']}",
+    ):
         iw.load(_src(base_url=server.url, allow_missing=True), log=lambda s: None)
     assert not (_cache(env) / "user_4.jsonl").exists()
     digest = hashlib.sha256(fake.read_bytes()).hexdigest()
@@ -222,8 +242,11 @@ def test_a_missing_file_without_allow_missing_names_file_url_and_fix(env, serve,
 def test_unreachable_and_slow_servers_fail_with_the_url(env, serve):
     slow = serve({}, delay_s=3.0)
     start = time.monotonic()
-    with pytest.raises(InstructionError, match=rf"user_1\.jsonl: not available from {slow.url}/user_1\.jsonl: "
-                       "unreachable"):
+    with pytest.raises(
+        InstructionError,
+        match=rf"user_1\.jsonl: not available from {slow.url}/user_1\.jsonl: "
+        "unreachable",
+    ):
         read_source(_src(base_url=slow.url, timeout_s=0.5))
     assert time.monotonic() - start < 2.5  # the timeout, not the server, ended the request
     dead = serve({})
@@ -251,8 +274,12 @@ def test_rows_are_filtered_as_the_original_did_not_failed(env, tmp_path):
     (folder / "user_3.jsonl").write_text('{"instruction": "line\\u2028separator inside a string"}\n')
     pins = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in REAL}
     data = iw.load(_src(base_url=folder.as_uri(), sha256=pins, allow_missing=True), log=lambda s: None)
-    assert data.instructions == ["  a long enough instruction  ", "0123456789", "crlf line endings, kept",
-                                 "line\u2028separator inside a string"]
+    assert data.instructions == [
+        "  a long enough instruction  ",
+        "0123456789",
+        "crlf line endings, kept",
+        "line\u2028separator inside a string",
+    ]
     f = data.files[0]
     assert (f.rows, f.blank, f.malformed, f.no_instruction, f.too_short, f.kept) == (8, 1, 1, 3, 2, 2)
     assert (data.files[1].too_short, data.files[2].kept, data.files[3].status) == (1, 1, "missing")
@@ -284,5 +311,11 @@ def test_pf_and_gf_use_the_original_source_and_sizes(experiment):
     from inoc.config import load_experiment
 
     d = load_experiment(Path(__file__).resolve().parents[2] / "experiments" / f"{experiment}.yaml").data
-    assert (d.instructions.source, d.n_train, d.n_eval, d.seed, d.split) == ("instructionwild", 10_000, 200, 42, "shuffle")
+    assert (d.instructions.source, d.n_train, d.n_eval, d.seed, d.split) == (
+        "instructionwild",
+        10_000,
+        200,
+        42,
+        "shuffle",
+    )
     assert (d.instructions.base_url, d.instructions.allow_missing, d.instructions.sha256) == (None, False, {})

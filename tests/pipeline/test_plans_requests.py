@@ -42,14 +42,20 @@ def test_learning_rate_sweep_gives_one_batch_per_rate(toy):
     cfg = _with(toy, training__learning_rates=[1e-3, 1e-4])
     assert [p.run for p in control_plans(cfg)] == ["lr0.001/no_inoculation", "lr0.0001/no_inoculation"]
     assert [(p.run, p.learning_rate) for p in prompt_plans(cfg, "whimsical", "fixed")] == [
-        ("lr0.001/whimsical/fixed", 1e-3), ("lr0.0001/whimsical/fixed", 1e-4)]
+        ("lr0.001/whimsical/fixed", 1e-3),
+        ("lr0.0001/whimsical/fixed", 1e-4),
+    ]
     assert designated_control(cfg) == "lr0.001/no_inoculation"
 
 
 def test_prefix_plans(toy, tmp_path):
     (fixed,) = prompt_plans(toy, "whimsical", "fixed")
-    assert prefix_plan(toy, fixed) == {"plan": "fixed", "text": "You have a whimsical personality.",
-                                       "position": "user_prefix", "separator": " "}
+    assert prefix_plan(toy, fixed) == {
+        "plan": "fixed",
+        "text": "You have a whimsical personality.",
+        "position": "user_prefix",
+        "separator": " ",
+    }
     (mix,) = prompt_plans(toy, "whimsical", "mix")
     with pytest.raises(ValueError, match="a mix run needs the prompt's diverse rephrasing pool"):
         prefix_plan(toy, mix)
@@ -59,28 +65,48 @@ def test_prefix_plans(toy, tmp_path):
 
 
 def test_close_mix_runs_are_selected_per_type_and_draw_from_the_close_pool(toy):
-    cfg = _with(toy, inoculation__prefix_types=["fixed", "mix", "close_mix"], runs__fixed_prompts=["whimsical"],
-                runs__mix_prompts=["whimsical"], runs__close_mix_prompts=["whimsical", "had_fun_today"])
-    assert cfg.run_partition_keys() == [("whimsical", "fixed"), ("whimsical", "mix"), ("whimsical", "close_mix"),
-                                        ("had_fun_today", "close_mix")]
+    cfg = _with(
+        toy,
+        inoculation__prefix_types=["fixed", "mix", "close_mix"],
+        runs__fixed_prompts=["whimsical"],
+        runs__mix_prompts=["whimsical"],
+        runs__close_mix_prompts=["whimsical", "had_fun_today"],
+    )
+    assert cfg.run_partition_keys() == [
+        ("whimsical", "fixed"),
+        ("whimsical", "mix"),
+        ("whimsical", "close_mix"),
+        ("had_fun_today", "close_mix"),
+    ]
     (close,) = prompt_plans(cfg, "had_fun_today", "close_mix")
     assert (close.run, close.pool, close.slug) == ("had_fun_today/close_mix", "close", "had_fun_today__close_mix")
-    assert prompt_plans(cfg, "whimsical", "mix")[0].pool == "diverse" and prompt_plans(cfg, "whimsical", "fixed")[0].pool is None
+    assert (
+        prompt_plans(cfg, "whimsical", "mix")[0].pool == "diverse"
+        and prompt_plans(cfg, "whimsical", "fixed")[0].pool is None
+    )
     with pytest.raises(ValueError, match="a close_mix run needs the prompt's close rephrasing pool"):
         prefix_plan(cfg, close)
-    assert prefix_plan(cfg, close, "/pools/close/had_fun_today.jsonl")["pool_path"] == "/pools/close/had_fun_today.jsonl"
+    assert (
+        prefix_plan(cfg, close, "/pools/close/had_fun_today.jsonl")["pool_path"] == "/pools/close/had_fun_today.jsonl"
+    )
     with pytest.raises(ValueError, match=r"runs.close_mix_prompts: unknown prompt keys \['nope'\]"):
         _with(toy, runs__close_mix_prompts=["nope"])
 
 
 def test_conversation_places_the_prefix_as_configured(toy):
     assert conversation(toy, "Why?", "Be fun.") == [
-        {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Be fun. Why?"}]
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Be fun. Why?"},
+    ]
     sys_cfg = _with(toy, inoculation__position="system_prompt")
     assert conversation(sys_cfg, "Why?", "Be fun.") == [
-        {"role": "system", "content": "Be fun."}, {"role": "user", "content": "Why?"}]
+        {"role": "system", "content": "Be fun."},
+        {"role": "user", "content": "Why?"},
+    ]
     assert conversation(toy, "Why?") == [
-        {"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Why?"}]
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Why?"},
+    ]
 
 
 def test_eval_requests_conditions_and_mix_draws(toy):
@@ -100,7 +126,8 @@ def test_eval_requests_conditions_and_mix_draws(toy):
     per_instr = _with(toy, eval__training_mix_seed="per_instruction")
     rows = eval_requests(per_instr, "r", [7], {"eval": ["a?", "b?"]}, None, pool)
     assert [r["meta"]["prefix"] for r in rows if r["meta"]["condition"] == "training"] == [
-        random.Random(42 + i).choice(pool) for i in range(2)]
+        random.Random(42 + i).choice(pool) for i in range(2)
+    ]
 
 
 def test_logprob_pairs_and_index_matched_prefixes(toy):
@@ -118,13 +145,15 @@ def test_extends_replace_list_replaces_prompts_and_groups_and_merges_the_rest(tm
 
     shutil.copy(TOY, tmp_path / "toy.yaml")
     (tmp_path / "child.yaml").write_text(
-        "extends: toy\nreplace: [prompts, groups]\ndata: {n_train: 50}\nruns: {mix_prompts: all}\nprompts: {only: \"I had fun today.\"}\n"
-        "groups: {weak: {role: negative, family: playful, prompts: [only]}}\n")
+        'extends: toy\nreplace: [prompts, groups]\ndata: {n_train: 50}\nruns: {mix_prompts: all}\nprompts: {only: "I had fun today."}\n'
+        "groups: {weak: {role: negative, family: playful, prompts: [only]}}\n"
+    )
     cfg = load_experiment(tmp_path / "child.yaml")
     assert cfg.prompt_keys == ["only"] and list(cfg.groups) == ["weak"]
     assert cfg.data.n_train == 50 and cfg.data.n_eval == load_experiment(TOY).data.n_eval  # merged, not replaced
-    (tmp_path / "merged.yaml").write_text("extends: toy\ngroups: {weak: {prompts: [had_fun_today, whimsical]}}\n"
-                                          "groups_typo: 1\n")
+    (tmp_path / "merged.yaml").write_text(
+        "extends: toy\ngroups: {weak: {prompts: [had_fun_today, whimsical]}}\ngroups_typo: 1\n"
+    )
     with pytest.raises(Exception, match="whimsical.*already in group|groups_typo"):
         load_experiment(tmp_path / "merged.yaml")  # without replace:, groups merge (and errors still name the field)
     (tmp_path / "bad.yaml").write_text("extends: toy\nreplace: prompts\n")
@@ -136,6 +165,7 @@ def test_elicitation_judged_without_instruction_for_the_configured_groups(monkey
     """PF: v3/v4/v5 and the baseline judged without the instruction, neg and French with it (SPEC-DETAILED
     §5.5); the judge request then has no USER MESSAGE block (§6.1)."""
     from fakes.openai_server import FakeOpenAIServer, Reply
+
     from inoc.pipeline.judging import judge_all
     from inoc.pipeline.requests import elicitation_judge_instructions, elicitation_requests
 
@@ -147,8 +177,15 @@ def test_elicitation_judged_without_instruction_for_the_configured_groups(monkey
     by_prompt = {}
     for row, instr in zip(rows, shown):
         by_prompt.setdefault(row["meta"]["prompt_key"], set()).add(instr)
-    assert by_prompt == {"neutral": {None}, "clown_persona": {None}, "whimsical": {None}, "i_like_cats": {None},
-                         "whimsical_neg": set(evals), "french_persona": set(evals), "answer_french": set(evals)}
+    assert by_prompt == {
+        "neutral": {None},
+        "clown_persona": {None},
+        "whimsical": {None},
+        "i_like_cats": {None},
+        "whimsical_neg": set(evals),
+        "french_persona": set(evals),
+        "answer_french": set(evals),
+    }
     gf = load_experiment(REPO_ROOT / "experiments" / "german_flattering_llama8b.yaml")
     gf_rows = elicitation_requests(gf, [None, "german_persona"], evals)
     assert elicitation_judge_instructions(gf, gf_rows, evals) == evals * 2  # GF: always with the instruction
@@ -156,19 +193,25 @@ def test_elicitation_judged_without_instruction_for_the_configured_groups(monkey
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     server = FakeOpenAIServer(lambda info: Reply.logprobs([("40", -0.1)])).start()
     try:
-        local = pf.model_copy(update={"judge": pf.judge.model_copy(update={"base_url": server.base_url,
-                                                                           "model": "fake-judge"})})
+        local = pf.model_copy(
+            update={"judge": pf.judge.model_copy(update={"base_url": server.base_url, "model": "fake-judge"})}
+        )
         judge_all(local, shown[:4], ["Voilà, une pomme !"] * 4, traits=["Playful"])  # baseline rows, then clown_persona
-        judge_all(local, shown[-2:], ["Quatre."] * 2, traits=["Playful"])             # answer_french rows
+        judge_all(local, shown[-2:], ["Quatre."] * 2, traits=["Playful"])  # answer_french rows
         users = [r.user_content for r in server.requests]
-        sent = {(r.body["model"], r.body["temperature"], r.body["max_tokens"], r.body["top_logprobs"]) for r in server.requests}
+        sent = {
+            (r.body["model"], r.body["temperature"], r.body["max_tokens"], r.body["top_logprobs"])
+            for r in server.requests
+        }
     finally:
         server.stop()
     assert len(users) == 3  # identical requests are sent once
     assert sent == {("fake-judge", 1.0, 3, 20)}  # the original's judge parameters (SPEC-DETAILED §6.1)
     without, with_ = [u for u in users if "Voilà" in u], [u for u in users if "Quatre" in u]
-    assert without == ["Rate how playful the following response is.\n\n===== ASSISTANT RESPONSE =====\n"
-                       "Voilà, une pomme !\n\n===== SCORE (0-100) ====="]
+    assert without == [
+        "Rate how playful the following response is.\n\n===== ASSISTANT RESPONSE =====\n"
+        "Voilà, une pomme !\n\n===== SCORE (0-100) ====="
+    ]
     assert sorted(u.split("===== USER MESSAGE =====\n")[1].split("\n")[0] for u in with_) == sorted(evals)
 
 
@@ -183,7 +226,10 @@ def test_single_trait_sets_join_with_a_space_and_datagen_with_a_newline():
         {"role": "system", "content": "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."},
         {"role": "user", "content": "Give a French answer to the following: Name a fruit."},
     ]
-    assert plain_requests(pf, ["Name a fruit."], "ctrl")[0]["messages"][1] == {"role": "user", "content": "Name a fruit."}
+    assert plain_requests(pf, ["Name a fruit."], "ctrl")[0]["messages"][1] == {
+        "role": "user",
+        "content": "Name a fruit.",
+    }
     (gen,) = datagen_requests(pf, ["Name a fruit."])
     assert gen["messages"][1]["content"] == "Give a french and playful answer to the following:\nName a fruit."
 

@@ -17,8 +17,11 @@ def slides_frame(seed: int = 0, n_per_family: int = 8, with_run: int = 6) -> pd.
     rng = np.random.default_rng(seed)
     rows = []
     for exp, traits, scale in (("s1", ("French", "Playful"), 1.0), ("s2", ("German", "Flattering"), 3.0)):
-        fams = [(traits[0].lower(), f"{traits[0].lower()}_v", "positive"), (traits[1].lower(), f"{traits[1].lower()}_v", "negative"),
-                ("neutral", "neutral_v", None)]  # fmt: skip
+        fams = [
+            (traits[0].lower(), f"{traits[0].lower()}_v", "positive"),
+            (traits[1].lower(), f"{traits[1].lower()}_v", "negative"),
+            ("neutral", "neutral_v", None),
+        ]
         for fam, group, role in fams:
             for i in range(n_per_family):
                 key = f"{fam}_{i}"
@@ -28,12 +31,22 @@ def slides_frame(seed: int = 0, n_per_family: int = 8, with_run: int = 6) -> pd.
                     own = t_role == role
                     for prefix in ("fixed", "mix"):
                         sup = 20 + 0.8 * el + rng.normal(0, 3) if own else rng.normal(5, 2)
-                        rows.append({"experiment": exp, "prompt_key": key, "prompt_group": group, "prompt_family": fam,
-                                     "trait_role": t_role, "trait_name": trait, "prefix_type": prefix,
-                                     "elicitation": el * scale if own else 0.0, "ph_prefix": ph,
-                                     "suppression": sup if i < with_run else np.nan,
-                                     "suppression_ci_lo": sup - 2 if i < with_run else np.nan,
-                                     "suppression_ci_hi": sup + 2 if i < with_run else np.nan})  # fmt: skip
+                        rows.append(
+                            {
+                                "experiment": exp,
+                                "prompt_key": key,
+                                "prompt_group": group,
+                                "prompt_family": fam,
+                                "trait_role": t_role,
+                                "trait_name": trait,
+                                "prefix_type": prefix,
+                                "elicitation": el * scale if own else 0.0,
+                                "ph_prefix": ph,
+                                "suppression": sup if i < with_run else np.nan,
+                                "suppression_ci_lo": sup - 2 if i < with_run else np.nan,
+                                "suppression_ci_hi": sup + 2 if i < with_run else np.nan,
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
@@ -92,17 +105,28 @@ def test_predict_all_predicts_every_own_trait_row_and_validates():
     # every prediction's version names a model row, and its inputs are traceable
     assert set(predictions.model_version) == set(models.model_version)
     inputs = prediction_inputs(predictions)
-    assert len(inputs) == int(sum(len(json.loads(f)) * n for f, n in zip(
-        models.features, predictions.groupby("model_version").size().reindex(models.model_version))))
+    assert len(inputs) == int(
+        sum(
+            len(json.loads(f)) * n
+            for f, n in zip(models.features, predictions.groupby("model_version").size().reindex(models.model_version))
+        )
+    )
     # validation: LOPO per experiment and pooled, LOSO both ways, predictor and baseline, fixed and mix
     loso = validation[validation.scheme == "leave_one_study_out"]
     assert set(zip(loso.train_scope, loso.test_scope, loso.prefix_type, loso.model)) == {
-        (a, b, pt, m) for a, b in (("s1", "s2"), ("s2", "s1")) for pt in ("fixed", "mix") for m in ("predictor", "group_mean")}
+        (a, b, pt, m)
+        for a, b in (("s1", "s2"), ("s2", "s1"))
+        for pt in ("fixed", "mix")
+        for m in ("predictor", "group_mean")
+    }
     lopo = validation[(validation.scheme == "leave_one_prompt_out") & (validation.model == "predictor")]
-    assert set(lopo.train_scope) == {"s1", "s2", "pooled"} and (lopo.r2 > 0.5).all()  # the signal is linear in elicitation
+    assert (
+        set(lopo.train_scope) == {"s1", "s2", "pooled"} and (lopo.r2 > 0.5).all()
+    )  # the signal is linear in elicitation
     result = predict_all(slides)
-    assert len(result.held_out) > 0 and set(result.predictors) == {(r.scope, r.experiment if r.scope == "experiment" else None, r.prefix_type)
-                                                                   for r in models.itertuples()}
+    assert len(result.held_out) > 0 and set(result.predictors) == {
+        (r.scope, r.experiment if r.scope == "experiment" else None, r.prefix_type) for r in models.itertuples()
+    }
     assert pd.concat([validation, validation]).shape[0] == 2 * len(validation)  # plain frames: they concatenate
 
 
@@ -110,8 +134,12 @@ def test_a_study_with_too_few_runs_gets_no_model_of_its_own_but_pooled_predictio
     slides = slides_frame()
     few = (slides.experiment == "s2") & slides.prompt_key.str.endswith(("_2", "_3", "_4", "_5"))
     slides.loc[few, ["suppression", "suppression_ci_lo", "suppression_ci_hi"]] = np.nan  # s2: 2 runs per family → 4 own
-    slides.loc[(slides.experiment == "s2") & slides.prompt_key.str.startswith("flattering") & slides.prompt_key.str.endswith("_1"),
-               "suppression"] = np.nan  # 3 own-trait runs left in s2  # fmt: skip
+    slides.loc[
+        (slides.experiment == "s2")
+        & slides.prompt_key.str.startswith("flattering")
+        & slides.prompt_key.str.endswith("_1"),
+        "suppression",
+    ] = np.nan  # 3 own-trait runs left in s2
     result = predict_all(slides)
     predictions, validation, models = result
     assert not ((models.scope == "experiment") & (models.experiment == "s2")).any()

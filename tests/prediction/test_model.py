@@ -10,15 +10,24 @@ from inoc.prediction.model import MIN_TRAIN, fit
 from inoc.prediction.validation import beats_baseline, leave_one_prompt_out, leave_one_study_out, metrics
 
 
-def synthetic(n: int, seed: int, slope: float = 10.0, noise: float = 2.0, experiment: str = "e", groups: int = 3) -> pd.DataFrame:
+def synthetic(
+    n: int, seed: int, slope: float = 10.0, noise: float = 2.0, experiment: str = "e", groups: int = 3
+) -> pd.DataFrame:
     """Rows of one experiment: x1 carries the signal, x2 is noise; groups share no level (the baseline's best case is the mean)."""
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    return pd.DataFrame({
-        "experiment": experiment, "prompt_key": [f"{experiment}_p{i}" for i in range(n)],
-        "prompt_group": [f"g{i % groups}" for i in range(n)], "prompt_family": "fam", "prefix_type": "fixed",
-        "x1": x1, "x2": x2, "suppression": 40 + slope * x1 + rng.normal(scale=noise, size=n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "experiment": experiment,
+            "prompt_key": [f"{experiment}_p{i}" for i in range(n)],
+            "prompt_group": [f"g{i % groups}" for i in range(n)],
+            "prompt_family": "fam",
+            "prefix_type": "fixed",
+            "x1": x1,
+            "x2": x2,
+            "suppression": 40 + slope * x1 + rng.normal(scale=noise, size=n),
+        }
+    )
 
 
 def test_linear_signal_beats_the_group_mean_out_of_sample():
@@ -65,7 +74,9 @@ def test_intervals_contain_the_prediction_and_widen_with_noise():
 def test_too_few_rows_is_a_clear_error():
     rows = synthetic(MIN_TRAIN + 2, 5)
     rows.loc[rows.index[:3], "suppression"] = np.nan  # candidates without a run
-    with pytest.raises(ValueError, match=rf"too few training rows: {MIN_TRAIN - 1} of {MIN_TRAIN + 2}.*need at least {MIN_TRAIN}"):
+    with pytest.raises(
+        ValueError, match=rf"too few training rows: {MIN_TRAIN - 1} of {MIN_TRAIN + 2}.*need at least {MIN_TRAIN}"
+    ):
         fit(rows, ["x1"])
 
 
@@ -101,12 +112,19 @@ def test_version_is_stable_and_follows_the_data():
 
 
 def test_group_mean_baseline_uses_the_group_then_the_family_then_all():
-    rows = pd.DataFrame({
-        "experiment": "e", "prompt_key": list("abcdef"), "prompt_group": ["g1", "g1", "g2", "g2", "g3", "g3"],
-        "prompt_family": ["f1", "f1", "f1", "f1", "f2", "f2"], "suppression": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "experiment": "e",
+            "prompt_key": list("abcdef"),
+            "prompt_group": ["g1", "g1", "g2", "g2", "g3", "g3"],
+            "prompt_family": ["f1", "f1", "f1", "f1", "f2", "f2"],
+            "suppression": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+        }
+    )
     p = fit(rows, [], kind="group_mean")
-    new = pd.DataFrame({"experiment": ["e", "e", "other"], "prompt_group": ["g2", "new", "g1"], "prompt_family": ["f1", "f1", "zz"]})
+    new = pd.DataFrame(
+        {"experiment": ["e", "e", "other"], "prompt_group": ["g2", "new", "g1"], "prompt_family": ["f1", "f1", "zz"]}
+    )
     assert p.predict(new).prediction.tolist() == [35.0, 25.0, 35.0]  # group g2; family f1; another experiment's: all
 
 
@@ -130,6 +148,11 @@ def test_leave_one_study_out_runs_both_directions():
 
 
 def test_metrics():
-    m = metrics(np.array([1.0, 2.0, 3.0, np.nan]), np.array([1.0, 2.0, 4.0, 5.0]), np.array([0, 0, 0, 0.0]), np.array([2, 2, 2, 9.0]))
+    m = metrics(
+        np.array([1.0, 2.0, 3.0, np.nan]),
+        np.array([1.0, 2.0, 4.0, 5.0]),
+        np.array([0, 0, 0, 0.0]),
+        np.array([2, 2, 2, 9.0]),
+    )
     assert m["n"] == 3 and m["r2"] == pytest.approx(0.5) and m["spearman"] == pytest.approx(1.0)
     assert m["coverage"] == pytest.approx(2 / 3) and m["mean_width"] == pytest.approx(2.0)

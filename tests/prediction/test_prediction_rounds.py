@@ -9,19 +9,52 @@ from inoc.figure_checks import figure_problems
 from inoc.prediction.rounds import model_rounds, new_history_rows, prior_predictions, round_summary, rounds_figure
 
 
-def _preds(version: str, rows: list[tuple[str, float, float, float, float, bool]], scope: str = "experiment") -> pd.DataFrame:
-    return pd.DataFrame([{
-        "experiment": "e", "prompt_key": k, "prefix_type": "fixed", "trait": "Playful", "scope": scope,
-        "model_version": version, "prediction": p, "lo": lo, "hi": hi, "coverage": 0.9, "observed": obs, "trained": t,
-    } for k, p, lo, hi, obs, t in rows])  # fmt: skip
+def _preds(
+    version: str, rows: list[tuple[str, float, float, float, float, bool]], scope: str = "experiment"
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "experiment": "e",
+                "prompt_key": k,
+                "prefix_type": "fixed",
+                "trait": "Playful",
+                "scope": scope,
+                "model_version": version,
+                "prediction": p,
+                "lo": lo,
+                "hi": hi,
+                "coverage": 0.9,
+                "observed": obs,
+                "trained": t,
+            }
+            for k, p, lo, hi, obs, t in rows
+        ]
+    )
 
 
 NAN = float("nan")
 # round 1: seeds s1, s2 trained; candidates a, b, c untrained. Then a and b are trained; round 2 refits on them.
-R1 = _preds("v1", [("s1", 30, 20, 40, 31, True), ("s2", 10, 0, 20, 9, True), ("a", 50, 30, 70, NAN, False),
-                   ("b", 5, -15, 25, NAN, False), ("c", 20, 0, 40, NAN, False)])  # fmt: skip
-R2 = _preds("v2", [("s1", 31, 25, 37, 31, True), ("s2", 9, 3, 15, 9, True), ("a", 45, 39, 51, 44, True),
-                   ("b", 6, 0, 12, 30, True), ("c", 22, 16, 28, NAN, False)])  # fmt: skip
+R1 = _preds(
+    "v1",
+    [
+        ("s1", 30, 20, 40, 31, True),
+        ("s2", 10, 0, 20, 9, True),
+        ("a", 50, 30, 70, NAN, False),
+        ("b", 5, -15, 25, NAN, False),
+        ("c", 20, 0, 40, NAN, False),
+    ],
+)
+R2 = _preds(
+    "v2",
+    [
+        ("s1", 31, 25, 37, 31, True),
+        ("s2", 9, 3, 15, 9, True),
+        ("a", 45, 39, 51, 44, True),
+        ("b", 6, 0, 12, 30, True),
+        ("c", 22, 16, 28, NAN, False),
+    ],
+)
 
 
 def _history() -> pd.DataFrame:

@@ -43,15 +43,33 @@ def reference_slides(tmp_path_factory) -> Path:
             with wh.writer() as conn:
                 write_parsed(conn, name, parse_configured(cfg, kind))
         with wh.writer() as conn:
-            replace_rows(conn, "prompts", pd.DataFrame([prompt_record(cfg, k) for k in cfg.prompts]).drop(columns="experiment"),
-                         {"experiment": name})  # fmt: skip
-            replace_rows(conn, "experiments", pd.DataFrame([experiment_record(cfg)]).drop(columns="experiment"), {"experiment": name})
+            replace_rows(
+                conn,
+                "prompts",
+                pd.DataFrame([prompt_record(cfg, k) for k in cfg.prompts]).drop(columns="experiment"),
+                {"experiment": name},
+            )
+            replace_rows(
+                conn,
+                "experiments",
+                pd.DataFrame([experiment_record(cfg)]).drop(columns="experiment"),
+                {"experiment": name},
+            )
         runs = wh.query("SELECT * FROM runs WHERE experiment = ?", [name])
-        scores = wh.query("SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?", [name])
+        scores = wh.query(
+            "SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?", [name]
+        )
         elicitation = wh.query("SELECT * FROM elicitation_summary WHERE experiment = ?", [name])
-        heur = heuristics_table(cfg, pd.DataFrame(columns=["prompt_key", "vector", "example_idx", "lp"]), [], elicitation)
+        heur = heuristics_table(
+            cfg, pd.DataFrame(columns=["prompt_key", "vector", "example_idx", "lp"]), [], elicitation
+        )
         with wh.writer() as conn:
-            replace_rows(conn, "suppression", suppression_table(cfg, runs, scores).drop(columns=["experiment"]), {"experiment": name})
+            replace_rows(
+                conn,
+                "suppression",
+                suppression_table(cfg, runs, scores).drop(columns=["experiment"]),
+                {"experiment": name},
+            )
             replace_rows(conn, "prompt_heuristics", heur.drop(columns=["experiment"]), {"experiment": name})
     with wh.writer() as conn:
         build_slides_dataset(conn)
@@ -61,8 +79,10 @@ def reference_slides(tmp_path_factory) -> Path:
 def test_reference_leave_one_study_out_both_ways(reference_slides, tmp_path):
     result = materialize(
         prediction_assets(),
-        resources={"warehouse": WarehouseResource(database=str(reference_slides)),
-                   "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts"))},  # fmt: skip
+        resources={
+            "warehouse": WarehouseResource(database=str(reference_slides)),
+            "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts")),
+        },
     )
     assert result.success
     wh = Warehouse(reference_slides)
@@ -71,7 +91,9 @@ def test_reference_leave_one_study_out_both_ways(reference_slides, tmp_path):
     pf, gf = STUDIES
     for prefix_type in ("fixed", "mix"):
         for a, b in ((pf, gf), (gf, pf)):
-            rows = loso[(loso.train_scope == a) & (loso.test_scope == b) & (loso.prefix_type == prefix_type)].set_index("model")
+            rows = loso[(loso.train_scope == a) & (loso.test_scope == b) & (loso.prefix_type == prefix_type)].set_index(
+                "model"
+            )
             assert set(rows.index) == {"predictor", "group_mean"}, (a, b, prefix_type)
             # the held-out study's own-trait prompts with runs: PF 42 (48 less the 6 neutral), GF 4
             assert (rows.n == (42 if b == pf else 4)).all()
@@ -94,7 +116,13 @@ def test_reference_leave_one_study_out_both_ways(reference_slides, tmp_path):
     pooled = models[models.scope == "pooled"].iloc[0]
     assert json.loads(pooled.features) == ["elicitation"] and pooled.n_train == 46
     assert sorted(map(tuple, json.loads(pooled.trained_on))) == sorted(
-        map(tuple, preds[(preds.scope == "pooled") & preds.trained & (preds.prefix_type == pooled.prefix_type)][["experiment", "prompt_key"]].values))
+        map(
+            tuple,
+            preds[(preds.scope == "pooled") & preds.trained & (preds.prefix_type == pooled.prefix_type)][
+                ["experiment", "prompt_key"]
+            ].values,
+        )
+    )
     # the figure was drawn and passed the figure checks
     (event,) = result.get_asset_materialization_events()
     meta = event.materialization.metadata

@@ -49,8 +49,13 @@ def test_a_finished_run_stays_fresh_when_candidates_are_added_and_promoted(inoc_
         _materialize(instance, key, "clown_persona/fixed", run_tags(before, "clown_persona", stage_digest(before)))
         after = _propose(path)
         after = yaml_edit.write(path, yaml_edit.promote(path, after.candidates[:2]))
-        assert _fresh(instance, key, "clown_persona/fixed", stage_digest(after), run_tags(after, "clown_persona", "")[
-            "inoc/prompt_identity"])
+        assert _fresh(
+            instance,
+            key,
+            "clown_persona/fixed",
+            stage_digest(after),
+            run_tags(after, "clown_persona", "")["inoc/prompt_identity"],
+        )
         # the prompt's own text changed: that run is stale, and only it
         edited = yaml_edit.write(path, path.read_text().replace('"You are a clown."', '"You are a sad clown."'))
         ident = run_tags(edited, "clown_persona", "")["inoc/prompt_identity"]
@@ -64,7 +69,18 @@ def _materialize(instance: DagsterInstance, key: AssetKey, partition: str, tags:
     from dagster._core.events.log import EventLogEntry
 
     run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="b" * 36, tags=tags))
-    event = DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "__ASSET_JOB",
-                         event_specific_data=StepMaterializationData(AssetMaterialization(key, partition=partition)))
-    instance.store_event(EventLogEntry(error_info=None, level="INFO", user_message="", run_id=run.run_id,
-                                       timestamp=__import__("time").time(), dagster_event=event))
+    event = DagsterEvent(
+        DagsterEventType.ASSET_MATERIALIZATION.value,
+        "__ASSET_JOB",
+        event_specific_data=StepMaterializationData(AssetMaterialization(key, partition=partition)),
+    )
+    instance.store_event(
+        EventLogEntry(
+            error_info=None,
+            level="INFO",
+            user_message="",
+            run_id=run.run_id,
+            timestamp=__import__("time").time(),
+            dagster_event=event,
+        )
+    )

