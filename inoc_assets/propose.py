@@ -141,7 +141,9 @@ def ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str) -> tuple[pd.DataFr
         else "pooled"
     )
     p = preds[(preds.scope == scope) & preds.prompt_key.isin(keys)]
-    wide = p.pivot_table(index="prompt_key", columns="prefix_type", values=["prediction", "lo", "hi"], aggfunc="first")
+    wide = p.pivot_table(
+        index="prompt_key", columns="prefix_type", values=["prediction", "lo", "hi", "extrapolated"], aggfunc="first"
+    )
     wide.columns = [f"{v}_{t}" for v, t in wide.columns]
     h = wh.query(
         "SELECT prompt_key, prompt_text, elicitation, ph_prefix AS ph FROM slides_dataset WHERE experiment = ? "
@@ -159,7 +161,8 @@ def ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str) -> tuple[pd.DataFr
 
 def _interval(r, t: str) -> str:
     v, lo, hi = (r.get(f"{x}_{t}", math.nan) for x in ("prediction", "lo", "hi"))
-    return "n/a" if not math.isfinite(v) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
+    outside = bool(r.get(f"extrapolated_{t}", False) == True)  # noqa: E712 (NaN where the prompt had no prediction)
+    return "n/a" if not math.isfinite(v) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]" + (" †" if outside else "")
 
 
 def print_ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str, costs: Costs | None = None) -> pd.DataFrame:
@@ -186,6 +189,8 @@ def print_ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str, costs: Costs
         f"(model: {scope}; elicitation: the base model's, pp above the no-prefix baseline; PH: mean log-prob gain of the training answers under the prompt, fixed) =="
     )
     print(tabulate(pd.DataFrame(rows), headers="keys", tablefmt="github", showindex=False, floatfmt=".3g"))
+    if any("†" in str(v) for row in rows for v in row.values()):
+        print("† extrapolated: a heuristic the model uses lies outside the range of the study's trained prompts")
     if costs is not None:
         cheap = f"{costs.cheap_s:.1f} s per candidate" if costs.cheap_s is not None else "not measured"
         train = (

@@ -75,10 +75,12 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> None:
     """Changes since a warehouse was created that `CREATE TABLE IF NOT EXISTS` cannot make.
 
     - `rephrasings.pool` (close pools): added, existing rows are the diverse pools.
+    - `suppression_predictions.extrapolated`: added, false for predictions made before it existed.
     - `runs.prefix_type` accepts `close_mix`: DuckDB cannot alter a CHECK, so the table is rebuilt
       with its rows, inside one transaction.
     """
     conn.execute("ALTER TABLE rephrasings ADD COLUMN IF NOT EXISTS pool VARCHAR DEFAULT 'diverse'")
+    conn.execute("ALTER TABLE suppression_predictions ADD COLUMN IF NOT EXISTS extrapolated BOOLEAN DEFAULT false")
     check = conn.execute(
         "SELECT constraint_text FROM duckdb_constraints() WHERE table_name = 'runs' AND constraint_type = 'CHECK'"
     ).fetchall()

@@ -411,7 +411,8 @@ CREATE TABLE IF NOT EXISTS suppression_predictions (
     hi              DOUBLE,
     coverage        DOUBLE NOT NULL,
     observed        DOUBLE,
-    trained         BOOLEAN NOT NULL
+    trained         BOOLEAN NOT NULL,
+    extrapolated    BOOLEAN NOT NULL DEFAULT false -- a feature the model uses lies outside its training prompts' range
 );
 
 -- The exact inputs of each prediction: `value` what the model read (z-scored within experiment),

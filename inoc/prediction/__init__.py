@@ -44,6 +44,7 @@ PREDICTION_COLUMNS = [
     "coverage",
     "observed",
     "trained",
+    "extrapolated",
 ]
 MODEL_COLUMNS = [
     "model_version",
@@ -116,10 +117,11 @@ def _predictions(p: Predictor, rows: pd.DataFrame, scope: str) -> pd.DataFrame:
             "coverage": p.coverage,
             "observed": rows[TARGET].to_numpy(float),
             "trained": [(str(e), str(k)) in trained for e, k in zip(rows["experiment"], rows["prompt_key"])],
+            "extrapolated": pred.extrapolated.to_numpy(bool),
         }
     )
     # The inputs each prediction used, kept beside it until `prediction_inputs` turns them into rows.
-    for f in p.features:
+    for f in p.used_features if p.kind == "ridge" else p.features:
         out[f"input:{f}"] = rows[f].to_numpy(float)
         out[f"raw:{f}"] = rows[f"raw_{f}"].to_numpy(float) if f"raw_{f}" in rows else np.nan
     return out

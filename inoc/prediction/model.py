@@ -1,10 +1,18 @@
 """The suppression predictor: a small scikit-learn model with jackknife+ intervals.
 
 Kinds:
-- ``ridge`` (default): standardized features (StandardScaler's arithmetic) → RidgeCV (alpha by efficient leave-one-out over `ALPHAS`).
+- ``ridge`` (default): standardized features (StandardScaler's arithmetic) → RidgeCV (alpha by efficient
+  leave-one-out over `ALPHAS`). With fewer than `SELECT_BELOW` training prompts each fit first chooses the
+  subset of the given features with the smallest leave-one-out squared error (RidgeCV's efficient LOO at its
+  best alpha): with five or six prompts, two collinear features extrapolate wildly where one does not. The
+  choice is made again inside every refit, so the intervals and the validation stay out of sample.
 - ``group_mean``: the baseline of SPEC's "predicting the group mean": the mean suppression of the
   training prompts of the same (experiment, prompt group); where the group has none, of the same
   prompt family; where the family is new too (another study's prompts), of all training prompts.
+
+Predictions and interval bounds are clipped to `BOUNDS` (a suppression is a difference of two 0–100
+scores). `Predictor.predict` flags a row `extrapolated` when a feature the model uses lies outside the
+range of its training prompts: there the linear model is a guess, and its interval says less than it seems.
 
 Intervals (both kinds): jackknife+ (Barber et al. 2021) on the leave-one-out refits. With n training
 prompts, `mu_i` the model fit without prompt i and `R_i = |y_i − mu_i(x_i)|`, the interval at x is
@@ -18,6 +26,7 @@ leave-one-out intervals (`Predictor.rank_clamped` is True) and its finite-sample
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -34,6 +43,10 @@ DEFAULT_KIND = "ridge"
 MIN_TRAIN = 4
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 25))
 TARGET = "suppression"
+#: Below this many training prompts, ridge picks its feature subset by leave-one-out error (nested in every refit).
+SELECT_BELOW = 20
+#: A suppression (pp) is a difference of two 0–100 scores.
+BOUNDS = (-100.0, 100.0)
 
 
 @dataclass
@@ -43,10 +56,12 @@ class _Fitted:
     kind: str
     model: object = None
     means: dict = field(default_factory=dict)
+    columns: tuple[int, ...] = ()  # ridge: the feature columns it chose
 
     def predict(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
         if self.kind == "ridge":
             # RidgeCV.predict's arithmetic without its input validation (called n × rows times)
+            X = X[:, list(self.columns)]
             return (X - self.means["center"]) / self.means["scale"] @ self.model.coef_ + self.model.intercept_
         g, f, overall = self.means["group"], self.means["family"], self.means["all"]
         out = []
@@ -56,13 +71,26 @@ class _Fitted:
         return np.asarray(out, float)
 
 
+def _ridge(X: np.ndarray, y: np.ndarray, columns: tuple[int, ...]) -> tuple[_Fitted, float]:
+    """Ridge on ``columns`` and its leave-one-out mean squared error at the chosen alpha."""
+    Xc = X[:, list(columns)]
+    # StandardScaler's arithmetic (ddof 0, a constant column scaled by 1), without a Pipeline's per-call
+    # overhead: validation refits this n² times.
+    center, scale = Xc.mean(axis=0), Xc.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    model = RidgeCV(alphas=ALPHAS, store_cv_results=True).fit((Xc - center) / scale, y)
+    loo_mse = float(model.cv_results_.mean(axis=0).min())
+    return _Fitted("ridge", model, {"center": center, "scale": scale}, columns), loo_mse
+
+
 def _fit_once(kind: str, X: np.ndarray, y: np.ndarray, rows: pd.DataFrame) -> _Fitted:
     if kind == "ridge":
-        # StandardScaler's arithmetic (ddof 0, a constant column scaled by 1), without a Pipeline's per-call
-        # overhead: validation refits this n² times.
-        center, scale = X.mean(axis=0), X.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        return _Fitted(kind, RidgeCV(alphas=ALPHAS).fit((X - center) / scale, y), {"center": center, "scale": scale})
+        k = X.shape[1]
+        subsets = [tuple(range(k))]
+        if len(y) < SELECT_BELOW and k > 1:
+            subsets = [tuple(c) for r in range(1, k + 1) for c in itertools.combinations(range(k), r)]
+        fits = [_ridge(X, y, c) for c in subsets]
+        return min(fits, key=lambda f: f[1])[0]  # ties: the fewer features (listed first)
     groups: dict = {}
     families: dict = {}
     for e, grp, fam, v in zip(rows["experiment"], rows["prompt_group"], rows["prompt_family"], y):
@@ -94,30 +122,42 @@ class Predictor:
     loo: list[_Fitted]
     loo_residuals: np.ndarray
     loo_predictions: np.ndarray
+    train_range: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))  # per feature: min, max over the fit
 
     @property
     def n_train(self) -> int:
         return len(self.trained_on)
 
+    @property
+    def used_features(self) -> list[str]:
+        """The features the full fit uses (ridge may choose a subset; group_mean uses none)."""
+        return [self.features[i] for i in self.full.columns] if self.kind == "ridge" else []
+
     def coefficients(self) -> dict[str, float]:
-        """Ridge coefficients per feature in units of the target per training-set SD of the feature (empty for group_mean)."""
+        """Ridge coefficients per used feature in units of the target per training-set SD of the feature (empty for group_mean)."""
         if self.kind != "ridge":
             return {}
-        return dict(zip(self.features, map(float, self.full.model.coef_)))
+        return dict(zip(self.used_features, map(float, self.full.model.coef_)))
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """`prediction, lo, hi` for each row (index aligned); NaN where a feature is NaN."""
+        """`prediction, lo, hi, extrapolated` for each row (index aligned); NaN where a feature is NaN. Values are
+        clipped to `BOUNDS`; `extrapolated`: a used feature lies outside the training prompts' range."""
         _check_columns(rows, self.features, self.kind, "rows to predict")
         X = rows[self.features].to_numpy(float) if self.features else np.zeros((len(rows), 0))
         ok = np.isfinite(X).all(axis=1)
-        out = pd.DataFrame({"prediction": np.nan, "lo": np.nan, "hi": np.nan}, index=rows.index)
+        out = pd.DataFrame({"prediction": np.nan, "lo": np.nan, "hi": np.nan, "extrapolated": False}, index=rows.index)
         if not ok.any():
             return out
         Xo, ro = X[ok], rows[ok]
         pred = self.full.predict(Xo, ro)
         mu = np.column_stack([m.predict(Xo, ro) for m in self.loo])  # rows × n
         lo, hi = _jackknife_plus(mu, self.loo_residuals, self.coverage)
-        out.loc[ok, "prediction"], out.loc[ok, "lo"], out.loc[ok, "hi"] = pred, lo, hi
+        out.loc[ok, "prediction"], out.loc[ok, "lo"], out.loc[ok, "hi"] = (np.clip(v, *BOUNDS) for v in (pred, lo, hi))
+        if self.kind == "ridge" and len(self.train_range[0]):
+            used = list(self.full.columns)
+            lo_x, hi_x = self.train_range
+            outside = (Xo[:, used] < lo_x[used]) | (Xo[:, used] > hi_x[used])
+            out.loc[ok, "extrapolated"] = outside.any(axis=1)
         return out
 
 
@@ -198,12 +238,15 @@ def fit(train: pd.DataFrame, features: Sequence[str], *, kind: str = DEFAULT_KIN
             "alphas": list(ALPHAS),
             "scaler": "StandardScaler",
             "alpha_selection": "RidgeCV efficient LOO (nested per refit)",
+            "feature_selection": f"below {SELECT_BELOW} prompts: the subset with the smallest LOO MSE (nested per refit)",
+            "bounds": list(BOUNDS),
         }
     else:
         hyper |= {"fallback": "group → family → all training prompts"}
     full = _fit_once(kind, X, y, rows)
     if kind == "ridge":
         hyper["alpha"] = float(full.model.alpha_)
+        hyper["chosen_features"] = [features[i] for i in full.columns]
     loo, pred_loo = [], np.empty(n)
     for i in range(n):
         keep = np.arange(n) != i
@@ -223,4 +266,5 @@ def fit(train: pd.DataFrame, features: Sequence[str], *, kind: str = DEFAULT_KIN
         loo=loo,
         loo_residuals=np.abs(y - pred_loo),
         loo_predictions=pred_loo,
+        train_range=(X.min(axis=0), X.max(axis=0)),
     )

@@ -107,8 +107,10 @@ def test_predict_all_predicts_every_own_trait_row_and_validates():
     inputs = prediction_inputs(predictions)
     assert len(inputs) == int(
         sum(
-            len(json.loads(f)) * n
-            for f, n in zip(models.features, predictions.groupby("model_version").size().reindex(models.model_version))
+            len(json.loads(h)["chosen_features"]) * n  # the features each model chose (nested selection)
+            for h, n in zip(
+                models.hyper_parameters, predictions.groupby("model_version").size().reindex(models.model_version)
+            )
         )
     )
     # validation: LOPO per experiment and pooled, LOSO both ways, predictor and baseline, fixed and mix

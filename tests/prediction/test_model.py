@@ -96,7 +96,7 @@ def test_rows_without_a_run_are_ignored_in_the_fit_and_predicted():
     pred = p.predict(rows)
     assert pred.index.equals(rows.index) and pred.prediction.notna().all()
     rows.loc[rows.index[0], "x1"] = np.nan
-    assert p.predict(rows).iloc[0].isna().all()  # a NaN input predicts nothing, never 0
+    assert p.predict(rows).iloc[0][["prediction", "lo", "hi"]].isna().all()  # a NaN input predicts nothing, never 0
 
 
 def test_version_is_stable_and_follows_the_data():
@@ -132,7 +132,7 @@ def test_small_training_sets_clamp_the_jackknife_ranks():
     p = fit(synthetic(MIN_TRAIN, 10), ["x1"], coverage=0.9)
     assert p.rank_clamped  # ⌈0.9 (n + 1)⌉ > n: the interval spans all leave-one-out intervals
     pred = p.predict(synthetic(5, 11))
-    assert np.isfinite(pred.to_numpy()).all()
+    assert np.isfinite(pred[["prediction", "lo", "hi"]].to_numpy(float)).all()
     assert not fit(synthetic(30, 10), ["x1"], coverage=0.9).rank_clamped
 
 
@@ -156,3 +156,33 @@ def test_metrics():
     )
     assert m["n"] == 3 and m["r2"] == pytest.approx(0.5) and m["spearman"] == pytest.approx(1.0)
     assert m["coverage"] == pytest.approx(2 / 3) and m["mean_width"] == pytest.approx(2.0)
+
+
+def test_few_prompts_choose_the_feature_that_predicts():
+    """Six training prompts on which a useless x2 tracks x1 (noisily): the nested choice by leave-one-out error
+    keeps x1, alone in most draws, and never x2 alone."""
+    chosen = []
+    for seed in range(40):
+        train = synthetic(6, seed, noise=1.0)
+        train["x2"] = train.x1 + np.random.default_rng(seed + 100).normal(scale=1.0, size=6)
+        p = fit(train, ["x1", "x2"])
+        assert p.hyper_parameters["chosen_features"] == p.used_features == list(p.coefficients())
+        chosen.append(tuple(p.used_features))
+    assert ("x2",) not in chosen and chosen.count(("x1",)) >= 24
+    assert fit(synthetic(40, 1), ["x1", "x2"]).used_features == ["x1", "x2"]  # enough prompts: no selection
+
+
+def test_predictions_outside_the_training_range_are_flagged():
+    train = synthetic(8, 3)
+    p = fit(train, ["x1"])
+    cand = synthetic(3, 5).assign(suppression=np.nan, x1=[train.x1.median(), train.x1.max() + 1, train.x1.min() - 1])
+    assert list(p.predict(cand).extrapolated) == [False, True, True]
+
+
+def test_predictions_stay_within_the_range_a_suppression_can_take():
+    train = synthetic(12, 6, slope=60.0)
+    p = fit(train, ["x1"])
+    far = synthetic(2, 7).assign(x1=[-50.0, 50.0])
+    pred = p.predict(far)
+    assert list(pred.prediction) == [-100.0, 100.0]
+    assert (pred[["lo", "hi"]].abs() <= 100).all().all() and pred.extrapolated.all()
