@@ -11,8 +11,9 @@ Kinds:
   prompt family; where the family is new too (another study's prompts), of all training prompts.
 
 Predictions and interval bounds are clipped to `BOUNDS` (a suppression is a difference of two 0–100
-scores). `Predictor.predict` flags a row `extrapolated` when a feature the model uses lies outside the
-range of its training prompts: there the linear model is a guess, and its interval says less than it seems.
+scores). A feature outside the range of the training prompts is clamped to that range before predicting
+(a linear trend seen over a narrow range is not extended far beyond it), and `Predictor.predict` flags the
+row `extrapolated` when a feature the model uses was clamped: its prediction rests on the other features.
 
 Intervals (both kinds): jackknife+ (Barber et al. 2021) on the leave-one-out refits. With n training
 prompts, `mu_i` the model fit without prompt i and `R_i = |y_i − mu_i(x_i)|`, the interval at x is
@@ -149,15 +150,20 @@ class Predictor:
         if not ok.any():
             return out
         Xo, ro = X[ok], rows[ok]
+        outside = np.zeros(len(Xo), bool)
+        if self.kind == "ridge" and len(self.train_range[0]):
+            # Clamp each feature to its training range: a linear trend seen over a narrow range is not
+            # extended far beyond it (six prompts' PH spanning 0.02–0.05 would otherwise "predict" 500 pp
+            # for a prompt at −0.2). The row is flagged instead.
+            lo_x, hi_x = self.train_range
+            used = list(self.full.columns)
+            outside = ((Xo[:, used] < lo_x[used]) | (Xo[:, used] > hi_x[used])).any(axis=1)
+            Xo = np.clip(Xo, lo_x, hi_x)
         pred = self.full.predict(Xo, ro)
         mu = np.column_stack([m.predict(Xo, ro) for m in self.loo])  # rows × n
         lo, hi = _jackknife_plus(mu, self.loo_residuals, self.coverage)
         out.loc[ok, "prediction"], out.loc[ok, "lo"], out.loc[ok, "hi"] = (np.clip(v, *BOUNDS) for v in (pred, lo, hi))
-        if self.kind == "ridge" and len(self.train_range[0]):
-            used = list(self.full.columns)
-            lo_x, hi_x = self.train_range
-            outside = (Xo[:, used] < lo_x[used]) | (Xo[:, used] > hi_x[used])
-            out.loc[ok, "extrapolated"] = outside.any(axis=1)
+        out.loc[ok, "extrapolated"] = outside
         return out
 
 

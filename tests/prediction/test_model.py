@@ -179,10 +179,13 @@ def test_predictions_outside_the_training_range_are_flagged():
     assert list(p.predict(cand).extrapolated) == [False, True, True]
 
 
-def test_predictions_stay_within_the_range_a_suppression_can_take():
-    train = synthetic(12, 6, slope=60.0)
+def test_predictions_neither_extend_the_trend_nor_leave_the_range_a_suppression_can_take():
+    train = synthetic(12, 6, slope=60.0)  # a steep trend: 40 ± 60 per SD of x1
     p = fit(train, ["x1"])
     far = synthetic(2, 7).assign(x1=[-50.0, 50.0])
-    pred = p.predict(far)
-    assert list(pred.prediction) == [-100.0, 100.0]
-    assert (pred[["lo", "hi"]].abs() <= 100).all().all() and pred.extrapolated.all()
+    edge = synthetic(2, 7).assign(x1=[train.x1.min(), train.x1.max()])
+    pred, at_edge = p.predict(far), p.predict(edge)
+    assert pred.extrapolated.all() and not at_edge.extrapolated.any()
+    assert list(pred.prediction) == list(at_edge.prediction)  # clamped to the training range, not extended
+    assert (pred[["prediction", "lo", "hi"]].abs() <= 100).all().all()
+    assert at_edge.prediction.max() == 100.0  # the raw fit at the edge exceeds 100 pp: clipped
