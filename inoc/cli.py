@@ -221,7 +221,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_propose(args: argparse.Namespace) -> int:
     settings.prepare_dagster_home()
     from inoc_assets.main_job import MainJobError
-    from inoc_assets.propose import print_ranking, propose_candidates, select_and_promote
+    from inoc_assets.propose import propose_candidates, select_and_promote, show_ranking
 
     try:
         if args.n is not None:
@@ -229,11 +229,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         if args.select is not None:
             select_and_promote(args.experiment, args.trait, args.select, args.rule, args.write, args.prefix_type)
         if args.n is None and args.select is None:
-            from inoc_assets.propose import _experiment
-            from warehouse import Warehouse
-
-            cfg, _ = _experiment(args.experiment)
-            print_ranking(Warehouse(settings.warehouse_path()), cfg, args.trait, None)
+            show_ranking(args.experiment, args.trait, log_level=args.log_level)
     except MainJobError as exc:
         raise UserError(str(exc)) from None
     return 0

@@ -107,6 +107,50 @@ def propose_candidates(experiment: str, trait: str, n: int, log_level: str = "wa
     return run
 
 
+def show_ranking(experiment: str, trait: str, log_level: str = "warning") -> None:
+    """Refit the predictor where its inputs changed (new runs: the loop, closed), then print the ranking of the
+    remaining candidates and how the predictions of the prompts trained since held up."""
+    settings.prepare_dagster_home()
+    cfg, _ = _experiment(experiment)
+    with DagsterInstance.get() as instance:
+        run_slides(instance, Runner(instance, log_level))
+        costs = Costs(None, *_run_seconds(instance, experiment))
+    wh = Warehouse(settings.warehouse_path())
+    print_ranking(wh, cfg, trait, costs)
+    print_rounds(wh, cfg)
+
+
+def print_rounds(wh: Warehouse, cfg: ExperimentConfig) -> None:
+    """The prompts trained after they were predicted: prior prediction against observed, per round."""
+    try:
+        prior = wh.query(
+            "SELECT * FROM prediction_rounds WHERE experiment = ? ORDER BY prefix_type, round, prediction DESC",
+            [cfg.name],
+        )
+    except Exception:  # a warehouse from before the predictor: nothing to show
+        return
+    if prior.empty:
+        return
+    rows = [
+        {
+            "prefix": r.prefix_type,
+            "round": r.round,
+            "prompt_key": r.prompt_key,
+            "predicted before training [90% int.]": f"{r.prediction:.1f} [{r.lo:.1f}, {r.hi:.1f}]",
+            "observed": r.observed,
+            "|error|": r.abs_error,
+            "covered": "yes" if r.covered else "no",
+        }
+        for r in prior.itertuples()
+    ]
+    print(f"\n== {cfg.name}: prompts trained after a prediction (the prediction from before their run) ==")
+    print(tabulate(pd.DataFrame(rows), headers="keys", tablefmt="github", showindex=False, floatfmt=".1f"))
+    print(
+        f"mean |error| {prior.abs_error.mean():.1f} pp; {int(prior.covered.sum())} of {len(prior)} observed values "
+        "inside their interval; figure: artifacts/slides/prediction_rounds_<experiment>_<type>.png"
+    )
+
+
 def _run_seconds(instance: DagsterInstance, experiment: str) -> tuple[float | None, int]:
     """Mean wall seconds of this experiment's finished run-partition Dagster runs (train → eval → judge)."""
     records = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]), limit=1000)
@@ -192,7 +236,7 @@ def print_ranking(wh: Warehouse, cfg: ExperimentConfig, trait: str, costs: Costs
     if any("†" in str(v) for row in rows for v in row.values()):
         print("† extrapolated: a heuristic the model uses lies outside the range of the study's trained prompts")
     if costs is not None:
-        cheap = f"{costs.cheap_s:.1f} s per candidate" if costs.cheap_s is not None else "not measured"
+        cheap = f"{costs.cheap_s:.1f} s per candidate" if costs.cheap_s is not None else "measured when proposing"
         train = (
             f"{costs.run_s:.0f} s per run (mean of {costs.n_runs} finished runs)"
             if costs.run_s is not None
