@@ -48,6 +48,9 @@ TARGET = "suppression"
 SELECT_BELOW = 20
 #: A suppression (pp) is a difference of two 0–100 scores.
 BOUNDS = (-100.0, 100.0)
+#: How a fitted model predicts (selection, clamping, clipping); part of `model_version`, so a change of method
+#: with the same data is a new version (the history keeps each version's predictions once).
+METHOD = 2
 
 
 @dataclass
@@ -238,7 +241,7 @@ def fit(train: pd.DataFrame, features: Sequence[str], *, kind: str = DEFAULT_KIN
             f"training rows repeat (experiment, prompt_key) {dup[:5]}; expected one row per prompt (one prefix type)"
         )
     n = len(y)
-    hyper = {"coverage": coverage, "interval": "jackknife+", "min_train": MIN_TRAIN}
+    hyper = {"coverage": coverage, "interval": "jackknife+", "min_train": MIN_TRAIN, "method": METHOD}
     if kind == "ridge":
         hyper |= {
             "alphas": list(ALPHAS),
