@@ -456,7 +456,7 @@ def test_propose_measures_candidates_with_the_cheap_stages_only(study):
     ).set_index("prompt_key")["value"]
     assert all(-100 <= elic[k] <= 100 for k in cfg.candidates)  # pp above the no-prefix baseline
     for k in cfg.candidates:  # the ranking table shows each candidate with its measured elicitation
-        assert re.search(rf"\| {k} .*\| {elic[k]:.3g} ", out.stdout), out.stdout
+        assert re.search(rf"\| {k} .*\|\s+{re.escape(f'{elic[k]:.3g}')}\s+\|", out.stdout), out.stdout
     m = re.search(r"(\d+) prompt\(s\) of the study have a Playful run, a model of its own needs (\d+)", out.stdout)
     assert m and int(m.group(1)) < int(m.group(2)), out.stdout
     m = re.search(
