@@ -18,21 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-HISTORY_COLUMNS = [
-    "recorded_at",
-    "experiment",
-    "prompt_key",
-    "prefix_type",
-    "trait",
-    "scope",
-    "model_version",
-    "prediction",
-    "lo",
-    "hi",
-    "coverage",
-    "observed",
-    "trained",
-]
+from inoc.prediction import PREDICTION_COLUMNS
+
+#: `suppression_predictions`' columns (but the per-row extrapolation flag) and when the version was recorded.
+HISTORY_COLUMNS = ["recorded_at", *(c for c in PREDICTION_COLUMNS if c != "extrapolated")]
 PRIOR_COLUMNS = [
     "experiment",
     "prefix_type",
