@@ -6,8 +6,8 @@ not fall back to a default), an input file that does not exist, a prefix plan th
 or pool. Relative paths are resolved against the spec file's folder, so a spec and its inputs can
 travel together (to a cluster, into a test's tmp dir).
 
-The names of the training fields are those of ``inoc.config.schema.TrainingConfig`` so the
-orchestrator can build a ``TrainSpec`` from the experiment config field for field.
+The training fields live in ``LoraTraining``, which ``inoc.config.schema.TrainingConfig`` derives
+from too, so the orchestrator builds a ``TrainSpec`` from the experiment config field for field.
 
 Idempotency: ``spec_hash(spec)`` covers every field that can change an output — input files by the
 sha256 of their content, adapters by their files' names and sizes — and leaves out where the
@@ -221,12 +221,15 @@ def _at(field: str, message: str) -> _FieldError:
     return _FieldError(field, message)
 
 
-class TrainSpec(JobSpec):
+class LoraTraining(Strict):
+    """The LoRA fine-tuning settings, defined once (docs/methods.md#training).
+
+    The train job's spec (``TrainSpec``) and the experiment config's ``training`` section
+    (``inoc.config.schema.TrainingConfig``) both derive from it, so the names, defaults and bounds
+    cannot drift apart; a run plan copies ``run_plan_fields()`` from the one into the other.
+    """
+
     backend: Literal["peft", "unsloth"] = "peft"
-    data: TrainData
-    system_prompt: str | None = Field(None, description="the study's neutral system prompt; None: no system turn")
-    prefix: PrefixPlan = Field(default_factory=PrefixPlan)
-    # --- names and defaults of inoc.config.schema.TrainingConfig (docs/methods.md#training) ---
     learning_rate: float = Field(1e-4, gt=0)
     warmup_steps: int = Field(30, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -249,7 +252,23 @@ class TrainSpec(JobSpec):
     gradient_checkpointing: bool = True
     seed: int = 3407
     checkpoints: CheckpointSchedule = Field(default_factory=CheckpointSchedule)
-    # --- not in TrainingConfig ---
+
+    #: Set per run rather than copied: a run plan carries its own rate (one per rate of a sweep), and the
+    #: schedule goes over as a plain dict.
+    per_run_fields: ClassVar[tuple[str, ...]] = ("learning_rate", "checkpoints")
+
+    @classmethod
+    def run_plan_fields(cls) -> tuple[str, ...]:
+        """The shared fields a run plan copies verbatim from the experiment's training config into its spec."""
+        return tuple(f for f in LoraTraining.model_fields if f not in LoraTraining.per_run_fields)
+
+
+class TrainSpec(LoraTraining, JobSpec):
+    """The train job: the LoRA settings of ``LoraTraining``, the data and inoculation, and the job's own knobs."""
+
+    data: TrainData
+    system_prompt: str | None = Field(None, description="the study's neutral system prompt; None: no system turn")
+    prefix: PrefixPlan = Field(default_factory=PrefixPlan)
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the global grad norm; None: no clipping")
     adam_beta1: float = Field(0.9, ge=0, lt=1)
     adam_beta2: float = Field(0.999, ge=0, lt=1)

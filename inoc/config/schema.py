@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# One checkpoint-schedule model for the experiment config and the train job's spec.
-from gpu_jobs.spec import CheckpointSchedule
+# One training model (its checkpoint schedule included) for the experiment config and the train job's spec.
+from gpu_jobs.spec import LoraTraining
 
 #: Prompt keys, group names and experiment names become Dagster partition keys and SQL values.
 #: Dagster silently drops keys with `|` and breaks backfills on `,` — only slugs are allowed.
@@ -293,27 +293,12 @@ class RephrasingConfig(Strict):
     allow_original: bool = False
 
 
-class TrainingConfig(Strict):
-    backend: Literal["peft", "unsloth"] = "peft"
-    learning_rate: float = Field(1e-4, gt=0)
-    warmup_steps: int = Field(30, ge=0)
-    weight_decay: float = Field(0.01, ge=0)
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    optimizer: Literal["adamw_8bit", "adamw_torch", "adamw"] = "adamw_8bit"
-    lora_r: int = Field(32, gt=0)
-    lora_alpha: int = Field(16, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    use_rslora: bool = True
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-    per_device_batch_size: int = Field(4, gt=0)
-    gradient_accumulation_steps: int = Field(8, gt=0)
-    epochs: int = Field(1, gt=0)
-    max_seq_length: int = Field(2048, gt=0)
-    gradient_checkpointing: bool = True
-    seed: int = 3407
-    checkpoints: CheckpointSchedule = Field(default_factory=CheckpointSchedule)
+class TrainingConfig(LoraTraining):
+    """The LoRA settings of the train job's spec (one model, ``gpu_jobs.spec.LoraTraining``), plus the sweep."""
+
+    # The YAML is not strict (1 for 1.0 is fine); unknown fields stay errors.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
     learning_rates: list[float] = Field(default_factory=list, description="sweep: one run per LR (Exp 3/4)")
 
 

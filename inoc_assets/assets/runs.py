@@ -31,6 +31,7 @@ from dagster import (
 )
 
 from gpu_jobs import io as job_io
+from gpu_jobs.spec import LoraTraining
 from inoc import settings
 from inoc.config import ExperimentConfig, expand_path, load_experiment
 from inoc.pipeline.instructions import InstructionError, read_conversations
@@ -48,24 +49,8 @@ from inoc_assets.table_metadata import table as table_md
 from inoc_assets.work import model_ref, run_job, work_dir, write_jsonl
 from warehouse import replace_rows
 
-TRAINING_FIELDS = (
-    "backend",
-    "warmup_steps",
-    "weight_decay",
-    "lr_scheduler",
-    "optimizer",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "use_rslora",
-    "target_modules",
-    "per_device_batch_size",
-    "gradient_accumulation_steps",
-    "epochs",
-    "max_seq_length",
-    "gradient_checkpointing",
-    "seed",
-)
+#: The training settings a run's spec copies from the experiment config (its rate and schedule are set per run).
+TRAINING_FIELDS = LoraTraining.run_plan_fields()
 
 
 def run_dir(cfg: ExperimentConfig, plan: RunPlan) -> Path:
