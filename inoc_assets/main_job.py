@@ -32,9 +32,9 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_all
 from inoc.config.digest import config_digest, prompt_identity, stage_digest
 from inoc.outcomes import format_suppression
-from inoc_assets.assets.catalog import PROMPT_IDENTITY
 from inoc_assets.freshness import stale_assets
 from inoc_assets.partitions import run_partition_key
+from inoc_assets.plumbing import PROMPT_IDENTITY
 from inoc_assets.stage_runner import PID_TAG, MainJobError, Runner, recover_dead_runs  # noqa: F401 (re-exported)
 from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync

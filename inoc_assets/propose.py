@@ -26,8 +26,8 @@ from inoc.config.digest import config_digest, stage_digest
 from inoc.propose import yaml_edit
 from inoc.propose.acquisition import RULES, select
 from inoc.propose.generate import ProposeError, next_round, propose, trait_group
-from inoc_assets.assets.catalog import PROMPT_IDENTITY
 from inoc_assets.main_job import _contiguous, run_aggregates, run_slides, stage_selection
+from inoc_assets.plumbing import PROMPT_IDENTITY
 from inoc_assets.stage_runner import MainJobError, Runner
 from inoc_assets.stages import PROMPT, SETUP
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync

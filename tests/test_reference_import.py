@@ -23,8 +23,9 @@ from inoc.importers.reference import (
     parse_perplexity,
     parse_scores,
 )
-from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.assets.experiment import experiment_asset
 from inoc_assets.assets.imported import imported_assets
+from inoc_assets.assets.prompt import prompt_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import Warehouse
 
@@ -243,7 +244,7 @@ def test_a_failed_import_leaves_the_warehouse_unchanged(shared, tmp_path, inoc_h
         "warehouse": WarehouseResource(database=str(inoc_home / "warehouse.duckdb")),
         "artifacts": ArtifactStoreResource(root=str(inoc_home / "artifacts")),
     }
-    assets = catalog_assets("reference_gf_llama8b", cfg_path) + imported_assets("reference_gf_llama8b", cfg_path)
+    assets = [experiment_asset("reference_gf_llama8b", cfg_path), prompt_asset("reference_gf_llama8b", cfg_path)] + imported_assets("reference_gf_llama8b", cfg_path)
     key = AssetKey(["reference_gf_llama8b", "imported_scores"])
     wh = Warehouse(inoc_home / "warehouse.duckdb")
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:

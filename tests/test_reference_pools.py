@@ -11,7 +11,8 @@ from dagster import AssetKey, instance_for_test, materialize
 
 from inoc.config import load_experiment
 from inoc.rephrasings import PoolFormatError, find_pool_file, read_pool, read_pools
-from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.assets.experiment import experiment_asset
+from inoc_assets.assets.prompt import prompt_asset
 from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import Warehouse
@@ -77,7 +78,7 @@ def _materialize(home: Path, cfg: Path, keys: list[str]):
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
         instance.add_dynamic_partitions("toy__prompts", keys)
         tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-        assets = catalog_assets("toy", cfg) + [rephrasings_asset("toy", cfg)]
+        assets = [experiment_asset("toy", cfg), prompt_asset("toy", cfg), rephrasings_asset("toy", cfg)]
         return materialize(
             assets,
             selection=[AssetKey(["toy", "rephrasings"])],

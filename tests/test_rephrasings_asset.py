@@ -9,7 +9,8 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
 from fakes.openai_server import FakeOpenAIServer, Reply, RequestInfo
 
-from inoc_assets.assets.catalog import catalog_assets
+from inoc_assets.assets.experiment import experiment_asset
+from inoc_assets.assets.prompt import prompt_asset
 from inoc_assets.assets.rephrasings import rephrasings_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from warehouse import Warehouse
@@ -26,7 +27,7 @@ def _resources(home: Path) -> dict:
 
 def _run(instance: DagsterInstance, experiment: str, cfg: Path, home: Path, keys: list[str]):
     instance.add_dynamic_partitions(f"{experiment}__prompts", keys)
-    assets = catalog_assets(experiment, cfg) + [rephrasings_asset(experiment, cfg)]
+    assets = [experiment_asset(experiment, cfg), prompt_asset(experiment, cfg), rephrasings_asset(experiment, cfg)]
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
     return materialize(
         assets,

@@ -51,18 +51,25 @@ def _read_jsonl(path: Path, original_norm: str | None, allow_duplicates: bool) -
         raw = path.read_bytes()
     except OSError as exc:
         raise PoolFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_pool_jsonl(raw, str(path), original_norm=original_norm, allow_duplicates=allow_duplicates)
+
+
+def parse_pool_jsonl(
+    raw: bytes, source: str, *, original_norm: str | None = None, allow_duplicates: bool = False
+) -> list[str]:
+    """A JSONL pool from its bytes (a file's, or an artifact store's); errors start with ``source:line:``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise PoolFormatError(f"{path}:{line}: not valid UTF-8") from None
+        raise PoolFormatError(f"{source}:{line}: not valid UTF-8") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     pool: list[str] = []
     seen: dict[str, str] = {}
     for number, line in enumerate(lines, start=1):
-        where = f"{path}:{number}"
+        where = f"{source}:{number}"
         line = line.rstrip("\r")
         if not line.strip():
             raise PoolFormatError(f'{where}: empty line (expected {{"rephrasing": "..."}})')
@@ -75,8 +82,13 @@ def _read_jsonl(path: Path, original_norm: str | None, allow_duplicates: bool) -
             raise PoolFormatError(f'{where}: expected an object {{"rephrasing": "..."}}, got {got}')
         pool.append(_check_entry(obj["rephrasing"], where, seen, original_norm, allow_duplicates))
     if not pool:
-        raise PoolFormatError(f"{path}: empty pool (no lines)")
+        raise PoolFormatError(f"{source}: empty pool (no lines)")
     return pool
+
+
+def pool_jsonl(pool: Sequence[str], *, ensure_ascii: bool = False) -> bytes:
+    """The JSONL bytes of a pool, one ``{"rephrasing": …}`` per line."""
+    return "".join(json.dumps({"rephrasing": t}, ensure_ascii=ensure_ascii) + "\n" for t in pool).encode()
 
 
 def _read_json_array(path: Path, original_norm: str | None, allow_duplicates: bool) -> list[str]:
@@ -223,8 +235,7 @@ def write_pool(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for text in entries:
-                handle.write(json.dumps({"rephrasing": text}) + "\n")
+            handle.write(pool_jsonl(entries, ensure_ascii=True).decode())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

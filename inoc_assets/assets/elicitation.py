@@ -23,15 +23,23 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import elicitation_judge_instructions, elicitation_requests
-from inoc_assets.assets.data import generate_spec, held_out_instructions, key, write_jsonl_path
-from inoc_assets.assets.logprobs import partition_prompts
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
+from inoc_assets.plumbing import (
+    completions,
+    generate_spec,
+    held_out_instructions,
+    key,
+    model_ref,
+    partition_prompts,
+    run_job,
+    work_dir,
+    write_requests,
+)
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
 from inoc_assets.table_metadata import number
 from inoc_assets.table_metadata import table as table_md
-from inoc_assets.work import completions, model_ref, run_job, work_dir
 from warehouse import replace_rows
 
 BASELINE = "neutral"
@@ -49,7 +57,7 @@ def _elicit(
     evals = held_out_instructions(cfg)
     names = [k or BASELINE for k in keys]
     tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
-    req = write_jsonl_path(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
+    req = write_requests(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
     spec = generate_spec(
         cfg,
         req,
@@ -165,7 +173,7 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
         "the baseline of elicitation strength.",
         check_specs=[AssetCheckSpec(CHECK[0], asset=base_key, description=CHECK[1])],
     )
-    def baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
+    def elicitation_baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, [None])
         yield MaterializeResult(metadata=meta)
@@ -184,14 +192,14 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
         "traits → `elicitation_scores`; elicitation strength = mean − the baseline (view elicitation_summary).",
         check_specs=[AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])],
     )
-    def per_prompt(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
+    def elicitation(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         keys = partition_prompts(context, cfg, config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, keys)
         yield MaterializeResult(metadata=meta)
         yield _sanity(cfg, table, len(held_out_instructions(cfg)), keys)
 
-    return [baseline, per_prompt]
+    return [elicitation_baseline, elicitation]
 
 
 __all__ = ["elicitation_assets", "BASELINE"]

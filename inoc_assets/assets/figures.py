@@ -44,7 +44,7 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         "coloured by prompt role; panels without data named in the title); "
         "each a PNG under artifacts/<experiment>/figures/, shown downscaled here.",
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def figures(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         built = experiment_figures(wh.query, cfg, experiment)
@@ -65,4 +65,4 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         )
         return MaterializeResult(metadata=meta)
 
-    return _asset
+    return figures

@@ -1,6 +1,6 @@
-"""Assets of experiments whose results are imported from files instead of computed.
-
-One asset per kind of result file (scores, elicitation, losses, jobs, logprobs). Each parses all of
+"""`<experiment>/imported_<kind>`: the assets of experiments whose results are imported from files, one per kind
+of result file: `imported_scores`, `imported_elicitation`, `imported_losses`, `imported_jobs`, `imported_logprobs`,
+`imported_em_scores`. Each parses all of
 its files before writing, then replaces exactly the batches (prompt keys for elicitation and
 logprobs) its files hold, in one transaction: other batches stay, a malformed file fails the step
 with the file and JSON path and leaves the warehouse as it was.
@@ -49,7 +49,7 @@ def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefini
         deps=[AssetKey([experiment, "experiment"])],
         description=DESCRIPTIONS[kind],
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def imported(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         cfg = load_experiment(config_path)
         try:
             folder = results_dir(cfg)
@@ -75,7 +75,7 @@ def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefini
             meta["skipped"] = MetadataValue.md("\n".join(f"- {n}" for n in parsed.notes))
         return MaterializeResult(metadata=meta)
 
-    return _asset
+    return imported
 
 
 def imported_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:

@@ -20,21 +20,32 @@ from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     BackfillPolicy,
-    Failure,
     asset,
 )
 
 from inoc.analysis.heuristics import perplexity_heuristic, pointwise_perplexity_drift
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs, logprob_sample_indices
-from inoc_assets.assets.data import TRAIN_FILE, control_sets, data_path, key, write_jsonl_path
-from inoc_assets.assets.rephrasings import pool_parts
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
+from inoc_assets.plumbing import (
+    TRAIN_FILE,
+    control_sets,
+    data_path,
+    key,
+    partition_prompts,
+    read_jsonl,
+    read_local_pool,
+    required_pool,
+    run_job,
+    score_spec,
+    scores,
+    work_dir,
+    write_requests,
+)
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
 from inoc_assets.table_metadata import number
-from inoc_assets.work import generation_backend, model_ref, read_jsonl, run_job, scores, vllm_options, work_dir
 from warehouse import replace_rows
 
 TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
@@ -61,59 +72,9 @@ def completion_sets(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def local_pool(
-    artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse"
-) -> Path | None:
-    """The prompt's rephrasing pool (diverse or close) as a local file (copied from the artifact store), or None."""
-    store = artifacts.store
-    parts = pool_parts(cfg.name, prompt_key, pool)
-    if not store.exists(*parts):
-        return None
-    data = store.read_bytes(*parts)
-    path = work_dir(cfg.name, "pools", *parts[2:])
-    if not path.is_file() or path.read_bytes() != data:
-        from gpu_jobs.io import write_bytes_atomic
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, data)
-    return path
-
-
-def required_pool(
-    artifacts: ArtifactStoreResource, cfg: ExperimentConfig, prompt_key: str, pool: str = "diverse"
-) -> Path:
-    """The prompt's pool as a local file; a clear failure when its rephrasings were never materialized."""
-    path = local_pool(artifacts, cfg, prompt_key, pool)
-    if path is None:
-        raise Failure(
-            description=f"{cfg.name}/{prompt_key}: no {pool} rephrasing pool; materialize "
-            f"{cfg.name}/rephrasings for this prompt first"
-        )
-    return path
-
-
-def partition_prompts(context: AssetExecutionContext, cfg: ExperimentConfig, config_path: Path) -> list[str]:
-    """The run's prompt partitions, all still in the config (a removed prompt keeps its data)."""
-    keys = list(context.partition_keys)
-    gone = [x for x in keys if x not in cfg.prompts]
-    if gone:
-        raise Failure(description=f"prompt(s) {gone} are no longer in {config_path}; their existing data is kept")
-    return keys
-
-
-def read_pool_file(path: Path) -> list[str]:
-    return [json.loads(line)["rephrasing"] for line in path.read_text().splitlines() if line.strip()]
-
-
 def _score(context, gpu_jobs, cfg: ExperimentConfig, pairs: list[dict], tag: str):
-    req = write_jsonl_path(cfg.name, f"logprob_pairs_{tag}.jsonl", pairs)
-    spec = {
-        "model": model_ref(cfg),
-        "pairs": str(req),
-        "token_level": cfg.logprobs.token_level,
-        "backend": generation_backend(cfg),
-        "vllm": vllm_options(cfg),
-    }
+    req = write_requests(cfg.name, f"logprob_pairs_{tag}.jsonl", pairs)
+    spec = score_spec(cfg, req, token_level=cfg.logprobs.token_level)
     return run_job(context, gpu_jobs, cfg, "score", spec, work_dir(cfg.name, "jobs", "logprobs", tag))
 
 
@@ -210,7 +171,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
         check_specs=[AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)],
     )
-    def baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
+    def logprob_baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         sample, sets = training_sample(cfg), completion_sets(cfg)
         pairs = logprob_pairs(cfg, "train_default", sample, [None] * len(sample), None)
@@ -243,7 +204,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         "rephrasings), ctrl_inoc and <trait>_inoc → `logprob_vectors`/`logprob_tokens`; W = these − the baseline.",
         check_specs=[AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)],
     )
-    def per_prompt(
+    def logprobs(
         context: AssetExecutionContext,
         gpu_jobs: ComputeBackends,
         warehouse: WarehouseResource,
@@ -259,7 +220,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
             expected[(pk, "train_inoc")] = len(sample)
             if "mix" in cfg.inoculation.prefix_types:
                 pool = required_pool(artifacts, cfg, pk)
-                mix = index_matched_prefixes(cfg, read_pool_file(pool), len(sample))
+                mix = index_matched_prefixes(cfg, read_local_pool(pool), len(sample))
                 pairs += logprob_pairs(cfg, "train_mix", sample, mix, pk)
                 expected[(pk, "train_mix")] = len(sample)
             for name, rows in sets.items():
@@ -283,4 +244,4 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         )
         yield _check(vec, expected)
 
-    return [baseline, per_prompt]
+    return [logprob_baseline, logprobs]

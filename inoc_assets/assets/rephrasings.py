@@ -34,20 +34,12 @@ from inoc.rephrasings import (
     offline_rephrasings,
     read_pool,
 )
+from inoc.rephrasings.pools import parse_pool_jsonl, pool_jsonl
 from inoc_assets.partitions import prompt_partitions
+from inoc_assets.plumbing import partition_prompts, pool_parts
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import PROMPT, stage_tag
 from warehouse import replace_rows
-
-
-def pool_parts(experiment: str, key: str, pool: str = "diverse") -> tuple[str, ...]:
-    """Artifact-store path of a prompt's pool: ``rephrasings/<key>.jsonl`` (diverse) or
-    ``rephrasings/close/<key>.jsonl`` (a folder, so no prompt key can collide with a close pool)."""
-    return (
-        (experiment, "rephrasings", f"{key}.jsonl")
-        if pool == "diverse"
-        else (experiment, "rephrasings", pool, f"{key}.jsonl")
-    )
 
 
 def pools_of(cfg: ExperimentConfig, key: str) -> list[str]:
@@ -134,17 +126,16 @@ def materialize_pool(context, store, cfg: ExperimentConfig, key: str, pool: str)
         and store.read_json(*meta_parts).get("recipe_sha256") == digest
     ):
         try:
-            rows = [json.loads(line)["rephrasing"] for line in store.read_bytes(*parts).decode().splitlines() if line]
+            rows = parse_pool_jsonl(store.read_bytes(*parts), "/".join(parts), allow_duplicates=True)
             context.log.info(f"{key}: reusing the finished {pool} pool ({len(rows)} rephrasings)")
             return rows, {"reused": True}
-        except (ValueError, KeyError):
+        except PoolFormatError:
             pass  # unreadable: rebuild it
     try:
         rows, info = build_pool(cfg, key, context.log, pool)
     except (RephrasingError, PoolFormatError, ValueError) as exc:
         raise Failure(description=f"{cfg.name}/{key} ({pool} pool): {exc}") from None
-    body = "".join(json.dumps({"rephrasing": t}, ensure_ascii=False) + "\n" for t in rows)
-    store.write_bytes(body.encode(), *parts)
+    store.write_bytes(pool_jsonl(rows), *parts)
     store.write_json({"recipe": recipe, "recipe_sha256": digest, "n": len(rows), "info": info}, *meta_parts)
     return rows, info
 
@@ -162,13 +153,11 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         "run, the close pool; generated (OpenAI-compatible chat model, the original's prompts), read from a pool folder, or "
         "offline for the model organism → rephrasings/[close/]<key>.jsonl and `rephrasings`.",
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def rephrasings(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         store = artifacts.store
         summary, frames = {}, []
-        for key in context.partition_keys:
-            if key not in cfg.prompts:
-                raise Failure(description=f"prompt {key!r} is no longer in {config_path}; its existing data is kept")
+        for key in partition_prompts(context, cfg, config_path):
             for pool in pools_of(cfg, key):
                 rows, info = materialize_pool(context, store, cfg, key, pool)
                 frames.append(
@@ -205,4 +194,4 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             }
         )
 
-    return _asset
+    return rephrasings

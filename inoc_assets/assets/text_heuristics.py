@@ -15,14 +15,19 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 from inoc.config import load_experiment
 from inoc.embedding_heuristics import embedding_heuristics, make_embedder
 from inoc.self_perplexity import SCORE_FIELDS, self_perplexity_pairs, self_perplexity_rows
-from inoc_assets.assets.data import key, write_jsonl_path
-from inoc_assets.assets.logprobs import local_pool, read_pool_file
 from inoc_assets.backends.compute import ComputeBackends
+from inoc_assets.plumbing import (
+    TEXT_HEURISTICS_FILE,
+    key,
+    local_pool,
+    read_local_pool,
+    run_job,
+    score_spec,
+    work_dir,
+    write_requests,
+)
 from inoc_assets.resources import ArtifactStoreResource
 from inoc_assets.stages import AGGREGATE, stage_tag
-from inoc_assets.work import generation_backend, model_ref, run_job, work_dir
-
-FILE = ("heuristics", "text_heuristics.parquet")
 
 
 def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinition:
@@ -37,13 +42,13 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
         "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
         "centroids) → heuristics/text_heuristics.parquet, folded into `prompt_heuristics` by prompt_geometry.",
     )
-    def _asset(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
+    def text_heuristics(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         th = cfg.text_heuristics
         frames, meta = [], {}
         if th.self_perplexity:
-            req = write_jsonl_path(experiment, "self_perplexity_pairs.jsonl", self_perplexity_pairs(cfg))
-            spec = {"model": model_ref(cfg), "pairs": str(req), "backend": generation_backend(cfg), **SCORE_FIELDS}
+            req = write_requests(experiment, "self_perplexity_pairs.jsonl", self_perplexity_pairs(cfg))
+            spec = score_spec(cfg, req, **SCORE_FIELDS)
             result = run_job(context, gpu_jobs, cfg, "score", spec, work_dir(experiment, "jobs", "self_perplexity"))
             frames.append(self_perplexity_rows(experiment, result.path("scores.parquet")))
         if th.embeddings != "none":
@@ -51,7 +56,7 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
             for k in cfg.prompt_keys:
                 path = local_pool(artifacts, cfg, k)
                 if path is not None:
-                    pools[k] = read_pool_file(path)
+                    pools[k] = read_local_pool(path)
             options = (
                 {} if th.embeddings == "minilm" else {"model": th.embedding_model, "base_url": th.embedding_base_url}
             )
@@ -69,7 +74,7 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
             if frames
             else pd.DataFrame(columns=["experiment", "prompt_key", "prefix_type", "heuristic", "value"])
         )
-        url = artifacts.store.write_parquet(table, experiment, *FILE)
+        url = artifacts.store.write_parquet(table, experiment, *TEXT_HEURISTICS_FILE)
         wide = table.pivot_table(index="prompt_key", columns="heuristic", values="value") if len(table) else table
         return MaterializeResult(
             metadata={
@@ -80,4 +85,4 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
             }
         )
 
-    return _asset
+    return text_heuristics

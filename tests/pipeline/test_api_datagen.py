@@ -215,9 +215,11 @@ def test_the_training_data_asset_samples_off_policy_over_the_api(inoc_home, expe
     from dagster import AssetKey, instance_for_test, materialize
 
     from inoc.organism import world as W
-    from inoc_assets.assets.data import data_path, instructions_asset, training_data_asset
+    from inoc_assets.assets.instructions import instructions_asset
+    from inoc_assets.assets.training_data import training_data_asset
     from inoc_assets.backends import LocalGpuJobs, SkyPilotGpuJobs
     from inoc_assets.backends.compute import ComputeBackends
+    from inoc_assets.plumbing import data_path
 
     french: dict[str, bool] = {}
 

@@ -203,7 +203,7 @@ groups: {{g: {{role: mixed, family: em, prompts: [evil]}}}}
     assert not (work / "eval_instructions.jsonl").exists()
 
     from inoc.config import load_experiment
-    from inoc_assets.assets.data import eval_sets, held_out_instructions
+    from inoc_assets.plumbing import eval_sets, held_out_instructions
 
     monkeypatch.setenv("INOC_HOME", str(home))  # eval_sets reads the work folder of this home
     monkeypatch.delenv("INOC_WORK_DIR", raising=False)

@@ -239,8 +239,8 @@ def test_logprob_sample_in_the_originals_draw_order_with_its_mix_pairing(tmp_pat
     order; §7.4: a fresh Random(42) per prompt, ``choice(pool)`` for the sampled examples in that order."""
     import json
 
-    from inoc_assets.assets.data import data_path
     from inoc_assets.assets.logprobs import training_sample
+    from inoc_assets.plumbing import data_path
 
     pf = load_experiment(REPO_ROOT / "experiments" / "playful_french_qwen7b.yaml")
     monkeypatch.setenv("INOC_WORK_DIR", str(tmp_path / "work"))

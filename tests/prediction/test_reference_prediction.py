@@ -18,7 +18,7 @@ from inoc.importers.experiment import parse_configured, write_parsed
 from inoc.outcomes import suppression_table
 from inoc.prompt_tables import heuristics_table
 from inoc.settings import shared_dir
-from inoc_assets.assets.prediction import prediction_assets
+from inoc_assets.assets.suppression_predictor import suppression_predictor_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from slides.dataset import build_slides_dataset
 from warehouse import Warehouse, replace_rows
@@ -78,7 +78,7 @@ def reference_slides(tmp_path_factory) -> Path:
 
 def test_reference_leave_one_study_out_both_ways(reference_slides, tmp_path):
     result = materialize(
-        prediction_assets(),
+        [suppression_predictor_asset()],
         resources={
             "warehouse": WarehouseResource(database=str(reference_slides)),
             "artifacts": ArtifactStoreResource(root=str(tmp_path / "artifacts")),

@@ -1,4 +1,5 @@
-"""Cross-experiment assets (group `slides`): the slides dataset, heuristic performance, section-1 figures."""
+"""`slides/slides_dataset`: the cross-experiment dataset of the slides (SQL in slides/dataset.sql), the heuristic
+performance and ranking tables, and the ranking figures."""
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
@@ -6,21 +7,20 @@ from inoc import figures
 from inoc.heuristics.ranking import TARGETS, ranking_table
 from inoc.outcomes import heuristic_performance_table
 from inoc_assets.figure_metadata import FigurePublisher
+from inoc_assets.plumbing import SLIDES_DATASET_KEY
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
-from inoc_assets.stages import SLIDES as SLIDES_STAGE  # not `SLIDES`: section1's slide table has that name
-from inoc_assets.stages import stage_tag
+from inoc_assets.stages import SLIDES, stage_tag
 from slides.dataset import build_slides_dataset, write_ranking
-from slides.section1 import EMBEDDINGS, GRIDS, SLIDES, embedding_figure, grid_figure, h_table_figure, slide_figure
 from warehouse import replace_rows
 
-DATASET_KEY = AssetKey(["slides", "slides_dataset"])
 
+def slides_dataset_asset(upstream: list[AssetKey]) -> AssetsDefinition:
+    """Built after every experiment's analysis tables (``upstream``)."""
 
-def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
     @asset(
-        key=DATASET_KEY,
+        key=SLIDES_DATASET_KEY,
         group_name="slides",
-        tags=stage_tag(SLIDES_STAGE),
+        tags=stage_tag(SLIDES),
         kinds={"duckdb"},
         deps=upstream,
         description=(
@@ -77,37 +77,4 @@ def slides_assets(upstream: list[AssetKey]) -> list[AssetsDefinition]:
             }
         )
 
-    @asset(
-        key=AssetKey(["slides", "section1_figures"]),
-        group_name="slides",
-        tags=stage_tag(SLIDES_STAGE),
-        deps=[DATASET_KEY],
-        description="Section-1 slide figures from SQL on slides_dataset: suppression vs elicitation, PH, token PCA "
-        "PC1 and TruncatedSVD SV1 (experiments × prefix types, OLS line and 95% band), and the 2-D/3-D token-space "
-        "prompt embeddings coloured by suppression; the original's 2 × 8 slides 3a/4a (pca_grid, svd_grid: a row per "
-        "experiment, suppression of both trait rows — red negative, blue positive — against C1, C2, C1+C2, C1−C2 of the "
-        "token-level PCA / TruncatedSVD, fixed | mix, an OLS line with 95% band and r, R², p, n per trait); and the "
-        "H-table (h_table: the pooled heuristic_ranking as a heat-map of r with n, a row per heuristic with its Group).",
-    )
-    def section1_figures(
-        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
-    ) -> MaterializeResult:
-        publisher = FigurePublisher(artifacts.store, context.log)
-        with warehouse.warehouse.reader() as con:
-            built = {slide: slide_figure(con, slide) for slide in SLIDES}
-            for slide in EMBEDDINGS:
-                for dims in (2, 3):
-                    built[f"{slide}_{dims}d"] = embedding_figure(con, slide, dims)
-            for slide in GRIDS:
-                built[slide] = grid_figure(con, slide)
-            built["h_table"] = h_table_figure(con)
-        for name, fig in built.items():
-            if fig is None:
-                publisher.not_drawn(name, "no experiment has both this predictor and a suppression for any prompt")
-            else:
-                publisher.publish(name, fig, "slides", f"section1_{name}.png")
-        meta = publisher.summary()
-        meta["folder"] = MetadataValue.path(artifacts.store.url("slides"))
-        return MaterializeResult(metadata=meta)
-
-    return [slides_dataset, section1_figures]
+    return slides_dataset

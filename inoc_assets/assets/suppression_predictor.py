@@ -1,4 +1,4 @@
-"""The suppression predictor (issue 20, group `slides`): predictions for every own-trait prompt, its
+"""`slides/suppression_predictor` (issue 20, group `slides`): predictions for every own-trait prompt, its
 validation against the group-mean baseline, and the predicted-vs-observed figure."""
 
 import math
@@ -13,8 +13,8 @@ from inoc.prediction.features import group_roles
 from inoc.prediction.figure import predicted_vs_observed
 from inoc.prediction.rounds import new_history_rows, prior_predictions, round_summary, rounds_figure
 from inoc.prediction.validation import PREDICTOR, beats_baseline
-from inoc_assets.assets.slides import DATASET_KEY
 from inoc_assets.figure_metadata import FigurePublisher
+from inoc_assets.plumbing import SLIDES_DATASET_KEY
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import SLIDES, stage_tag
 from warehouse import replace_rows
@@ -46,13 +46,13 @@ def _roles() -> dict[tuple[str, str], str]:
     return group_roles(load_all(settings.experiments_dir()).configs.values())
 
 
-def prediction_assets() -> list[AssetsDefinition]:
+def suppression_predictor_asset() -> AssetsDefinition:
     @asset(
         key=PREDICTOR_KEY,
         group_name="slides",
         tags=stage_tag(SLIDES),
         kinds={"duckdb"},
-        deps=[DATASET_KEY],
+        deps=[SLIDES_DATASET_KEY],
         description=(
             "Predict before you train (inoc/prediction): a ridge model of a prompt's own-trait fixed and mix "
             "suppression from its base-model heuristics (elicitation, PH; z-scored within experiment), per "
@@ -137,4 +137,4 @@ def prediction_assets() -> list[AssetsDefinition]:
             }
         )
 
-    return [suppression_predictor]
+    return suppression_predictor

@@ -1,4 +1,5 @@
-"""Outcome assets: suppression per prompt (fixed and mix, with CIs) and its figure."""
+"""`<experiment>/suppression`: suppression per prompt (fixed and mix, with CIs), every batch against its own
+control, and its figure."""
 
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
             )
         ],
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def suppression(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         runs = wh.query("SELECT * FROM runs WHERE experiment = ?", [experiment])
@@ -103,4 +104,4 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
             },
         )
 
-    return _asset
+    return suppression

@@ -1,4 +1,4 @@
-"""Prompt heuristics and W-matrix geometry (PCA, TruncatedSVD, angles) with their figures."""
+"""`<experiment>/prompt_geometry`: prompt heuristics and W-matrix geometry (PCA, TruncatedSVD, angles) with figures."""
 
 from pathlib import Path
 
@@ -29,8 +29,8 @@ from inoc.prompt_tables import (
     prompt_roles,
     token_matrices,
 )
-from inoc_assets.assets.text_heuristics import FILE as TEXT_FILE
 from inoc_assets.figure_metadata import FigurePublisher
+from inoc_assets.plumbing import TEXT_HEURISTICS_FILE
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import AGGREGATE, stage_tag
 from inoc_assets.table_metadata import table as table_md
@@ -60,7 +60,7 @@ def _has_suppression(config_path: Path) -> bool:
     return not cfg.is_import or bool(cfg.import_.score_files)
 
 
-def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
+def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
     key = AssetKey([experiment, "prompt_geometry"])
     if _has_suppression(config_path):  # Exp 20's outcomes (fixed_vs_mix_gap) read the suppression table
         deps = [*deps, AssetKey([experiment, "suppression"])]
@@ -95,7 +95,7 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             )
         ],
     )
-    def _asset(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def prompt_geometry(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         vectors = wh.query(
@@ -108,8 +108,10 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
         pca_variance, prompt_coords = decomposition_tables(experiment, matrices)
         pairs, groups = angle_tables(cfg, matrices)
         heur = heuristics_table(cfg, vectors, matrices, elicitation)
-        if artifacts.store.exists(experiment, *TEXT_FILE):  # self-perplexity and embeddings (computed experiments)
-            text = artifacts.store.read_parquet(experiment, *TEXT_FILE)
+        if artifacts.store.exists(
+            experiment, *TEXT_HEURISTICS_FILE
+        ):  # self-perplexity and embeddings (computed experiments)
+            text = artifacts.store.read_parquet(experiment, *TEXT_HEURISTICS_FILE)
             heur = pd.concat([heur, text[text.prompt_key.isin(cfg.prompt_keys)][heur.columns]], ignore_index=True)
         catalogue, availability = catalogue_tables(
             cfg, vectors, matrices, tokens, heur
@@ -195,4 +197,4 @@ def geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> 
             check_name="matrix_shapes", passed=not problems, metadata={"problems": MetadataValue.json(problems)}
         )
 
-    return _asset
+    return prompt_geometry
