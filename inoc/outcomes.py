@@ -12,7 +12,7 @@ import pandas as pd
 
 from inoc.analysis.stats import suppression
 from inoc.config import ExperimentConfig
-from inoc.config.schema import PREFIX_TYPES
+from inoc.config.schema import PREFIX_TYPES, SWEEP_GROUP
 from inoc.heuristics.registry import performance_columns
 
 SUPPRESSION_COLUMNS = [
@@ -64,6 +64,19 @@ def final_default_scores(scores: pd.DataFrame) -> dict[tuple[str, str], tuple[in
     }
 
 
+def _sweep_prompts(cfg: ExperimentConfig) -> dict[str, str]:
+    return dict(cfg.import_.sweep_prompts) if cfg.import_ is not None else {}
+
+
+def _group_and_role(cfg: ExperimentConfig, key: str) -> tuple[str, str]:
+    """(group, role) of a prompt; an import's sweep prompt (Exp 4's neutral prefix) is a neutral prompt of
+    group SWEEP_GROUP."""
+    if key in _sweep_prompts(cfg):
+        return SWEEP_GROUP, "neutral"
+    group = cfg.group_of(key)
+    return group, cfg.groups[group].role
+
+
 def _target(role: str, trait_role: str) -> str | None:
     if role not in ("positive", "negative"):
         return None
@@ -74,8 +87,7 @@ def _suppression_rows(
     cfg: ExperimentConfig, finals: dict, control: str, run: str, key: str, prefix_type: str
 ) -> list[dict]:
     """One row per positive/negative trait: the run's final default-condition scores against the control's."""
-    group = cfg.group_of(key)
-    role = cfg.groups[group].role
+    group, role = _group_and_role(cfg, key)
     missing = (-1, np.array([]))
     rows = []
     for trait in (t for t in cfg.traits if t.role in ("positive", "negative")):
@@ -130,15 +142,18 @@ def batch_control(
 
 def suppression_by_batch(cfg: ExperimentConfig, runs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """Every prompt run of every batch against its own batch's control (a learning-rate sweep: one
-    row per rate; an import: one per original experiment file). Batches without a control are skipped."""
+    row per rate; an import: one per original experiment file), the study's prompts and an import's
+    sweep prompts (`import.sweep_prompts`). Batches without a control, and batches with no prompt run
+    (Exp 3: every run un-inoculated), have no rows: `suppression_batches` (warehouse/views.sql) says which and why."""
     finals = final_default_scores(scores)
+    keys = [*cfg.prompt_keys, *_sweep_prompts(cfg)]
     rows = []
     for (batch, rate), in_batch in runs.groupby(["batch", runs.learning_rate.fillna(-1.0)], sort=False):
         lr = None if rate == -1.0 else float(rate)
         control = batch_control(cfg, runs, batch, lr)
         if control is None:
             continue
-        for r in in_batch[in_batch.prompt_key.isin(cfg.prompt_keys)].itertuples():
+        for r in in_batch[in_batch.prompt_key.isin(keys)].itertuples():
             if not any((r.run, t.name) in finals for t in cfg.traits):
                 continue  # a run without scores (an import's failed run)
             rows += [

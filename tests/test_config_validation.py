@@ -47,6 +47,20 @@ BAD = [
         None,
         ["fun,today", "identifier"],
     ),
+    (
+        "sweep_prompt_is_a_study_prompt",
+        TOY + '\nimport: {results_dir: /x, sweep_prompts: {whimsical: "Give an answer to the following:"}}\n',
+        "import.sweep_prompts.whimsical",
+        None,
+        ["already a prompt", "whimsical"],
+    ),
+    (
+        "sweep_prompt_has_a_study_prompts_text",
+        TOY + '\nimport: {results_dir: /x, sweep_prompts: {neutral_prefix: "I had fun today."}}\n',
+        "import.sweep_prompts.neutral_prefix",
+        None,
+        ["no study prompt has", "had_fun_today"],
+    ),
     ("missing_trait_judge", _edit("    judge: {kind: organism}\n", ""), "traits[1]", None, ["no judge", "Playful"]),
     (
         "group_unknown_prompt",

@@ -220,7 +220,7 @@ def test_sweeps_keep_rate_and_prefix_and_map_conditions(shared):
 
 
 def test_prefix_sweep_runs_against_their_own_rate_control(shared):
-    from inoc.outcomes import suppression_by_batch
+    from inoc.outcomes import suppression_by_batch, suppression_table
 
     cfg = load_experiment(REPO / "experiments" / f"{PF}.yaml")
     parsed = parse_configured(cfg, "scores")
@@ -229,7 +229,8 @@ def test_prefix_sweep_runs_against_their_own_rate_control(shared):
     pairs = set(zip(px.run, px.control_run))
     assert ("inoc_prefix_sweep/weak_inoc_lr_1e4", "inoc_prefix_sweep/default_lr_1e4") in pairs
     assert ("inoc_prefix_sweep/strong_mix_lr_5e6", "inoc_prefix_sweep/default_lr_5e6") in pairs
-    assert len(px.run.unique()) == 8 and set(px.n) == {50}
+    # 10 prefix runs: weak, strong, weak_mix, strong_mix and Exp 4's neutral prefix (import.sweep_prompts) per rate.
+    assert len(px.run.unique()) == 10 and set(px.n) == {50}
     s = parsed.tables["trait_scores"]
     r = px[(px.run == "inoc_prefix_sweep/strong_inoc_lr_1e4") & (px.trait == "Playful")].iloc[0]
     ctrl = s[
@@ -239,6 +240,26 @@ def test_prefix_sweep_runs_against_their_own_rate_control(shared):
         & (s.trait == "Playful")
     ]
     assert r.control_score == pytest.approx(np.nanmean(ctrl.score))
+    # The neutral prefix's runs are a neutral prompt against their own rate's un-inoculated run; the value is the
+    # paired mean difference of the raw file's final default-condition values (recomputed here from the JSON).
+    raw = json.loads((_res(shared) / PREFIX).read_text())
+    neutral = px[px.prompt_key == "neutral_prefix"]
+    assert set(zip(neutral.run, neutral.control_run, neutral.learning_rate)) == {
+        ("inoc_prefix_sweep/neutral_prefix_lr_1e4", "inoc_prefix_sweep/default_lr_1e4", 1e-4),
+        ("inoc_prefix_sweep/neutral_prefix_lr_5e6", "inoc_prefix_sweep/default_lr_5e6", 5e-6),
+    }
+    assert set(neutral.prompt_group) == {"sweep_prefix"} and neutral.target.isna().all() and len(neutral) == 4
+    for x in neutral.itertuples():
+        key, ctrl_key = x.run.split("/")[1], x.control_run.split("/")[1]
+        c = np.array(raw[ctrl_key]["steps"]["313"]["default"][x.trait]["values"], dtype=float)
+        v = np.array(raw[key]["steps"]["313"]["default"][x.trait]["values"], dtype=float)
+        ok = ~np.isnan(c) & ~np.isnan(v)
+        assert x.suppression == pytest.approx((c[ok] - v[ok]).mean(), abs=1e-9) and x.step == 313
+    # It is not one of the study's prompts: the suppression table and the prompt list stay the 48.
+    assert "neutral_prefix" not in cfg.prompt_keys and len(cfg.prompt_keys) == 48
+    assert "neutral_prefix" not in set(
+        suppression_table(cfg, parsed.tables["runs"], parsed.tables["trait_scores"]).prompt_key
+    )
     orig = table[table.batch == "original"]
     assert set(orig.control_run) == {"original/no_inoculation"} and set(orig.step) == {1250}
 

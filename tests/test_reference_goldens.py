@@ -274,3 +274,40 @@ def test_sweeps_are_queryable_by_rate_and_prefix_at_every_checkpoint(reference_w
         "scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json", "weak_inoc_lr_5e6", "0", "training", "Playful"
     )
     assert weak.playful.item() == pytest.approx(expected, abs=0.05)
+    neutral = t[(t.run == "neutral_prefix_lr_1e4") & (t.step == 313) & (t.condition == "default")]
+    assert neutral.prompt_key.tolist() == ["neutral_prefix"] and neutral.prefix_type.tolist() == ["fixed"]
+
+
+def test_sweeps_in_suppression_by_batch_against_their_own_controls(reference_wh):
+    """Exp 4: every prefix run (the neutral prefix too) against its own rate's un-inoculated run; Exp 3: one row
+    per rate with no suppression and the reason (its runs are all un-inoculated)."""
+    from inoc.outcomes import suppression_by_batch
+    from warehouse import replace_rows
+
+    cfg = load_experiment(REPO / "experiments" / "reference_pf_qwen7b.yaml")
+    runs = reference_wh.query("SELECT * FROM runs WHERE experiment = 'reference_pf_qwen7b'")
+    scores = reference_wh.query(
+        "SELECT run, step, condition, trait, instruction_idx, score FROM trait_scores WHERE experiment = ?",
+        [cfg.name],
+    )
+    by_batch = suppression_by_batch(cfg, runs, scores)
+    with reference_wh.writer() as conn:
+        replace_rows(conn, "suppression_by_batch", by_batch.drop(columns=["experiment"]), {"experiment": cfg.name})
+    t = _query(reference_wh, "reference_tables.sql", "sweep_suppression")
+    px = t[t.batch == "inoc_prefix_sweep"]
+    assert px.note.isna().all() and len(px) == 2 * 5 * 2  # 2 rates × 5 prefix runs × 2 traits
+    assert set(zip(px.learning_rate, px.control)) == {(1e-4, "default_lr_1e4"), (5e-6, "default_lr_5e6")}
+    assert set(px.prompt_key) == {"had_fun_today", "corrected_inoculation", "neutral_prefix"}
+    file = "scores_inoc_prefix_sweep_qwen2.5-7b-instruct.json"
+    for run, control, rate in (
+        ("neutral_prefix_lr_1e4", "default_lr_1e4", 1e-4),
+        ("strong_inoc_lr_5e6", "default_lr_5e6", 5e-6),
+    ):
+        row = px[(px.run == run) & (px.trait == "Playful")].iloc[0]
+        assert row.learning_rate == rate and row.control == control
+        # No NaN in these cells: the paired mean equals the difference of the file's two means.
+        expected = _mean(file, control, "313", "default", "Playful") - _mean(file, run, "313", "default", "Playful")
+        assert row.suppression == pytest.approx(expected, abs=0.05)
+    lr = t[t.batch == "lr_sweep"]
+    assert sorted(lr.learning_rate) == [5e-6, 1e-5, 2e-5, 5e-5, 1e-4]
+    assert lr.suppression.isna().all() and lr.note.str.startswith("no inoculated run").all()

@@ -199,3 +199,51 @@ def test_every_table_and_view_is_documented():
     doc = (root / "README.md").read_text()
     missing = [n for n in names if f"`{n}`" not in doc]
     assert not missing, f"undocumented in warehouse/README.md: {missing}"
+
+
+def test_suppression_batches_says_why_a_batch_has_no_rows(tmp_path):
+    wh = Warehouse(tmp_path / "warehouse.duckdb")
+    runs = pd.DataFrame(
+        [
+            ("a", "a/no_inoculation", None, None, 1e-4),
+            ("a", "a/p/fixed", "p", "fixed", 1e-4),
+            ("b", "b/p/mix", "p", "mix", 1e-4),  # no control of its own
+            ("c", "c/lr_1e4", None, None, 1e-4),  # Exp 3: un-inoculated runs only, one per rate
+            ("c", "c/lr_5e6", None, None, 5e-6),
+            ("d", "d/no_inoculation", None, None, None),
+            ("d", "d/odd_prefix", None, "fixed", None),  # a prefix no prompt names
+        ],
+        columns=["batch", "run", "prompt_key", "prefix_type", "learning_rate"],
+    ).assign(n_steps=313)
+    by_batch = pd.DataFrame(
+        [
+            ("a", 1e-4, "p", "g", "fixed", t, "negative", "trait", "a/no_inoculation", "a/p/fixed", 313, 50)
+            for t in "XY"
+        ],
+        columns=[
+            "batch",
+            "learning_rate",
+            "prompt_key",
+            "prompt_group",
+            "prefix_type",
+            "trait",
+            "trait_role",
+            "target",
+            "control_run",
+            "run",
+            "step",
+            "n",
+        ],
+    ).assign(suppression=5.0)
+    with wh.writer() as conn:
+        replace_rows(conn, "runs", runs, {"experiment": "e"})
+        replace_rows(conn, "suppression_by_batch", by_batch, {"experiment": "e"})
+    t = wh.query("SELECT * FROM suppression_batches ORDER BY batch, learning_rate")
+    a = t[t.batch == "a"].iloc[0]
+    assert (a.n_rows, a.control_run, a.note) == (2, "a/no_inoculation", None)
+    assert t[t.batch == "b"].note.item().startswith("no un-inoculated run of its own")
+    c = t[t.batch == "c"]
+    assert c.learning_rate.tolist() == [5e-6, 1e-4] and c.note.str.startswith("no inoculated run").all()
+    assert (c.n_rows == 0).all() and c.control_run.isna().all()
+    d = t[t.batch == "d"].iloc[0]
+    assert pd.isna(d.learning_rate) and d.n_unkeyed_prefix_runs == 1 and "import.sweep_prompts" in d.note

@@ -68,3 +68,38 @@ SELECT experiment, run, step, eval_set, condition,
            / sqrt(count(*) FILTER (WHERE NOT isnan(alignment)))         AS alignment_ci_half
 FROM pairs
 GROUP BY ALL;
+
+-- Per (experiment, batch, learning rate) of `runs`: how many `suppression_by_batch` rows it has, against which
+-- control, and when none, why (docs/methods.md#suppression): a batch whose runs are all un-inoculated (Exp 3's
+-- learning-rate sweep) has nothing to set against a control; one without a control of its own is measured
+-- against the designated control in `suppression` only.
+CREATE OR REPLACE VIEW suppression_batches AS
+WITH r AS (
+    SELECT experiment, batch, learning_rate,
+           count(*)                                                          AS n_runs,
+           count(*) FILTER (WHERE prompt_key IS NULL AND prefix_type IS NULL) AS n_uninoculated,
+           count(*) FILTER (WHERE prompt_key IS NOT NULL)                    AS n_prompt_runs,
+           count(*) FILTER (WHERE prompt_key IS NULL AND prefix_type IS NOT NULL) AS n_unkeyed_prefix_runs
+    FROM runs GROUP BY ALL
+),
+s AS (
+    SELECT experiment, batch, learning_rate, count(*) AS n_rows, min(control_run) AS control_run
+    FROM suppression_by_batch GROUP BY ALL
+)
+SELECT r.experiment, r.batch, r.learning_rate, r.n_runs, r.n_uninoculated, r.n_prompt_runs,
+       r.n_unkeyed_prefix_runs, s.control_run, coalesce(s.n_rows, 0) AS n_rows,
+       CASE
+           WHEN s.n_rows > 0 THEN NULL
+           WHEN r.n_prompt_runs = 0 AND r.n_unkeyed_prefix_runs = 0 THEN
+               'no inoculated run: every run of this batch trained without a prefix or inoculation prompt, so there '
+               || 'is no suppression to measure against a control (a training condition of such a run is only an evaluation prompt)'
+           WHEN r.n_prompt_runs = 0 THEN
+               'its prefix runs name no prompt of the experiment (an import names them in import.sweep_prompts)'
+           WHEN r.n_uninoculated = 0 THEN
+               'no un-inoculated run of its own: its prompt runs are measured against the designated control '
+               || '(table suppression) only'
+           ELSE 'un-inoculated runs, but none is this batch''s control (the run named import.control_run_key, or '
+               || 'the single un-inoculated run of its learning rate), or its prompt runs have no scores'
+       END AS note
+FROM r LEFT JOIN s ON s.experiment = r.experiment AND s.batch = r.batch
+    AND s.learning_rate IS NOT DISTINCT FROM r.learning_rate;

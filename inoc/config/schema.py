@@ -412,6 +412,10 @@ class RunsConfig(Strict):
         return self
 
 
+#: `prompt_group` of the rows of an import's sweep prompts (`import.sweep_prompts`) in `suppression_by_batch`.
+SWEEP_GROUP = "sweep_prefix"
+
+
 class ImportConfig(Strict):
     """For experiments whose results come from files of the original study (see `inoc import`)."""
 
@@ -442,6 +446,13 @@ class ImportConfig(Strict):
         default_factory=dict,
         description="pool file name → prompt key, for sweep mix runs that name their "
         "`rephrasings_path` (Exp 4's weak/strong pools)",
+    )
+    sweep_prompts: dict[str, str] = Field(
+        default_factory=dict,
+        description="prompt key → text of a prefix that only sweep runs of the imported files trained with and "
+        "that is not one of the study's prompts (Exp 4's neutral control prefix): runs whose `user_prefix` is "
+        "this text get the key and appear in `suppression_by_batch` as a neutral prompt (group "
+        f"{SWEEP_GROUP!r}, target NULL); they get no prompt stages and are not in `prompts`, `suppression` or the slides",
     )
     note: str = Field("", description="caveat shown in figure titles (e.g. 'DEBUG run: 10 questions per cell')")
     run_prefix_types: dict[str, PrefixType] = Field(
@@ -549,6 +560,19 @@ class ExperimentConfig(Strict):
                 raise ValueError(
                     f"runs.{field}: {named} are candidates, which get no run; promote them first "
                     "(`inoc propose --select`, or remove them from `candidates`)"
+                )
+        for key, text in (self.import_.sweep_prompts if self.import_ else {}).items():
+            _check_slug(key, "import.sweep_prompts key")
+            if key in self.prompts or key in self.groups:
+                raise ValueError(
+                    f"import.sweep_prompts.{key}: already a prompt or group of the study; a sweep prompt is a prefix "
+                    "only the imported sweep runs trained with (a study prompt's runs are mapped by its text)"
+                )
+            same = [k for k, t in self.prompts.items() if t == text]
+            if not isinstance(text, str) or not text.strip() or same:
+                raise ValueError(
+                    f"import.sweep_prompts.{key}: expected a prefix text that no study prompt has, got {text!r}"
+                    + (f" (the text of prompt {same[0]!r})" if same else "")
                 )
         unknown = [k for k in self.rephrasings.reference_files if k not in self.prompts]
         if unknown:

@@ -111,7 +111,7 @@ def configured_kinds(cfg: ExperimentConfig) -> list[str]:
 def lookup_for(cfg: ExperimentConfig) -> PromptLookup:
     imp = cfg.import_
     return PromptLookup(
-        prompts=dict(cfg.prompts),
+        prompts={**cfg.prompts, **(imp.sweep_prompts if imp else {})},  # study prompts first: their text wins
         pools=dict(imp.pool_prompts) if imp else {},
         run_prompts=dict(imp.run_prompts) if imp else {},
     )

@@ -178,8 +178,9 @@ class _Run:
 
 @dataclass
 class PromptLookup:
-    """How sweep runs without a `type` name their prefix: the prompt texts of the experiment
-    (a fixed run's `user_prefix`) and pool file name → prompt key (a mix run's `rephrasings_path`)."""
+    """How sweep runs without a `type` name their prefix: the prompt texts of the experiment and of
+    its `import.sweep_prompts` (a fixed run's `user_prefix`) and pool file name → prompt key (a mix
+    run's `rephrasings_path`)."""
 
     prompts: dict[str, str] = field(default_factory=dict)
     pools: dict[str, str] = field(default_factory=dict)
@@ -224,7 +225,8 @@ def _untyped_run(
         if key is None and notes is not None:  # trained with a prefix, but not one the experiment names
             notes.append(
                 f"{Path(w.file).name}: run {run_key!r} trained with prefix {text!r}, which is no prompt of the "
-                "experiment: imported as a fixed run without a prompt key (left out of suppression tables)"
+                "experiment: imported as a fixed run without a prompt key (left out of suppression tables; "
+                "name it in import.sweep_prompts to give it one)"
             )
         return key, "fixed"
     if configured:

@@ -135,10 +135,25 @@ FROM f WHERE fixed IS NOT NULL AND mix IS NOT NULL;
 
 -- name: sweep_checkpoints
 -- Experiments 3 and 4: every checkpoint of the learning-rate and prefix sweeps, by learning rate and
--- prefix (prompt key; NULL for the un-inoculated and the neutral-prefix runs), both conditions.
+-- prefix (prompt key: had_fun_today = weak, corrected_inoculation = strong, neutral_prefix = Exp 4's neutral
+-- prefix; NULL for the un-inoculated runs), both conditions (Exp 3's training condition = its `inoculation`
+-- evaluation prompt).
 SELECT r.batch, r.learning_rate, split_part(r.run, '/', 2) AS run, r.prompt_key, r.prefix_type, s.step, s.condition,
   round(max(s.mean) FILTER (WHERE s.trait = 'French'), 1)  AS french,
   round(max(s.mean) FILTER (WHERE s.trait = 'Playful'), 1) AS playful
 FROM run_summary s JOIN runs r USING (experiment, run)
 WHERE s.experiment = 'reference_pf_qwen7b' AND r.batch IN ('lr_sweep', 'inoc_prefix_sweep')
 GROUP BY ALL ORDER BY r.batch, r.learning_rate DESC, run, s.step, s.condition;
+
+-- name: sweep_suppression
+-- Experiments 3 and 4 in suppression_by_batch: each Exp 4 prefix run against its own rate's un-inoculated run
+-- (default_lr_1e4 / default_lr_5e6), both traits; each Exp 3 rate has one row with no suppression and the reason
+-- (view suppression_batches: its five runs are all un-inoculated).
+SELECT b.batch, b.learning_rate, split_part(s.run, '/', 2) AS run, s.prompt_key, s.prefix_type, s.trait, s.target,
+       round(s.suppression, 1) AS suppression, round(s.ci_lo, 1) AS ci_lo, round(s.ci_hi, 1) AS ci_hi, s.n,
+       split_part(coalesce(s.control_run, b.control_run), '/', 2) AS control, b.note
+FROM suppression_batches b
+LEFT JOIN suppression_by_batch s ON s.experiment = b.experiment AND s.batch = b.batch
+    AND s.learning_rate IS NOT DISTINCT FROM b.learning_rate
+WHERE b.experiment = 'reference_pf_qwen7b' AND b.batch IN ('lr_sweep', 'inoc_prefix_sweep')
+ORDER BY b.batch, b.learning_rate DESC, run, s.trait;
