@@ -50,6 +50,17 @@ def stage_selection(group: str, stage: str) -> list[AssetKey]:
     return stage_keys(group_specs(defs, group), stage)
 
 
+def require_setup(instance: DagsterInstance, experiment: str, why: str) -> None:
+    """Refuse, naming them, when any of the experiment's setup assets was never materialized."""
+    missing = [
+        k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)
+    ]
+    if missing:
+        raise MainJobError(
+            f"{experiment}: {missing} were never materialized; run `inoc main --experiment {experiment}` {why} first"
+        )
+
+
 def stages_for(cfg: ExperimentConfig) -> tuple[str, ...]:
     """The stages the main job runs for an experiment: all four, or an import's (no runs to train)."""
     return (SETUP, AGGREGATE, PROMPT) if cfg.is_import else (SETUP, PROMPT, RUN, AGGREGATE)
@@ -302,14 +313,7 @@ def backfill(
     with DagsterInstance.get() as instance:
         apply_sync(instance, plan_sync(instance, settings.experiments_dir()))
         run = Runner(instance, log_level)
-        missing = [
-            k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)
-        ]
-        if missing:
-            raise MainJobError(
-                f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
-                f"{experiment}` (the full pipeline) first"
-            )
+        require_setup(instance, experiment, "(the full pipeline)")
         run.say(f"{experiment}: backfilling {', '.join(prompts)}")
         tags = {DIGEST_TAG: stage_digest(cfg)}  # so a later `inoc main` finds these partitions up to date
         for p in prompts:

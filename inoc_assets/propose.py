@@ -26,10 +26,10 @@ from inoc.config.digest import config_digest, stage_digest
 from inoc.propose import yaml_edit
 from inoc.propose.acquisition import RULES, select
 from inoc.propose.generate import ProposeError, next_round, propose, trait_group
-from inoc_assets.main_job import _contiguous, run_aggregates, run_slides, stage_selection
+from inoc_assets.main_job import _contiguous, require_setup, run_aggregates, run_slides, stage_selection
 from inoc_assets.plumbing import PROMPT_IDENTITY
 from inoc_assets.stage_runner import MainJobError, Runner
-from inoc_assets.stages import PROMPT, SETUP
+from inoc_assets.stages import PROMPT
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync
 from warehouse import Warehouse
 
@@ -70,14 +70,7 @@ def propose_candidates(experiment: str, trait: str, n: int, log_level: str = "wa
         raise MainJobError(str(exc)) from None
     started = time.time()
     with DagsterInstance.get() as instance:
-        missing = [
-            k.path[-1] for k in stage_selection(experiment, SETUP) if not instance.get_latest_materialization_event(k)
-        ]
-        if missing:
-            raise MainJobError(
-                f"{experiment}: {missing} were never materialized; run `inoc main --experiment "
-                f"{experiment}` first (the predictor learns from the study's trained prompts)"
-            )
+        require_setup(instance, experiment, "(the predictor learns from the study's trained prompts)")
         cfg = yaml_edit.write(path, new_text)
         run = Runner(instance, log_level)
         run.say(
