@@ -22,9 +22,10 @@ from inoc.config import ExperimentConfig
 from inoc.heuristics.compute import availability_rows, catalogue_rows, present_inputs
 from inoc.heuristics.registry import of_kind
 
-#: Components kept in the point-wise (48 × 1000) and token-level decompositions.
+#: Components kept in the point-wise (48 × 1000) and token-level decompositions: 5 each, as the original's
+#: slides dataset (PCA(5), TruncatedSVD(5) of token W); Exp 13's figures read PC1–PC4 of both levels.
 POINT_COMPONENTS = 5
-TOKEN_COMPONENTS = 3
+TOKEN_COMPONENTS = 5
 REPRESENTATIONS = {"raw": "raw", "pca": "pca2", "svd": "svd2"}
 
 

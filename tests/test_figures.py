@@ -405,3 +405,45 @@ def test_exp19_q1_q2_figures_show_the_angle_questions(reference_home):
     assert len([ax for ax in out.figures["exp19_q1_tokens"].axes if ax.get_visible()]) == 8  # fixed_tokens × PCA, SVD
     for f in out.figures.values():
         plt.close(f)
+
+
+def test_token_level_decompositions_keep_five_components_and_exp13_draws_pc3_pc4():
+    """Token-level W keeps 5 components (as the original's slides dataset), so Exp 13's token-wise block has
+    its PC3 × PC4 panels; their points are the stored PC3/PC4 coordinates, which equal numpy's SVD of the
+    standardized, centred W (up to sign)."""
+    from inoc.experiment_figures import exp13_figure, exp13_frame
+    from inoc.prompt_tables import WMatrix, decomposition_tables
+
+    cfg = load_experiment(REPO / "experiments" / "toy.yaml")
+    keys = cfg.prompt_keys
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(len(keys), 300)) + rng.normal(size=(len(keys), 1)) * rng.normal(size=300)
+    variance, coords = decomposition_tables("toy", [WMatrix("fixed_tokens", keys, W)])
+    assert sorted(set(coords[coords.method == "pca"].component)) == [1, 2, 3, 4, 5]
+    assert sorted(set(variance[variance.method == "truncated_svd"].component)) == [1, 2, 3, 4, 5]
+    Z = (W - W.mean(0)) / W.std(0)
+    U, s, _ = np.linalg.svd(Z - Z.mean(0), full_matrices=False)
+    pca = coords[coords.method == "pca"].pivot(index="prompt_key", columns="component", values="value").loc[keys]
+    for c in (3, 4):
+        np.testing.assert_allclose(np.abs(pca[c].to_numpy()), np.abs(U[:, c - 1] * s[c - 1]), atol=1e-8)
+    frame = exp13_frame(
+        cfg,
+        coords[(coords.method == "pca") & (coords.component <= 4)],
+        pd.DataFrame(columns=["prompt_key", "prefix_type", "heuristic", "value"]),
+        pd.DataFrame(columns=["prompt_key", "prefix_type", "trait", "suppression"]),
+        "fixed",
+    )
+    var = variance[variance.method == "pca"]
+    fig = exp13_figure(cfg, "toy", {"fixed": (frame, var)}, "token-wise", (0.0, 50.0))
+    pc34 = [ax for ax in fig.axes if ax.get_xlabel().startswith("PC3") and ax.get_ylabel().startswith("PC4")]
+    assert len(pc34) == 3  # (E–G): the two traits' suppression and PH
+    assert "not drawn" not in fig._suptitle.get_text()
+    pct = 100 * var.set_index("component").explained_variance_ratio
+    assert pc34[0].get_xlabel() == f"PC3 ({pct[3]:.1f}%)"
+    drawn = np.vstack([c.get_offsets() for c in pc34[0].collections])
+    np.testing.assert_allclose(
+        np.sort(drawn, axis=0), np.sort(frame[["pc3", "pc4"]].to_numpy(float), axis=0), atol=1e-12
+    )
+    heat = [ax for ax in fig.axes if ax.images and "Pearson r" in ax.get_title()]
+    assert [t.get_text() for t in heat[0].get_xticklabels()] == ["PC1", "PC2", "PC3", "PC4"]
+    plt.close(fig)
