@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -15,20 +14,9 @@ from dagster import (
 )
 
 from inoc import figures
-from inoc.analysis.angle_questions import angle_question_tables
 from inoc.config import load_experiment
-from inoc.heuristics.fixed_vs_mix import gap_tables
-from inoc.prompt_tables import (
-    angle_tables,
-    catalogue_tables,
-    correlation_rows,
-    decomposition_tables,
-    fixed_vs_mix_rows,
-    heuristics_table,
-    point_matrices,
-    prompt_roles,
-    token_matrices,
-)
+from inoc.prompt_tables import prompt_roles
+from inoc.tables.prompt_geometry import prompt_geometry_tables
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.plumbing import TEXT_HEURISTICS_FILE
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
@@ -36,22 +24,6 @@ from inoc_assets.stages import AGGREGATE, stage_tag
 from inoc_assets.table_metadata import table as table_md
 from warehouse import bulk, replace_rows
 from warehouse.bulk import TokenPartitions
-
-TABLES = (
-    "prompt_heuristics",
-    "pca_variance",
-    "prompt_coords",
-    "prompt_angles",
-    "angle_groups",
-    "fixed_vs_mix_heuristics",
-    "pca_correlations",
-    "heuristic_availability",
-    "fixed_vs_mix_rank1",
-    "fixed_vs_mix_gap",
-    "fixed_vs_mix_gap_correlations",
-    "prompt_angle_predictors",
-    "angle_questions",
-)
 
 
 def _has_suppression(config_path: Path) -> bool:
@@ -104,44 +76,16 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
         with wh.reader() as conn:  # token W is read partition by partition, never as one frame
             tokens = TokenPartitions(bulk.partitions(conn, "logprob_tokens", experiment))
         elicitation = wh.query("SELECT * FROM elicitation_summary WHERE experiment = ?", [experiment])
-        matrices = point_matrices(cfg, vectors) + token_matrices(cfg, tokens)
-        pca_variance, prompt_coords = decomposition_tables(experiment, matrices)
-        pairs, groups = angle_tables(cfg, matrices)
-        heur = heuristics_table(cfg, vectors, matrices, elicitation)
-        if artifacts.store.exists(
-            experiment, *TEXT_HEURISTICS_FILE
-        ):  # self-perplexity and embeddings (computed experiments)
-            text = artifacts.store.read_parquet(experiment, *TEXT_HEURISTICS_FILE)
-            heur = pd.concat([heur, text[text.prompt_key.isin(cfg.prompt_keys)][heur.columns]], ignore_index=True)
-        catalogue, availability = catalogue_tables(
-            cfg, vectors, matrices, tokens, heur
-        )  # the registry's H3, H4, H11–HB6, …
-        heur = pd.concat([heur, catalogue], ignore_index=True)
-        fvm = fixed_vs_mix_rows(experiment, matrices)
-        corr = correlation_rows(experiment, prompt_coords, heur)
-        suppression = wh.query("SELECT * FROM suppression WHERE experiment = ?", [experiment])
-        rank1, gap, gap_corr = gap_tables(cfg, matrices, suppression)
-        angle_pred, angle_q = angle_question_tables(experiment, prompt_roles(cfg), matrices, suppression)
-        frames = dict(
-            zip(
-                TABLES,
-                (
-                    heur,
-                    pca_variance,
-                    prompt_coords,
-                    pairs,
-                    groups,
-                    fvm,
-                    corr,
-                    availability,
-                    rank1,
-                    gap,
-                    gap_corr,
-                    angle_pred,
-                    angle_q,
-                ),
-            )
+        text = (
+            artifacts.store.read_parquet(experiment, *TEXT_HEURISTICS_FILE)
+            if artifacts.store.exists(experiment, *TEXT_HEURISTICS_FILE)
+            else None
         )
+        suppression = wh.query("SELECT * FROM suppression WHERE experiment = ?", [experiment])
+        built = prompt_geometry_tables(cfg, vectors, tokens, elicitation, text, suppression)
+        matrices, frames = built.matrices, built.tables
+        pca_variance, prompt_coords, pairs = frames["pca_variance"], frames["prompt_coords"], frames["prompt_angles"]
+        rank1 = frames["fixed_vs_mix_rank1"]
         with wh.writer() as conn:
             for table, frame in frames.items():
                 replace_rows(conn, table, frame.drop(columns=["experiment"]), {"experiment": experiment})
