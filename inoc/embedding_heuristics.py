@@ -44,7 +44,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -58,6 +58,14 @@ from inoc.analysis.embeddings import (
     unit_rows,
 )
 from inoc.config import ExperimentConfig
+from inoc.judges.transport import (
+    ApiClientSettings,
+    CallFailed,
+    CallStats,
+    JudgeFatalError,
+    MalformedResponse,
+    connect,
+)
 
 log = logging.getLogger("inoc.embeddings")
 
@@ -144,35 +152,41 @@ class MiniLMEmbedder:
         }
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingApiSettings(ApiClientSettings):
+    """What ``OpenAIEmbedder`` asks for; the server and its bounds are ``ApiClientSettings``'."""
+
+    model: str = OPENAI_MODEL
+    dimensions: int | None = None
+    batch_size: int = 256
+    max_in_flight: int = 4
+    timeout_s: float = 120.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 2048:
+            raise ValueError("batch_size must be between 1 and 2048 (the API's limit per request)")
+        super().__post_init__()
+
+
 class OpenAIEmbedder:
     """Embeddings from an OpenAI-compatible ``/v1/embeddings`` (``text-embedding-3-large`` by default).
 
     ``batch_size`` texts go in one request (the API takes up to 2048), at most ``max_in_flight``
     requests at once; ``dimensions`` shortens text-embedding-3 vectors (None: the model's own size).
+    The keyword arguments are ``EmbeddingApiSettings``' fields; the counters add up over calls.
     """
 
-    model: str = OPENAI_MODEL
-    base_url: str | None = None
-    api_key: Any = field(default=None, repr=False)
-    dimensions: int | None = None
-    batch_size: int = 256
-    max_in_flight: int = 4
-    max_retries: int = 6
-    timeout_s: float = 120.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    seed: int | None = None
-    n_texts: int = field(default=0, init=False)
-    n_requests: int = field(default=0, init=False)
-    n_retries: int = field(default=0, init=False)
-    prompt_tokens: int = field(default=0, init=False)
+    def __init__(self, *, api_key: Any = None, **settings: Any) -> None:
+        self.settings = EmbeddingApiSettings(**settings)
+        self._api_key = api_key  # a string or secret object; resolved per call, never shown
+        self.n_texts = 0
+        self.n_requests = 0
+        self.n_retries = 0
+        self.prompt_tokens = 0
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= 2048:
-            raise ValueError("batch_size must be between 1 and 2048 (the API's limit per request)")
-        if self.max_in_flight < 1:
-            raise ValueError("max_in_flight must be >= 1")
+    def __repr__(self) -> str:
+        return f"OpenAIEmbedder({self.settings!r})"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         from inoc.judges.interface import run_sync
@@ -180,20 +194,19 @@ class OpenAIEmbedder:
         return run_sync(self.aembed(texts))
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
-        from inoc.judges.transport import CallFailed, CallStats, JudgeFatalError, MalformedResponse, connect
-
+        cfg = self.settings
         texts = _check_texts(texts)
         if not texts:
-            return np.zeros((0, self.dimensions or 0))
-        api = connect(self, self.api_key)
-        stats, rng = CallStats(), random.Random(self.seed)
-        batches = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+            return np.zeros((0, cfg.dimensions or 0))
+        api = connect(cfg, self._api_key)
+        stats, rng = CallStats(), random.Random(cfg.seed)
+        batches = [texts[i : i + cfg.batch_size] for i in range(0, len(texts), cfg.batch_size)]
 
         async def one(b: int) -> list[list[float]]:
             batch = batches[b]
-            kwargs: dict[str, Any] = {"model": self.model, "input": batch}
-            if self.dimensions is not None:
-                kwargs["dimensions"] = self.dimensions
+            kwargs: dict[str, Any] = {"model": cfg.model, "input": batch}
+            if cfg.dimensions is not None:
+                kwargs["dimensions"] = cfg.dimensions
 
             async def make_call() -> Any:
                 return await api.client.embeddings.create(**kwargs)
@@ -226,11 +239,11 @@ class OpenAIEmbedder:
             results = await asyncio.gather(*tasks)
         except CallFailed as failure:
             raise EmbeddingError(
-                f"{self.model}: an embedding batch failed after {self.max_retries} retries "
+                f"{cfg.model}: an embedding batch failed after {cfg.max_retries} retries "
                 f"({failure.kind}: {failure.message})"
             ) from None
         except JudgeFatalError as fatal:  # 401/403/404: every batch would fail the same way
-            raise EmbeddingError(f"{self.model}: {fatal}") from None
+            raise EmbeddingError(f"{cfg.model}: {fatal}") from None
         finally:
             for task in tasks:  # the other batches are not needed once one failed for good
                 task.cancel()
@@ -241,16 +254,16 @@ class OpenAIEmbedder:
             self.prompt_tokens += stats.prompt_tokens
         vectors = [v for batch in results for v in batch]
         if len({len(v) for v in vectors}) != 1:
-            raise EmbeddingError(f"{self.model}: batches returned vectors of different lengths")
+            raise EmbeddingError(f"{cfg.model}: batches returned vectors of different lengths")
         self.n_texts += len(texts)
-        log.info("embedded %d texts with %s in %d request(s)", len(texts), self.model, len(batches))
+        log.info("embedded %d texts with %s in %d request(s)", len(texts), cfg.model, len(batches))
         return np.asarray(vectors, dtype=np.float64)
 
     def metadata(self) -> dict[str, Any]:
         return {
             "backend": "openai",
-            "model": self.model,
-            "base_url": self.base_url,
+            "model": self.settings.model,
+            "base_url": self.settings.base_url,
             "n_texts": self.n_texts,
             "n_requests": self.n_requests,
             "n_retries": self.n_retries,

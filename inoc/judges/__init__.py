@@ -6,7 +6,8 @@
 * ``prompts``    — every judge prompt text, exact (docs/methods.md#judges).
 * ``logprob``    — expected value of the first token's top logprobs (ASCII 0–100, mass ≥ 0.80).
 * ``openai_judge`` — the async OpenAI-compatible logprob judge (``LLMJudgeSettings``).
-* ``transport``  — API key, client without its own retries, retry/backoff policy, redaction.
+* ``transport``  — client settings (``ApiClientSettings``, the base of every API client's settings), API key,
+  client without its own retries, retry/backoff policy, redaction.
 * ``cache``      — the SQLite judge cache (WAL, multi-process, crash-safe).
 * ``function_judge`` — ``FunctionJudge``: scores each completion with a function (no API); the
   language judge and the organism's judge are two of them.

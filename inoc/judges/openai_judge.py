@@ -19,8 +19,8 @@ import random
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,12 @@ from inoc.judges.prompts import (
     trait_messages,
 )
 from inoc.judges.transport import (
+    ApiClientSettings,
     CallFailed,
     CallStats,
     JudgeConfigError,
     MalformedResponse,
     Redactor,
-    RetryPolicy,
     call_with_retries,
     make_async_client,
     resolve_api_key,
@@ -51,72 +51,37 @@ log = logging.getLogger("inoc.judges")
 MessageBuilder = Callable[[JudgeItem], list[dict[str, str]]]
 
 
-@dataclass(frozen=True)
-class LLMJudgeSettings:
-    """Settings of an OpenAI-compatible logprob judge (names match the experiment YAML's ``judge:``)."""
+@dataclass(frozen=True, kw_only=True)
+class LLMJudgeSettings(ApiClientSettings):
+    """Settings of an OpenAI-compatible logprob judge (names match the experiment YAML's ``judge:``).
+
+    The server, in-flight bound, retries and timeout are ``ApiClientSettings``'; ``from_config`` reads
+    them with the rest from ``ExperimentConfig.judge`` (its ``max_nan_fraction``, an asset-check bound,
+    is ignored).
+    """
 
     model: str = "gpt-4.1-mini"
-    base_url: str | None = None
     temperature: float = 0.0
     max_tokens: int = 3
     top_logprobs: int = 20
     min_valid_mass: float = DEFAULT_MIN_VALID_MASS
     max_in_flight: int = 32
-    max_retries: int = 6
-    timeout_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    jitter: float = 0.5
     #: (USD per 1M input tokens, per 1M output tokens); None: the table in ``inoc.judges.pricing``.
     price_per_mtok: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
             raise JudgeConfigError("judge model is empty")
-        if self.max_in_flight < 1:
-            raise JudgeConfigError("max_in_flight must be >= 1")
+        super().__post_init__()
         if not 1 <= self.top_logprobs <= 20:
             raise JudgeConfigError("top_logprobs must be in 1..20 (the OpenAI API's limit)")
         if not 0 < self.min_valid_mass <= 1:
             raise JudgeConfigError("min_valid_mass must be in (0, 1]")
-        if self.max_tokens < 1 or self.timeout_s <= 0 or self.temperature < 0:
-            raise JudgeConfigError("max_tokens must be >= 1, timeout_s > 0 and temperature >= 0")
-
-    @classmethod
-    def from_config(cls, config: Any = None, **overrides: Any) -> "LLMJudgeSettings":
-        """Settings from an object or mapping with the same field names (e.g. ``ExperimentConfig.judge``).
-
-        Fields the source lacks keep their defaults; fields it has that this class does not know
-        (``max_nan_fraction``, an asset-check bound) are ignored.
-        """
-        names = {f.name for f in fields(cls)}
-        source: Mapping[str, Any]
-        if config is None:
-            source = {}
-        elif hasattr(config, "model_dump"):  # pydantic (inoc.config.schema.LLMJudgeConfig)
-            source = config.model_dump()
-        elif isinstance(config, Mapping):
-            source = config
-        elif is_dataclass(config):
-            source = {f.name: getattr(config, f.name) for f in fields(config)}
-        else:
-            raise TypeError(f"cannot read judge settings from a {type(config).__name__}")
-        values = {k: v for k, v in source.items() if k in names}
-        values.update(overrides)
-        if isinstance(values.get("price_per_mtok"), list):
-            values["price_per_mtok"] = tuple(values["price_per_mtok"])
-        return cls(**values)
+        if self.max_tokens < 1 or self.temperature < 0:
+            raise JudgeConfigError("max_tokens must be >= 1 and temperature >= 0")
 
     def with_(self, **changes: Any) -> "LLMJudgeSettings":
         return replace(self, **changes)
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_retries=self.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-            jitter=self.jitter,
-        )
 
     def request_params(self) -> dict[str, Any]:
         """The request parameters that shape the answer (sent, and part of the cache key)."""

@@ -1,6 +1,8 @@
-"""Talking to an OpenAI-compatible server: API key, client, retry policy, error classes, redaction.
+"""Talking to an OpenAI-compatible server: client settings, API key, client, retry policy, error classes,
+redaction.
 
-Shared by the logprob judges and the rephrasing generator. The openai client's own retries are off
+Shared by the logprob judges, the rephrasing generator, the API datagen and the embedder (their settings
+derive from ``ApiClientSettings``). The openai client's own retries are off
 (``max_retries=0``): every retry decision is made here, by ``call_with_retries``:
 
 * retried: HTTP 429 (``Retry-After`` / ``retry-after-ms`` honoured: the wait is at least what the
@@ -30,7 +32,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
 import openai
@@ -47,6 +49,10 @@ class JudgeError(RuntimeError):
 
 class JudgeConfigError(JudgeError):
     """The judge cannot run as configured (no API key, bad settings)."""
+
+
+class ApiSettingsError(JudgeConfigError, ValueError):
+    """Client settings out of range (a ``ValueError`` too, as the embedder's checks always were)."""
 
 
 class JudgeFatalError(JudgeError):
@@ -151,6 +157,71 @@ class RetryPolicy:
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, self.max_retry_after_s))
         return delay
+
+
+# ---------------------------------------------------------------------------------------------
+# Client settings
+
+
+S = TypeVar("S", bound="ApiClientSettings")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiClientSettings:
+    """How to reach an OpenAI-compatible server: shared by the judge, rephrasing, datagen and embedding settings.
+
+    Each subclass adds what its requests ask for and may give ``max_in_flight`` / ``timeout_s`` its own
+    default (a judge request is tiny, a rephrasing batch is long). The API key is not a setting: it is
+    passed to the client (``connect``) and never stored with the settings.
+    """
+
+    base_url: str | None = None
+    max_in_flight: int = 16
+    max_retries: int = 6
+    timeout_s: float = 60.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ApiSettingsError("max_in_flight must be >= 1")
+        if self.timeout_s <= 0:
+            raise ApiSettingsError("timeout_s must be > 0")
+        self.retry_policy()  # raises on bad retry/backoff values
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            jitter=self.jitter,
+        )
+
+    @classmethod
+    def from_config(cls: type[S], config: Any = None, **overrides: Any) -> S:
+        """Settings from an object or mapping with the same field names (the experiment YAML's section).
+
+        Fields the source lacks keep their defaults; fields this class does not know (an asset-check
+        bound, the datagen mode, …) are ignored; ``overrides`` win.
+        """
+        names = {f.name for f in fields(cls) if f.init}
+        source: Mapping[str, Any]
+        if config is None:
+            source = {}
+        elif hasattr(config, "model_dump"):  # pydantic (inoc.config.schema)
+            source = config.model_dump()
+        elif isinstance(config, Mapping):
+            source = config
+        elif is_dataclass(config):
+            source = {f.name: getattr(config, f.name) for f in fields(config)}
+        else:
+            raise TypeError(f"cannot read {cls.__name__} from a {type(config).__name__}")
+        values = {k: v for k, v in source.items() if k in names}
+        values.update(overrides)
+        if isinstance(values.get("price_per_mtok"), list):
+            values["price_per_mtok"] = tuple(values["price_per_mtok"])
+        return cls(**values)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -315,16 +386,13 @@ class ApiConnection:
         await self.client.close()
 
 
-def connect(settings: Any, api_key: Any = None) -> ApiConnection:
-    """A connection from settings with ``base_url, timeout_s, max_in_flight, max_retries, backoff_base_s,
-    backoff_max_s`` (the rephrasing, datagen and embedding settings); the key as ``resolve_api_key``."""
+def connect(settings: ApiClientSettings, api_key: Any = None) -> ApiConnection:
+    """A connection from client settings (the rephrasing, datagen and embedding settings); the key as
+    ``resolve_api_key``."""
     key = resolve_api_key(api_key, settings.base_url)
-    policy = RetryPolicy(
-        max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s, backoff_max_s=settings.backoff_max_s
-    )
     return ApiConnection(
         make_async_client(key, settings.base_url, settings.timeout_s),
-        policy,
+        settings.retry_policy(),
         asyncio.Semaphore(settings.max_in_flight),
         Redactor(key),
     )

@@ -36,7 +36,14 @@ from typing import Any
 from gpu_jobs.io import write_jsonl_atomic
 from inoc.judges.interface import run_sync
 from inoc.judges.pricing import estimate_cost
-from inoc.judges.transport import CallFailed, CallStats, JudgeConfigError, MalformedResponse, connect
+from inoc.judges.transport import (
+    ApiClientSettings,
+    CallFailed,
+    CallStats,
+    JudgeConfigError,
+    MalformedResponse,
+    connect,
+)
 
 log = logging.getLogger("inoc.datagen")
 
@@ -51,41 +58,23 @@ class DatagenError(RuntimeError):
     """Too many datagen requests failed (the message says how many and why; never the key)."""
 
 
-@dataclass(frozen=True)
-class ApiDatagenSettings:
+@dataclass(frozen=True, kw_only=True)
+class ApiDatagenSettings(ApiClientSettings):
+    """The datagen request settings; the server and its bounds are ``ApiClientSettings``'. ``from_config``
+    reads them from an ``inoc.config`` ``DatagenConfig`` (``backend: openai``)."""
+
     model: str
-    base_url: str | None = None
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 2048
-    max_in_flight: int = 16
     max_failed_fraction: float = 0.01
-    max_retries: int = 6
     timeout_s: float = 180.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
     price_per_mtok: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        if self.max_in_flight < 1:
-            raise JudgeConfigError("max_in_flight must be >= 1")
+        super().__post_init__()
         if not 0.0 <= self.max_failed_fraction <= 1.0:
             raise JudgeConfigError("max_failed_fraction must be in [0, 1]")
-
-    @classmethod
-    def from_config(cls, datagen: Any, **overrides: Any) -> "ApiDatagenSettings":
-        """From an ``inoc.config`` ``DatagenConfig`` (``backend: openai``)."""
-        dg = datagen
-        values = dict(
-            model=dg.model,
-            base_url=dg.base_url,
-            temperature=dg.temperature,
-            top_p=dg.top_p,
-            max_tokens=dg.max_tokens,
-            max_in_flight=dg.max_in_flight,
-            max_failed_fraction=dg.max_failed_fraction,
-        )
-        return cls(**{**values, **overrides})
 
     def request_hash(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """What a completion depends on; a partial line with another hash is stale."""

@@ -26,13 +26,20 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from inoc.judges.interface import run_sync
 from inoc.judges.pricing import estimate_cost
-from inoc.judges.transport import CallFailed, CallStats, JudgeConfigError, MalformedResponse, connect
+from inoc.judges.transport import (
+    ApiClientSettings,
+    CallFailed,
+    CallStats,
+    JudgeConfigError,
+    MalformedResponse,
+    connect,
+)
 from inoc.rephrasings.pools import normalize
 from inoc.rephrasings.prompts import system_prompt, user_message
 
@@ -46,12 +53,12 @@ class RephrasingError(RuntimeError):
     """Generation could not produce the requested number of unique rephrasings."""
 
 
-@dataclass(frozen=True)
-class RephrasingSettings:
-    """Generator settings (names match the experiment YAML's ``rephrasings:`` where they overlap)."""
+@dataclass(frozen=True, kw_only=True)
+class RephrasingSettings(ApiClientSettings):
+    """Generator settings (names match the experiment YAML's ``rephrasings:`` where they overlap;
+    ``from_config`` reads them from a ``RephrasingConfig``). The server and its bounds are ``ApiClientSettings``'."""
 
     model: str = "gpt-4.1"
-    base_url: str | None = None
     temperature: float = 1.2
     batch_size: int = 50
     max_tokens: int = 8192
@@ -59,29 +66,14 @@ class RephrasingSettings:
     allow_original: bool = False
     max_in_flight: int = 10
     max_rounds: int = 10
-    max_retries: int = 6
     timeout_s: float = 180.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
     shuffle_seed: int | None = 42
     price_per_mtok: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_in_flight < 1 or self.max_rounds < 1:
             raise JudgeConfigError("batch_size, max_in_flight and max_rounds must be >= 1")
-
-    @classmethod
-    def from_config(cls, config: Any = None, **overrides: Any) -> "RephrasingSettings":
-        """From an ``inoc.config`` ``RephrasingConfig`` (or a mapping); unknown fields are ignored."""
-        names = {f.name for f in fields(cls)}
-        source: Mapping[str, Any] = {}
-        if hasattr(config, "model_dump"):
-            source = config.model_dump()
-        elif isinstance(config, Mapping):
-            source = config
-        values = {k: v for k, v in source.items() if k in names}
-        values.update(overrides)
-        return cls(**values)
+        super().__post_init__()
 
 
 @dataclass
