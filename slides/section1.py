@@ -1,7 +1,8 @@
 """Section 1 of the slides — predicting inoculation strength: four figures, each a grid of
 experiments × prefix types, suppression of the prompt's own trait against one predictor, with an
-OLS line and its 95% confidence band; the token-space embeddings; the original's 2 × 8 slides 3a/4a
-(`grid_figure`) and the H-table (`h_table_figure`). Data come from SQL on `slides_dataset` and
+OLS line and its 95% confidence band; the token-space embeddings; the original's slides 1 and 2 (`trait_slide_figure`), 2 × 8 slides 3a/4a
+(`grid_figure`) and 2 × 4 slides 3b/4b (`role_embedding_figure`), each also as its `_filtered` variant
+(`own_family_rows`), and the H-table (`h_table_figure`). Data come from SQL on `slides_dataset` and
 `heuristic_ranking` only.
 """
 
@@ -160,8 +161,40 @@ def embedding_figure(con: duckdb.DuckDBPyConnection, slide: str, dims: int = 2) 
 #: The 2 × 8 slides 3a / 4a (docs/methods.md#slides-grids): rows = experiments, columns = the four X of one
 #: token-level decomposition × (fixed, mix); X on a panel is the row's own prefix type's coordinate.
 GRIDS = {"pca_grid": ("pc", "PCA"), "svd_grid": ("sv", "TruncatedSVD")}
+#: Slides 1 and 2 in the original's layout (docs/methods.md#slides-grids): rows = experiments, columns = fixed | mix,
+#: every trait row (red negative, blue positive), each trait its own OLS line.
+TRAIT_SLIDES = {
+    "slide1_elicitation": ("elicitation", "elicitation of the row's trait (pp over no prefix)"),
+    "slide2_ph": ("ph_combined", "PH: mean logprob gain of the training data"),
+}
+#: Slides 3b / 4b in the original's layout: rows = experiments, columns (fixed, negative), (mix, negative),
+#: (fixed, positive), (mix, positive); prompts at (C1, C2) coloured by the column trait's suppression.
+ROLE_EMBEDDINGS = {"pca_scatter": ("pc", "PCA"), "svd_scatter": ("sv", "TruncatedSVD")}
+#: Name suffix of the original's `_filtered` variants (slides 1, 2, 3a, 4a, 3b, 4b).
+FILTERED = "_filtered"
 #: Trait-role colours of the original's slides: red = negative ("undesired") rows, blue = positive.
 SLIDE_ROLE_COLORS = {"negative": "#d6604d", "positive": "#2166ac"}
+
+
+def own_family_rows(data: pd.DataFrame) -> pd.DataFrame:
+    """The original's `_filtered` selection: each trait row only for prompts of that trait's own family and
+    neutral prompts. A family is the trait's own (or neutral) when one of its prompts' runs has `target`
+    'trait' (or NULL) for that trait; a prompt without a run is kept by its family, a cross-trait row never."""
+    if data.empty:
+        return data
+    ran = data[data.suppression.notna()]
+    own = ran[(ran.target == "trait") | ran.target.isna()]
+    families = set(zip(own.experiment, own.trait_name, own.prompt_family))
+    keep = [
+        (e, t, f) in families and tgt != "cross_trait"
+        for e, t, f, tgt in zip(data.experiment, data.trait_name, data.prompt_family, data.target)
+    ]
+    return data[np.array(keep, dtype=bool)]
+
+
+def _variant(name: str) -> tuple[str, bool]:
+    """(base slide name, filtered?) of a slide name that may end in FILTERED."""
+    return (name.removesuffix(FILTERED), True) if name.endswith(FILTERED) else (name, False)
 
 
 def _grid_x(sub: pd.DataFrame, prefix: str, kind: str) -> np.ndarray:
@@ -169,52 +202,34 @@ def _grid_x(sub: pd.DataFrame, prefix: str, kind: str) -> np.ndarray:
     return {"1": a, "2": b, "1+2": a + b, "1-2": a - b}[kind]
 
 
-def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None:
-    """Slide 3a (PCA) / 4a (TruncatedSVD): suppression of every trait row (negative-trait rows red,
-    positive-trait rows blue, 95 % CI bars) against C1, C2, C1+C2 and C1−C2 of the token-level
-    decomposition, fixed and mix → one row per experiment with coordinates, 8 columns; each trait its
-    own OLS line with a t-based 95 % band, its r, R², p and n in the panel title. None when no
-    experiment has token-level coordinates and suppression."""
-    prefix, label = GRIDS[slide]
-    data = con.execute("SELECT * FROM slides_dataset WHERE suppression IS NOT NULL").df()
-    data = (
-        data[np.isfinite(data[f"{prefix}1"].to_numpy(float)) & np.isfinite(data[f"{prefix}2"].to_numpy(float))]
-        if len(data)
-        else data
-    )
+def _trait_grid(
+    data: pd.DataFrame, columns: list[tuple[str, str, str]], x_of, title: str, label_of=None
+) -> plt.Figure | None:
+    """Rows = experiments, one column per (X kind, prefix type, axis label): suppression of every trait row
+    (red negative, blue positive, 95 % CI bars) against X, each trait its own OLS line with a t-based 95 %
+    band and r, R², p, n in the panel title. `x_of(rows, kind)` gives X; `label_of(experiment, prefix type,
+    kind)` an axis-label suffix. None when no experiment has a row."""
     exps = sorted(data.experiment.unique()) if len(data) else []
     if not exps:
         return None
-    kinds = ["1", "2", "1+2", "1-2"]
-    present = [
-        pt for pt in ("fixed", "mix") if (data.prefix_type == pt).any()
-    ]  # a prefix type no experiment has: no columns
-    columns = [(k, pt) for pt in present for k in kinds]
     fig, axes = plt.subplots(
-        len(exps), len(columns), figsize=(3.0 * len(columns), 3.3 * len(exps) + 0.8), squeeze=False
+        len(exps), len(columns), figsize=(3.0 * len(columns) + 0.6, 3.3 * len(exps) + 0.8), squeeze=False
     )
-    method = "pca" if prefix == "pc" else "truncated_svd"
     for i, exp in enumerate(exps):
-        for j, (kind, pt) in enumerate(columns):
+        for j, (kind, pt, name) in enumerate(columns):
             ax = axes[i, j]
             sub = data[(data.experiment == exp) & (data.prefix_type == pt)]
             if sub.empty:
                 ax.set_visible(False)
                 continue
-            name = {
-                "1": f"{label} {prefix.upper()}1",
-                "2": f"{label} {prefix.upper()}2",
-                "1+2": f"{prefix.upper()}1 + {prefix.upper()}2",
-                "1-2": f"{prefix.upper()}1 − {prefix.upper()}2",
-            }[kind]
-            ax.set_xlabel(name + (_variance_label(con, exp, pt, method) if kind == "1" else ""))
+            ax.set_xlabel(name + (label_of(exp, pt, kind) if label_of else ""))
             ax.set_ylabel("suppression of the row's trait (pp)")
             lines = []
             for role, color in SLIDE_ROLE_COLORS.items():
                 s = sub[sub.trait_role == role]
                 if s.empty:
                     continue
-                x, y = _grid_x(s, prefix, kind), s.suppression.to_numpy(float)
+                x, y = x_of(s, kind), s.suppression.to_numpy(float)
                 err = np.vstack([y - s.suppression_ci_lo.to_numpy(float), s.suppression_ci_hi.to_numpy(float) - y])
                 ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, alpha=0.35, elinewidth=0.8, zorder=1)
                 ax.scatter(x, y, color=color, s=14, zorder=2)
@@ -231,13 +246,128 @@ def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None
         Line2D([], [], marker="o", linestyle="", color=c, label=f"{r}-trait rows") for r, c in SLIDE_ROLE_COLORS.items()
     ]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
-    fig.suptitle(
-        f"Suppression vs token-level {label} coordinates (C1, C2, C1+C2, C1−C2), fixed | mix; "
-        "OLS line with 95% band per trait",
-        fontsize=10,
-    )
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
+
+
+def _filter_note(filtered: bool) -> str:
+    return "; filtered: each trait's own-family and neutral prompts" if filtered else ""
+
+
+def grid_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None:
+    """Slide 3a (PCA) / 4a (TruncatedSVD): suppression of every trait row (negative-trait rows red,
+    positive-trait rows blue, 95 % CI bars) against C1, C2, C1+C2 and C1−C2 of the token-level
+    decomposition, fixed and mix → one row per experiment with coordinates, 8 columns; each trait its
+    own OLS line with a t-based 95 % band, its r, R², p and n in the panel title. `<slide>_filtered`: each
+    trait row only for its own family's and neutral prompts (`own_family_rows`). None when no experiment
+    has token-level coordinates and suppression."""
+    base, filtered = _variant(slide)
+    prefix, label = GRIDS[base]
+    data = con.execute("SELECT * FROM slides_dataset WHERE suppression IS NOT NULL").df()
+    data = (
+        data[np.isfinite(data[f"{prefix}1"].to_numpy(float)) & np.isfinite(data[f"{prefix}2"].to_numpy(float))]
+        if len(data)
+        else data
+    )
+    data = own_family_rows(data) if filtered else data
+    present = [pt for pt in ("fixed", "mix") if len(data) and (data.prefix_type == pt).any()]
+    c = prefix.upper()
+    names = {"1": f"{label} {c}1", "2": f"{label} {c}2", "1+2": f"{c}1 + {c}2", "1-2": f"{c}1 − {c}2"}
+    columns = [(k, pt, names[k]) for pt in present for k in ("1", "2", "1+2", "1-2")]
+    method = "pca" if prefix == "pc" else "truncated_svd"
+    return _trait_grid(
+        data,
+        columns,
+        lambda s, kind: _grid_x(s, prefix, kind),
+        f"Suppression vs token-level {label} coordinates (C1, C2, C1+C2, C1−C2), fixed | mix; "
+        f"OLS line with 95% band per trait{_filter_note(filtered)}",
+        lambda exp, pt, kind: _variance_label(con, exp, pt, method) if kind == "1" else "",
+    )
+
+
+def trait_slide_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None:
+    """Slide 1 (X = elicitation of the row's trait) / slide 2 (X = `ph_combined`) in the original's layout:
+    a row per experiment, fixed | mix, suppression of every trait row (red negative, blue positive) with an
+    OLS line and 95 % band per trait; `<slide>_filtered` keeps each trait's own-family and neutral prompts.
+    None when no row has both values."""
+    base, filtered = _variant(slide)
+    column, label = TRAIT_SLIDES[base]
+    data = con.execute("SELECT * FROM slides_dataset WHERE suppression IS NOT NULL").df()
+    data = data[np.isfinite(data[column].to_numpy(float))] if len(data) else data
+    data = own_family_rows(data) if filtered else data
+    present = [pt for pt in ("fixed", "mix") if len(data) and (data.prefix_type == pt).any()]
+    return _trait_grid(
+        data,
+        [(column, pt, label) for pt in present],
+        lambda s, kind: s[kind].to_numpy(float),
+        f"Suppression of each trait row vs {label} (95% CI bars; OLS line with 95% band per trait)"
+        + _filter_note(filtered),
+    )
+
+
+def role_embedding_figure(con: duckdb.DuckDBPyConnection, slide: str) -> plt.Figure | None:
+    """Slide 3b (PCA) / 4b (TruncatedSVD) in the original's layout: a row per experiment with token-level
+    coordinates, columns (fixed, negative), (mix, negative), (fixed, positive), (mix, positive); each prompt
+    at (C1, C2) of the column's prefix type, coloured by the column trait's suppression (RdYlGn, one scale:
+    2nd–98th percentile of every suppression shown), prompts without a run as grey ×.
+    `<slide>_filtered` keeps each trait's own-family and neutral prompts. None without coordinates."""
+    base, filtered = _variant(slide)
+    prefix, label = ROLE_EMBEDDINGS[base]
+    data = con.execute("SELECT * FROM slides_dataset").df()
+    if data.empty:
+        return None
+    data = data[np.isfinite(data[f"{prefix}1"].to_numpy(float)) & np.isfinite(data[f"{prefix}2"].to_numpy(float))]
+    data = own_family_rows(data) if filtered else data
+    if data.empty:
+        return None
+    exps = sorted(data.experiment.unique())
+    columns = [(pt, role) for role in ("negative", "positive") for pt in ("fixed", "mix")]
+    s = data.suppression.to_numpy(float)
+    s = s[np.isfinite(s)]
+    vmin, vmax = np.percentile(s, [2, 98]) if s.size else (0.0, 1.0)
+    fig, axes = plt.subplots(len(exps), 4, figsize=(15, 3.6 * len(exps) + 0.8), squeeze=False)
+    method = "pca" if prefix == "pc" else "truncated_svd"
+    c = prefix.upper()
+    for i, exp in enumerate(exps):
+        for j, (pt, role) in enumerate(columns):
+            ax = axes[i, j]
+            sub = data[(data.experiment == exp) & (data.prefix_type == pt) & (data.trait_role == role)]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
+            x, y, v = (sub[col].to_numpy(float) for col in (f"{prefix}1", f"{prefix}2", "suppression"))
+            has = np.isfinite(v)
+            if has.any():
+                sc = ax.scatter(x[has], y[has], c=v[has], cmap="RdYlGn", vmin=vmin, vmax=vmax, s=24)
+                fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02).set_label("suppression (pp)")
+            if (~has).any():
+                ax.scatter(x[~has], y[~has], marker="x", color="grey", s=18)
+            ax.set_xlabel(f"{label} {c}1{_variance_label(con, exp, pt, method)}")
+            ax.set_ylabel(f"{label} {c}2")
+            ax.set_title(f"{exp} · {pt} · {sub.trait_name.iloc[0]} ({role})\n(grey ×: no run)", fontsize=8)
+    fig.suptitle(
+        f"Prompts in token-level {label} space, coloured by the column trait's suppression{_filter_note(filtered)}",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def original_layout_figures(con: duckdb.DuckDBPyConnection) -> dict[str, plt.Figure | None]:
+    """The original's section-1 slides in its layouts, each plain and `_filtered`: slides 1 and 2
+    (`slide1_elicitation`, `slide2_ph`), 3a / 4a (`pca_grid`, `svd_grid`) and 3b / 4b (`pca_scatter`,
+    `svd_scatter`); name → figure, None where nothing can be drawn."""
+    out: dict[str, plt.Figure | None] = {}
+    for names, draw in (
+        (TRAIT_SLIDES, trait_slide_figure),
+        (GRIDS, grid_figure),
+        (ROLE_EMBEDDINGS, role_embedding_figure),
+    ):
+        for name in names:
+            for variant in (name, name + FILTERED):
+                out[variant] = draw(con, variant)
+    return out
 
 
 def h_table_figure(con: duckdb.DuckDBPyConnection, scope: str = "pooled") -> plt.Figure | None:

@@ -147,7 +147,7 @@ def reference_home(tmp_path_factory):
 
 
 def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
-    from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, slide_figure
+    from slides.section1 import EMBEDDINGS, SLIDES, embedding_figure, original_layout_figures, slide_figure
 
     _, wh, _ = reference_home
     built: dict[str, plt.Figure] = {}
@@ -162,6 +162,7 @@ def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
             built[f"slides/{slide}"] = slide_figure(con, slide)
         for slide in EMBEDDINGS:
             built[f"slides/{slide}_2d"] = embedding_figure(con, slide, 2)
+        built.update({f"slides/{k}": v for k, v in original_layout_figures(con).items()})
     drawn = {k: v for k, v in built.items() if v is not None}
     # The imports have data for these: a regression that stops drawing them must fail here.
     for must in (
@@ -172,6 +173,11 @@ def test_every_shipped_figure_of_a_real_import_passes_the_check(reference_home):
         "reference_gf_llama8b/fixed_vs_mix_grid",
         "slides/elicitation",
         "slides/ph",
+        *(
+            f"slides/{s}{v}"
+            for s in ("slide1_elicitation", "slide2_ph", "pca_grid", "pca_scatter")
+            for v in ("", "_filtered")
+        ),
         "reference_gf_llama8b/exp20_fixed_vs_mix_german",
         "reference_gf_llama8b/exp20_fixed_vs_mix_flattering",
         "reference_gf_llama8b/exp19_q1_point",
@@ -447,3 +453,92 @@ def test_token_level_decompositions_keep_five_components_and_exp13_draws_pc3_pc4
     heat = [ax for ax in fig.axes if ax.images and "Pearson r" in ax.get_title()]
     assert [t.get_text() for t in heat[0].get_xticklabels()] == ["PC1", "PC2", "PC3", "PC4"]
     plt.close(fig)
+
+
+def _toy_slides_con():
+    """An in-memory slides_dataset: Playful (negative) and French (positive) prompts of their own families, neutral
+    prompts, both trait rows × fixed/mix; `p4` has no run."""
+    import duckdb
+
+    rng = np.random.default_rng(8)
+    prompts = [(f"p{i}", "playful", "negative") for i in range(1, 5)]
+    prompts += [(f"f{i}", "french", "positive") for i in range(1, 5)]
+    prompts += [(f"n{i}", "neutral", "neutral") for i in range(1, 4)]
+    rows = []
+    for key, family, role in prompts:
+        for trait, trait_role in (("Playful", "negative"), ("French", "positive")):
+            for pt in ("fixed", "mix"):
+                ran = key != "p4"
+                s = rng.normal(40, 20) if ran else np.nan
+                target = None if role == "neutral" or not ran else ("trait" if role == trait_role else "cross_trait")
+                rows.append(
+                    dict(
+                        experiment="e",
+                        prompt_key=key,
+                        prompt_family=family,
+                        trait_name=trait,
+                        trait_role=trait_role,
+                        prefix_type=pt,
+                        suppression=s,
+                        suppression_ci_lo=s - 5,
+                        suppression_ci_hi=s + 5,
+                        target=target,
+                        elicitation=rng.normal(10, 5),
+                        ph_combined=rng.normal(),
+                        pc1=rng.normal(),
+                        pc2=rng.normal(),
+                        sv1=rng.normal(),
+                        sv2=rng.normal(),
+                    )
+                )
+    con = duckdb.connect()
+    frame = pd.DataFrame(rows)
+    con.execute("CREATE TABLE slides_dataset AS SELECT * FROM frame")
+    con.execute(
+        "CREATE TABLE pca_variance (experiment VARCHAR, matrix VARCHAR, method VARCHAR, component INTEGER, "
+        "explained_variance_ratio DOUBLE)"
+    )
+    return con, frame
+
+
+def test_filtered_slides_keep_each_traits_own_family_and_neutral_prompts():
+    """The original's `_filtered` slides 1, 2, 3a, 4a, 3b, 4b: each trait row only for its own family's and the
+    neutral prompts; the unfiltered ones show every prompt. Panel r and n equal linregress on those rows."""
+    from scipy import stats
+
+    from slides.section1 import grid_figure, own_family_rows, role_embedding_figure, trait_slide_figure
+
+    con, frame = _toy_slides_con()
+    kept = own_family_rows(frame)
+    fam = kept.groupby("trait_name").prompt_family.unique().map(set).to_dict()
+    assert fam == {"Playful": {"playful", "neutral"}, "French": {"french", "neutral"}}
+    assert set(kept[kept.trait_name == "Playful"].prompt_key) >= {"p4"}  # no run: kept by its family
+    assert "cross_trait" not in set(kept.target.dropna())
+
+    def title_of(fig, pt):
+        return next(ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title().startswith(f"e · {pt}"))
+
+    for name, rows in (("slide1_elicitation", frame), ("slide1_elicitation_filtered", kept)):
+        fig = trait_slide_figure(con, name)
+        assert figure_problems(fig) == [], name
+        sel = rows[(rows.prefix_type == "mix") & (rows.trait_name == "Playful") & rows.suppression.notna()]
+        fit = stats.linregress(sel.elicitation, sel.suppression)
+        want = f"Playful: r={fit.rvalue:+.2f} R²={fit.rvalue**2:.2f} p={fit.pvalue:.2g} n={len(sel)}"
+        assert want in title_of(fig, "mix"), (name, title_of(fig, "mix"))
+        assert len(sel) == (10 if rows is frame else 6)
+        plt.close(fig)
+    fig = grid_figure(con, "svd_grid_filtered")
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 8 and "filtered" in fig._suptitle.get_text()
+    sel = kept[(kept.prefix_type == "fixed") & (kept.trait_name == "French") & kept.suppression.notna()]
+    fit = stats.linregress(sel.sv1, sel.suppression)
+    assert f"French: r={fit.rvalue:+.2f} R²={fit.rvalue**2:.2f} p={fit.pvalue:.2g} n={len(sel)}" in title_of(
+        fig, "fixed"
+    )
+    plt.close(fig)
+    for name, n_neg in (("pca_scatter", 11), ("pca_scatter_filtered", 7)):
+        fig = role_embedding_figure(con, name)
+        assert figure_problems(fig) == [], name
+        panel = next(ax for ax in fig.axes if ax.get_title().startswith("e · fixed · Playful (negative)"))
+        pts = np.vstack([c.get_offsets() for c in panel.collections])
+        assert len(pts) == n_neg  # every playful-side prompt (p4 as a grey ×) and the neutral ones
+        plt.close(fig)
