@@ -34,7 +34,7 @@ from inoc.config.digest import config_digest, prompt_identity, stage_digest
 from inoc.outcomes import format_suppression
 from inoc_assets.freshness import stale_assets
 from inoc_assets.partitions import run_partition_key
-from inoc_assets.plumbing import PROMPT_IDENTITY
+from inoc_assets.plumbing import PROMPT_IDENTITY, key
 from inoc_assets.stage_runner import PID_TAG, MainJobError, Runner, recover_dead_runs  # noqa: F401 (re-exported)
 from inoc_assets.stages import AGGREGATE, PROMPT, RUN, SETUP, SLIDES, group_specs, stage_keys
 from inoc_assets.sync import DIGEST_TAG, apply_sync, plan_sync
@@ -94,7 +94,7 @@ def _prompt_fresh(
     if not all(_fresh(instance, k, prompt, digest) for k in keys):
         return False
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey([cfg.name, "prompt"]), asset_partitions=[prompt]), limit=1
+        AssetRecordsFilter(asset_key=key(cfg.name, "prompt"), asset_partitions=[prompt]), limit=1
     ).records
     recorded = records[0].asset_materialization.metadata.get(PROMPT_IDENTITY) if records else None
     return recorded is not None and recorded.value == prompt_identity(cfg, prompt)

@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     DataVersion,
     MaterializeResult,
@@ -22,6 +21,7 @@ from dagster import (
 from inoc.config import load_experiment
 from inoc.config.digest import config_digest
 from inoc.config.records import experiment_record
+from inoc_assets.plumbing import key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import SETUP, stage_tag
 from warehouse import replace_rows
@@ -29,7 +29,7 @@ from warehouse import replace_rows
 
 def experiment_asset(name: str, config_path: Path) -> AssetsDefinition:
     @asset(
-        key=AssetKey([name, "experiment"]),
+        key=key(name, "experiment"),
         group_name=name,
         tags=stage_tag(SETUP),
         kinds={"duckdb"},
@@ -37,7 +37,7 @@ def experiment_asset(name: str, config_path: Path) -> AssetsDefinition:
         check_specs=[
             AssetCheckSpec(
                 "warehouse_row_matches_config",
-                asset=AssetKey([name, "experiment"]),
+                asset=key(name, "experiment"),
                 description="The `experiments` row read back from the warehouse snapshot equals the YAML.",
             )
         ],

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Materiali
 from inoc.config import load_experiment
 from inoc.experiment_figures import experiment_figures
 from inoc_assets.figure_metadata import FigurePublisher
+from inoc_assets.plumbing import key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import AGGREGATE, stage_tag
 from warehouse import replace_rows
@@ -21,7 +22,7 @@ from warehouse import replace_rows
 
 def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
     @asset(
-        key=AssetKey([experiment, "figures"]),
+        key=key(experiment, "figures"),
         group_name=experiment,
         tags=stage_tag(AGGREGATE),
         deps=deps,

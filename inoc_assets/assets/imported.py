@@ -22,6 +22,7 @@ from inoc.importers.experiment import (
     write_parsed,
 )
 from inoc.importers.reference import ReferenceFormatError
+from inoc_assets.plumbing import key
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.stages import SETUP, stage_tag
 
@@ -37,7 +38,7 @@ DESCRIPTIONS = {
 
 
 def imported_key(experiment: str, kind: str) -> AssetKey:
-    return AssetKey([experiment, f"imported_{kind}"])
+    return key(experiment, f"imported_{kind}")
 
 
 def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefinition:
@@ -46,7 +47,7 @@ def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefini
         group_name=experiment,
         tags=stage_tag(SETUP),
         kinds={"duckdb"},
-        deps=[AssetKey([experiment, "experiment"])],
+        deps=[key(experiment, "experiment")],
         description=DESCRIPTIONS[kind],
     )
     def imported(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:

@@ -13,7 +13,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     BackfillPolicy,
     MaterializeResult,
@@ -25,7 +24,7 @@ from inoc.config import load_experiment
 from inoc.config.digest import prompt_identity
 from inoc.config.records import prompt_record
 from inoc_assets.partitions import prompt_partitions
-from inoc_assets.plumbing import PROMPT_IDENTITY, partition_prompts
+from inoc_assets.plumbing import PROMPT_IDENTITY, key, partition_prompts
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import PROMPT, stage_tag
 from warehouse import replace_rows
@@ -33,19 +32,19 @@ from warehouse import replace_rows
 
 def prompt_asset(experiment: str, config_path: Path) -> AssetsDefinition:
     @asset(
-        key=AssetKey([experiment, "prompt"]),
+        key=key(experiment, "prompt"),
         group_name=experiment,
         tags=stage_tag(PROMPT),
         kinds={"duckdb"},
         partitions_def=prompt_partitions(experiment),
         # A backfill of many prompts is one run (cheap per-prompt work; no step per partition).
         backfill_policy=BackfillPolicy.single_run(),
-        deps=[AssetKey([experiment, "experiment"])],
+        deps=[key(experiment, "experiment")],
         description="One inoculation prompt (partition = prompt key): its row in `prompts` and prompt/<key>.json.",
         check_specs=[
             AssetCheckSpec(
                 "prompt_text_in_warehouse",
-                asset=AssetKey([experiment, "prompt"]),
+                asset=key(experiment, "prompt"),
                 description="The prompt's text, group and family read back from the warehouse equal the YAML.",
             )
         ],

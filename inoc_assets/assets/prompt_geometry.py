@@ -18,7 +18,7 @@ from inoc.config import load_experiment
 from inoc.prompt_tables import prompt_roles
 from inoc.tables.prompt_geometry import prompt_geometry_tables
 from inoc_assets.figure_metadata import FigurePublisher
-from inoc_assets.plumbing import TEXT_HEURISTICS_FILE
+from inoc_assets.plumbing import TEXT_HEURISTICS_FILE, key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import AGGREGATE, stage_tag
 from inoc_assets.table_metadata import table as table_md
@@ -33,12 +33,12 @@ def _has_suppression(config_path: Path) -> bool:
 
 
 def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
-    key = AssetKey([experiment, "prompt_geometry"])
+    k = key(experiment, "prompt_geometry")
     if _has_suppression(config_path):  # Exp 20's outcomes (fixed_vs_mix_gap) read the suppression table
-        deps = [*deps, AssetKey([experiment, "suppression"])]
+        deps = [*deps, key(experiment, "suppression")]
 
     @asset(
-        key=key,
+        key=k,
         group_name=experiment,
         tags=stage_tag(AGGREGATE),
         kinds={"duckdb"},
@@ -61,7 +61,7 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
         check_specs=[
             AssetCheckSpec(
                 "matrix_shapes",
-                asset=key,
+                asset=k,
                 description="Every W matrix has one row per prompt with logprobs and the same number of columns "
                 "as the baseline has examples (point-wise) or at least as many as any row's tokens.",
             )

@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     BackfillPolicy,
     Failure,
@@ -36,7 +35,7 @@ from inoc.rephrasings import (
 )
 from inoc.rephrasings.pools import parse_pool_jsonl, pool_jsonl
 from inoc_assets.partitions import prompt_partitions
-from inoc_assets.plumbing import partition_prompts, pool_parts
+from inoc_assets.plumbing import key, partition_prompts, pool_parts
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import PROMPT, stage_tag
 from warehouse import replace_rows
@@ -142,13 +141,13 @@ def materialize_pool(context, store, cfg: ExperimentConfig, key: str, pool: str)
 
 def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
     @asset(
-        key=AssetKey([experiment, "rephrasings"]),
+        key=key(experiment, "rephrasings"),
         group_name=experiment,
         tags=stage_tag(PROMPT),
         kinds={"duckdb"},
         partitions_def=prompt_partitions(experiment),
         backfill_policy=BackfillPolicy.single_run(),
-        deps=[AssetKey([experiment, "prompt"])],
+        deps=[key(experiment, "prompt")],
         description="The prompt's pools of rephrasings: the diverse pool (mix runs) and, for a prompt with a close_mix "
         "run, the close pool; generated (OpenAI-compatible chat model, the original's prompts), read from a pool folder, or "
         "offline for the model organism → rephrasings/[close/]<key>.jsonl and `rephrasings`.",
@@ -157,13 +156,13 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         cfg = load_experiment(config_path)
         store = artifacts.store
         summary, frames = {}, []
-        for key in partition_prompts(context, cfg, config_path):
-            for pool in pools_of(cfg, key):
-                rows, info = materialize_pool(context, store, cfg, key, pool)
+        for pk in partition_prompts(context, cfg, config_path):
+            for pool in pools_of(cfg, pk):
+                rows, info = materialize_pool(context, store, cfg, pk, pool)
                 frames.append(
                     pd.DataFrame(
                         {
-                            "prompt_key": key,
+                            "prompt_key": pk,
                             "pool": pool,
                             "idx": range(len(rows)),
                             "rephrasing": rows,
@@ -171,19 +170,19 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                         }
                     )
                 )
-                summary[key if pool == "diverse" else f"{key} ({pool})"] = {
+                summary[pk if pool == "diverse" else f"{pk} ({pool})"] = {
                     "n": len(rows),
                     "example": rows[0] if rows else None,
                     **{k: v for k, v in info.items() if k != "errors"},
                 }
         with warehouse.warehouse.writer() as conn:
-            for key in context.partition_keys:  # all of the prompt's pools: one no longer configured leaves the table
-                mine = [f for f in frames if f.prompt_key.iloc[0] == key]
+            for pk in context.partition_keys:  # all of the prompt's pools: one no longer configured leaves the table
+                mine = [f for f in frames if f.prompt_key.iloc[0] == pk]
                 replace_rows(
                     conn,
                     "rephrasings",
                     pd.concat(mine) if mine else pd.DataFrame(columns=["idx"]),
-                    {"experiment": experiment, "prompt_key": key},
+                    {"experiment": experiment, "prompt_key": pk},
                 )
         return MaterializeResult(
             metadata={

@@ -1,9 +1,9 @@
 """`slides/section1_figures`: the section-1 slide figures, from SQL on `slides_dataset` (slides/section1.py)."""
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc_assets.figure_metadata import FigurePublisher
-from inoc_assets.plumbing import SLIDES_DATASET_KEY
+from inoc_assets.plumbing import SLIDES_DATASET_KEY, key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import SLIDES as SLIDES_STAGE  # not `SLIDES`: section1's slide table has that name
 from inoc_assets.stages import stage_tag
@@ -12,7 +12,7 @@ from slides.section1 import EMBEDDINGS, GRIDS, SLIDES, embedding_figure, grid_fi
 
 def section1_figures_asset() -> AssetsDefinition:
     @asset(
-        key=AssetKey(["slides", "section1_figures"]),
+        key=key("slides", "section1_figures"),
         group_name="slides",
         tags=stage_tag(SLIDES_STAGE),
         deps=[SLIDES_DATASET_KEY],

@@ -17,6 +17,7 @@ from inoc import figures
 from inoc.config import load_experiment
 from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
 from inoc_assets.figure_metadata import FigurePublisher
+from inoc_assets.plumbing import key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import AGGREGATE, stage_tag
 from inoc_assets.table_metadata import table as table_md
@@ -24,10 +25,10 @@ from warehouse import replace_rows
 
 
 def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
-    key = AssetKey([experiment, "suppression"])
+    k = key(experiment, "suppression")
 
     @asset(
-        key=key,
+        key=k,
         group_name=experiment,
         tags=stage_tag(AGGREGATE),
         kinds={"duckdb"},
@@ -41,7 +42,7 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         check_specs=[
             AssetCheckSpec(
                 "every_run_has_its_suppression",
-                asset=key,
+                asset=k,
                 description="Each prompt run in `runs` has a suppression row for every trait, with n > 1 pairs.",
             )
         ],

@@ -4,7 +4,7 @@ validation against the group-mean baseline, and the predicted-vs-observed figure
 import math
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc import settings
 from inoc.config import load_all
@@ -14,12 +14,12 @@ from inoc.prediction.figure import predicted_vs_observed
 from inoc.prediction.rounds import new_history_rows, prior_predictions, round_summary, rounds_figure
 from inoc.prediction.validation import PREDICTOR, beats_baseline
 from inoc_assets.figure_metadata import FigurePublisher
-from inoc_assets.plumbing import SLIDES_DATASET_KEY
+from inoc_assets.plumbing import SLIDES_DATASET_KEY, key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import SLIDES, stage_tag
 from warehouse import replace_rows
 
-PREDICTOR_KEY = AssetKey(["slides", "suppression_predictor"])
+PREDICTOR_KEY = key("slides", "suppression_predictor")
 TABLES = ("suppression_predictions", "prediction_inputs", "predictor_models", "predictor_validation")
 
 
