@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gpu_jobs import chat, io
-from gpu_jobs.inputs import Item, read_items, sequence_seed, shards
+from gpu_jobs.inputs import Item, PartPlan, read_items, sequence_seed
 from gpu_jobs.report import Reporter
 from gpu_jobs.runner import JobOutcome, debug_pause
 from gpu_jobs.runner import main as run_main
@@ -74,18 +74,7 @@ class _VllmBackend:
         from gpu_jobs.vllm_engine import VllmEngine
 
         self.spec, self.tok = spec, tokenizer
-        self.engine = VllmEngine(
-            model_path=modeling.resolve_model_path(spec.model.id),
-            tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
-            dtype=dtype_name,
-            adapters=spec.adapters,
-            options=spec.vllm,
-            seed=spec.seed,
-            revision=spec.model.revision,
-            trust_remote_code=spec.model.trust_remote_code,
-            device=device,
-            vllm=vllm,
-        )
+        self.engine = VllmEngine.for_spec(spec, dtype=dtype_name, device=device, vllm=vllm, seed=spec.seed)
         self.stop_ids = modeling.stop_token_ids(tokenizer, None, spec.stop_token_ids)
 
     def prepare(self, items: Sequence[Item]) -> None:
@@ -115,32 +104,19 @@ class _VllmBackend:
 def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> JobOutcome:
     items = read_items(spec.requests, spec_field="requests", adapters=spec.adapters, with_completion=False)
     out = spec.out
-    parts = io.Parts(out, spec_hash, ".jsonl")
-    parts.prepare()
-    plan = shards(len(items), spec.shard_size)
-    todo = [k for k in range(len(plan)) if not parts.done(k)]
-    if len(todo) < len(plan):
-        rep.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} parts already done")
-    md: dict[str, Any] = {
-        "backend": spec.backend,
-        "n_requests": len(items),
-        "n": spec.n,
-        "parts": len(plan),
-        "parts_reused": len(plan) - len(todo),
-    }
+    resume = PartPlan.start(out, spec_hash, ".jsonl", len(items), spec.shard_size, rep)
+    parts, plan, todo = resume.parts, resume.plan, resume.todo
+    md: dict[str, Any] = {"backend": spec.backend, "n_requests": len(items), "n": spec.n, **resume.metadata()}
     if todo:
         from gpu_jobs import modeling
 
-        md["threads"] = modeling.setup_torch(spec.threads)
-        device = modeling.resolve_device(spec.device)
-        dtype = modeling.resolve_dtype(spec.model.dtype, device)
-        md.update(device=device, dtype=modeling.dtype_name(dtype))
-        modeling.ensure_model(spec.model, rep)
-        tokenizer = modeling.load_tokenizer(spec.model)
+        rt = modeling.prepare_runtime(spec, rep)
+        md.update(rt.metadata())
+        device, tokenizer = rt.device, rt.tokenizer
         backend = (
-            _VllmBackend(spec, tokenizer, modeling.dtype_name(dtype), device, vllm)
+            _VllmBackend(spec, tokenizer, rt.dtype_name, device, vllm)
             if spec.backend == "vllm"
-            else _HFBackend(spec, tokenizer, device, dtype)
+            else _HFBackend(spec, tokenizer, device, rt.dtype)
         )
         if spec.backend == "vllm":
             backend.prepare([items[i] for k in todo for i in plan[k]])
@@ -173,13 +149,7 @@ def run(spec: GenerateSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) 
                     n_tokens += len(o.token_ids)
             io.write_jsonl_atomic(parts.path(k), rows)
             n_done += len(rows)
-            rep.progress(
-                "generate",
-                len(plan) - len(todo) + count,
-                len(plan),
-                unit="parts ",
-                extra=f"{n_done / (time.perf_counter() - t0):.2f} completions/s",
-            )
+            resume.progress(rep, "generate", count, extra=f"{n_done / (time.perf_counter() - t0):.2f} completions/s")
             debug_pause()
         wall = time.perf_counter() - t0
         if spec.backend == "vllm":

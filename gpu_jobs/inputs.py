@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gpu_jobs import chat, io
@@ -140,3 +141,34 @@ def sequence_seed(seed: int, item_id: str | int, sample: int) -> int:
 
 def shards(n: int, size: int) -> list[range]:
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+@dataclass
+class PartPlan:
+    """A job's input cut into parts of ``shard_size`` items: which are already done (kept from a killed
+    run of the same spec) and which are still ``todo``."""
+
+    parts: io.Parts
+    plan: list[range]
+    todo: list[int]
+
+    @classmethod
+    def start(cls, out_dir: Path, spec_hash: str, suffix: str, n_items: int, shard_size: int, rep: Any) -> "PartPlan":
+        parts = io.Parts(out_dir, spec_hash, suffix)
+        parts.prepare()
+        plan = shards(n_items, shard_size)
+        todo = [k for k in range(len(plan)) if not parts.done(k)]
+        if len(todo) < len(plan):
+            rep.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} parts already done")
+        return cls(parts, plan, todo)
+
+    @property
+    def n_reused(self) -> int:
+        return len(self.plan) - len(self.todo)
+
+    def metadata(self) -> dict[str, int]:
+        return {"parts": len(self.plan), "parts_reused": self.n_reused}
+
+    def progress(self, rep: Any, job: str, count: int, extra: str) -> None:
+        """Report the ``count``-th part of this run done (the reused ones count as done)."""
+        rep.progress(job, self.n_reused + count, len(self.plan), unit="parts ", extra=extra)

@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -80,6 +81,33 @@ def ensure_model(ref: Any, rep: Any) -> None:
                     rep.progress(f"organism {event.stage}", event.done, event.total)
 
             rep.log(f"{model_id} → {resolve_model_path(model_id, progress)}")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where a job's model runs and the tokenizer its inputs are encoded with (``prepare_runtime``)."""
+
+    threads: int
+    device: str
+    dtype: Any  # a torch.dtype
+    tokenizer: Any
+
+    @property
+    def dtype_name(self) -> str:
+        return dtype_name(self.dtype)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"threads": self.threads, "device": self.device, "dtype": self.dtype_name}
+
+
+def prepare_runtime(spec: Any, rep: Any) -> Runtime:
+    """The setup every job does before its model loads: torch's threads, the device and dtype the spec
+    asks for (``auto`` resolved here), the model present (the organism built) and its tokenizer."""
+    threads = setup_torch(spec.threads)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.model.dtype, device)
+    ensure_model(spec.model, rep)
+    return Runtime(threads, device, dtype, load_tokenizer(spec.model))
 
 
 #: ``tokenizer_class`` values that mean "exactly what tokenizer.json says".

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gpu_jobs import chat, io
-from gpu_jobs.inputs import Item, read_items, shards
+from gpu_jobs.inputs import Item, PartPlan, read_items
 from gpu_jobs.report import Reporter
 from gpu_jobs.runner import JobOutcome, debug_pause
 from gpu_jobs.runner import main as run_main
@@ -107,21 +107,10 @@ class _HFBackend:
 
 class _VllmBackend:
     def __init__(self, spec: ScoreSpec, dtype_name: str, device: str, vllm: Any = None):
-        from gpu_jobs import modeling
         from gpu_jobs.vllm_engine import VllmEngine
 
         self.spec = spec
-        self.engine = VllmEngine(
-            model_path=modeling.resolve_model_path(spec.model.id),
-            tokenizer_path=modeling.resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
-            dtype=dtype_name,
-            adapters=spec.adapters,
-            options=spec.vllm,
-            revision=spec.model.revision,
-            trust_remote_code=spec.model.trust_remote_code,
-            device=device,
-            vllm=vllm,
-        )
+        self.engine = VllmEngine.for_spec(spec, dtype=dtype_name, device=device, vllm=vllm)
 
     def prepare(self, items: Sequence[Item], tokenizer: Any) -> None:
         """The no-adapter reference of a sample of the base rows, before any adapter loads (vllm_engine)."""
@@ -170,31 +159,19 @@ def _table(spec: ScoreSpec, items: Sequence[Item], enc: Sequence[tuple], lps: Se
 def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> JobOutcome:
     items = read_items(spec.pairs, spec_field="pairs", adapters=spec.adapters, with_completion=True)
     out = spec.out
-    parts = io.Parts(out, spec_hash, ".parquet")
-    parts.prepare()
-    plan = shards(len(items), spec.shard_size)
-    todo = [k for k in range(len(plan)) if not parts.done(k)]
-    if len(todo) < len(plan):
-        rep.log(f"resuming: {len(plan) - len(todo)} of {len(plan)} parts already done")
-    md: dict[str, Any] = {
-        "backend": spec.backend,
-        "n_pairs": len(items),
-        "parts": len(plan),
-        "parts_reused": len(plan) - len(todo),
-    }
+    resume = PartPlan.start(out, spec_hash, ".parquet", len(items), spec.shard_size, rep)
+    parts, plan, todo = resume.parts, resume.plan, resume.todo
+    md: dict[str, Any] = {"backend": spec.backend, "n_pairs": len(items), **resume.metadata()}
     if todo:
         from gpu_jobs import modeling
 
-        md["threads"] = modeling.setup_torch(spec.threads)
-        device = modeling.resolve_device(spec.device)
-        dtype = modeling.resolve_dtype(spec.model.dtype, device)
-        md.update(device=device, dtype=modeling.dtype_name(dtype))
-        modeling.ensure_model(spec.model, rep)
-        tokenizer = modeling.load_tokenizer(spec.model)
+        rt = modeling.prepare_runtime(spec, rep)
+        md.update(rt.metadata())
+        device, tokenizer = rt.device, rt.tokenizer
         backend = (
-            _VllmBackend(spec, modeling.dtype_name(dtype), device, vllm)
+            _VllmBackend(spec, rt.dtype_name, device, vllm)
             if spec.backend == "vllm"
-            else _HFBackend(spec, tokenizer, device, dtype)
+            else _HFBackend(spec, tokenizer, device, rt.dtype)
         )
         if spec.backend == "vllm":
             backend.prepare([items[i] for k in todo for i in plan[k]], tokenizer)
@@ -208,13 +185,7 @@ def run(spec: ScoreSpec, spec_hash: str, rep: Reporter, *, vllm: Any = None) -> 
             io.write_parquet_atomic(parts.path(k), _table(spec, shard, enc, lps))
             tokens += sum(len(e[0]) for e in enc)
             scored += sum(len(lp) for lp in lps)
-            rep.progress(
-                "score",
-                len(plan) - len(todo) + count,
-                len(plan),
-                unit="parts ",
-                extra=f"{tokens / (time.perf_counter() - t0):.0f} tokens/s",
-            )
+            resume.progress(rep, "score", count, extra=f"{tokens / (time.perf_counter() - t0):.0f} tokens/s")
             debug_pause()
         wall = time.perf_counter() - t0
         if spec.backend == "vllm":

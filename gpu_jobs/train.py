@@ -238,11 +238,8 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
 
     from gpu_jobs import modeling, train_backends
 
-    threads = modeling.setup_torch(spec.threads)
-    device = modeling.resolve_device(spec.device)
-    dtype = modeling.resolve_dtype(spec.model.dtype, device)
-    modeling.ensure_model(spec.model, rep)
-    tokenizer = modeling.load_tokenizer(spec.model)
+    rt = modeling.prepare_runtime(spec, rep)
+    threads, device, dtype, tokenizer = rt.threads, rt.device, rt.dtype, rt.tokenizer
     examples = encode_examples(tokenizer, convs, spec.max_seq_length)
     usable = [i for i, e in enumerate(examples) if e.n_trained > 0]
     if len(usable) < spec.per_device_batch_size:

@@ -116,6 +116,25 @@ def _engine_processes() -> list[dict[str, Any]]:
 
 
 class VllmEngine:
+    @classmethod
+    def for_spec(cls, spec: Any, *, dtype: str, device: str, vllm: SimpleNamespace | None = None, seed: int = 0):
+        """The engine of a generate or score spec: its model (an organism id resolved to its folder),
+        tokenizer, revision and adapters."""
+        from gpu_jobs.modeling import resolve_model_path
+
+        return cls(
+            model_path=resolve_model_path(spec.model.id),
+            tokenizer_path=resolve_model_path(spec.model.tokenizer) if spec.model.tokenizer else None,
+            dtype=dtype,
+            adapters=spec.adapters,
+            options=spec.vllm,
+            seed=seed,
+            revision=spec.model.revision,
+            trust_remote_code=spec.model.trust_remote_code,
+            device=device,
+            vllm=vllm,
+        )
+
     def __init__(
         self,
         *,
