@@ -23,6 +23,7 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.requests import elicitation_judge_instructions, elicitation_requests
+from inoc.tables.scores import elicitation_rows
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.plumbing import (
@@ -78,19 +79,7 @@ def _elicit(
         cache=settings.judge_cache_path(),
         log=context.log.info,
     )
-    frames = []
-    for trait, j in judged.items():
-        frames.append(
-            pd.DataFrame(
-                {
-                    "prompt_key": [c["meta"]["prompt_key"] for c in done],
-                    "trait": trait,
-                    "instruction_idx": [c["meta"]["idx"] for c in done],
-                    "score": j.scores,
-                }
-            )
-        )
-    table = pd.concat(frames, ignore_index=True)
+    table = elicitation_rows(done, judged)
     with warehouse.warehouse.writer() as conn:
         for name in names:
             replace_rows(

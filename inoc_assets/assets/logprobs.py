@@ -9,7 +9,6 @@ vectors in ``logprob_tokens`` (``logprobs.token_level``).
 """
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,9 @@ from dagster import (
     asset,
 )
 
-from inoc.analysis.heuristics import perplexity_heuristic, pointwise_perplexity_drift
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs, logprob_sample_indices
+from inoc.tables.logprobs import logprob_rows, prompt_drifts, vector_length_errors
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.plumbing import (
@@ -47,8 +46,6 @@ from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import PROMPT, SETUP, stage_tag
 from inoc_assets.table_metadata import number
 from warehouse import replace_rows
-
-TOKEN_VECTORS = ("train_default", "train_inoc", "train_mix")
 
 
 def training_sample(cfg: ExperimentConfig) -> list[tuple[str, str]]:
@@ -78,34 +75,6 @@ def _score(context, gpu_jobs, cfg: ExperimentConfig, pairs: list[dict], tag: str
     return run_job(context, gpu_jobs, cfg, "score", spec, work_dir(cfg.name, "jobs", "logprobs", tag))
 
 
-def _tables(frame: pd.DataFrame, token_level: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    meta = frame["meta"].map(json.loads)
-    vec = pd.DataFrame(
-        {
-            "prompt_key": meta.map(lambda m: m["prompt_key"]),
-            "vector": meta.map(lambda m: m["vector"]),
-            "example_idx": meta.map(lambda m: m["idx"]).astype(int),
-            "lp": frame["mean_logprob"].astype(float),
-        }
-    )
-    tok_frames = []
-    if token_level and "token_logprobs" in frame:
-        for (pk, v, k), lps in zip(zip(vec.prompt_key, vec.vector, vec.example_idx), frame["token_logprobs"]):
-            if v in TOKEN_VECTORS:
-                lps = np.asarray(lps, dtype=float)
-                tok_frames.append(
-                    pd.DataFrame(
-                        {"prompt_key": pk, "vector": v, "example_idx": k, "token_idx": np.arange(len(lps)), "lp": lps}
-                    )
-                )
-    tokens = (
-        pd.concat(tok_frames, ignore_index=True)
-        if tok_frames
-        else pd.DataFrame(columns=["prompt_key", "vector", "example_idx", "token_idx", "lp"])
-    )
-    return vec, tokens
-
-
 def _write(warehouse: WarehouseResource, exp: str, vec: pd.DataFrame, tokens: pd.DataFrame, key_value) -> None:
     where = {"experiment": exp, "prompt_key": key_value}
     with warehouse.warehouse.writer() as conn:
@@ -116,9 +85,7 @@ def _write(warehouse: WarehouseResource, exp: str, vec: pd.DataFrame, tokens: pd
 
 
 def _check(vec: pd.DataFrame, expected: dict[tuple, int]) -> AssetCheckResult:
-    got = vec.groupby(["prompt_key", "vector"], dropna=False).size().to_dict()
-    got = {(None if isinstance(k[0], float) else k[0], k[1]): n for k, n in got.items()}
-    wrong = {f"{k[0] or '-'}/{k[1]}": [got.get(k, 0), n] for k, n in expected.items() if got.get(k, 0) != n}
+    wrong = vector_length_errors(vec, expected)
     finite = bool(np.isfinite(vec.lp).all())
     return AssetCheckResult(
         check_name="vector_shapes",
@@ -133,25 +100,9 @@ CHECK_DESC = (
 )
 
 
-def _paired(own: pd.DataFrame, base: pd.DataFrame, vector: str, baseline: str) -> tuple[np.ndarray, np.ndarray] | None:
-    a = own[own.vector == vector].set_index("example_idx").lp
-    b = base[base.vector == baseline].set_index("example_idx").lp
-    if a.empty or b.empty:
-        return None
-    joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner")
-    return joined.a.to_numpy(), joined.b.to_numpy()
-
-
 def prompt_logprob_metadata(own: pd.DataFrame, base: pd.DataFrame) -> dict:
-    """One prompt's PH (train_inoc − train_default; and W_mix's), PPD (control completions) and vector counts."""
-    meta: dict = {}
-    for name, vector, baseline, fn in (
-        ("ph", "train_inoc", "train_default", perplexity_heuristic),
-        ("ph_mix", "train_mix", "train_default", perplexity_heuristic),
-        ("ppd", "ctrl_inoc", "ctrl_default", pointwise_perplexity_drift),
-    ):
-        pair = _paired(own, base, vector, baseline)
-        meta[name] = number(fn(*pair)) if pair is not None else None
+    """One prompt's PH, mix PH and PPD (None where undefined) and its vector counts."""
+    meta: dict = {k: number(v) for k, v in prompt_drifts(own, base).items()}
     meta["n_vectors"] = int(own.vector.nunique())
     meta["n_examples"] = len(own)
     return meta
@@ -180,7 +131,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
             pairs += logprob_pairs(cfg, f"{name}_default", rows, [None] * len(rows), None)
             expected[(None, f"{name}_default")] = len(rows)
         result = _score(context, gpu_jobs, cfg, pairs, "baseline")
-        vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
+        vec, tokens = logprob_rows(scores(result), cfg.logprobs.token_level)
         _write(warehouse, experiment, vec, tokens, None)
         yield result.materialize_result(
             metadata={
@@ -228,7 +179,7 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
                 expected[(pk, f"{name}_inoc")] = len(rows)
         tag = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
         result = _score(context, gpu_jobs, cfg, pairs, f"prompts_{tag}")
-        vec, tokens = _tables(scores(result), cfg.logprobs.token_level)
+        vec, tokens = logprob_rows(scores(result), cfg.logprobs.token_level)
         for pk in keys:
             _write(warehouse, experiment, vec, tokens, pk)
         base = warehouse.warehouse.query(

@@ -19,6 +19,7 @@ from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.judging import judge_all
 from inoc.pipeline.plans import RunPlan
+from inoc.tables.scores import em_rows, final_step_means, run_score_rows, trait_score_rows
 from inoc_assets.plumbing import eval_dir, eval_sets, key, per_run, run_plans, run_stage
 from inoc_assets.resources import WarehouseResource
 from inoc_assets.table_metadata import number
@@ -38,35 +39,15 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
         judged = judge_all(
             cfg, instr, [c["text"] for c in done], cache=settings.judge_cache_path(), log=context.log.info
         )
-        table = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "step": [c["meta"]["step"] for c in done],
-                        "condition": [c["meta"]["condition"] for c in done],
-                        "trait": trait,
-                        "instruction_idx": [c["meta"]["idx"] for c in done],
-                        "score": j.scores,
-                        "eval_set": [c["meta"]["eval_set"] for c in done],
-                    }
-                )
-                for trait, j in judged.items()
-            ],
-            ignore_index=True,
-        )
-        em_traits = {t.judge.kind: t.name for t in cfg.traits if t.judge and t.judge.kind.startswith("em_")}
-        # trait_scores holds the held-out set (the one suppression compares); every set goes to em_scores
-        held_out = table.eval_set == cfg.data.held_out_set
-        main = table[held_out & ~table.trait.isin(em_traits.values())].drop(columns="eval_set")
+        table = run_score_rows(done, judged)
+        main = trait_score_rows(cfg, table)
+        em = em_rows(cfg, table)
         with warehouse.warehouse.writer() as conn:
             replace_rows(conn, "trait_scores", main, {"experiment": cfg.name, "run": plan.run})
-            if {"em_coherence", "em_alignment"} <= set(em_traits):  # the EM study: both judges per completion
-                replace_rows(
-                    conn, "em_scores", em_rows(cfg, table, em_traits), {"experiment": cfg.name, "run": plan.run}
-                )
-        shown = main if len(main) else table.drop(columns="eval_set")
-        summary = shown.groupby(["step", "condition", "trait"]).score.mean().round(1).unstack("trait")
-        final = summary.loc[summary.index.get_level_values("step").max()]
+            if em is not None:  # the EM study: both judges per completion, every eval set
+                replace_rows(conn, "em_scores", em, {"experiment": cfg.name, "run": plan.run})
+        summary, final_step = final_step_means(main if len(main) else table.drop(columns="eval_set"))
+        final = summary.loc[final_step]
         context.log.info(
             f"{plan.run} final step: "
             + "; ".join(
@@ -74,19 +55,10 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
             )
         )
         meta[plan.run] = {f"final_{cond}_{t}": number(v) for cond, row in final.iterrows() for t, v in row.items()}
-        meta[plan.run]["final_step"] = int(summary.index.get_level_values("step").max())
+        meta[plan.run]["final_step"] = final_step
         meta[plan.run]["by_step"] = table_md(summary.reset_index())
         frames.append(table.assign(run=plan.run))
     return meta, pd.concat(frames, ignore_index=True)
-
-
-def em_rows(cfg: ExperimentConfig, table: pd.DataFrame, em_traits: dict[str, str]) -> pd.DataFrame:
-    """Coherence and alignment side by side per completion → `em_scores` (docs/methods.md#em-rate)."""
-    keys = ["step", "eval_set", "condition", "instruction_idx"]
-    coh = table[table.trait == em_traits["em_coherence"]].set_index(keys).score.rename("coherence")
-    ali = table[table.trait == em_traits["em_alignment"]].set_index(keys).score.rename("alignment")
-    rows = pd.concat([coh, ali], axis=1).reset_index()
-    return rows.assign(coherence_threshold=cfg.em_rate.coherence_above, alignment_threshold=cfg.em_rate.alignment_below)
 
 
 def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame) -> AssetCheckResult:

@@ -26,6 +26,7 @@ from gpu_jobs.spec import LoraTraining
 from inoc.config import ExperimentConfig, expand_path, load_experiment
 from inoc.pipeline.instructions import InstructionError, read_conversations
 from inoc.pipeline.plans import RunPlan, prefix_plan
+from inoc.tables.training import loss_curve, loss_rows, run_row
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.plumbing import (
     TRAIN_FILE,
@@ -85,59 +86,24 @@ def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans:
         m = result.marker_metadata
         losses = pd.read_parquet(result.path("losses.parquet"))
         with warehouse.warehouse.writer() as conn:
-            replace_rows(
-                conn,
-                "runs",
-                pd.DataFrame(
-                    [
-                        {
-                            "batch": plan.batch,
-                            "prompt_key": plan.prompt_key,
-                            "prefix_type": plan.prefix_type,
-                            "learning_rate": plan.learning_rate,
-                            "n_steps": m["total_steps"],
-                        }
-                    ]
-                ),
-                {"experiment": cfg.name, "run": plan.run},
-            )
-            replace_rows(
-                conn,
-                "training_losses",
-                pd.DataFrame(
-                    {
-                        "step": losses.step,
-                        "loss": losses.loss,
-                        "learning_rate": losses.lr,
-                        "grad_norm": losses.grad_norm,
-                        "epoch": losses.epoch,
-                    }
-                ),
-                {"experiment": cfg.name, "run": plan.run},
-            )
+            where = {"experiment": cfg.name, "run": plan.run}
+            replace_rows(conn, "runs", run_row(plan, m["total_steps"]), where)
+            replace_rows(conn, "training_losses", loss_rows(losses), where)
         context.log.info(
             f"{plan.run}: {m['total_steps']} steps, loss {m['first_loss']:.3f} → {m['final_loss']:.3f}"
             f"{' (reused)' if result.reused else ''}"
         )
-        smooth = smoothed_losses(losses.loss)
-        curve = pd.DataFrame({"step": losses.step, "loss": losses.loss, "smoothed": smooth})
-        shown = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, min(len(curve), 12)).round().astype(int))]
+        shown = loss_curve(losses)
         meta[plan.run] = {
             "steps": m["total_steps"],
             "checkpoints": MetadataValue.json(m["checkpoint_steps"]),
             "first_loss": number(m["first_loss"]),
             "final_loss": number(m["final_loss"]),
-            "final_loss_smoothed": number(smooth.iloc[-1]) if len(smooth) else None,
+            "final_loss_smoothed": number(shown.smoothed.iloc[-1]) if len(shown) else None,
             "loss_curve": table_md(shown),
             "reused": result.reused,
         }
     return meta
-
-
-def smoothed_losses(loss: pd.Series) -> pd.Series:
-    """A centred rolling mean over about a tenth of the run (at least 1 step): the trend under per-batch noise."""
-    window = max(1, len(loss) // 10)
-    return loss.rolling(window, min_periods=1, center=True).mean()
 
 
 def _loss_check(cfg: ExperimentConfig, plans: list[RunPlan]) -> AssetCheckResult:
