@@ -25,8 +25,9 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gpu_jobs import chat, io
@@ -223,24 +224,9 @@ def save_adapter(model: Any, out_dir, step: int) -> str:
     return rel
 
 
-def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any = None) -> JobOutcome:
-    # Everything that can be wrong with the inputs is found before the model loads.
-    rows = read_rows(spec)
-    convs, prefixes = conversations(spec, rows)
-
-    if spec.backend == "unsloth" and unsloth_module is None:
-        import importlib
-
-        unsloth_module = importlib.import_module("unsloth")  # before transformers: it patches them
-
-    import torch
-    from transformers import get_scheduler, set_seed
-
-    from gpu_jobs import modeling, train_backends
-
-    rt = modeling.prepare_runtime(spec, rep)
-    threads, device, dtype, tokenizer = rt.threads, rt.device, rt.dtype, rt.tokenizer
-    examples = encode_examples(tokenizer, convs, spec.max_seq_length)
+def usable_examples(spec: TrainSpec, examples: Sequence[Example]) -> list[int]:
+    """The examples with assistant tokens left after truncation; a ``SpecError`` when not even one
+    micro-batch has them."""
     usable = [i for i, e in enumerate(examples) if e.n_trained > 0]
     if len(usable) < spec.per_device_batch_size:
         raise SpecError(
@@ -249,99 +235,140 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
                 f"{spec.max_seq_length}; a micro-batch needs {spec.per_device_batch_size}"
             ]
         )
-    steps = plan_steps(
-        len(usable), spec.per_device_batch_size, spec.gradient_accumulation_steps, spec.epochs, spec.drop_last
-    )
-    save_at = checkpoint_steps(spec.checkpoints, steps.total_steps)
-    rep.log(
-        f"{len(rows)} examples ({len(rows) - len(usable)} without assistant tokens after truncation), "
-        f"{steps.total_steps} optimizer steps, checkpoints at {save_at}; device {device}, "
-        f"{modeling.dtype_name(dtype)}, {threads} threads, backend {spec.backend}"
-    )
+    return usable
 
-    set_seed(spec.seed)
-    tm = train_backends.load(spec, device, dtype, unsloth_module=unsloth_module)
-    model = tm.model
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in params)
-    optimizer = make_optimizer(spec, params)
-    scheduler = get_scheduler(
-        spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps, num_training_steps=steps.total_steps
-    )
-    amp = dtype in (torch.bfloat16, torch.float16)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.startswith("cuda") else None
-    softcap = modeling.logit_softcap(model)
-    pad_id = tokenizer.pad_token_id
 
-    out = spec.out
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a killed run's adapters belong to no marker
-    saved = [save_adapter(model, out, 0)]
-    rep.log("saved checkpoints/step_0 (the fresh adapter)")
+def epoch_groups(
+    spec: TrainSpec, examples: Sequence[Example], usable: Sequence[int], steps: StepPlan, epoch: int
+) -> Iterator[list[list[Example]]]:
+    """The optimizer steps of one epoch, each a list of micro-batches: ``usable`` shuffled with
+    ``seed + epoch``, cut into micro-batches (the last partial one dropped when ``drop_last``) and
+    grouped by ``gradient_accumulation_steps`` (the epoch's last step takes what is left)."""
+    import torch
 
+    g = torch.Generator().manual_seed(spec.seed + epoch)
+    order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
+    bs = spec.per_device_batch_size
+    micro = [order[i : i + bs] for i in range(0, steps.micro_batches_per_epoch * bs, bs)]
+    for first in range(0, len(micro), spec.gradient_accumulation_steps):
+        yield [[examples[i] for i in mb] for mb in micro[first : first + spec.gradient_accumulation_steps]]
+
+
+@dataclass
+class Stepper:
+    """What an optimizer step touches: the model's trainable parameters, the optimizer and its LR
+    schedule, mixed precision (autocast; a grad scaler for float16 on CUDA), the loss's softcap."""
+
+    model: Any
+    params: list[Any]
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    device: str
+    dtype: Any
+    pad_id: int
+    softcap: float | None
+    max_grad_norm: float | None
+
+    @classmethod
+    def build(cls, spec: TrainSpec, model: Any, device: str, dtype: Any, pad_id: int, total_steps: int) -> "Stepper":
+        import torch
+        from transformers import get_scheduler
+
+        from gpu_jobs import modeling
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(spec, params)
+        scheduler = get_scheduler(
+            spec.lr_scheduler, optimizer, num_warmup_steps=spec.warmup_steps, num_training_steps=total_steps
+        )
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.startswith("cuda") else None
+        softcap = modeling.logit_softcap(model)
+        return cls(model, params, optimizer, scheduler, scaler, device, dtype, pad_id, softcap, spec.max_grad_norm)
+
+    def step(self, group: Sequence[Sequence[Example]]) -> dict[str, Any]:
+        """One optimizer step over ``group``'s micro-batches: the loss is the summed token loss over
+        all of them divided by their assistant-token count. Returns the step's loss, lr, grad norm
+        (before clipping), tokens and examples."""
+        import torch
+
+        n_tok = sum(e.n_trained for mb in group for e in mb)
+        lr = self.scheduler.get_last_lr()[0]
+        amp = self.dtype in (torch.bfloat16, torch.float16)
+        total = 0.0
+        for mb in group:
+            ids, mask, labels = collate(mb, self.pad_id, self.device)
+            with torch.autocast(
+                device_type="cuda" if self.device.startswith("cuda") else "cpu", dtype=self.dtype, enabled=amp
+            ):
+                loss_sum = token_loss_sum(self.model, ids, mask, labels, self.softcap)
+            loss = loss_sum / n_tok
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            total += float(loss_sum.detach())
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm or float("inf"))
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {
+            "loss": total / n_tok,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "tokens": n_tok,
+            "examples": sum(len(mb) for mb in group),
+        }
+
+
+LOSS_COLUMNS = ["step", "loss", "lr", "grad_norm", "epoch", "tokens", "examples"]
+
+
+def train_steps(
+    spec: TrainSpec,
+    stepper: Stepper,
+    examples: Sequence[Example],
+    usable: Sequence[int],
+    steps: StepPlan,
+    save_at: Sequence[int],
+    saved: list[str],
+    rep: Reporter,
+) -> list[dict[str, Any]]:
+    """Every optimizer step of every epoch: one ``LOSS_COLUMNS`` row each; the adapter is saved at the
+    ``save_at`` steps (appended to ``saved``). A loss that is not finite stops the run."""
     losses: list[dict[str, Any]] = []
     step = 0
-    t0 = time.perf_counter()
-    trained_tokens = 0
     for epoch in range(spec.epochs):
-        g = torch.Generator().manual_seed(spec.seed + epoch)
-        order = [usable[i] for i in torch.randperm(len(usable), generator=g).tolist()]
-        bs = spec.per_device_batch_size
-        micro = [order[i : i + bs] for i in range(0, steps.micro_batches_per_epoch * bs, bs)]
-        for first in range(0, len(micro), spec.gradient_accumulation_steps):
-            group = [[examples[i] for i in mb] for mb in micro[first : first + spec.gradient_accumulation_steps]]
-            n_tok = sum(e.n_trained for mb in group for e in mb)
-            lr = scheduler.get_last_lr()[0]
-            total = 0.0
-            for mb in group:
-                ids, mask, labels = collate(mb, pad_id, device)
-                with torch.autocast(
-                    device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype, enabled=amp
-                ):
-                    loss_sum = token_loss_sum(model, ids, mask, labels, softcap)
-                loss = loss_sum / n_tok
-                (scaler.scale(loss) if scaler else loss).backward()
-                total += float(loss_sum.detach())
-            if scaler:
-                scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.max_grad_norm or float("inf"))
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+        for group in epoch_groups(spec, examples, usable, steps, epoch):
             step += 1
-            trained_tokens += n_tok
-            losses.append(
-                {
-                    "step": step,
-                    "loss": total / n_tok,
-                    "lr": lr,
-                    "grad_norm": float(grad_norm),
-                    "epoch": step / steps.steps_per_epoch,
-                    "tokens": n_tok,
-                    "examples": sum(len(mb) for mb in group),
-                }
-            )
-            if not math.isfinite(losses[-1]["loss"]):
-                raise FloatingPointError(f"loss is {losses[-1]['loss']} at step {step}")
+            row = stepper.step(group)
+            losses.append({"step": step, **row, "epoch": step / steps.steps_per_epoch})
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"loss is {row['loss']} at step {step}")
             rep.progress(
-                "train", step, steps.total_steps, unit="steps ", extra=f"loss={losses[-1]['loss']:.4f} lr={lr:.3g}"
+                "train", step, steps.total_steps, unit="steps ", extra=f"loss={row['loss']:.4f} lr={row['lr']:.3g}"
             )
             if step in save_at:
-                saved.append(save_adapter(model, out, step))
+                saved.append(save_adapter(stepper.model, spec.out, step))
                 rep.log(f"saved checkpoints/step_{step}")
                 debug_pause()
-    wall = time.perf_counter() - t0
+    return losses
 
+
+def write_tables(
+    out: Path,
+    losses: list[dict[str, Any]],
+    examples: Sequence[Example],
+    prefixes: Sequence[str | None],
+    usable: Sequence[int],
+) -> None:
+    """``losses.parquet`` (a row per step) and ``examples.parquet`` (a row per example, file order)."""
     import pandas as pd
 
-    io.write_parquet_atomic(
-        out / "losses.parquet",
-        pd.DataFrame(losses, columns=["step", "loss", "lr", "grad_norm", "epoch", "tokens", "examples"]),
-    )
+    io.write_parquet_atomic(out / "losses.parquet", pd.DataFrame(losses, columns=LOSS_COLUMNS))
     used = set(usable)
     io.write_parquet_atomic(
         out / "examples.parquet",
@@ -356,6 +383,50 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
             }
         ),
     )
+
+
+def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any = None) -> JobOutcome:
+    # Everything that can be wrong with the inputs is found before the model loads.
+    rows = read_rows(spec)
+    convs, prefixes = conversations(spec, rows)
+
+    if spec.backend == "unsloth" and unsloth_module is None:
+        import importlib
+
+        unsloth_module = importlib.import_module("unsloth")  # before transformers: it patches them
+
+    from transformers import set_seed
+
+    from gpu_jobs import modeling, train_backends
+
+    rt = modeling.prepare_runtime(spec, rep)
+    examples = encode_examples(rt.tokenizer, convs, spec.max_seq_length)
+    usable = usable_examples(spec, examples)
+    steps = plan_steps(
+        len(usable), spec.per_device_batch_size, spec.gradient_accumulation_steps, spec.epochs, spec.drop_last
+    )
+    save_at = checkpoint_steps(spec.checkpoints, steps.total_steps)
+    rep.log(
+        f"{len(rows)} examples ({len(rows) - len(usable)} without assistant tokens after truncation), "
+        f"{steps.total_steps} optimizer steps, checkpoints at {save_at}; device {rt.device}, "
+        f"{rt.dtype_name}, {rt.threads} threads, backend {spec.backend}"
+    )
+
+    set_seed(spec.seed)
+    tm = train_backends.load(spec, rt.device, rt.dtype, unsloth_module=unsloth_module)
+    tm.model.train()
+    stepper = Stepper.build(spec, tm.model, rt.device, rt.dtype, rt.tokenizer.pad_token_id, steps.total_steps)
+
+    out = spec.out
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a killed run's adapters belong to no marker
+    saved = [save_adapter(tm.model, out, 0)]
+    rep.log("saved checkpoints/step_0 (the fresh adapter)")
+    t0 = time.perf_counter()
+    losses = train_steps(spec, stepper, examples, usable, steps, save_at, saved, rep)
+    wall = time.perf_counter() - t0
+
+    write_tables(out, losses, examples, prefixes, usable)
+    trained_tokens = sum(r["tokens"] for r in losses)
     last = [r["loss"] for r in losses[-10:]]
     return JobOutcome(
         outputs=["losses.parquet", "examples.parquet", *saved],
@@ -363,15 +434,15 @@ def run(spec: TrainSpec, spec_hash: str, rep: Reporter, *, unsloth_module: Any =
         adapters=saved,
         metadata={
             "backend": tm.backend,
-            "device": device,
-            "dtype": modeling.dtype_name(dtype),
-            "threads": threads,
+            "device": rt.device,
+            "dtype": rt.dtype_name,
+            "threads": rt.threads,
             "n_examples": len(examples),
             "n_used": len(usable),
             "n_truncated": sum(e.truncated for e in examples),
             "total_steps": steps.total_steps,
             "checkpoint_steps": save_at,
-            "trainable_params": n_trainable,
+            "trainable_params": sum(p.numel() for p in stepper.params),
             "first_loss": losses[0]["loss"],
             "final_loss": losses[-1]["loss"],
             "final_loss_mean10": sum(last) / len(last),
