@@ -301,7 +301,7 @@ _GEOMETRY = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
 from inoc.config import load_experiment
-from inoc.prompt_tables import angle_tables, decomposition_tables, token_matrices
+from inoc.tables.prompt_tables import angle_tables, decomposition_tables, token_matrices
 design, path, exp = sys.argv[1], sys.argv[2], sys.argv[3]
 cfg = load_experiment(sys.argv[5])
 t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from inoc.config import ExperimentConfig
 from inoc.gap_and_angle_figures import exp19_figures, exp20_figures
 from inoc.heuristics.compute import trait_set
 from inoc.heuristics.registry import lls_grid
-from inoc.outcomes import control_run_id
+from inoc.tables.suppression import control_run_id
 
 LLS = lls_grid()  # the registry's W-row metrics of W_fixed, then PPD
 FVM = list(FIXED_VS_MIX_HEURISTICS)

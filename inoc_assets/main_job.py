@@ -31,7 +31,7 @@ from tabulate import tabulate
 from inoc import settings
 from inoc.config import ExperimentConfig, load_all
 from inoc.config.digest import config_digest, prompt_identity, stage_digest
-from inoc.outcomes import format_suppression
+from inoc.tables.suppression import format_suppression
 from inoc_assets.freshness import stale_assets
 from inoc_assets.partitions import run_partition_key
 from inoc_assets.plumbing import PROMPT_IDENTITY, key

@@ -15,7 +15,7 @@ from fakes.openai_server import Embeddings, FakeOpenAIServer, Reply, fake_embedd
 from inoc.analysis.embeddings import centroid_heuristics, rephrasing_spread
 from inoc.config import load_experiment
 from inoc.config.schema import GroupConfig
-from inoc.embedding_heuristics import (
+from inoc.heuristics.embeddings import (
     HEURISTICS,
     EmbeddingError,
     MiniLMEmbedder,

@@ -418,7 +418,7 @@ def test_token_level_decompositions_keep_five_components_and_exp13_draws_pc3_pc4
     its PC3 × PC4 panels; their points are the stored PC3/PC4 coordinates, which equal numpy's SVD of the
     standardized, centred W (up to sign)."""
     from inoc.experiment_figures import exp13_figure, exp13_frame
-    from inoc.prompt_tables import WMatrix, decomposition_tables
+    from inoc.tables.prompt_tables import WMatrix, decomposition_tables
 
     cfg = load_experiment(REPO / "experiments" / "toy.yaml")
     keys = cfg.prompt_keys

@@ -17,7 +17,7 @@ from inoc.config import load_experiment
 from inoc.heuristics.compute import trait_set
 from inoc.heuristics.ranking import TARGETS, ranked_heuristics, ranking_table
 from inoc.heuristics.registry import INPUTS, REGISTRY, SQL_COLUMNS, Heuristic, lls_names, register, slide_entries
-from inoc.prompt_tables import catalogue_tables, heuristics_table, point_matrices, token_matrices
+from inoc.tables.prompt_tables import catalogue_tables, heuristics_table, point_matrices, token_matrices
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -413,7 +413,8 @@ def test_ranking_figure_has_a_panel_per_scope_and_no_figure_problems():
 
 
 def test_text_heuristics_of_the_registry_are_what_their_producers_write():
-    from inoc import embedding_heuristics, self_perplexity
+    from inoc.heuristics import embeddings as embedding_heuristics
+    from inoc.heuristics import self_perplexity
 
     produced = {
         h.key for h in REGISTRY.values() if h.kind == "produced" and set(h.inputs) & {"embeddings", "self_perplexity"}

@@ -220,7 +220,7 @@ def test_sweeps_keep_rate_and_prefix_and_map_conditions(shared):
 
 
 def test_prefix_sweep_runs_against_their_own_rate_control(shared):
-    from inoc.outcomes import suppression_by_batch, suppression_table
+    from inoc.tables.suppression import suppression_by_batch, suppression_table
 
     cfg = load_experiment(REPO / "experiments" / f"{PF}.yaml")
     parsed = parse_configured(cfg, "scores")

@@ -42,7 +42,7 @@ def _study(tmp_path, playful_default: dict[str, float], mix_default: float, ph: 
         runs.append({"run": f"{key}/fixed", "batch": "main", "prompt_key": key, "prefix_type": "fixed"})
     scores.append(_scores("whimsical/mix", 50, "default", 50, mix_default))
     runs.append({"run": "whimsical/mix", "batch": "main", "prompt_key": "whimsical", "prefix_type": "mix"})
-    from inoc.outcomes import suppression_table
+    from inoc.tables.suppression import suppression_table
 
     all_scores = pd.concat(scores, ignore_index=True)
     supp = suppression_table(TOY, pd.DataFrame(runs), all_scores)

@@ -11,8 +11,14 @@ import pytest
 from scipy import stats
 
 from inoc.config import load_experiment
-from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
-from inoc.prompt_tables import angle_tables, decomposition_tables, heuristics_table, point_matrices, token_matrices
+from inoc.tables.prompt_tables import (
+    angle_tables,
+    decomposition_tables,
+    heuristics_table,
+    point_matrices,
+    token_matrices,
+)
+from inoc.tables.suppression import format_suppression, suppression_by_batch, suppression_table
 
 REPO = Path(__file__).resolve().parent.parent
 TOY = load_experiment(REPO / "experiments" / "toy.yaml")  # 6 prompts: negative, neutral, positive roles

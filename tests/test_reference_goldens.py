@@ -115,8 +115,8 @@ def gf_exp20(reference_wh) -> dict[str, pd.DataFrame]:
     """The geometry asset's Exp 20 tables of the GF import: W from the real perplexity file, outcomes
     from the suppression table of its real scores, written as the asset writes them."""
     from inoc.heuristics.fixed_vs_mix import gap_tables
-    from inoc.outcomes import suppression_table
-    from inoc.prompt_tables import point_matrices
+    from inoc.tables.prompt_tables import point_matrices
+    from inoc.tables.suppression import suppression_table
     from warehouse import replace_rows
 
     cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
@@ -281,7 +281,7 @@ def test_sweeps_are_queryable_by_rate_and_prefix_at_every_checkpoint(reference_w
 def test_sweeps_in_suppression_by_batch_against_their_own_controls(reference_wh):
     """Exp 4: every prefix run (the neutral prefix too) against its own rate's un-inoculated run; Exp 3: one row
     per rate with no suppression and the reason (its runs are all un-inoculated)."""
-    from inoc.outcomes import suppression_by_batch
+    from inoc.tables.suppression import suppression_by_batch
     from warehouse import replace_rows
 
     cfg = load_experiment(REPO / "experiments" / "reference_pf_qwen7b.yaml")

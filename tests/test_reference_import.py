@@ -244,7 +244,10 @@ def test_a_failed_import_leaves_the_warehouse_unchanged(shared, tmp_path, inoc_h
         "warehouse": WarehouseResource(database=str(inoc_home / "warehouse.duckdb")),
         "artifacts": ArtifactStoreResource(root=str(inoc_home / "artifacts")),
     }
-    assets = [experiment_asset("reference_gf_llama8b", cfg_path), prompt_asset("reference_gf_llama8b", cfg_path)] + imported_assets("reference_gf_llama8b", cfg_path)
+    assets = [
+        experiment_asset("reference_gf_llama8b", cfg_path),
+        prompt_asset("reference_gf_llama8b", cfg_path),
+    ] + imported_assets("reference_gf_llama8b", cfg_path)
     key = AssetKey(["reference_gf_llama8b", "imported_scores"])
     wh = Warehouse(inoc_home / "warehouse.duckdb")
     with instance_for_test(temp_dir=str(inoc_home / "dagster")) as instance:

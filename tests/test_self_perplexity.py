@@ -22,7 +22,7 @@ from gpu_jobs.runner import execute  # noqa: E402
 from gpu_jobs.spec import parse_spec, spec_hash  # noqa: E402
 from inoc.config import load_experiment  # noqa: E402
 from inoc.config.schema import GroupConfig  # noqa: E402
-from inoc.self_perplexity import (  # noqa: E402
+from inoc.heuristics.self_perplexity import (  # noqa: E402
     HEURISTICS,
     SCORE_FIELDS,
     self_perplexity_pairs,

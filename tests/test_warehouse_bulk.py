@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from inoc.config import load_experiment
-from inoc.prompt_tables import token_matrices
+from inoc.tables.prompt_tables import token_matrices
 from warehouse import Warehouse, bulk, replace_rows
 
 REPO = Path(__file__).resolve().parent.parent

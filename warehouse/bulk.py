@@ -278,7 +278,7 @@ def iter_files(root: Path) -> Iterator[Path]:
 
 
 class TokenPartitions:
-    """An experiment's `logprob_tokens` partitions as a token source (`inoc.prompt_tables.token_matrices`):
+    """An experiment's `logprob_tokens` partitions as a token source (`inoc.tables.prompt_tables.token_matrices`):
     each (prompt, vector) is read from its own file when asked for, three columns at a time."""
 
     def __init__(self, parts: pd.DataFrame):

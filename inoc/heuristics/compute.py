@@ -1,7 +1,7 @@
 """Computes the registry's per-experiment heuristics and says, for every prompt, which are absent and why.
 
 `catalogue_rows` evaluates the `w_pair`, `token`, `trait_set` and `combine` entries (the `w_row` ones
-are `inoc.prompt_tables.heuristics_table`'s; `produced` ones come from their own modules) as
+are `inoc.tables.prompt_tables.heuristics_table`'s; `produced` ones come from their own modules) as
 `prompt_heuristics` rows. `availability_rows` then checks every registry heuristic against every
 configured prompt (and prefix type, and trait where per trait) and writes one
 `heuristic_availability` row with a specific reason wherever no finite value exists.
@@ -32,7 +32,7 @@ class TokenSource(Protocol):
     def lists(self, prompt_key: str | None, vector: str) -> list[np.ndarray]: ...
 
 
-class Matrix(Protocol):  # inoc.prompt_tables.WMatrix
+class Matrix(Protocol):  # inoc.tables.prompt_tables.WMatrix
     name: str
     keys: list[str]
     W: np.ndarray

@@ -31,7 +31,7 @@ CORRELATION_COLUMNS = ["experiment", "trait", "variant", "heuristic", "target", 
 METHODS = {"pca": "pca", "svd": "truncated_svd"}  # fixed_vs_mix_fit's key → pca_variance's method name
 
 
-class Matrix(Protocol):  # inoc.prompt_tables.WMatrix
+class Matrix(Protocol):  # inoc.tables.prompt_tables.WMatrix
     name: str
     keys: list[str]
     W: np.ndarray

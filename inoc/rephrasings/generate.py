@@ -26,7 +26,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from inoc.judges.interface import run_sync
 from inoc.judges.pricing import estimate_cost
 from inoc.judges.transport import (
     ApiClientSettings,
+    ApiConnection,
     CallFailed,
     CallStats,
     JudgeConfigError,
@@ -139,6 +140,121 @@ def parse_batch(text: str | None) -> list[Any]:
     return value
 
 
+class _Pool:
+    """The rephrasings accepted so far, and the rules a candidate must pass (the module docstring);
+    every candidate is counted in ``result`` (candidates, rejections by reason)."""
+
+    def __init__(self, prompt: str, allow_original: bool, result: RephrasingResult) -> None:
+        self.accepted: list[str] = []
+        self._seen: set[str] = set()
+        self._original = normalize(prompt)
+        self._allow_original = allow_original
+        self._result = result
+
+    def __len__(self) -> int:
+        return len(self.accepted)
+
+    def fold(self, batch: list[Any]) -> None:
+        result = self._result
+        for candidate in batch:
+            result.n_candidates += 1
+            if not isinstance(candidate, str):
+                result.rejected["not_a_string"] += 1
+                continue
+            text = candidate.strip()
+            norm = normalize(text)
+            if not text:
+                result.rejected["empty"] += 1
+            elif norm == self._original and not self._allow_original:
+                result.rejected["original"] += 1
+            elif norm in self._seen:
+                result.rejected["duplicate"] += 1
+            else:
+                self._seen.add(norm)
+                self.accepted.append(text)
+
+
+async def _request_batch(
+    api: ApiConnection,
+    s: RephrasingSettings,
+    prompt: str,
+    stats: CallStats,
+    rng: random.Random,
+    round_index: int,
+    request_index: int,
+) -> list[Any] | None:
+    """One request for ``batch_size`` rephrasings: the parsed array, or None when its retries ran out."""
+    messages = [
+        {"role": "system", "content": system_prompt(s.close)},
+        {"role": "user", "content": user_message(prompt, s.batch_size, round_index, request_index)},
+    ]
+
+    async def make_call() -> Any:
+        return await api.client.chat.completions.create(
+            model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens
+        )
+
+    def accept(response: Any) -> list[Any]:
+        try:
+            content = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            raise MalformedResponse("response has no message") from None
+        batch = parse_batch(content)
+        stats.add_usage(getattr(response, "usage", None))
+        return batch
+
+    try:
+        return await api.call(
+            make_call, accept, stats=stats, rng=rng, label=f"rephrasing batch {round_index}.{request_index}"
+        )
+    except CallFailed as failure:
+        log.warning("rephrasing batch %d.%d dropped: %s", round_index, request_index, failure.kind)
+        return None
+
+
+async def _run_round(
+    requests: list[Awaitable[list[Any] | None]],
+    pool: _Pool,
+    n: int,
+    result: RephrasingResult,
+    progress: RephrasingProgress | None,
+) -> None:
+    """Send a round's requests at once and fold the replies into the pool in request order (so the
+    same replies give the same pool whatever order they arrive in), until it holds ``n``; then the
+    rest of the round is cancelled. A fatal error propagates after every request is stopped."""
+    tasks = [asyncio.ensure_future(r) for r in requests]
+    index_of = {task: i for i, task in enumerate(tasks)}
+    waiting = set(tasks)
+    replies: dict[int, list[Any] | None] = {}
+    next_to_fold = 0
+    try:
+        while waiting and len(pool) < n:
+            finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                replies[index_of[task]] = task.result()  # a fatal error propagates from here
+            while next_to_fold in replies and len(pool) < n:  # fold in request order
+                folded = replies.pop(next_to_fold)
+                next_to_fold += 1
+                if folded is None:
+                    result.n_batches_failed += 1
+                else:
+                    pool.fold(folded)
+                if progress is not None:
+                    progress(min(len(pool), n), n)
+    finally:  # the rest of the round is not needed, or a fatal error stops everything
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _record_calls(result: RephrasingResult, stats: CallStats, s: RephrasingSettings) -> None:
+    result.n_requests = stats.calls
+    result.errors = Counter(stats.errors)
+    result.prompt_tokens = stats.prompt_tokens
+    result.completion_tokens = stats.completion_tokens
+    result.estimated_cost_usd = estimate_cost(s.model, stats.prompt_tokens, stats.completion_tokens, s.price_per_mtok)
+
+
 async def agenerate_rephrasings(
     prompt: str,
     n: int = 1000,
@@ -159,106 +275,31 @@ async def agenerate_rephrasings(
     rng = random.Random(seed)
     stats = CallStats()
     result = RephrasingResult(rephrasings=[], prompt=prompt, model=s.model)
-    accepted: list[str] = []
-    seen: set[str] = set()
-    original = normalize(prompt)
-    system = system_prompt(s.close)
-
-    def fold(batch: list[Any]) -> None:
-        for candidate in batch:
-            result.n_candidates += 1
-            if not isinstance(candidate, str):
-                result.rejected["not_a_string"] += 1
-                continue
-            text = candidate.strip()
-            norm = normalize(text)
-            if not text:
-                result.rejected["empty"] += 1
-            elif norm == original and not s.allow_original:
-                result.rejected["original"] += 1
-            elif norm in seen:
-                result.rejected["duplicate"] += 1
-            else:
-                seen.add(norm)
-                accepted.append(text)
-
-    async def request(round_index: int, request_index: int) -> list[Any] | None:
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user_message(prompt, s.batch_size, round_index, request_index)},
-        ]
-
-        async def make_call() -> Any:
-            return await api.client.chat.completions.create(
-                model=s.model, messages=messages, temperature=s.temperature, max_tokens=s.max_tokens
-            )
-
-        def accept(response: Any) -> list[Any]:
-            try:
-                content = response.choices[0].message.content
-            except (AttributeError, IndexError, TypeError):
-                raise MalformedResponse("response has no message") from None
-            batch = parse_batch(content)
-            stats.add_usage(getattr(response, "usage", None))
-            return batch
-
-        try:
-            return await api.call(
-                make_call, accept, stats=stats, rng=rng, label=f"rephrasing batch {round_index}.{request_index}"
-            )
-        except CallFailed as failure:
-            log.warning("rephrasing batch %d.%d dropped: %s", round_index, request_index, failure.kind)
-            return None
-
+    pool = _Pool(prompt, s.allow_original, result)
     try:
         for round_index in range(1, s.max_rounds + 1):
-            missing = n - len(accepted)
+            missing = n - len(pool)
             if missing <= 0:
                 break
             result.rounds = round_index
             n_requests = max(1, math.ceil(missing * 1.25 / s.batch_size))
-            tasks = [asyncio.ensure_future(request(round_index, i)) for i in range(1, n_requests + 1)]
-            index_of = {task: i for i, task in enumerate(tasks)}
-            waiting = set(tasks)
-            replies: dict[int, list[Any] | None] = {}
-            next_to_fold = 0
-            try:
-                while waiting and len(accepted) < n:
-                    finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                    for task in finished:
-                        replies[index_of[task]] = task.result()  # a fatal error propagates from here
-                    while next_to_fold in replies and len(accepted) < n:  # fold in request order
-                        folded = replies.pop(next_to_fold)
-                        next_to_fold += 1
-                        if folded is None:
-                            result.n_batches_failed += 1
-                        else:
-                            fold(folded)
-                        if progress is not None:
-                            progress(min(len(accepted), n), n)
-            finally:  # the rest of the round is not needed, or a fatal error stops everything
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            requests = [_request_batch(api, s, prompt, stats, rng, round_index, i) for i in range(1, n_requests + 1)]
+            await _run_round(requests, pool, n, result, progress)
     finally:
         await api.close()
 
-    result.n_requests = stats.calls
-    result.errors = Counter(stats.errors)
-    result.prompt_tokens = stats.prompt_tokens
-    result.completion_tokens = stats.completion_tokens
-    result.estimated_cost_usd = estimate_cost(s.model, stats.prompt_tokens, stats.completion_tokens, s.price_per_mtok)
+    _record_calls(result, stats, s)
     result.wall_s = time.perf_counter() - started
-    if len(accepted) < n:
+    if len(pool) < n:
         raise RephrasingError(
-            f"got {len(accepted)} unique rephrasings of {prompt!r}, {n} wanted, after {result.rounds} round(s) "
+            f"got {len(pool)} unique rephrasings of {prompt!r}, {n} wanted, after {result.rounds} round(s) "
             f"({result.n_requests} requests, {result.n_batches_failed} failed batches, "
             f"rejected {dict(result.rejected)}); raise max_rounds or check the model"
         )
-    pool = accepted[:n]
+    rephrasings = pool.accepted[:n]
     if s.shuffle_seed is not None:
-        random.Random(s.shuffle_seed).shuffle(pool)
-    result.rephrasings = pool
+        random.Random(s.shuffle_seed).shuffle(rephrasings)
+    result.rephrasings = rephrasings
     log.info(
         "%d rephrasings of %r in %d round(s), %d requests, %.1f s",
         n,

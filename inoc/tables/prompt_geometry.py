@@ -10,7 +10,7 @@ import pandas as pd
 from inoc.analysis.angle_questions import angle_question_tables
 from inoc.config import ExperimentConfig
 from inoc.heuristics.fixed_vs_mix import gap_tables
-from inoc.prompt_tables import (
+from inoc.tables.prompt_tables import (
     TokenSource,
     WMatrix,
     angle_tables,

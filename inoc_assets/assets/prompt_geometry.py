@@ -15,8 +15,8 @@ from dagster import (
 
 from inoc import figures
 from inoc.config import load_experiment
-from inoc.prompt_tables import prompt_roles
 from inoc.tables.prompt_geometry import prompt_geometry_tables
+from inoc.tables.prompt_tables import prompt_roles
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.plumbing import TEXT_HEURISTICS_FILE, key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource

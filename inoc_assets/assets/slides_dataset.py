@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Materiali
 
 from inoc import figures
 from inoc.heuristics.ranking import TARGETS, ranking_table
-from inoc.outcomes import heuristic_performance_table
+from inoc.tables.heuristic_performance import heuristic_performance_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.plumbing import SLIDES_DATASET_KEY
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource

@@ -15,7 +15,7 @@ from dagster import (
 
 from inoc import figures
 from inoc.config import load_experiment
-from inoc.outcomes import format_suppression, suppression_by_batch, suppression_table
+from inoc.tables.suppression import format_suppression, suppression_by_batch, suppression_table
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.plumbing import key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource

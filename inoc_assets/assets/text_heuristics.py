@@ -13,8 +13,8 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc.config import load_experiment
-from inoc.embedding_heuristics import embedding_heuristics, make_embedder
-from inoc.self_perplexity import SCORE_FIELDS, self_perplexity_pairs, self_perplexity_rows
+from inoc.heuristics.embeddings import embedding_heuristics, make_embedder
+from inoc.heuristics.self_perplexity import SCORE_FIELDS, self_perplexity_pairs, self_perplexity_rows
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.plumbing import (
     TEXT_HEURISTICS_FILE,

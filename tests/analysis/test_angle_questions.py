@@ -121,8 +121,8 @@ def test_mean_angles_per_role_average_to_golden_g6_on_the_gf_reference():
     within-negative mean of G6 (63.3°); likewise within-positive 48.1°, cross 82.9°."""
     from inoc.config import load_experiment
     from inoc.importers.experiment import parse_configured
-    from inoc.prompt_tables import point_matrices, prompt_roles
     from inoc.settings import shared_dir
+    from inoc.tables.prompt_tables import point_matrices, prompt_roles
 
     if shared_dir() is None:
         pytest.skip("reference data not found: set INOC_SHARED_DIR to the folder holding reference/")

@@ -15,9 +15,9 @@ from dagster import materialize
 from inoc.config import load_experiment
 from inoc.config.records import experiment_record, prompt_record
 from inoc.importers.experiment import parse_configured, write_parsed
-from inoc.outcomes import suppression_table
-from inoc.prompt_tables import heuristics_table
 from inoc.settings import shared_dir
+from inoc.tables.prompt_tables import heuristics_table
+from inoc.tables.suppression import suppression_table
 from inoc_assets.assets.suppression_predictor import suppression_predictor_asset
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from slides.dataset import build_slides_dataset

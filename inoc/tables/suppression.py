@@ -13,7 +13,6 @@ import pandas as pd
 from inoc.analysis.stats import suppression
 from inoc.config import ExperimentConfig
 from inoc.config.schema import PREFIX_TYPES, SWEEP_GROUP
-from inoc.heuristics.registry import performance_columns
 
 SUPPRESSION_COLUMNS = [
     "experiment",
@@ -217,33 +216,3 @@ def format_suppression(table: pd.DataFrame) -> pd.DataFrame:
             out[col] = "—"
     out = out.fillna("—")
     return out[["prompt", "group", "trait", *types]]
-
-
-#: Heuristic columns of `slides_dataset` (X) ranked against the suppression measures (Y): the registry's.
-PERFORMANCE_HEURISTICS = performance_columns()
-
-
-def heuristic_performance_table(slides: pd.DataFrame) -> pd.DataFrame:
-    """Pearson r, r², p, n of each heuristic against each suppression measure (docs/methods.md#heuristic-performance), per
-    experiment and pooled over experiments and traits (`scope` = experiment name or 'pooled')."""
-    from inoc.analysis.performance import heuristic_performance
-
-    own = slides[slides.target == "trait"]
-    targets = {
-        "trait_suppression_all": (own, "suppression"),
-        "trait_suppression_fixed": (own[own.prefix_type == "fixed"], "suppression"),
-        "trait_suppression_mix": (own[own.prefix_type == "mix"], "suppression"),
-        "cross_trait_suppression_all": (own, "cross_trait_suppression"),
-        "gap_mix": (own[own.prefix_type == "mix"], "gap"),
-    }
-    frames = []
-    scopes = [("pooled", None)] + [(e, e) for e in sorted(slides.experiment.unique())]
-    for scope, exp in scopes:
-        for outcome, (rows, column) in targets.items():
-            sub = rows if exp is None else rows[rows.experiment == exp]
-            if sub.empty:
-                continue
-            t = heuristic_performance(sub, PERFORMANCE_HEURISTICS, {outcome: column})
-            frames.append(t.assign(scope=scope))
-    cols = ["scope", "heuristic", "outcome", "r", "r2", "p", "n"]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
