@@ -9,6 +9,7 @@ OLS line and its 95% confidence band; the token-space embeddings; the original's
 from __future__ import annotations
 
 import math
+import textwrap
 
 import duckdb
 import numpy as np
@@ -212,9 +213,8 @@ def _trait_grid(
     exps = sorted(data.experiment.unique()) if len(data) else []
     if not exps:
         return None
-    fig, axes = plt.subplots(
-        len(exps), len(columns), figsize=(3.0 * len(columns) + 0.6, 3.3 * len(exps) + 0.8), squeeze=False
-    )
+    width = max(3.0 * len(columns) + 0.6, 8.0)
+    fig, axes = plt.subplots(len(exps), len(columns), figsize=(width, 3.3 * len(exps) + 1.0), squeeze=False)
     for i, exp in enumerate(exps):
         for j, (kind, pt, name) in enumerate(columns):
             ax = axes[i, j]
@@ -246,8 +246,8 @@ def _trait_grid(
         Line2D([], [], marker="o", linestyle="", color=c, label=f"{r}-trait rows") for r, c in SLIDE_ROLE_COLORS.items()
     ]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.suptitle(textwrap.fill(title, int(width * 12)), fontsize=10)  # ~12 characters per inch at 10 pt
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     return fig
 
 
