@@ -193,99 +193,14 @@ class OpenAILogprobJudge(Judge):
         s = self.settings
         items = list(items)
         result = JudgeResult(scores=[math.nan] * len(items), judge=self.name, model=s.model)
-        params = s.request_params()
         messages = [self.messages(item) for item in items]
-        keys = [request_key(s.model, m, params) for m in messages]
-
-        cached = self.cache.get_many(keys) if self.cache is not None else {}
-        pending: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            answer = cached.get(key)
-            if answer is not None:
-                outcome = answer.outcome(s.min_valid_mass)
-                result.scores[i] = outcome.score
-                result.n_cache_hits += 1
-                result.n_invalid += 0 if outcome.ok else 1
-            else:
-                pending.setdefault(key, []).append(i)
-        result.n_deduplicated = sum(len(idx) - 1 for idx in pending.values())
-
-        done = result.n_cache_hits
-        total = len(items)
-        if progress is not None and done:
-            progress(done, total)
-
+        pending = self._apply_cache(messages, result)
+        if progress is not None and result.n_cache_hits:
+            progress(result.n_cache_hits, len(items))
         stats = CallStats()
         if pending:
-            first_index = {key: idx[0] for key, idx in pending.items()}
-            queue = list(pending)
-            queue.reverse()  # pop() from the end keeps item order
-            semaphore = self._semaphore()
-            client = make_async_client(self.__api_key, s.base_url, s.timeout_s)
-            policy = s.retry_policy()
-
-            async def judge_key(key: str) -> None:
-                nonlocal done
-                msgs = messages[first_index[key]]
-                indices = pending[key]
-
-                async def make_call() -> Any:
-                    return await client.chat.completions.create(model=s.model, messages=msgs, **params)
-
-                def accept(response: Any) -> list[tuple[str, float]]:
-                    top = first_token_top_logprobs(response)
-                    stats.add_usage(getattr(response, "usage", None))
-                    return top
-
-                try:
-                    top = await call_with_retries(
-                        make_call,
-                        accept,
-                        policy=policy,
-                        semaphore=semaphore,
-                        stats=stats,
-                        redact=self._redact,
-                        rng=self._rng,
-                        label=f"judge request {first_index[key]}",
-                    )
-                except CallFailed:
-                    result.n_failed += len(indices)
-                else:
-                    answer = CachedAnswer(s.model, top)
-                    outcome = answer.outcome(s.min_valid_mass)
-                    if self.cache is not None:
-                        self.cache.put(key, answer)
-                    for i in indices:
-                        result.scores[i] = outcome.score
-                    result.n_invalid += 0 if outcome.ok else len(indices)
-                done += len(indices)
-                if progress is not None:
-                    progress(done, total)
-
-            async def worker() -> None:
-                while queue:
-                    await judge_key(queue.pop())
-
-            tasks = [asyncio.ensure_future(worker()) for _ in range(min(s.max_in_flight, len(queue)))]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            finally:  # on a fatal error, or when the caller cancels us: stop every worker, then close
-                for task in tasks:
-                    task.cancel()
-                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-                await client.close()
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
-                    raise outcome
-
-        result.n_api_calls = stats.calls
-        result.n_retries = stats.retries
-        result.errors = Counter(stats.errors)
-        result.prompt_tokens = stats.prompt_tokens
-        result.completion_tokens = stats.completion_tokens
-        result.estimated_cost_usd = estimate_cost(
-            s.model, stats.prompt_tokens, stats.completion_tokens, s.price_per_mtok
-        )
+            await self._request_pending(pending, messages, result, stats, progress)
+        self._record_calls(result, stats)
         result.wall_s = time.perf_counter() - started
         log.info(
             "%s: %d items, %d cache hits, %d API calls (%d retries), %d NaN (%d failed, %d invalid) in %.1f s",
@@ -300,3 +215,113 @@ class OpenAILogprobJudge(Judge):
             result.wall_s,
         )
         return result
+
+    def _apply_cache(self, messages: Sequence[list[dict[str, str]]], result: JudgeResult) -> dict[str, list[int]]:
+        """Score the items whose request is cached; return the others as request key → the items that
+        ask it (one request per distinct key)."""
+        s = self.settings
+        params = s.request_params()
+        keys = [request_key(s.model, m, params) for m in messages]
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
+        pending: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            answer = cached.get(key)
+            if answer is not None:
+                outcome = answer.outcome(s.min_valid_mass)
+                result.scores[i] = outcome.score
+                result.n_cache_hits += 1
+                result.n_invalid += 0 if outcome.ok else 1
+            else:
+                pending.setdefault(key, []).append(i)
+        result.n_deduplicated = sum(len(idx) - 1 for idx in pending.values())
+        return pending
+
+    def _apply_answer(self, key: str, answer: CachedAnswer, indices: Sequence[int], result: JudgeResult) -> None:
+        """Cache a fresh answer and score every item that asked for it."""
+        outcome = answer.outcome(self.settings.min_valid_mass)
+        if self.cache is not None:
+            self.cache.put(key, answer)
+        for i in indices:
+            result.scores[i] = outcome.score
+        result.n_invalid += 0 if outcome.ok else len(indices)
+
+    async def _request_pending(
+        self,
+        pending: dict[str, list[int]],
+        messages: Sequence[list[dict[str, str]]],
+        result: JudgeResult,
+        stats: CallStats,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """One request per pending key, in item order, by ``max_in_flight`` workers; a request whose
+        retries run out leaves its items NaN (``n_failed``). A fatal error (or the caller cancelling)
+        stops every worker, closes the client and propagates."""
+        s = self.settings
+        params = s.request_params()
+        total = len(result.scores)
+        done = result.n_cache_hits
+        first_index = {key: idx[0] for key, idx in pending.items()}
+        queue = list(pending)
+        queue.reverse()  # pop() from the end keeps item order
+        semaphore = self._semaphore()
+        client = make_async_client(self.__api_key, s.base_url, s.timeout_s)
+        policy = s.retry_policy()
+
+        async def judge_key(key: str) -> None:
+            nonlocal done
+            msgs = messages[first_index[key]]
+            indices = pending[key]
+
+            async def make_call() -> Any:
+                return await client.chat.completions.create(model=s.model, messages=msgs, **params)
+
+            def accept(response: Any) -> list[tuple[str, float]]:
+                top = first_token_top_logprobs(response)
+                stats.add_usage(getattr(response, "usage", None))
+                return top
+
+            try:
+                top = await call_with_retries(
+                    make_call,
+                    accept,
+                    policy=policy,
+                    semaphore=semaphore,
+                    stats=stats,
+                    redact=self._redact,
+                    rng=self._rng,
+                    label=f"judge request {first_index[key]}",
+                )
+            except CallFailed:
+                result.n_failed += len(indices)
+            else:
+                self._apply_answer(key, CachedAnswer(s.model, top), indices, result)
+            done += len(indices)
+            if progress is not None:
+                progress(done, total)
+
+        async def worker() -> None:
+            while queue:
+                await judge_key(queue.pop())
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(s.max_in_flight, len(queue)))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # on a fatal error, or when the caller cancels us: stop every worker, then close
+            for task in tasks:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            await client.close()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+
+    def _record_calls(self, result: JudgeResult, stats: CallStats) -> None:
+        s = self.settings
+        result.n_api_calls = stats.calls
+        result.n_retries = stats.retries
+        result.errors = Counter(stats.errors)
+        result.prompt_tokens = stats.prompt_tokens
+        result.completion_tokens = stats.completion_tokens
+        result.estimated_cost_usd = estimate_cost(
+            s.model, stats.prompt_tokens, stats.completion_tokens, s.price_per_mtok
+        )
