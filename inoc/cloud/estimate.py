@@ -240,6 +240,215 @@ def calibrate(rows: Iterable[dict], a: Assumptions) -> dict[tuple[str, str], flo
 
 
 # ------------------------------------------------------------------------------- the plan
+@dataclass
+class Scope:
+    """What a ``--select`` asks for: the stages, the prompts of the per-prompt stages, the prompts
+    that get runs, and whether the shared work (controls, the no-prompt baselines, the base-model
+    eval) is in."""
+
+    stages: set[str]
+    prompts: list[str]
+    run_prompts: list[str]
+    shared: bool
+
+
+def scope_of(cfg: ExperimentConfig, select: Sequence[str]) -> Scope:
+    """``select``: stage names and/or prompt keys (a prompt key restricts the per-prompt stages to those
+    prompts and drops the shared work: datagen, controls, the base eval); empty: everything."""
+    every = GPU_STAGES + API_STAGES
+    unknown = [s for s in select if s not in every and s not in cfg.prompts]
+    if unknown:
+        raise PlanError(
+            f"--select: {', '.join(unknown)} is neither a stage ({', '.join(every)}) nor a prompt of {cfg.name}"
+        )
+    sel_stages = {s for s in select if s in every}
+    sel_prompts = [s for s in select if s in cfg.prompts]
+    stages_on = set(sel_stages or every)
+    if sel_prompts and not sel_stages:
+        stages_on -= {"datagen", "datagen_api"}
+    return Scope(
+        stages=stages_on,
+        prompts=sel_prompts or list(cfg.prompts),
+        run_prompts=[p for p in sel_prompts if p not in cfg.candidates] if sel_prompts else cfg.run_prompt_keys,
+        shared=not sel_prompts,
+    )
+
+
+@dataclass
+class StageEstimator:
+    """The estimate of each stage of one experiment: requests, tokens and hours (on the on-demand and
+    the spot choice of accelerator) or API calls and dollars."""
+
+    cfg: ExperimentConfig
+    a: Assumptions
+    scope: Scope
+    params_b: float
+    candidates: list[Candidate]
+    on_demand: Offer | None
+    spot: Offer | None
+    measured: dict[tuple[str, str], float]
+
+    def hours(self, kind: str, tokens: float, factor: float = 1.0) -> tuple[float, float]:
+        out = []
+        for offer in (self.on_demand, self.spot):
+            cand = offer.candidate if offer else self.candidates[0]
+            out.append(tokens / (throughput(kind, cand, self.params_b, self.a, self.measured) * factor) / 3600.0)
+        return out[0], out[1]
+
+    @property
+    def _prompt_tokens(self) -> int:
+        return self.a.prompt_tokens + self.a.prefix_tokens
+
+    @property
+    def _train_completion(self) -> float:
+        dg = self.cfg.data.datagen
+        return completion(dg.max_tokens, self.a) if dg.mode != "file" else self.a.completion_tokens
+
+    def datagen(self) -> Stage | None:
+        # off-policy: datagen.backend says who serves the model — the generate job (GPU) or an API
+        d = self.cfg.data
+        dg = d.datagen
+        on_gpu = dg.mode == "on_policy" or (dg.mode == "off_policy" and dg.backend == "generate_job")
+        if "datagen" not in self.scope.stages or not on_gpu:
+            return None
+        n = d.n_train
+        t_in, t_out = n * self._prompt_tokens, n * completion(dg.max_tokens, self.a)
+        if dg.mode == "on_policy":
+            factor, note = 1.0, f"{n} on-policy answers, max_tokens {dg.max_tokens}"
+        else:  # throughput scales inversely with the size of the model that generates
+            factor = self.params_b / (model_params_b(str(dg.model)) or self.params_b)
+            note = f"{n} off-policy answers by {dg.model}, max_tokens {dg.max_tokens}"
+        return Stage("datagen", 1, 1, n, t_in, t_out, *self.hours("generate", t_out, factor), note=note)
+
+    def datagen_api(self) -> ApiStage | None:
+        d = self.cfg.data
+        dg = d.datagen
+        if "datagen_api" not in self.scope.stages or dg.mode != "off_policy" or dg.backend != "openai":
+            return None
+        n = d.n_train
+        t_in, t_out = n * self._prompt_tokens, n * completion(dg.max_tokens, self.a)
+        return ApiStage("datagen_api", str(dg.model), n, t_in, t_out, estimate_cost(str(dg.model), t_in, t_out))
+
+    def elicitation(self) -> Stage | None:
+        """Every prompt (and none) on the held-out instructions, base model."""
+        if "elicitation" not in self.scope.stages:
+            return None
+        cfg = self.cfg
+        k = len(self.scope.prompts) + (1 if self.scope.shared else 0)
+        n_held_out = held_out_instructions(cfg)
+        req = k * n_held_out * cfg.eval.n_per_instruction
+        t_in, t_out = req * self._prompt_tokens, req * completion(cfg.elicitation.max_tokens, self.a)
+        return Stage(
+            "elicitation",
+            1,
+            k,
+            req,
+            t_in,
+            t_out,
+            *self.hours("generate", t_out),
+            note=f"{k} prompt(s) × {n_held_out} instructions, max_tokens {cfg.elicitation.max_tokens}",
+        )
+
+    def logprobs(self) -> Stage | None:
+        """Single-trait completion sets, then scoring under every prompt and none."""
+        if "logprobs" not in self.scope.stages:
+            return None
+        lp = self.cfg.logprobs
+        sets = len(lp.single_trait_prompts)
+        gen_req = sets * lp.n_train_sample if self.scope.shared else 0
+        k = len(self.scope.prompts) + (1 if self.scope.shared else 0)
+        pairs = lp.n_train_sample * k * (1 + sets)
+        seq = self._prompt_tokens + self._train_completion
+        gen_out = gen_req * self._train_completion
+        score_tokens = pairs * seq
+        g = self.hours("generate", gen_out)
+        s = self.hours("score", score_tokens)
+        return Stage(
+            "logprobs",
+            (1 if gen_req else 0) + 1,
+            (sets if gen_req else 0) + k,
+            gen_req + pairs,
+            score_tokens + gen_req * self._prompt_tokens,
+            gen_out,
+            g[0] + s[0],
+            g[1] + s[1],
+            note=f"{pairs} pairs ({k} prompt(s) × {lp.n_train_sample} × {1 + sets} set(s))",
+        )
+
+    def training(self, n_runs: int) -> Stage | None:
+        if "training" not in self.scope.stages or not n_runs:
+            return None
+        cfg, d = self.cfg, self.cfg.data
+        per_run = d.n_train * cfg.training.epochs * (self._prompt_tokens + self._train_completion)
+        factor = self.a.qlora_factor if cfg.model.load_in_4bit else 1.0
+        tokens = n_runs * per_run
+        return Stage(
+            "training",
+            n_runs,
+            n_runs,
+            n_runs * d.n_train * cfg.training.epochs,
+            tokens,
+            0,
+            *self.hours("train", tokens, factor),
+            note=f"{n_runs} runs × {training_steps(cfg)} steps" + (" (4-bit base)" if cfg.model.load_in_4bit else ""),
+        )
+
+    def eval(self, n_runs: int) -> Stage | None:
+        shared = self.scope.shared
+        if "eval" not in self.scope.stages or not (n_runs or shared):
+            return None
+        cfg = self.cfg
+        n_eval, per_ins, ckpts = eval_instructions(cfg), cfg.eval.n_per_instruction, evaluated_checkpoints(cfg)
+        conds = len(cfg.eval.conditions)
+        adapters = n_runs * ckpts
+        req = adapters * n_eval * conds * per_ins + (n_eval * per_ins if shared else 0)
+        t_in, t_out = req * self._prompt_tokens, req * completion(cfg.eval.max_tokens, self.a)
+        jobs = max(1, math.ceil(adapters / self.a.adapters_per_eval_job))
+        return Stage(
+            "eval",
+            jobs,
+            adapters + (1 if shared else 0),
+            req,
+            t_in,
+            t_out,
+            *self.hours("generate", t_out, self.a.lora_decode_factor),
+            note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}, "
+            f"max_tokens {cfg.eval.max_tokens}",
+        )
+
+    def rephrasings(self) -> ApiStage | None:
+        """Every prompt's diverse pool (when the study has mix runs), and a close pool per close_mix run."""
+        cfg, r, a = self.cfg, self.cfg.rephrasings, self.a
+        prompts = self.scope.prompts
+        pools = len(prompts) * ("mix" in cfg.inoculation.prefix_types) + sum(
+            1 for k, t in cfg.run_partition_keys() if t == "close_mix" and k in prompts
+        )
+        if "rephrasings" not in self.scope.stages or r.source != "generate" or not pools:
+            return None
+        calls = pools * math.ceil(r.n / r.batch_size)
+        t_in, t_out = calls * a.rephrasing_prompt_tokens, pools * r.n * a.rephrasing_tokens
+        return ApiStage("rephrasings", r.model, calls, t_in, t_out, estimate_cost(r.model, t_in, t_out))
+
+    def judging(self, stages: Sequence[Stage]) -> ApiStage | None:
+        """Every elicitation and eval completion, once per trait an API judge scores."""
+        if "judging" not in self.scope.stages:
+            return None
+        cfg, a = self.cfg, self.a
+        judged = [
+            t for t in cfg.traits if t.judge is not None and t.judge.kind in ("llm", "em_coherence", "em_alignment")
+        ]
+        by_stage = {s.stage: s.requests for s in stages if s.stage in ("elicitation", "eval")}
+        completions = sum(by_stage.values())
+        if not (judged and completions):
+            return None
+        calls = completions * len(judged)
+        lengths = {"elicitation": cfg.elicitation.max_tokens, "eval": cfg.eval.max_tokens}
+        answers = sum(n * completion(lengths[stage], a) for stage, n in by_stage.items())
+        t_in = calls * (a.judge_template_tokens + a.prompt_tokens) + len(judged) * answers
+        t_out = calls * cfg.judge.max_tokens
+        return ApiStage("judging", cfg.judge.model, calls, t_in, t_out, estimate_cost(cfg.judge.model, t_in, t_out))
+
+
 def build_plan(
     cfg: ExperimentConfig,
     prices: Prices | None,
@@ -253,175 +462,19 @@ def build_plan(
     a = assumptions or Assumptions()
     if cfg.data is None:
         raise PlanError(f"{cfg.name}: no `data:` section — an imported experiment has nothing to compute")
-    unknown = [s for s in select if s not in GPU_STAGES + API_STAGES and s not in cfg.prompts]
-    if unknown:
-        raise PlanError(
-            f"--select: {', '.join(unknown)} is neither a stage ({', '.join(GPU_STAGES + API_STAGES)}) "
-            f"nor a prompt of {cfg.name}"
-        )
-    sel_stages = {s for s in select if s in GPU_STAGES + API_STAGES}
-    sel_prompts = [s for s in select if s in cfg.prompts]
-    stages_on = set(sel_stages or GPU_STAGES + API_STAGES)
-    if sel_prompts and not sel_stages:
-        stages_on -= {"datagen", "datagen_api"}
-    all_prompts = sel_prompts or list(cfg.prompts)
-    run_prompts = [p for p in sel_prompts if p not in cfg.candidates] if sel_prompts else cfg.run_prompt_keys
-    shared = not sel_prompts  # controls, the no-prompt baselines, the base-model eval
-
+    scope = scope_of(cfg, select)
     candidates = parse_candidates(list(cfg.compute.accelerators))
     params = model_params_b(cfg.model.id)
     params_b = params if params is not None else DEFAULT_PARAMS_B
     on_demand = prices.cheapest(candidates, spot=False) if prices else None
     spot = prices.cheapest(candidates, spot=True) if prices else None
     measured = calibrate(measured_rows, a)
-    measured_note = {f"{k[0]} on {k[1]}": f"{v:.0f} tokens/s at {a.reference_params_b:g}B" for k, v in measured.items()}
+    est = StageEstimator(cfg, a, scope, params_b, candidates, on_demand, spot, measured)
 
-    def hours(kind: str, tokens: float, factor: float = 1.0) -> tuple[float, float]:
-        out = []
-        for offer in (on_demand, spot):
-            cand = offer.candidate if offer else candidates[0]
-            out.append(tokens / (throughput(kind, cand, params_b, a, measured) * factor) / 3600.0)
-        return out[0], out[1]
-
-    d = cfg.data
-    n_eval = eval_instructions(cfg)
-    per_ins = cfg.eval.n_per_instruction
-    train_completion = completion(d.datagen.max_tokens, a) if d.datagen.mode != "file" else a.completion_tokens
-    stages: list[Stage] = []
-    api: list[ApiStage] = []
-
-    # datagen
-    # off-policy: datagen.backend says who serves the model — the generate job (GPU) or an API
-    on_gpu = d.datagen.mode == "on_policy" or (d.datagen.mode == "off_policy" and d.datagen.backend == "generate_job")
-    if "datagen" in stages_on and on_gpu:
-        n = d.n_train
-        t_in, t_out = n * (a.prompt_tokens + a.prefix_tokens), n * completion(d.datagen.max_tokens, a)
-        if d.datagen.mode == "on_policy":
-            factor, note = 1.0, f"{n} on-policy answers, max_tokens {d.datagen.max_tokens}"
-        else:  # throughput scales inversely with the size of the model that generates
-            factor = params_b / (model_params_b(str(d.datagen.model)) or params_b)
-            note = f"{n} off-policy answers by {d.datagen.model}, max_tokens {d.datagen.max_tokens}"
-        stages.append(Stage("datagen", 1, 1, n, t_in, t_out, *hours("generate", t_out, factor), note=note))
-    if "datagen_api" in stages_on and d.datagen.mode == "off_policy" and d.datagen.backend == "openai":
-        n = d.n_train
-        t_in, t_out = n * (a.prompt_tokens + a.prefix_tokens), n * completion(d.datagen.max_tokens, a)
-        api.append(
-            ApiStage(
-                "datagen_api", str(d.datagen.model), n, t_in, t_out, estimate_cost(str(d.datagen.model), t_in, t_out)
-            )
-        )
-
-    # elicitation: every prompt (+ none) on the eval instructions, base model
-    if "elicitation" in stages_on:
-        k = len(all_prompts) + (1 if shared else 0)
-        n_held_out = held_out_instructions(cfg)
-        req = k * n_held_out * per_ins
-        t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.elicitation.max_tokens, a)
-        stages.append(
-            Stage(
-                "elicitation",
-                1,
-                k,
-                req,
-                t_in,
-                t_out,
-                *hours("generate", t_out),
-                note=f"{k} prompt(s) × {n_held_out} instructions, max_tokens {cfg.elicitation.max_tokens}",
-            )
-        )
-
-    # logprobs: single-trait completion sets, then scoring under every prompt and none
-    if "logprobs" in stages_on:
-        lp = cfg.logprobs
-        sets = len(lp.single_trait_prompts)
-        gen_req = sets * lp.n_train_sample if shared else 0
-        k = len(all_prompts) + (1 if shared else 0)
-        pairs = lp.n_train_sample * k * (1 + sets)
-        seq = a.prompt_tokens + a.prefix_tokens + train_completion
-        gen_out = gen_req * train_completion
-        score_tokens = pairs * seq
-        g = hours("generate", gen_out)
-        s = hours("score", score_tokens)
-        stages.append(
-            Stage(
-                "logprobs",
-                (1 if gen_req else 0) + 1,
-                (sets if gen_req else 0) + k,
-                gen_req + pairs,
-                score_tokens + gen_req * (a.prompt_tokens + a.prefix_tokens),
-                gen_out,
-                g[0] + s[0],
-                g[1] + s[1],
-                note=f"{pairs} pairs ({k} prompt(s) × {lp.n_train_sample} × {1 + sets} set(s))",
-            )
-        )
-
-    # training
-    n_runs = run_count(cfg, run_prompts, shared)
-    steps = training_steps(cfg)
-    if "training" in stages_on and n_runs:
-        per_run = d.n_train * cfg.training.epochs * (a.prompt_tokens + a.prefix_tokens + train_completion)
-        factor = a.qlora_factor if cfg.model.load_in_4bit else 1.0
-        tokens = n_runs * per_run
-        stages.append(
-            Stage(
-                "training",
-                n_runs,
-                n_runs,
-                n_runs * d.n_train * cfg.training.epochs,
-                tokens,
-                0,
-                *hours("train", tokens, factor),
-                note=f"{n_runs} runs × {steps} steps" + (" (4-bit base)" if cfg.model.load_in_4bit else ""),
-            )
-        )
-
-    # eval
-    ckpts = evaluated_checkpoints(cfg)
-    if "eval" in stages_on and (n_runs or shared):
-        conds = len(cfg.eval.conditions)
-        adapters = n_runs * ckpts
-        req = adapters * n_eval * conds * per_ins + (n_eval * per_ins if shared else 0)
-        t_in, t_out = req * (a.prompt_tokens + a.prefix_tokens), req * completion(cfg.eval.max_tokens, a)
-        jobs = max(1, math.ceil(adapters / a.adapters_per_eval_job))
-        stages.append(
-            Stage(
-                "eval",
-                jobs,
-                adapters + (1 if shared else 0),
-                req,
-                t_in,
-                t_out,
-                *hours("generate", t_out, a.lora_decode_factor),
-                note=f"{adapters} adapter(s) ({n_runs} runs × {ckpts} ckpt) × {conds} cond × {n_eval}, "
-                f"max_tokens {cfg.eval.max_tokens}",
-            )
-        )
-
-    # API: rephrasings and judging. Pools: every prompt's diverse pool (when the study has mix runs), and a close pool per close_mix run
-    r = cfg.rephrasings
-    pools = len(all_prompts) * ("mix" in cfg.inoculation.prefix_types) + sum(
-        1 for k, t in cfg.run_partition_keys() if t == "close_mix" and k in all_prompts
-    )
-    if "rephrasings" in stages_on and r.source == "generate" and pools:
-        calls = pools * math.ceil(r.n / r.batch_size)
-        t_in, t_out = calls * a.rephrasing_prompt_tokens, pools * r.n * a.rephrasing_tokens
-        api.append(ApiStage("rephrasings", r.model, calls, t_in, t_out, estimate_cost(r.model, t_in, t_out)))
-    if "judging" in stages_on:
-        judged = [
-            t for t in cfg.traits if t.judge is not None and t.judge.kind in ("llm", "em_coherence", "em_alignment")
-        ]
-        by_stage = {s.stage: s.requests for s in stages if s.stage in ("elicitation", "eval")}
-        completions = sum(by_stage.values())
-        if judged and completions:
-            calls = completions * len(judged)
-            lengths = {"elicitation": cfg.elicitation.max_tokens, "eval": cfg.eval.max_tokens}
-            answers = sum(n * completion(lengths[stage], a) for stage, n in by_stage.items())
-            t_in = calls * (a.judge_template_tokens + a.prompt_tokens) + len(judged) * answers
-            t_out = calls * cfg.judge.max_tokens
-            api.append(
-                ApiStage("judging", cfg.judge.model, calls, t_in, t_out, estimate_cost(cfg.judge.model, t_in, t_out))
-            )
+    n_runs = run_count(cfg, scope.run_prompts, scope.shared)
+    gpu = (est.datagen(), est.elicitation(), est.logprobs(), est.training(n_runs), est.eval(n_runs))
+    stages = [s for s in gpu if s is not None]
+    api = [s for s in (est.datagen_api(), est.rephrasings(), est.judging(stages)) if s is not None]
 
     packed, per_job = _totals(
         stages, a, params_b, cfg.compute.max_clusters, cfg.compute.idle_minutes_to_autostop, on_demand, spot
@@ -441,7 +494,7 @@ def build_plan(
         packed=packed,
         per_job=per_job,
         assumptions=a,
-        measured=measured_note,
+        measured={f"{k[0]} on {k[1]}": f"{v:.0f} tokens/s at {a.reference_params_b:g}B" for k, v in measured.items()},
         selection=list(select),
     )
 
