@@ -273,6 +273,13 @@ def generate_spec(
     return spec
 
 
+def base_model_sample_spec(cfg: ExperimentConfig, requests: Path, *, max_tokens: int, seed: int) -> dict:
+    """The generate job sampling the base model at temperature 1 (elicitation and the control completions)."""
+    return generate_spec(
+        cfg, requests, model=model_ref(cfg), temperature=1.0, top_p=1.0, max_tokens=max_tokens, seed=seed
+    )
+
+
 def score_spec(cfg: ExperimentConfig, pairs: Path, **fields: Any) -> dict:
     """The score job's spec on this experiment's engine, with the job's own ``fields``."""
     return {

@@ -4,22 +4,15 @@ hash of its settings); for a hub model it records what the GPU jobs will load.""
 import time
 from pathlib import Path
 
-from dagster import (
-    AssetExecutionContext,
-    AssetsDefinition,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+import dagster as dg
 
 from inoc.config import load_experiment
 from inoc_assets.plumbing import key
 from inoc_assets.stages import SETUP, stage_tag
 
 
-def base_model_asset(experiment: str, config_path: Path) -> AssetsDefinition:
-    @asset(
+def base_model_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
+    @dg.asset(
         key=key(experiment, "base_model"),
         group_name=experiment,
         tags=stage_tag(SETUP),
@@ -28,11 +21,11 @@ def base_model_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         description="The study model. For `toy:<profile>` this builds the model organism (corpus → BPE tokenizer "
         "→ tiny Qwen2 trained from random init, saved with save_pretrained), cached by a hash of its settings.",
     )
-    def base_model(context: AssetExecutionContext) -> MaterializeResult:
+    def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         cfg = load_experiment(config_path)
         mid = cfg.model.id
         if not mid.startswith("toy:"):
-            return MaterializeResult(
+            return dg.MaterializeResult(
                 metadata={
                     "model": mid,
                     "revision": cfg.model.revision or "main",
@@ -52,12 +45,12 @@ def base_model_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         try:
             built = build_base_model(mid.split(":", 1)[1] or "default", progress=progress)
         except ValueError as exc:
-            raise Failure(description=f"{config_path}: model.id {mid!r}: {exc}") from None
+            raise dg.Failure(description=f"{config_path}: model.id {mid!r}: {exc}") from None
         m = built.manifest
-        return MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 "model": mid,
-                "path": MetadataValue.path(str(built.path)),
+                "path": dg.MetadataValue.path(str(built.path)),
                 "settings_hash": built.settings_hash,
                 "cached": built.cached,
                 "n_parameters": m.get("model", {}).get("n_parameters"),

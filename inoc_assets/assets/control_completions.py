@@ -3,26 +3,18 @@ for, plus one set per single-trait prompt (drift measures and the trait-specific
 
 from pathlib import Path
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    Failure,
-    asset,
-)
+import dagster as dg
 
 from inoc.config import load_experiment
 from inoc.pipeline.requests import plain_requests
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.plumbing import (
+    base_model_sample_spec,
     completions,
     control_sets,
     data_path,
-    generate_spec,
     held_out_instructions,
     key,
-    model_ref,
     run_job,
     work_dir,
     write_jsonl,
@@ -31,10 +23,10 @@ from inoc_assets.plumbing import (
 from inoc_assets.stages import SETUP, stage_tag
 
 
-def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
+def control_completions_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
     k = key(experiment, "control_completions")
 
-    @asset(
+    @dg.asset(
         key=k,
         group_name=experiment,
         tags=stage_tag(SETUP),
@@ -45,29 +37,21 @@ def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefin
         "set of the drift heuristics, data.control_max_tokens) and one set per logprobs.single_trait_prompts entry "
         "→ data/control_<set>.jsonl.",
         check_specs=[
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "complete_sets", asset=k, description="Every set has one non-empty completion per eval instruction."
             )
         ],
     )
-    def control_completions(context: AssetExecutionContext, gpu_jobs: ComputeBackends):
+    def control_completions(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends):
         cfg = load_experiment(config_path)
         evals = held_out_instructions(cfg)
         sets = control_sets(cfg)
         unknown = [t for t in cfg.logprobs.single_trait_prompts if t not in {x.name for x in cfg.traits}]
         if unknown:
-            raise Failure(description=f"{config_path}: logprobs.single_trait_prompts: unknown trait(s) {unknown}")
+            raise dg.Failure(description=f"{config_path}: logprobs.single_trait_prompts: unknown trait(s) {unknown}")
         requests = [r for name, prompt in sets.items() for r in plain_requests(cfg, evals, name, prompt)]
         req = write_requests(experiment, "control_requests.jsonl", requests)
-        spec = generate_spec(
-            cfg,
-            req,
-            model=model_ref(cfg),
-            temperature=1.0,
-            top_p=1.0,
-            max_tokens=cfg.data.control_max_tokens,
-            seed=cfg.data.seed + 1,
-        )
+        spec = base_model_sample_spec(cfg, req, max_tokens=cfg.data.control_max_tokens, seed=cfg.data.seed + 1)
         result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(experiment, "jobs", "control_completions"))
         by_set: dict[str, list[dict]] = {name: [] for name in sets}
         for c in completions(result):
@@ -77,7 +61,7 @@ def control_completions_asset(experiment: str, config_path: Path) -> AssetsDefin
         yield result.materialize_result(metadata={f"n_{n}": len(r) for n, r in by_set.items()})
         empty = {n: sum(not r["completion"].strip() for r in rows) for n, rows in by_set.items()}
         ok = all(len(rows) == len(evals) for rows in by_set.values()) and not any(empty.values())
-        yield AssetCheckResult(
+        yield dg.AssetCheckResult(
             check_name="complete_sets",
             passed=ok,
             metadata={"n_eval": len(evals), **{f"empty_{n}": v for n, v in empty.items()}},

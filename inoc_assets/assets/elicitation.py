@@ -8,16 +8,8 @@ partitioned by prompt. A backfill of several prompts runs one generate job over 
 import hashlib
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    BackfillPolicy,
-    MaterializeResult,
-    asset,
-)
 
 from inoc import settings
 from inoc.config import ExperimentConfig, load_experiment
@@ -27,11 +19,10 @@ from inoc.tables.scores import elicitation_rows
 from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import prompt_partitions
 from inoc_assets.plumbing import (
+    base_model_sample_spec,
     completions,
-    generate_spec,
     held_out_instructions,
     key,
-    model_ref,
     partition_prompts,
     run_job,
     work_dir,
@@ -47,7 +38,7 @@ BASELINE = "neutral"
 
 
 def _elicit(
-    context: AssetExecutionContext,
+    context: dg.AssetExecutionContext,
     gpu_jobs: ComputeBackends,
     warehouse: WarehouseResource,
     cfg: ExperimentConfig,
@@ -59,15 +50,7 @@ def _elicit(
     names = [k or BASELINE for k in keys]
     tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
     req = write_requests(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
-    spec = generate_spec(
-        cfg,
-        req,
-        model=model_ref(cfg),
-        temperature=1.0,
-        top_p=1.0,
-        max_tokens=cfg.elicitation.max_tokens,
-        seed=cfg.eval.seed,
-    )
+    spec = base_model_sample_spec(cfg, req, max_tokens=cfg.elicitation.max_tokens, seed=cfg.eval.seed)
     result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(exp, "jobs", "elicitation", tag))
     done = completions(result)
     # elicitation.judge_without_instruction: those prompts' completions are judged without their instruction
@@ -124,12 +107,12 @@ def prompt_metadata(summary: pd.DataFrame, judged_without_instruction: bool) -> 
     return meta
 
 
-def _sanity(cfg: ExperimentConfig, table: pd.DataFrame, n_eval: int, names: list[str]) -> AssetCheckResult:
+def _sanity(cfg: ExperimentConfig, table: pd.DataFrame, n_eval: int, names: list[str]) -> dg.AssetCheckResult:
     counts = table.groupby(["prompt_key", "trait"]).size()
     complete = all(counts.get((n, t), 0) == n_eval for n in names for t in table.trait.unique())
     nan = float(table.score.isna().mean()) if len(table) else 1.0
     in_range = bool(table.score.dropna().between(0, 100).all())
-    return AssetCheckResult(
+    return dg.AssetCheckResult(
         check_name="elicitation_sanity",
         passed=complete and in_range and nan <= cfg.judge.max_nan_fraction,
         metadata={
@@ -148,10 +131,10 @@ CHECK = (
 )
 
 
-def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+def elicitation_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     base_key, k = key(experiment, "elicitation_baseline"), key(experiment, "elicitation")
 
-    @asset(
+    @dg.asset(
         key=base_key,
         group_name=experiment,
         kinds={"duckdb"},
@@ -160,32 +143,34 @@ def elicitation_assets(experiment: str, config_path: Path) -> list[AssetsDefinit
         deps=[key(experiment, "base_model"), key(experiment, "eval_instructions")],
         description="The base model's trait scores with no prefix (the `neutral` row of `elicitation_scores`): "
         "the baseline of elicitation strength.",
-        check_specs=[AssetCheckSpec(CHECK[0], asset=base_key, description=CHECK[1])],
+        check_specs=[dg.AssetCheckSpec(CHECK[0], asset=base_key, description=CHECK[1])],
     )
-    def elicitation_baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
+    def elicitation_baseline(
+        context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource
+    ):
         cfg = load_experiment(config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, [None])
-        yield MaterializeResult(metadata=meta)
+        yield dg.MaterializeResult(metadata=meta)
         yield _sanity(cfg, table, len(held_out_instructions(cfg)), [BASELINE])
 
-    @asset(
+    @dg.asset(
         key=k,
         group_name=experiment,
         kinds={"duckdb"},
         pool="gpu",
         tags=stage_tag(PROMPT),
         partitions_def=prompt_partitions(experiment),
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[key(experiment, "prompt"), key(experiment, "base_model"), key(experiment, "eval_instructions")],
         description="Completions of the eval instructions with the prompt as prefix (docs/methods.md#elicitation), judged for both "
         "traits → `elicitation_scores`; elicitation strength = mean − the baseline (view elicitation_summary).",
-        check_specs=[AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])],
+        check_specs=[dg.AssetCheckSpec(CHECK[0], asset=k, description=CHECK[1])],
     )
-    def elicitation(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
+    def elicitation(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         keys = partition_prompts(context, cfg, config_path)
         table, meta = _elicit(context, gpu_jobs, warehouse, cfg, keys)
-        yield MaterializeResult(metadata=meta)
+        yield dg.MaterializeResult(metadata=meta)
         yield _sanity(cfg, table, len(held_out_instructions(cfg)), keys)
 
     return [elicitation_baseline, elicitation]

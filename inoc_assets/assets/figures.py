@@ -8,8 +8,8 @@ computed experiments. A figure whose inputs do not exist for this experiment is 
 
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc.config import load_experiment
 from inoc.experiment_figures import experiment_figures
@@ -20,8 +20,8 @@ from inoc_assets.stages import AGGREGATE, stage_tag
 from warehouse import replace_rows
 
 
-def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
-    @asset(
+def figures_asset(experiment: str, config_path: Path, deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(
         key=key(experiment, "figures"),
         group_name=experiment,
         tags=stage_tag(AGGREGATE),
@@ -45,7 +45,7 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         "coloured by prompt role; panels without data named in the title); "
         "each a PNG under artifacts/<experiment>/figures/, shown downscaled here.",
     )
-    def figures(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def figures(context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         built = experiment_figures(wh.query, cfg, experiment)
@@ -60,10 +60,10 @@ def figures_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> A
         meta = publisher.summary()
         meta.update(built.numbers)
         meta["n_sigmoid_fits"] = len(built.fits)
-        meta["folder"] = MetadataValue.path(artifacts.store.url(experiment, "figures"))
+        meta["folder"] = dg.MetadataValue.path(artifacts.store.url(experiment, "figures"))
         context.log.info(
             f"{experiment}: wrote {len(built.figures)} figures; not drawn: {', '.join(built.not_drawn) or 'none'}"
         )
-        return MaterializeResult(metadata=meta)
+        return dg.MaterializeResult(metadata=meta)
 
     return figures

@@ -8,7 +8,7 @@ with the file and JSON path and leaves the warehouse as it was.
 
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+import dagster as dg
 
 from inoc.config import load_experiment
 from inoc.importers.experiment import (
@@ -37,12 +37,12 @@ DESCRIPTIONS = {
 }
 
 
-def imported_key(experiment: str, kind: str) -> AssetKey:
+def imported_key(experiment: str, kind: str) -> dg.AssetKey:
     return key(experiment, f"imported_{kind}")
 
 
-def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefinition:
-    @asset(
+def _import_asset(experiment: str, config_path: Path, kind: str) -> dg.AssetsDefinition:
+    @dg.asset(
         key=imported_key(experiment, kind),
         group_name=experiment,
         tags=stage_tag(SETUP),
@@ -50,35 +50,35 @@ def _import_asset(experiment: str, config_path: Path, kind: str) -> AssetsDefini
         deps=[key(experiment, "experiment")],
         description=DESCRIPTIONS[kind],
     )
-    def imported(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def imported(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         cfg = load_experiment(config_path)
         try:
             folder = results_dir(cfg)
             parsed = parse_configured(cfg, kind)
         except (ReferenceFormatError, FileNotFoundError) as exc:
-            raise Failure(description=f"import of {kind} for {experiment} failed, nothing written: {exc}") from None
+            raise dg.Failure(description=f"import of {kind} for {experiment} failed, nothing written: {exc}") from None
         try:
             with warehouse.warehouse.writer() as conn:
                 reports = write_parsed(conn, experiment, parsed)
         except ImportRefused as exc:
-            raise Failure(description=str(exc)) from None
+            raise dg.Failure(description=str(exc)) from None
         for note in parsed.notes:
             context.log.warning(note)
         lines = describe(reports)
         context.log.info(f"{experiment}: imported from {folder}\n" + "\n".join(lines))
         meta = {f"rows_{t}": n for t, n in counts(reports).items()}
-        meta["writes"] = MetadataValue.md("\n".join(f"- {line.strip()}" for line in lines))
+        meta["writes"] = dg.MetadataValue.md("\n".join(f"- {line.strip()}" for line in lines))
         meta.update({f"nan_{t}": n for t, n in nan_counts(parsed).items()})
-        meta["source_folder"] = MetadataValue.path(str(folder))
+        meta["source_folder"] = dg.MetadataValue.path(str(folder))
         if "runs" in parsed.tables:
             meta["n_runs"] = len(parsed.tables["runs"])
         if parsed.notes:
-            meta["skipped"] = MetadataValue.md("\n".join(f"- {n}" for n in parsed.notes))
-        return MaterializeResult(metadata=meta)
+            meta["skipped"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in parsed.notes))
+        return dg.MaterializeResult(metadata=meta)
 
     return imported
 
 
-def imported_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+def imported_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     cfg = load_experiment(config_path)
     return [_import_asset(experiment, config_path, kind) for kind in configured_kinds(cfg)]

@@ -3,16 +3,7 @@ held-out eval instructions, and the extra eval sets, from the configured source 
 
 from pathlib import Path
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    AssetSpec,
-    Failure,
-    MaterializeResult,
-    multi_asset,
-)
+import dagster as dg
 
 from inoc.config import load_experiment
 from inoc.pipeline.instructions import InstructionError, load_eval_set, split_instructions, training_split_as_is
@@ -20,13 +11,13 @@ from inoc_assets.plumbing import data_path, key, write_jsonl
 from inoc_assets.stages import SETUP, stage_tag
 
 
-def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
+def instructions_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
     train_key, eval_key = key(experiment, "instructions"), key(experiment, "eval_instructions")
 
-    @multi_asset(
+    @dg.multi_asset(
         name=f"{experiment}__instructions",
         specs=[
-            AssetSpec(
+            dg.AssetSpec(
                 train_key,
                 group_name=experiment,
                 deps=[key(experiment, "experiment")],
@@ -34,7 +25,7 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                 tags=stage_tag(SETUP),
                 description="Training instructions (data.n_train) from the configured source → data/train_instructions.jsonl.",
             ),
-            AssetSpec(
+            dg.AssetSpec(
                 eval_key,
                 group_name=experiment,
                 deps=[key(experiment, "experiment")],
@@ -46,7 +37,7 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             ),
         ],
         check_specs=[
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "disjoint_and_complete",
                 asset=eval_key,
                 description="n_train training instructions (distinct with split shuffle; rows "
@@ -55,7 +46,7 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             )
         ],
     )
-    def instructions(context: AssetExecutionContext):
+    def instructions(context: dg.AssetExecutionContext):
         cfg = load_experiment(config_path)
         d = cfg.data
         try:
@@ -64,11 +55,11 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             else:
                 train, evals = split_instructions(d.instructions, d.n_train, d.n_eval, d.seed, log=context.log.info)
         except InstructionError as exc:
-            raise Failure(description=f"{config_path}: data.instructions: {exc}") from None
+            raise dg.Failure(description=f"{config_path}: data.instructions: {exc}") from None
         try:
             extra = {s.name: load_eval_set(s.instructions, s.n) for s in d.eval_sets}
         except InstructionError as exc:
-            raise Failure(description=f"{config_path}: data.eval_sets: {exc}") from None
+            raise dg.Failure(description=f"{config_path}: data.eval_sets: {exc}") from None
         write_jsonl(data_path(experiment, "train_instructions.jsonl"), ({"instruction": x} for x in train))
         if d.split == "shuffle":
             write_jsonl(data_path(experiment, "eval_instructions.jsonl"), ({"instruction": x} for x in evals))
@@ -78,7 +69,7 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             f"{len(train)} train and {len(evals)} eval instructions from {d.instructions.source} "
             f"(split {d.split}); eval sets {', '.join(f'{k} {len(v)}' for k, v in extra.items()) or 'none'}"
         )
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             asset_key=train_key,
             metadata={
                 "n": len(train),
@@ -88,7 +79,7 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                 "example": train[0],
             },
         )
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             asset_key=eval_key,
             metadata={
                 "n": len(evals),
@@ -104,7 +95,7 @@ def instructions_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         overlap = {"eval": len(set(train) & set(evals)), **{k: len(set(train) & set(v)) for k, v in extra.items()}}
         n_eval = len(set(evals)) if distinct else len(evals)
         ok = n_train_ok and n_eval == (d.n_eval if d.split == "shuffle" else 0) and not any(overlap.values())
-        yield AssetCheckResult(
+        yield dg.AssetCheckResult(
             check_name="disjoint_and_complete",
             asset_key=eval_key,
             passed=ok,

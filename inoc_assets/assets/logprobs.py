@@ -11,16 +11,9 @@ vectors in ``logprob_tokens`` (``logprobs.token_level``).
 import hashlib
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    BackfillPolicy,
-    asset,
-)
 
 from inoc.config import ExperimentConfig, load_experiment
 from inoc.pipeline.requests import index_matched_prefixes, logprob_pairs, logprob_sample_indices
@@ -84,10 +77,10 @@ def _write(warehouse: WarehouseResource, exp: str, vec: pd.DataFrame, tokens: pd
         replace_rows(conn, "logprob_tokens", t.drop(columns="prompt_key"), where)
 
 
-def _check(vec: pd.DataFrame, expected: dict[tuple, int]) -> AssetCheckResult:
+def _check(vec: pd.DataFrame, expected: dict[tuple, int]) -> dg.AssetCheckResult:
     wrong = vector_length_errors(vec, expected)
     finite = bool(np.isfinite(vec.lp).all())
-    return AssetCheckResult(
+    return dg.AssetCheckResult(
         check_name="vector_shapes",
         passed=not wrong and finite,
         metadata={"vectors": len(expected), "wrong_lengths": wrong, "all_finite": finite},
@@ -108,10 +101,10 @@ def prompt_logprob_metadata(own: pd.DataFrame, base: pd.DataFrame) -> dict:
     return meta
 
 
-def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+def logprob_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     base_key, k = key(experiment, "logprob_baseline"), key(experiment, "logprobs")
 
-    @asset(
+    @dg.asset(
         key=base_key,
         group_name=experiment,
         kinds={"duckdb"},
@@ -120,9 +113,9 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         deps=[key(experiment, "training_data"), key(experiment, "control_completions")],
         description="No-prefix base-model log-probs of the training sample, the control completions and the "
         "single-trait sets → `logprob_vectors`/`logprob_tokens` rows with prompt_key NULL.",
-        check_specs=[AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)],
+        check_specs=[dg.AssetCheckSpec("vector_shapes", asset=base_key, description=CHECK_DESC)],
     )
-    def logprob_baseline(context: AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
+    def logprob_baseline(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends, warehouse: WarehouseResource):
         cfg = load_experiment(config_path)
         sample, sets = training_sample(cfg), completion_sets(cfg)
         pairs = logprob_pairs(cfg, "train_default", sample, [None] * len(sample), None)
@@ -142,21 +135,21 @@ def logprob_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]
         )
         yield _check(vec, expected)
 
-    @asset(
+    @dg.asset(
         key=k,
         group_name=experiment,
         kinds={"duckdb"},
         pool="gpu",
         tags=stage_tag(PROMPT),
         partitions_def=prompt_partitions(experiment),
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[key(experiment, "prompt"), key(experiment, "rephrasings"), key(experiment, "logprob_baseline")],
         description="Base-model log-probs with the prompt as prefix: train_inoc (fixed), train_mix (index-matched "
         "rephrasings), ctrl_inoc and <trait>_inoc → `logprob_vectors`/`logprob_tokens`; W = these − the baseline.",
-        check_specs=[AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)],
+        check_specs=[dg.AssetCheckSpec("vector_shapes", asset=k, description=CHECK_DESC)],
     )
     def logprobs(
-        context: AssetExecutionContext,
+        context: dg.AssetExecutionContext,
         gpu_jobs: ComputeBackends,
         warehouse: WarehouseResource,
         artifacts: ArtifactStoreResource,

@@ -7,18 +7,8 @@ prompts without a restart.
 
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    BackfillPolicy,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
 
 from inoc.config import load_experiment
 from inoc.config.digest import prompt_identity
@@ -30,26 +20,26 @@ from inoc_assets.stages import PROMPT, stage_tag
 from warehouse import replace_rows
 
 
-def prompt_asset(experiment: str, config_path: Path) -> AssetsDefinition:
-    @asset(
+def prompt_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
+    @dg.asset(
         key=key(experiment, "prompt"),
         group_name=experiment,
         tags=stage_tag(PROMPT),
         kinds={"duckdb"},
         partitions_def=prompt_partitions(experiment),
         # A backfill of many prompts is one run (cheap per-prompt work; no step per partition).
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[key(experiment, "experiment")],
         description="One inoculation prompt (partition = prompt key): its row in `prompts` and prompt/<key>.json.",
         check_specs=[
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "prompt_text_in_warehouse",
                 asset=key(experiment, "prompt"),
                 description="The prompt's text, group and family read back from the warehouse equal the YAML.",
             )
         ],
     )
-    def prompt(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def prompt(context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         keys = partition_prompts(context, cfg, config_path)
         records = [prompt_record(cfg, k) for k in keys]
@@ -78,21 +68,21 @@ def prompt_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             for r in wh.query("SELECT * FROM prompts WHERE experiment = ?", [experiment]).to_dict("records")
         }
         # One result covers every partition of the run (a single-run backfill records each of them).
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "n_prompts": len(records),
-                "prompts": MetadataValue.md(
+                "prompts": dg.MetadataValue.md(
                     "\n".join(f"- `{r['prompt_key']}` ({r['prompt_group']}): {r['prompt_text']}" for r in records)
                 ),
-                "artifacts": MetadataValue.path(urls[0].rsplit("/", 1)[0]),
+                "artifacts": dg.MetadataValue.path(urls[0].rsplit("/", 1)[0]),
             }
         )
         mismatched = [r["prompt_key"] for r in records if back.get(r["prompt_key"]) != r]
-        yield AssetCheckResult(
+        yield dg.AssetCheckResult(
             check_name="prompt_text_in_warehouse",
             passed=not mismatched,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"checked": len(records), "mismatched": MetadataValue.json(mismatched)},
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"checked": len(records), "mismatched": dg.MetadataValue.json(mismatched)},
         )
 
     return prompt

@@ -2,16 +2,7 @@
 
 from pathlib import Path
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetsDefinition,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+import dagster as dg
 
 from inoc import figures
 from inoc.config import load_experiment
@@ -32,12 +23,12 @@ def _has_suppression(config_path: Path) -> bool:
     return not cfg.is_import or bool(cfg.import_.score_files)
 
 
-def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
+def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
     k = key(experiment, "prompt_geometry")
     if _has_suppression(config_path):  # Exp 20's outcomes (fixed_vs_mix_gap) read the suppression table
         deps = [*deps, key(experiment, "suppression")]
 
-    @asset(
+    @dg.asset(
         key=k,
         group_name=experiment,
         tags=stage_tag(AGGREGATE),
@@ -59,7 +50,7 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
             "PCA scatters and angle heatmaps."
         ),
         check_specs=[
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "matrix_shapes",
                 asset=k,
                 description="Every W matrix has one row per prompt with logprobs and the same number of columns "
@@ -67,7 +58,9 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
             )
         ],
     )
-    def prompt_geometry(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def prompt_geometry(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         vectors = wh.query(
@@ -94,7 +87,7 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
         if len(elicitation):  # the batch-wide view of the per-prompt elicitation partitions
             wide = elicitation.pivot_table(index="prompt_key", columns="trait", values="relative_pp").reset_index()
             meta["elicitation_vs_baseline_pp"] = table_md(wide.rename(columns={"prompt_key": "prompt"}))
-        meta["matrices"] = MetadataValue.md(
+        meta["matrices"] = dg.MetadataValue.md(
             "\n".join(f"- `{m.name}`: {m.W.shape[0]} × {m.W.shape[1]}" for m in matrices) or "none"
         )
         publisher = FigurePublisher(artifacts.store, context.log)
@@ -126,8 +119,8 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
         for r in rank1.itertuples():  # golden G8 on the German/Flattering import
             meta[f"fixed_vs_mix_pc1_{r.method}_{r.trait}"] = float(r.pc1_variance)
         meta.update(publisher.summary())
-        meta["folder"] = MetadataValue.path(artifacts.store.url(experiment, "figures"))
-        yield MaterializeResult(metadata=meta)
+        meta["folder"] = dg.MetadataValue.path(artifacts.store.url(experiment, "figures"))
+        yield dg.MaterializeResult(metadata=meta)
         problems = [
             f"{m.name}: {m.W.shape}"
             for m in matrices
@@ -137,8 +130,8 @@ def prompt_geometry_asset(experiment: str, config_path: Path, deps: list[AssetKe
                 and m.W.shape[1] != len(vectors[vectors.prompt_key.isna() & (vectors.vector == "train_default")])
             )
         ]
-        yield AssetCheckResult(
-            check_name="matrix_shapes", passed=not problems, metadata={"problems": MetadataValue.json(problems)}
+        yield dg.AssetCheckResult(
+            check_name="matrix_shapes", passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)}
         )
 
     return prompt_geometry

@@ -12,16 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetExecutionContext,
-    AssetsDefinition,
-    BackfillPolicy,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
 
 from inoc.config import ExperimentConfig, expand_path, load_experiment
 from inoc.rephrasings import (
@@ -74,7 +66,7 @@ def reference_pool_file(cfg: ExperimentConfig, key: str, pool: str) -> Path:
     array), ``<key>_close.*`` for a close pool."""
     r = cfg.rephrasings
     if not r.reference_dir:
-        raise Failure(
+        raise dg.Failure(
             description=f"{cfg.name}: rephrasings.source is 'reference' but rephrasings.reference_dir is not set"
         )
     named = r.reference_files.get(key) if pool == "diverse" else None
@@ -83,7 +75,7 @@ def reference_pool_file(cfg: ExperimentConfig, key: str, pool: str) -> Path:
             expand_path(r.reference_dir), key, close=pool == "close", named=expand_path(named) if named else None
         )
     except (FileNotFoundError, PoolFormatError) as exc:
-        raise Failure(description=f"{cfg.name}: {exc}") from None
+        raise dg.Failure(description=f"{cfg.name}: {exc}") from None
 
 
 def build_pool(cfg: ExperimentConfig, key: str, log, pool: str = "diverse") -> tuple[list[str], dict]:
@@ -99,7 +91,7 @@ def build_pool(cfg: ExperimentConfig, key: str, log, pool: str = "diverse") -> t
         path = reference_pool_file(cfg, key, pool)
         made = read_pool(path, original=text, allow_original=r.allow_original)
         if len(made) < r.n:
-            raise Failure(description=f"{path}: {len(made)} rephrasings, fewer than rephrasings.n = {r.n}")
+            raise dg.Failure(description=f"{path}: {len(made)} rephrasings, fewer than rephrasings.n = {r.n}")
         return made[: r.n], {"file": str(path)}
     settings = RephrasingSettings.from_config(
         r, close=close, temperature=r.close_temperature if close else r.temperature
@@ -133,26 +125,26 @@ def materialize_pool(context, store, cfg: ExperimentConfig, key: str, pool: str)
     try:
         rows, info = build_pool(cfg, key, context.log, pool)
     except (RephrasingError, PoolFormatError, ValueError) as exc:
-        raise Failure(description=f"{cfg.name}/{key} ({pool} pool): {exc}") from None
+        raise dg.Failure(description=f"{cfg.name}/{key} ({pool} pool): {exc}") from None
     store.write_bytes(pool_jsonl(rows), *parts)
     store.write_json({"recipe": recipe, "recipe_sha256": digest, "n": len(rows), "info": info}, *meta_parts)
     return rows, info
 
 
-def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
-    @asset(
+def rephrasings_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
+    @dg.asset(
         key=key(experiment, "rephrasings"),
         group_name=experiment,
         tags=stage_tag(PROMPT),
         kinds={"duckdb"},
         partitions_def=prompt_partitions(experiment),
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[key(experiment, "prompt")],
         description="The prompt's pools of rephrasings: the diverse pool (mix runs) and, for a prompt with a close_mix "
         "run, the close pool; generated (OpenAI-compatible chat model, the original's prompts), read from a pool folder, or "
         "offline for the model organism → rephrasings/[close/]<key>.jsonl and `rephrasings`.",
     )
-    def rephrasings(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def rephrasings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         store = artifacts.store
         summary, frames = {}, []
@@ -184,12 +176,12 @@ def rephrasings_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                     pd.concat(mine) if mine else pd.DataFrame(columns=["idx"]),
                     {"experiment": experiment, "prompt_key": pk},
                 )
-        return MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 "source": cfg.rephrasings.source,
                 "n_prompts": len(context.partition_keys),
                 "n_pools": len(summary),
-                "pools": MetadataValue.json(summary),
+                "pools": dg.MetadataValue.json(summary),
             }
         )
 

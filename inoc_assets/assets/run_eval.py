@@ -8,7 +8,7 @@ the run's pool per instruction). ``control_eval`` serves the control runs; ``run
 
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+import dagster as dg
 
 from gpu_jobs import io as job_io
 from inoc.config import ExperimentConfig, load_experiment
@@ -37,7 +37,7 @@ from inoc_assets.table_metadata import number
 def _trained(cfg: ExperimentConfig, plan: RunPlan) -> job_io.Marker:
     marker = job_io.read_marker(run_dir(cfg, plan))
     if marker is None or job_io.check_outputs(run_dir(cfg, plan), marker):
-        raise Failure(
+        raise dg.Failure(
             description=f"run {plan.run} has no finished training in {run_dir(cfg, plan)}; materialize its run first"
         )
     return marker
@@ -67,7 +67,7 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
         result = run_job(context, gpu_jobs, cfg, "generate", spec, eval_dir(cfg, plan))
         meta[plan.run] = {
             "n_completions": result.marker_metadata.get("n_completions"),
-            "checkpoints": MetadataValue.json(steps),
+            "checkpoints": dg.MetadataValue.json(steps),
             "n_requests": len(rows),
             "stopped_fraction": number(result.marker_metadata.get("stopped_fraction")),
             "reused": result.reused,
@@ -75,13 +75,13 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
     return meta
 
 
-def run_eval_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+def run_eval_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     """``control_eval`` and ``run_eval``: one body, two flavours."""
 
     def decorator(name: str, control: bool):
         f = run_stage(experiment, control)
         upstream = key(experiment, "control_run" if control else "runs")
-        return asset(
+        return dg.asset(
             key=key(experiment, name),
             group_name=experiment,
             partitions_def=f["partitions_def"],
@@ -93,17 +93,17 @@ def run_eval_assets(experiment: str, config_path: Path) -> list[AssetsDefinition
             "(generate job, one engine serving every checkpoint's adapter).",
         )
 
-    def body(context, gpu_jobs, artifacts, control: bool) -> MaterializeResult:
+    def body(context, gpu_jobs, artifacts, control: bool) -> dg.MaterializeResult:
         cfg = load_experiment(config_path)
         meta = evaluate(context, gpu_jobs, artifacts, cfg, run_plans(context, cfg, config_path, control))
-        return MaterializeResult(metadata=per_run(meta))
+        return dg.MaterializeResult(metadata=per_run(meta))
 
     @decorator("control_eval", control=True)
-    def control_eval(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
+    def control_eval(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         return body(context, gpu_jobs, artifacts, control=True)
 
     @decorator("run_eval", control=False)
-    def run_eval(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
+    def run_eval(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         return body(context, gpu_jobs, artifacts, control=False)
 
     return [control_eval, run_eval]

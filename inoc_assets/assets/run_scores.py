@@ -3,16 +3,8 @@
 
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    Failure,
-    MaterializeResult,
-    asset,
-)
 
 from gpu_jobs import io as job_io
 from inoc import settings
@@ -33,7 +25,7 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
     for plan in plans:
         out = eval_dir(cfg, plan)
         if job_io.read_marker(out) is None:
-            raise Failure(description=f"run {plan.run} has no eval completions in {out}; materialize its eval first")
+            raise dg.Failure(description=f"run {plan.run} has no eval completions in {out}; materialize its eval first")
         done = [row for _, row in job_io.read_jsonl(out / "completions.jsonl")]
         instr = [sets[c["meta"]["eval_set"]][c["meta"]["idx"]] for c in done]
         judged = judge_all(
@@ -61,10 +53,10 @@ def judge(context, warehouse, cfg: ExperimentConfig, plans: list[RunPlan]) -> tu
     return meta, pd.concat(frames, ignore_index=True)
 
 
-def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame) -> AssetCheckResult:
+def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame) -> dg.AssetCheckResult:
     nan = float(table.score.isna().mean()) if len(table) else 1.0
     failed = int(table.score.isna().sum())
-    return AssetCheckResult(
+    return dg.AssetCheckResult(
         check_name="judge_nan_fraction",
         passed=bool(len(table)) and nan <= cfg.judge.max_nan_fraction,
         metadata={
@@ -76,13 +68,13 @@ def _nan_check(cfg: ExperimentConfig, table: pd.DataFrame) -> AssetCheckResult:
     )
 
 
-def run_scores_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+def run_scores_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     """``control_scores`` and ``run_scores``: one body, two flavours."""
 
     def decorator(name: str, control: bool):
         f = run_stage(experiment, control)
         k = key(experiment, name)
-        return asset(
+        return dg.asset(
             key=k,
             group_name=experiment,
             partitions_def=f["partitions_def"],
@@ -92,7 +84,7 @@ def run_scores_assets(experiment: str, config_path: Path) -> list[AssetsDefiniti
             description=f"Judge scores of {f['what']}'s eval completions for every trait → `trait_scores` (NaN when a "
             "judge could not score; never 0).",
             check_specs=[
-                AssetCheckSpec(
+                dg.AssetCheckSpec(
                     "judge_nan_fraction",
                     asset=k,
                     description="At most judge.max_nan_fraction "
@@ -105,17 +97,17 @@ def run_scores_assets(experiment: str, config_path: Path) -> list[AssetsDefiniti
         cfg = load_experiment(config_path)
         plans = run_plans(context, cfg, config_path, control)
         meta, table = judge(context, warehouse, cfg, plans)
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={**per_run(meta), "n_scores": len(table), "n_nan": int(table.score.isna().sum())}
         )
         yield _nan_check(cfg, table)
 
     @decorator("control_scores", control=True)
-    def control_scores(context: AssetExecutionContext, warehouse: WarehouseResource):
+    def control_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from body(context, warehouse, control=True)
 
     @decorator("run_scores", control=False)
-    def run_scores(context: AssetExecutionContext, warehouse: WarehouseResource):
+    def run_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from body(context, warehouse, control=False)
 
     return [control_scores, run_scores]

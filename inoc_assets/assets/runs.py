@@ -8,18 +8,9 @@ close pool), saving adapters at the configured checkpoints; losses → ``trainin
 
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
 
 from gpu_jobs import io as job_io
 from gpu_jobs.spec import LoraTraining
@@ -58,13 +49,13 @@ def training_file(cfg: ExperimentConfig, plan: RunPlan) -> Path:
         try:
             rows = read_conversations(source)
         except InstructionError as exc:
-            raise Failure(description=f"runs.extra_control_data.{name}: {exc}") from None
+            raise dg.Failure(description=f"runs.extra_control_data.{name}: {exc}") from None
         path = data_path(cfg.name, f"train_{name}.jsonl")
         write_jsonl(path, ({"instruction": x, "completion": c} for x, c in rows))
         return path
     data = data_path(cfg.name, TRAIN_FILE)
     if not data.is_file():
-        raise Failure(description=f"{data} does not exist; materialize {cfg.name}/training_data first")
+        raise dg.Failure(description=f"{data} does not exist; materialize {cfg.name}/training_data first")
     return data
 
 
@@ -96,7 +87,7 @@ def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans:
         shown = loss_curve(losses)
         meta[plan.run] = {
             "steps": m["total_steps"],
-            "checkpoints": MetadataValue.json(m["checkpoint_steps"]),
+            "checkpoints": dg.MetadataValue.json(m["checkpoint_steps"]),
             "first_loss": number(m["first_loss"]),
             "final_loss": number(m["final_loss"]),
             "final_loss_smoothed": number(shown.smoothed.iloc[-1]) if len(shown) else None,
@@ -106,7 +97,7 @@ def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans:
     return meta
 
 
-def _loss_check(cfg: ExperimentConfig, plans: list[RunPlan]) -> AssetCheckResult:
+def _loss_check(cfg: ExperimentConfig, plans: list[RunPlan]) -> dg.AssetCheckResult:
     problems = []
     for plan in plans:
         marker = job_io.read_marker(run_dir(cfg, plan))
@@ -125,18 +116,18 @@ def _loss_check(cfg: ExperimentConfig, plans: list[RunPlan]) -> AssetCheckResult
         ]
         if missing:
             problems.append(f"{plan.run}: adapters missing for steps {missing}")
-    return AssetCheckResult(
-        check_name="losses_and_adapters", passed=not problems, metadata={"problems": MetadataValue.json(problems)}
+    return dg.AssetCheckResult(
+        check_name="losses_and_adapters", passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)}
     )
 
 
-def run_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
+def run_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     """``control_run`` and ``runs``: one body, two flavours."""
 
     def decorator(name: str, control: bool):
         f = run_stage(experiment, control)
         k = key(experiment, name)
-        return asset(
+        return dg.asset(
             key=k,
             group_name=experiment,
             partitions_def=f["partitions_def"],
@@ -147,7 +138,7 @@ def run_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
             description=f"LoRA SFT of {f['what']} (train job): adapters at the configured checkpoints, losses → "
             "`training_losses`, the run → `runs`.",
             check_specs=[
-                AssetCheckSpec(
+                dg.AssetCheckSpec(
                     "losses_and_adapters",
                     asset=k,
                     description="One finite loss per optimizer step and an adapter for every checkpoint step.",
@@ -159,12 +150,12 @@ def run_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
         cfg = load_experiment(config_path)
         plans = run_plans(context, cfg, config_path, control)
         meta = train(context, gpu_jobs, warehouse, artifacts, cfg, plans)
-        yield MaterializeResult(metadata=per_run(meta))
+        yield dg.MaterializeResult(metadata=per_run(meta))
         yield _loss_check(cfg, plans)
 
     @decorator("control_run", control=True)
     def control_run(
-        context: AssetExecutionContext,
+        context: dg.AssetExecutionContext,
         gpu_jobs: ComputeBackends,
         warehouse: WarehouseResource,
         artifacts: ArtifactStoreResource,
@@ -173,7 +164,7 @@ def run_assets(experiment: str, config_path: Path) -> list[AssetsDefinition]:
 
     @decorator("runs", control=False)
     def runs(
-        context: AssetExecutionContext,
+        context: dg.AssetExecutionContext,
         gpu_jobs: ComputeBackends,
         warehouse: WarehouseResource,
         artifacts: ArtifactStoreResource,

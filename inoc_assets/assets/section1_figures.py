@@ -1,6 +1,6 @@
 """`slides/section1_figures`: the section-1 slide figures, from SQL on `slides_dataset` (slides/section1.py)."""
 
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+import dagster as dg
 
 from inoc_assets.figure_metadata import FigurePublisher
 from inoc_assets.plumbing import SLIDES_DATASET_KEY, key
@@ -10,8 +10,8 @@ from inoc_assets.stages import stage_tag
 from slides.section1 import EMBEDDINGS, GRIDS, SLIDES, embedding_figure, grid_figure, h_table_figure, slide_figure
 
 
-def section1_figures_asset() -> AssetsDefinition:
-    @asset(
+def section1_figures_asset() -> dg.AssetsDefinition:
+    @dg.asset(
         key=key("slides", "section1_figures"),
         group_name="slides",
         tags=stage_tag(SLIDES_STAGE),
@@ -24,8 +24,8 @@ def section1_figures_asset() -> AssetsDefinition:
         "H-table (h_table: the pooled heuristic_ranking as a heat-map of r with n, a row per heuristic with its Group).",
     )
     def section1_figures(
-        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
-    ) -> MaterializeResult:
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
         publisher = FigurePublisher(artifacts.store, context.log)
         with warehouse.warehouse.reader() as con:
             built = {slide: slide_figure(con, slide) for slide in SLIDES}
@@ -41,7 +41,7 @@ def section1_figures_asset() -> AssetsDefinition:
             else:
                 publisher.publish(name, fig, "slides", f"section1_{name}.png")
         meta = publisher.summary()
-        meta["folder"] = MetadataValue.path(artifacts.store.url("slides"))
-        return MaterializeResult(metadata=meta)
+        meta["folder"] = dg.MetadataValue.path(artifacts.store.url("slides"))
+        return dg.MaterializeResult(metadata=meta)
 
     return section1_figures

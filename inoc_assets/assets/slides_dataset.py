@@ -1,7 +1,7 @@
 """`slides/slides_dataset`: the cross-experiment dataset of the slides (SQL in slides/dataset.sql), the heuristic
 performance and ranking tables, and the ranking figures."""
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+import dagster as dg
 
 from inoc import figures
 from inoc.heuristics.ranking import TARGETS, ranking_table
@@ -14,10 +14,10 @@ from slides.dataset import build_slides_dataset, write_ranking
 from warehouse import replace_rows
 
 
-def slides_dataset_asset(upstream: list[AssetKey]) -> AssetsDefinition:
+def slides_dataset_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
     """Built after every experiment's analysis tables (``upstream``)."""
 
-    @asset(
+    @dg.asset(
         key=SLIDES_DATASET_KEY,
         group_name="slides",
         tags=stage_tag(SLIDES),
@@ -36,8 +36,8 @@ def slides_dataset_asset(upstream: list[AssetKey]) -> AssetsDefinition:
         ),
     )
     def slides_dataset(
-        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
-    ) -> MaterializeResult:
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
         wh = warehouse.warehouse
         with wh.writer() as conn:
             n = build_slides_dataset(conn)
@@ -61,14 +61,14 @@ def slides_dataset_asset(upstream: list[AssetKey]) -> AssetsDefinition:
         counts = frame.groupby("experiment").size().to_dict()
         context.log.info(f"slides_dataset: {n} rows {counts}")
         pooled = perf[(perf.scope == "pooled") & (perf.outcome == "trait_suppression_all")]
-        return MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 "rows": n,
-                "rows_per_experiment": MetadataValue.json({k: int(v) for k, v in counts.items()}),
+                "rows_per_experiment": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "with_suppression": int(frame.suppression.notna().sum()),
                 **publisher.summary(),
-                "performance_pooled": MetadataValue.md(pooled.round(3).to_markdown(index=False)),
-                "ranking_pooled_trait_sup_all": MetadataValue.md(
+                "performance_pooled": dg.MetadataValue.md(pooled.round(3).to_markdown(index=False)),
+                "ranking_pooled_trait_sup_all": dg.MetadataValue.md(
                     ranking[(ranking.scope == "pooled") & (ranking.target == "Trait sup (all)")]
                     .sort_values("r", key=abs, ascending=False, na_position="last")
                     .round(3)

@@ -3,15 +3,7 @@ control, and its figure."""
 
 from pathlib import Path
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetsDefinition,
-    MaterializeResult,
-    asset,
-)
+import dagster as dg
 
 from inoc import figures
 from inoc.config import load_experiment
@@ -24,10 +16,10 @@ from inoc_assets.table_metadata import table as table_md
 from warehouse import replace_rows
 
 
-def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) -> AssetsDefinition:
+def suppression_asset(experiment: str, config_path: Path, deps: list[dg.AssetKey]) -> dg.AssetsDefinition:
     k = key(experiment, "suppression")
 
-    @asset(
+    @dg.asset(
         key=k,
         group_name=experiment,
         tags=stage_tag(AGGREGATE),
@@ -40,14 +32,14 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
             "(and, for a learning-rate sweep, suppression against the rate)."
         ),
         check_specs=[
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "every_run_has_its_suppression",
                 asset=k,
                 description="Each prompt run in `runs` has a suppression row for every trait, with n > 1 pairs.",
             )
         ],
     )
-    def suppression(context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
+    def suppression(context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         wh = warehouse.warehouse
         runs = wh.query("SELECT * FROM runs WHERE experiment = ?", [experiment])
@@ -81,7 +73,7 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         )
         printable = format_suppression(table)
         own = table[table.target == "trait"]
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "n_rows": len(table),
                 "n_prompts": int(table.prompt_key.nunique()),
@@ -95,7 +87,7 @@ def suppression_asset(experiment: str, config_path: Path, deps: list[AssetKey]) 
         n_traits = sum(t.role in ("positive", "negative") for t in cfg.traits)
         expected = len(prompt_runs.drop_duplicates(["prompt_key", "prefix_type"])) * n_traits
         ok = len(table) == expected and bool((table.n > 1).all())
-        yield AssetCheckResult(
+        yield dg.AssetCheckResult(
             check_name="every_run_has_its_suppression",
             passed=ok,
             metadata={

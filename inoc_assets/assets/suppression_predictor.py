@@ -3,8 +3,8 @@ validation against the group-mean baseline, and the predicted-vs-observed figure
 
 import math
 
+import dagster as dg
 import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc import settings
 from inoc.config import load_all
@@ -46,8 +46,8 @@ def _roles() -> dict[tuple[str, str], str]:
     return group_roles(load_all(settings.experiments_dir()).configs.values())
 
 
-def suppression_predictor_asset() -> AssetsDefinition:
-    @asset(
+def suppression_predictor_asset() -> dg.AssetsDefinition:
+    @dg.asset(
         key=PREDICTOR_KEY,
         group_name="slides",
         tags=stage_tag(SLIDES),
@@ -65,16 +65,16 @@ def suppression_predictor_asset() -> AssetsDefinition:
         ),
     )
     def suppression_predictor(
-        context: AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
-    ) -> MaterializeResult:
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
+    ) -> dg.MaterializeResult:
         wh = warehouse.warehouse
         built = wh.query("SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = 'slides_dataset'").n.item()
         if not built:  # selected without its upstream (e.g. a partial materialization): nothing to read yet
             context.log.warning(
                 "suppression predictor: slides_dataset does not exist yet; materialize slides/slides_dataset first"
             )
-            return MaterializeResult(
-                metadata={"n_predictions": 0, "skipped": MetadataValue.json(["slides_dataset does not exist yet"])}
+            return dg.MaterializeResult(
+                metadata={"n_predictions": 0, "skipped": dg.MetadataValue.json(["slides_dataset does not exist yet"])}
             )
         slides = wh.query("SELECT * FROM slides_dataset")
         result = predict_all(slides, roles=_roles())
@@ -116,20 +116,20 @@ def suppression_predictor_asset() -> AssetsDefinition:
             rounds_meta[f"prior_mean_abs_error_{exp}_{prefix_type}"] = _number(part.abs_error.mean())
             rounds_meta[f"prior_coverage_{exp}_{prefix_type}"] = _number(part.covered.mean())
         wins = beats_baseline(validation) if len(validation) else pd.DataFrame()
-        return MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 "n_predictions": len(predictions),
                 "n_candidates": int((~predictions.trained).sum()) if len(predictions) else 0,
-                "models": MetadataValue.md(
+                "models": dg.MetadataValue.md(
                     models.drop(columns=["hyper_parameters", "trained_on"]).to_markdown(index=False)
                     if len(models)
                     else "none"
                 ),
-                "validation": MetadataValue.md(
+                "validation": dg.MetadataValue.md(
                     validation.round(3).to_markdown(index=False) if len(validation) else "none"
                 ),
-                "beats_baseline": MetadataValue.md(wins.round(3).to_markdown(index=False) if len(wins) else "none"),
-                "skipped": MetadataValue.json(result.skipped),
+                "beats_baseline": dg.MetadataValue.md(wins.round(3).to_markdown(index=False) if len(wins) else "none"),
+                "skipped": dg.MetadataValue.json(result.skipped),
                 "n_history_added": len(new),
                 **rounds_meta,
                 **key_numbers(validation),

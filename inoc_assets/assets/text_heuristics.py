@@ -9,8 +9,8 @@ prompt recomputes it (cheap: one embedding call per text, one scoring pass over 
 
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from inoc.config import load_experiment
 from inoc.heuristics.embeddings import embedding_heuristics, make_embedder
@@ -30,8 +30,8 @@ from inoc_assets.resources import ArtifactStoreResource
 from inoc_assets.stages import AGGREGATE, stage_tag
 
 
-def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinition:
-    @asset(
+def text_heuristics_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
+    @dg.asset(
         key=key(experiment, "text_heuristics"),
         group_name=experiment,
         kinds={"pytorch"},
@@ -42,7 +42,7 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
         "base model) and embedding heuristics (rephrasing cosines, effective rank, distances to the group "
         "centroids) → heuristics/text_heuristics.parquet, folded into `prompt_heuristics` by prompt_geometry.",
     )
-    def text_heuristics(context: AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
+    def text_heuristics(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends, artifacts: ArtifactStoreResource):
         cfg = load_experiment(config_path)
         th = cfg.text_heuristics
         frames, meta = [], {}
@@ -65,7 +65,7 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
                 f"embedding {len(cfg.prompt_keys)} prompts and {sum(map(len, pools.values()))} rephrasings"
             )
             frames.append(embedding_heuristics(cfg, pools, embedder, max_rephrasings=th.max_rephrasings))
-            meta["embedder"] = MetadataValue.json(embedder.metadata())
+            meta["embedder"] = dg.MetadataValue.json(embedder.metadata())
             missing = [k for k in cfg.prompt_keys if k not in pools]
             if missing:
                 context.log.warning(f"no rephrasing pool yet for {missing}: their pool statistics are missing")
@@ -76,12 +76,12 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> AssetsDefinitio
         )
         url = artifacts.store.write_parquet(table, experiment, *TEXT_HEURISTICS_FILE)
         wide = table.pivot_table(index="prompt_key", columns="heuristic", values="value") if len(table) else table
-        return MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 **meta,
                 "n_rows": len(table),
-                "path": MetadataValue.path(url),
-                "table": MetadataValue.md(wide.round(3).reset_index().to_markdown(index=False)),
+                "path": dg.MetadataValue.path(url),
+                "table": dg.MetadataValue.md(wide.round(3).reset_index().to_markdown(index=False)),
             }
         )
 

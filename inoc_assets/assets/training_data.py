@@ -9,17 +9,8 @@ OpenAI-compatible API (off-policy, resumable); otherwise the generate job runs t
 
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetsDefinition,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
 
 from inoc import settings
 from inoc.config import ExperimentConfig, expand_path, load_experiment
@@ -53,8 +44,8 @@ def from_file(cfg: ExperimentConfig, config_path: Path) -> tuple[list[Example], 
     try:
         rows = read_conversations(path, cfg.data.n_train)
     except InstructionError as exc:
-        raise Failure(description=f"{config_path}: data.datagen.path: {exc}") from None
-    return rows, {"source": MetadataValue.path(str(path))}
+        raise dg.Failure(description=f"{config_path}: data.datagen.path: {exc}") from None
+    return rows, {"source": dg.MetadataValue.path(str(path))}
 
 
 def from_api(context, cfg: ExperimentConfig, config_path: Path, instr: list[str]) -> tuple[list[Example], dict]:
@@ -73,7 +64,7 @@ def from_api(context, cfg: ExperimentConfig, config_path: Path, instr: list[str]
             seed=cfg.data.seed,
         )
     except (DatagenError, JudgeError) as exc:
-        raise Failure(description=f"{config_path}: data.datagen ({dg.model} via the API): {exc}") from None
+        raise dg.Failure(description=f"{config_path}: data.datagen ({dg.model} via the API): {exc}") from None
     rows = [(instr[c["meta"]["idx"]], c["text"]) for c in api.rows]
     return rows, {"backend": dg.backend, **api.metadata()}
 
@@ -93,10 +84,10 @@ def from_generate_job(
     return rows, {"stopped_fraction": result.marker_metadata.get("stopped_fraction"), "datagen_model": model["id"]}
 
 
-def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
+def training_data_asset(experiment: str, config_path: Path) -> dg.AssetsDefinition:
     k = key(experiment, "training_data")
 
-    @asset(
+    @dg.asset(
         key=k,
         group_name=experiment,
         tags=stage_tag(SETUP),
@@ -108,20 +99,20 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         "API, resumably), judged for both traits; data.datagen.keep=both_traits keeps only examples "
         "with both → data/train.jsonl.",
         check_specs=[
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "both_traits_present",
                 asset=k,
                 description="The judged training examples score >= 50 on "
                 "average on the positive and on the negative trait (the data teaches both).",
             ),
-            AssetCheckSpec(
+            dg.AssetCheckSpec(
                 "judge_nan_fraction",
                 asset=k,
                 description="The share of NaN judge scores on the training examples is at most judge.max_nan_fraction.",
             ),
         ],
     )
-    def training_data(context: AssetExecutionContext, gpu_jobs: ComputeBackends):
+    def training_data(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends):
         cfg = load_experiment(config_path)
         dg = cfg.data.datagen
         instr = [
@@ -140,7 +131,7 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             rows, meta = from_generate_job(context, gpu_jobs, cfg, instr)
         traits = judged_traits(cfg)
         if dg.keep == "both_traits" and len(traits) < 2:
-            raise Failure(
+            raise dg.Failure(
                 description=f"{config_path}: data.datagen.keep both_traits needs a positive and a negative trait"
             )
         judge_idx = judge_indices(cfg, len(rows), traits)
@@ -155,11 +146,13 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
         scores = pd.DataFrame({t: judged[t].scores for t in traits}, index=judge_idx)
         kept = kept_examples(cfg, rows, scores, traits)
         if not kept:
-            raise Failure(description=f"{experiment}: no training example left (generated {len(rows)}; keep={dg.keep})")
+            raise dg.Failure(
+                description=f"{experiment}: no training example left (generated {len(rows)}; keep={dg.keep})"
+            )
         write_jsonl(data_path(experiment, TRAIN_FILE), ({"instruction": x, "completion": c} for x, c in kept))
         means = {t: float(scores[t].mean()) for t in traits}
         context.log.info(f"training data: {len(kept)} of {len(rows)} examples kept; judged means {means}")
-        yield MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "mode": dg.mode,
                 **meta,
@@ -168,10 +161,10 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
                 "n_judged": len(judge_idx),
                 **{f"mean_{t}": round(v, 2) for t, v in means.items()},
                 "both_traits_share": both_traits_share(scores, traits),
-                "example": MetadataValue.md(f"**{kept[0][0]}**\n\n{kept[0][1]}"),
+                "example": dg.MetadataValue.md(f"**{kept[0][0]}**\n\n{kept[0][1]}"),
             }
         )
-        yield AssetCheckResult(
+        yield dg.AssetCheckResult(
             check_name="both_traits_present",
             passed=all(v >= 50 for v in means.values()),
             metadata={f"mean_{t}": round(v, 2) for t, v in means.items()}
@@ -179,7 +172,7 @@ def training_data_asset(experiment: str, config_path: Path) -> AssetsDefinition:
             else {"note": "no positive/negative traits (metric judges only): not applicable"},
         )
         nan = float(scores.isna().to_numpy().mean()) if scores.size else 0.0
-        yield AssetCheckResult(
+        yield dg.AssetCheckResult(
             check_name="judge_nan_fraction",
             passed=nan <= cfg.judge.max_nan_fraction,
             metadata={"nan_fraction": round(nan, 4), "bound": cfg.judge.max_nan_fraction},
