@@ -167,36 +167,30 @@ S = TypeVar("S", bound="ApiClientSettings")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApiClientSettings:
+class ApiClientSettings(RetryPolicy):
     """How to reach an OpenAI-compatible server: shared by the judge, rephrasing, datagen and embedding settings.
 
-    Each subclass adds what its requests ask for and may give ``max_in_flight`` / ``timeout_s`` its own
-    default (a judge request is tiny, a rephrasing batch is long). The API key is not a setting: it is
-    passed to the client (``connect``) and never stored with the settings.
+    The retry fields (``max_retries``, backoff, jitter, the Retry-After cap) are ``RetryPolicy``'s; this
+    adds the server, the in-flight bound and the timeout. Each subclass adds what its requests ask for
+    and may give ``max_in_flight`` / ``timeout_s`` its own default (a judge request is tiny, a
+    rephrasing batch is long). The API key is not a setting: it is passed to the client (``connect``)
+    and never stored with the settings.
     """
 
     base_url: str | None = None
     max_in_flight: int = 16
-    max_retries: int = 6
     timeout_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    jitter: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
             raise ApiSettingsError("max_in_flight must be >= 1")
         if self.timeout_s <= 0:
             raise ApiSettingsError("timeout_s must be > 0")
-        self.retry_policy()  # raises on bad retry/backoff values
+        super().__post_init__()  # the retry policy's checks
 
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_retries=self.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-            jitter=self.jitter,
-        )
+        """The retry policy alone (what ``call_with_retries`` takes)."""
+        return RetryPolicy(**{f.name: getattr(self, f.name) for f in fields(RetryPolicy)})
 
     @classmethod
     def from_config(cls: type[S], config: Any = None, **overrides: Any) -> S:
