@@ -18,8 +18,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 #: Seconds between the polite SIGINT and SIGKILL. `dagster dev` with its webserver, daemon and code
 #: server normally exits in 2–4 s; the issue's acceptance bound for the whole stop is 10 s.
@@ -166,3 +168,29 @@ def run_until_signal(cmd: Sequence[str], env: dict[str, str] | None = None, grac
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def start_job(
+    cmd: Sequence[str], env: dict[str, str], *, cwd: str | Path, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """A gpu_job process whose stdout and stderr arrive as one text stream, a line at a time."""
+    return subprocess.Popen(
+        list(cmd),
+        env=env,
+        cwd=str(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=new_session,
+    )
+
+
+def echo_output(proc: subprocess.Popen[str], out: TextIO, tail: deque[str]) -> None:
+    """Copy the job's output to ``out`` as it comes, keeping its last lines in ``tail`` for an error message."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        out.write(line)
+        out.flush()
+        tail.append(line.rstrip("\n"))

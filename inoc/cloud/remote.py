@@ -32,6 +32,7 @@ from gpu_jobs import JOBS
 from gpu_jobs.io import read_marker
 from inoc.artifacts import ArtifactStore
 from inoc.cloud import staging
+from inoc.process_tree import echo_output, start_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_TIMEOUT = 124
@@ -58,17 +59,7 @@ def gpu_name() -> str:
 
 def run_job(cmd: list[str], env: dict[str, str], timeout_s: float, tail: deque[str]) -> int:
     """Run the job in its own process group, echoing its output; kill the group past ``timeout_s``."""
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=str(REPO_ROOT),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        bufsize=1,
-        start_new_session=True,
-    )
+    proc = start_job(cmd, env, cwd=REPO_ROOT, new_session=True)
 
     def stop(signum: int, _frame: Any) -> None:  # SkyPilot cancels a job with SIGTERM: pass it on
         _say(f"signal {signum}: stopping the job")
@@ -96,11 +87,7 @@ def run_job(cmd: list[str], env: dict[str, str], timeout_s: float, tail: deque[s
 
     threading.Thread(target=watchdog, daemon=True).start()
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            tail.append(line.rstrip("\n"))
+        echo_output(proc, sys.stdout, tail)
         rc = proc.wait()
     finally:
         signal.signal(signal.SIGTERM, old)

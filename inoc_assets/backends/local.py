@@ -58,6 +58,7 @@ from pydantic import BaseModel, Field
 from gpu_jobs import JOBS
 from gpu_jobs import io as job_io
 from gpu_jobs.spec import JobSpec, SpecError, parse_spec, spec_hash
+from inoc.process_tree import echo_output, start_job
 
 # Dagster's own Pipes session uses a preview API internally; the warning is noise for every job.
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*expected_writer_count")
@@ -231,21 +232,9 @@ class LocalGpuJobs(ConfigurableResource):
 
     @staticmethod
     def _run_process(context: Any, cmd: list[str], env: dict[str, str], tail: deque[str]) -> int:
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=str(REPO_ROOT),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-        )
+        proc = start_job(cmd, env, cwd=REPO_ROOT)
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:  # echo into the step's compute log, keep the tail
-                sys.stderr.write(line)
-                tail.append(line.rstrip("\n"))
+            echo_output(proc, sys.stderr, tail)  # into the step's compute log
             return proc.wait()
         except (DagsterExecutionInterruptedError, KeyboardInterrupt):
             context.log.warning("[gpu_jobs] interrupted: sending SIGINT to the job")
