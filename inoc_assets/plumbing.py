@@ -256,7 +256,7 @@ def generate_spec(
     seed: int,
     adapters: dict | None = None,
 ) -> dict:
-    """The generate job's spec on this experiment's engine (docs/architecture.md#gpu-jobs)."""
+    """The generate job's spec on this experiment's engine (gpu_jobs/README.md)."""
     spec = {
         "model": model,
         "requests": str(requests),

@@ -65,6 +65,12 @@ def test_main_job_prints_the_suppression_table(main_run):
         "pca_embedding_3d",
         "svd_embedding_2d",
         "svd_embedding_3d",
+        "slide1_elicitation",
+        "slide1_elicitation_filtered",
+        "pca_grid_filtered",
+        "pca_scatter",
+        "pca_scatter_filtered",
+        "h_table",
     ):
         assert (home / "artifacts" / "slides" / f"section1_{slide}.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -1,4 +1,4 @@
-"""Which generated training examples are judged and which are kept (docs/methods.md#study-protocol).
+"""Which generated training examples are judged and which are kept (docs/methods.md#datagen).
 
 ``data.datagen.keep``: ``both_traits`` judges every example and keeps those scoring >= 50 on both the positive
 and the negative trait; ``all`` keeps every non-empty example and judges a seeded sample of

@@ -1,5 +1,5 @@
 """`logprob_vectors` / `logprob_tokens` rows from the score job's output, and one prompt's PH and PPD
-(docs/methods.md#per-completion-log-probability-lp, #ph--perplexity-heuristic-h2)."""
+(docs/methods.md#lp, #ph, #ppd)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Judge-score tables: `trait_scores` and `em_scores` rows of a run, `elicitation_scores` rows of a batch of prompts
-(docs/methods.md#run-score-and-its-ci, #em-flag-and-em-rate, #elicitation-h1-and-relative-to-baseline).
+(docs/methods.md#run-score, #em-rate, #elicitation).
 
 ``done`` is a generate job's completions (each with its request's ``meta``); ``judged`` maps a trait to an
 object whose ``scores`` are one per completion, NaN where the judge could not score (never 0).

@@ -1,5 +1,5 @@
 """`runs` and `training_losses` rows of a trained run, and the smoothed loss curve shown for it
-(docs/methods.md#study-protocol)."""
+(docs/methods.md#training)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,14 @@ from inoc_assets.plumbing import SLIDES_DATASET_KEY, key
 from inoc_assets.resources import ArtifactStoreResource, WarehouseResource
 from inoc_assets.stages import SLIDES as SLIDES_STAGE  # not `SLIDES`: section1's slide table has that name
 from inoc_assets.stages import stage_tag
-from slides.section1 import EMBEDDINGS, GRIDS, SLIDES, embedding_figure, grid_figure, h_table_figure, slide_figure
+from slides.section1 import (
+    EMBEDDINGS,
+    SLIDES,
+    embedding_figure,
+    h_table_figure,
+    original_layout_figures,
+    slide_figure,
+)
 
 
 def section1_figures_asset() -> dg.AssetsDefinition:
@@ -18,10 +25,14 @@ def section1_figures_asset() -> dg.AssetsDefinition:
         deps=[SLIDES_DATASET_KEY],
         description="Section-1 slide figures from SQL on slides_dataset: suppression vs elicitation, PH, token PCA "
         "PC1 and TruncatedSVD SV1 (experiments × prefix types, OLS line and 95% band), and the 2-D/3-D token-space "
-        "prompt embeddings coloured by suppression; the original's 2 × 8 slides 3a/4a (pca_grid, svd_grid: a row per "
-        "experiment, suppression of both trait rows — red negative, blue positive — against C1, C2, C1+C2, C1−C2 of the "
-        "token-level PCA / TruncatedSVD, fixed | mix, an OLS line with 95% band and r, R², p, n per trait); and the "
-        "H-table (h_table: the pooled heuristic_ranking as a heat-map of r with n, a row per heuristic with its Group).",
+        "prompt embeddings coloured by suppression; the original's slides in its layouts, each also as `_filtered` "
+        "(each trait's own-family and neutral prompts only): slides 1 and 2 (slide1_elicitation, slide2_ph: a row per "
+        "experiment, fixed | mix, suppression of both trait rows — red negative, blue positive — against elicitation "
+        "or PH with an OLS line per trait), the 2 × 8 slides 3a/4a (pca_grid, svd_grid: suppression against C1, C2, "
+        "C1+C2, C1−C2 of the token-level PCA / TruncatedSVD, an OLS line with 95% band and r, R², p, n per trait) and "
+        "3b/4b (pca_scatter, svd_scatter: fixed | mix × negative | positive trait, prompts on C1 × C2 coloured by "
+        "suppression, prompts without a run as grey ×); and the H-table (h_table: the pooled heuristic_ranking as a "
+        "heat-map of r with n, a row per heuristic with its Group).",
     )
     def section1_figures(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, artifacts: ArtifactStoreResource
@@ -32,8 +43,7 @@ def section1_figures_asset() -> dg.AssetsDefinition:
             for slide in EMBEDDINGS:
                 for dims in (2, 3):
                     built[f"{slide}_{dims}d"] = embedding_figure(con, slide, dims)
-            for slide in GRIDS:
-                built[slide] = grid_figure(con, slide)
+            built.update(original_layout_figures(con))  # slides 1, 2, 3a/4a, 3b/4b, each also _filtered
             built["h_table"] = h_table_figure(con)
         for name, fig in built.items():
             if fig is None:
