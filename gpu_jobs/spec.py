@@ -298,10 +298,21 @@ class VllmOptions(Strict):
     )
 
 
-class GenerateSpec(JobSpec):
+class EngineJobSpec(JobSpec):
+    """Fields of the jobs that run a model over many rows (generate, score): the engine and the adapters."""
+
     backend: Literal["transformers", "vllm"] = "transformers"
-    requests: str = Field(description="JSONL: {id, messages, adapter?, meta?} per line")
     adapters: dict[str, str] = Field(default_factory=dict, description="adapter name → PEFT adapter folder")
+    vllm: VllmOptions = Field(default_factory=VllmOptions)
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_dirs(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        return _adapters(v, info)
+
+
+class GenerateSpec(EngineJobSpec):
+    requests: str = Field(description="JSONL: {id, messages, adapter?, meta?} per line")
     n: int = Field(1, gt=0, description="completions per request")
     temperature: float = Field(1.0, ge=0, description="0: greedy")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -310,7 +321,6 @@ class GenerateSpec(JobSpec):
     stop_token_ids: list[int] = Field(default_factory=list, description="extra stop ids (EOS/end-of-turn always stop)")
     batch_size: int = Field(32, gt=0, description="transformers: sequences decoded together")
     shard_size: int = Field(256, gt=0, description="requests per resumable part")
-    vllm: VllmOptions = Field(default_factory=VllmOptions)
 
     input_fields: ClassVar[tuple[str, ...]] = ("requests",)
 
@@ -319,19 +329,12 @@ class GenerateSpec(JobSpec):
     def _requests(cls, v: str, info: ValidationInfo) -> str:
         return _existing_file(v, info)
 
-    @field_validator("adapters")
-    @classmethod
-    def _adapter_dirs(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        return _adapters(v, info)
 
-
-class ScoreSpec(JobSpec):
-    backend: Literal["transformers", "vllm"] = "transformers"
+class ScoreSpec(EngineJobSpec):
     pairs: str = Field(
         description="JSONL: {id, messages (the context), completion, completion_role?, adapter?, "
         "meta?} or {id, text, adapter?, meta?} per line"
     )
-    adapters: dict[str, str] = Field(default_factory=dict)
     token_level: bool = Field(True, description="store per-token log-probs and ids")
     score_end_of_turn: bool = Field(
         True,
@@ -350,7 +353,6 @@ class ScoreSpec(JobSpec):
         1024, gt=0, description="completion positions per log-softmax chunk (chunk × vocab floats)"
     )
     shard_size: int = Field(1024, gt=0, description="pairs per resumable part")
-    vllm: VllmOptions = Field(default_factory=VllmOptions)
 
     input_fields: ClassVar[tuple[str, ...]] = ("pairs",)
 
@@ -358,11 +360,6 @@ class ScoreSpec(JobSpec):
     @classmethod
     def _pairs(cls, v: str, info: ValidationInfo) -> str:
         return _existing_file(v, info)
-
-    @field_validator("adapters")
-    @classmethod
-    def _adapter_dirs(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        return _adapters(v, info)
 
 
 def check_environment(spec: JobSpec) -> None:
