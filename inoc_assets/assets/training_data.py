@@ -50,34 +50,40 @@ def from_file(cfg: ExperimentConfig, config_path: Path) -> tuple[list[Example], 
 
 def from_api(context, cfg: ExperimentConfig, config_path: Path, instr: list[str]) -> tuple[list[Example], dict]:
     """``backend: openai``: off-policy completions from an OpenAI-compatible API (``data.datagen.base_url``)."""
-    dg = cfg.data.datagen
+    datagen = cfg.data.datagen
 
     def report(done: int, total: int) -> None:
-        context.log.info(f"datagen ({dg.model}): {done}/{total}")
+        context.log.info(f"datagen ({datagen.model}): {done}/{total}")
 
     try:
         api = generate_via_api(
             datagen_requests(cfg, instr),
-            ApiDatagenSettings.from_config(dg),
+            ApiDatagenSettings.from_config(datagen),
             work_dir(cfg.name, "jobs", "datagen_api"),
             progress=report,
             seed=cfg.data.seed,
         )
     except (DatagenError, JudgeError) as exc:
-        raise dg.Failure(description=f"{config_path}: data.datagen ({dg.model} via the API): {exc}") from None
+        raise dg.Failure(description=f"{config_path}: data.datagen ({datagen.model} via the API): {exc}") from None
     rows = [(instr[c["meta"]["idx"]], c["text"]) for c in api.rows]
-    return rows, {"backend": dg.backend, **api.metadata()}
+    return rows, {"backend": datagen.backend, **api.metadata()}
 
 
 def from_generate_job(
     context, gpu_jobs: ComputeBackends, cfg: ExperimentConfig, instr: list[str]
 ) -> tuple[list[Example], dict]:
     """The generate job: the study model (``on_policy``) or another model from the hub (off-policy)."""
-    dg = cfg.data.datagen
-    model = model_ref(cfg) if dg.mode == "on_policy" else {"id": dg.model}
+    datagen = cfg.data.datagen
+    model = model_ref(cfg) if datagen.mode == "on_policy" else {"id": datagen.model}
     req = write_requests(cfg.name, "datagen_requests.jsonl", datagen_requests(cfg, instr))
     spec = generate_spec(
-        cfg, req, model=model, temperature=dg.temperature, top_p=dg.top_p, max_tokens=dg.max_tokens, seed=cfg.data.seed
+        cfg,
+        req,
+        model=model,
+        temperature=datagen.temperature,
+        top_p=datagen.top_p,
+        max_tokens=datagen.max_tokens,
+        seed=cfg.data.seed,
     )
     result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(cfg.name, "jobs", "datagen"))
     rows = [(instr[c["meta"]["idx"]], c["text"]) for c in completions(result)]
@@ -114,7 +120,7 @@ def training_data_asset(experiment: str, config_path: Path) -> dg.AssetsDefiniti
     )
     def training_data(context: dg.AssetExecutionContext, gpu_jobs: ComputeBackends):
         cfg = load_experiment(config_path)
-        dg = cfg.data.datagen
+        datagen = cfg.data.datagen
         instr = [
             r["instruction"]
             for r in read_jsonl(
@@ -123,14 +129,14 @@ def training_data_asset(experiment: str, config_path: Path) -> dg.AssetsDefiniti
                 produced_by=key(experiment, "instructions"),
             )
         ]
-        if dg.mode == "file":
+        if datagen.mode == "file":
             rows, meta = from_file(cfg, config_path)
-        elif dg.backend == "openai":
+        elif datagen.backend == "openai":
             rows, meta = from_api(context, cfg, config_path, instr)
         else:
             rows, meta = from_generate_job(context, gpu_jobs, cfg, instr)
         traits = judged_traits(cfg)
-        if dg.keep == "both_traits" and len(traits) < 2:
+        if datagen.keep == "both_traits" and len(traits) < 2:
             raise dg.Failure(
                 description=f"{config_path}: data.datagen.keep both_traits needs a positive and a negative trait"
             )
@@ -147,14 +153,14 @@ def training_data_asset(experiment: str, config_path: Path) -> dg.AssetsDefiniti
         kept = kept_examples(cfg, rows, scores, traits)
         if not kept:
             raise dg.Failure(
-                description=f"{experiment}: no training example left (generated {len(rows)}; keep={dg.keep})"
+                description=f"{experiment}: no training example left (generated {len(rows)}; keep={datagen.keep})"
             )
         write_jsonl(data_path(experiment, TRAIN_FILE), ({"instruction": x, "completion": c} for x, c in kept))
         means = {t: float(scores[t].mean()) for t in traits}
         context.log.info(f"training data: {len(kept)} of {len(rows)} examples kept; judged means {means}")
         yield dg.MaterializeResult(
             metadata={
-                "mode": dg.mode,
+                "mode": datagen.mode,
                 **meta,
                 "n_generated": len(rows),
                 "n_kept": len(kept),
