@@ -311,3 +311,79 @@ def test_sweeps_in_suppression_by_batch_against_their_own_controls(reference_wh)
     lr = t[t.batch == "lr_sweep"]
     assert sorted(lr.learning_rate) == [5e-6, 1e-5, 2e-5, 5e-5, 1e-4]
     assert lr.suppression.isna().all() and lr.note.str.startswith("no inoculated run").all()
+
+
+@pytest.fixture(scope="module")
+def gf_catalogue(reference_wh):
+    """The GF import's prompt_heuristics rows (W-based and the registry's catalogue), written as prompt_geometry
+    writes them, and its point-wise W matrices."""
+    from inoc.tables.prompt_tables import catalogue_tables, heuristics_table, point_matrices
+    from warehouse import replace_rows
+
+    cfg = load_experiment(REPO / "experiments" / "reference_gf_llama8b.yaml")
+    vectors = parse_configured(cfg, "logprobs").tables["logprob_vectors"]
+    matrices = point_matrices(cfg, vectors)
+    heur = heuristics_table(cfg, vectors, matrices, pd.DataFrame(columns=["prompt_key", "trait", "relative_pp"]))
+    rows, _ = catalogue_tables(cfg, vectors, matrices, None, heur)
+    with reference_wh.writer() as conn:
+        replace_rows(
+            conn, "prompt_heuristics", pd.concat([heur, rows]).drop(columns=["experiment"]), {"experiment": cfg.name}
+        )
+    return cfg, {m.name: m for m in matrices}
+
+
+def test_g16_h3_on_the_german_rows_by_the_named_query(reference_wh, gf_catalogue):
+    """The query's H3 values equal an independent TruncatedSVD(2, random_state=42) of the German set's W_fixed rows,
+    oriented so the neutral prompts sit low, within 1e-5 (the original's dataset.csv is not in the snapshot)."""
+    from sklearn.decomposition import TruncatedSVD
+
+    from inoc.heuristics.compute import trait_set
+
+    cfg, matrices = gf_catalogue
+    fixed = matrices["fixed"]
+    keys, neutral = trait_set(cfg, "positive", fixed.keys)
+    X = fixed.W[[fixed.keys.index(k) for k in keys]]
+    coords = TruncatedSVD(2, random_state=42).fit_transform(X)
+    n = np.array(neutral)
+    for c in range(2):
+        if coords[n, c].mean() > coords[~n, c].mean():
+            coords[:, c] *= -1
+    t = _query(reference_wh, "reference_tables.sql", "gf_h3_german_rows").set_index("prompt_key")
+    assert sorted(t.index) == sorted(keys) and len(keys) == 27
+    assert np.abs(t.loc[keys, "pc1_trait_svd"].to_numpy() - coords[:, 0]).max() < 1e-5
+    assert np.abs(t.loc[keys, "pc2_trait_svd"].to_numpy() - coords[:, 1]).max() < 1e-5
+
+
+def test_g17_gf_fixed_vs_mix_columns_by_the_named_query(reference_wh, gf_catalogue):
+    """Each of the 16 dataset.csv columns of §2.6.10, recomputed here with numpy (std ddof 0), within 1e-9."""
+    _, matrices = gf_catalogue
+    fixed, mix = matrices["fixed"], matrices["mix"]
+    t = _query(reference_wh, "reference_tables.sql", "gf_fixed_vs_mix_columns").set_index("prompt_key")
+    both = [k for k in fixed.keys if k in mix.keys]
+    assert sorted(t.index) == sorted(both) and len(both) >= 40
+    for k in both:
+        f, m = fixed.W[fixed.keys.index(k)], mix.W[mix.keys.index(k)]
+        d = m - f
+        snr_f, snr_m = f.mean() / f.std(), m.mean() / m.std()
+        expected = {
+            "lp_spread_mean": d.mean(),
+            "lp_spread_std": d.std(),
+            "w_std_diff": d.std(),
+            "w_cos": float(np.dot(f, m) / (np.linalg.norm(f) * np.linalg.norm(m))),
+            "w_cor": float(np.corrcoef(f, m)[0, 1]),
+            "w_sign_agree": float(np.mean(np.sign(f) == np.sign(m))),
+            "w_std_ratio": m.std() / f.std(),
+            "w_l2": float(np.sqrt(np.sum(d**2))),
+            "w_proj": float(np.dot(f, m) / np.dot(f, f)),
+            "ph_mix_all": m.mean(),
+            "ph_ratio": m.mean() / f.mean(),
+            "ph_drop": f.mean() - m.mean(),
+            "snr_all": snr_f,
+            "snr_mix": snr_m,
+            "snr_drop": snr_f - snr_m,
+            "snr_ratio_mix_over_fixed": snr_m / snr_f,
+        }
+        got = t.loc[k]
+        assert set(expected) == set(got.index)
+        wrong = {c: (got[c], v) for c, v in expected.items() if not abs(got[c] - v) <= 1e-9 * max(1.0, abs(v))}
+        assert not wrong, (k, wrong)
