@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from config_helpers import config_with
 
 from inoc.config import load_experiment
 from inoc.pipeline.plans import control_plans, designated_control, prefix_plan, prompt_plans
@@ -17,17 +18,6 @@ def toy():
     return load_experiment(TOY)
 
 
-def _with(cfg, **changes):
-    data = cfg.model_dump(by_alias=True)
-    for dotted, value in changes.items():
-        *path, last = dotted.split("__")
-        node = data
-        for p in path:
-            node = node[p]
-        node[last] = value
-    return type(cfg).model_validate(data)
-
-
 def test_run_ids_and_partitions(toy):
     assert [p.run for p in control_plans(toy)] == ["no_inoculation"]
     assert designated_control(toy) == "no_inoculation"
@@ -39,7 +29,7 @@ def test_run_ids_and_partitions(toy):
 
 
 def test_learning_rate_sweep_gives_one_batch_per_rate(toy):
-    cfg = _with(toy, training__learning_rates=[1e-3, 1e-4])
+    cfg = config_with(toy, training__learning_rates=[1e-3, 1e-4])
     assert [p.run for p in control_plans(cfg)] == ["lr0.001/no_inoculation", "lr0.0001/no_inoculation"]
     assert [(p.run, p.learning_rate) for p in prompt_plans(cfg, "whimsical", "fixed")] == [
         ("lr0.001/whimsical/fixed", 1e-3),
@@ -65,7 +55,7 @@ def test_prefix_plans(toy, tmp_path):
 
 
 def test_close_mix_runs_are_selected_per_type_and_draw_from_the_close_pool(toy):
-    cfg = _with(
+    cfg = config_with(
         toy,
         inoculation__prefix_types=["fixed", "mix", "close_mix"],
         runs__fixed_prompts=["whimsical"],
@@ -90,7 +80,7 @@ def test_close_mix_runs_are_selected_per_type_and_draw_from_the_close_pool(toy):
         prefix_plan(cfg, close, "/pools/close/had_fun_today.jsonl")["pool_path"] == "/pools/close/had_fun_today.jsonl"
     )
     with pytest.raises(ValueError, match=r"runs.close_mix_prompts: unknown prompt keys \['nope'\]"):
-        _with(toy, runs__close_mix_prompts=["nope"])
+        config_with(toy, runs__close_mix_prompts=["nope"])
 
 
 def test_conversation_places_the_prefix_as_configured(toy):
@@ -98,7 +88,7 @@ def test_conversation_places_the_prefix_as_configured(toy):
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Be fun. Why?"},
     ]
-    sys_cfg = _with(toy, inoculation__position="system_prompt")
+    sys_cfg = config_with(toy, inoculation__position="system_prompt")
     assert conversation(sys_cfg, "Why?", "Be fun.") == [
         {"role": "system", "content": "Be fun."},
         {"role": "user", "content": "Why?"},
@@ -123,7 +113,7 @@ def test_eval_requests_conditions_and_mix_draws(toy):
     # A control has no training condition.
     control = eval_requests(toy, "no_inoculation", [51], {"eval": ["a?"]}, None, None)
     assert [r["meta"]["condition"] for r in control] == ["default"]
-    per_instr = _with(toy, eval__training_mix_seed="per_instruction")
+    per_instr = config_with(toy, eval__training_mix_seed="per_instruction")
     rows = eval_requests(per_instr, "r", [7], {"eval": ["a?", "b?"]}, None, pool)
     assert [r["meta"]["prefix"] for r in rows if r["meta"]["condition"] == "training"] == [
         random.Random(42 + i).choice(pool) for i in range(2)

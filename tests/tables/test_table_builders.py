@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from config_helpers import config_with
 
 from inoc.config import load_experiment
 from inoc.pipeline.plans import control_plans
@@ -18,18 +19,6 @@ from inoc.tables.scores import elicitation_rows, em_rows, final_step_means, run_
 from inoc.tables.training import loss_curve, loss_rows, run_row, smoothed_losses
 
 EXPERIMENTS = REPO_ROOT / "experiments"
-
-
-def _with(cfg, **changes):
-    """A copy of ``cfg`` with dotted fields replaced (``data.datagen.keep="all"``)."""
-    data = cfg.model_dump(by_alias=True)
-    for dotted, value in changes.items():
-        *path, last = dotted.split("__")
-        node = data
-        for part in path:
-            node = node[part]
-        node[last] = value
-    return type(cfg).model_validate(data)
 
 
 class Judged:
@@ -158,14 +147,14 @@ def test_training_rows_and_the_smoothed_curve():
 
 def test_training_data_keeps_the_examples_judged_to_show_both_traits():
     cfg = load_experiment(EXPERIMENTS / "toy.yaml")
-    both = _with(cfg, data__datagen__keep="both_traits")
+    both = config_with(cfg, data__datagen__keep="both_traits")
     traits = judged_traits(cfg)
     assert len(traits) == 2
     rows = [("a", "x"), ("b", "y"), ("c", "  "), ("d", "z")]
     scores = pd.DataFrame({traits[0]: [60, 40, 90, 55], traits[1]: [70, 90, 90, math.nan]}, index=range(4))
     assert kept_examples(both, rows, scores, traits) == [("a", "x")]  # c is empty, d has a NaN score
     assert both_traits_share(scores, traits) == 0.5
-    keep_all = _with(cfg, data__datagen__keep="all", data__datagen__check_sample=2)
+    keep_all = config_with(cfg, data__datagen__keep="all", data__datagen__check_sample=2)
     assert kept_examples(keep_all, rows, scores, traits) == [("a", "x"), ("b", "y"), ("d", "z")]
     sample = judge_indices(keep_all, 4, traits)
     assert len(sample) == 2 and sample == sorted(sample) and sample == judge_indices(keep_all, 4, traits)
