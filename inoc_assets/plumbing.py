@@ -11,11 +11,12 @@ costs seconds and a killed stage resumes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import AllPartitionMapping, AssetDep, AssetExecutionContext, AssetKey, Failure
+from dagster import AllPartitionMapping, AssetDep, AssetExecutionContext, AssetKey, DynamicPartitionsDefinition, Failure
 
 from gpu_jobs import io as job_io
 from inoc import settings
@@ -135,20 +136,29 @@ def run_plans(context: AssetExecutionContext, cfg: ExperimentConfig, config_path
     return prompt_plans(cfg, prompt, prefix_type)
 
 
-def run_stage(experiment: str, control: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunStage:
     """What the control flavour of a run stage (control_run, control_eval, control_scores; unpartitioned) and
     the prompt flavour (runs, run_eval, run_scores; one partition per planned run) differ in."""
+
+    partitions_def: DynamicPartitionsDefinition | None
+    prompt_deps: list[AssetDep]  # the prompt flavour's edges to `prompt` and `rephrasings`
+    tags: dict[str, str]
+    what: str  # how descriptions name the runs
+
+
+def run_stage(experiment: str, control: bool) -> RunStage:
     # A run partition `<prompt>/<type>` reads its own prompt's text and pools. Dagster's built-in partition mappings
     # cannot say "the prompt before the slash" (custom mappings are deprecated), so the edge maps to every prompt.
     prompt_deps = [
         AssetDep(key(experiment, n), partition_mapping=AllPartitionMapping()) for n in ("prompt", "rephrasings")
     ]
-    return {
-        "partitions_def": None if control else run_partitions(experiment),
-        "prompt_deps": [] if control else prompt_deps,
-        "tags": stage_tag(SETUP if control else RUN),
-        "what": "the un-inoculated control run(s)" if control else "the prompt's fixed, mix or close_mix run",
-    }
+    return RunStage(
+        partitions_def=None if control else run_partitions(experiment),
+        prompt_deps=[] if control else prompt_deps,
+        tags=stage_tag(SETUP if control else RUN),
+        what="the un-inoculated control run(s)" if control else "the prompt's fixed, mix or close_mix run",
+    )
 
 
 def run_dir(cfg: ExperimentConfig, plan: RunPlan) -> Path:

@@ -77,11 +77,11 @@ def run_scores_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefin
         return dg.asset(
             key=k,
             group_name=experiment,
-            partitions_def=f["partitions_def"],
+            partitions_def=f.partitions_def,
             deps=[key(experiment, "control_eval" if control else "run_eval")],
             kinds={"duckdb"},
-            tags=f["tags"],
-            description=f"Judge scores of {f['what']}'s eval completions for every trait → `trait_scores` (NaN when a "
+            tags=f.tags,
+            description=f"Judge scores of {f.what}'s eval completions for every trait → `trait_scores` (NaN when a "
             "judge could not score; never 0).",
             check_specs=[
                 dg.AssetCheckSpec(

@@ -130,12 +130,12 @@ def run_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
         return dg.asset(
             key=k,
             group_name=experiment,
-            partitions_def=f["partitions_def"],
-            deps=[key(experiment, "training_data"), *f["prompt_deps"]],
+            partitions_def=f.partitions_def,
+            deps=[key(experiment, "training_data"), *f.prompt_deps],
             pool="gpu",
             kinds={"pytorch"},
-            tags=f["tags"],
-            description=f"LoRA SFT of {f['what']} (train job): adapters at the configured checkpoints, losses → "
+            tags=f.tags,
+            description=f"LoRA SFT of {f.what} (train job): adapters at the configured checkpoints, losses → "
             "`training_losses`, the run → `runs`.",
             check_specs=[
                 dg.AssetCheckSpec(
