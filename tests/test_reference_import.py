@@ -75,8 +75,9 @@ def test_reference_configs_import_everything_they_name(shared):
         parsed = parse_configured(cfg, "scores")
         runs = parsed.tables["runs"]
         assert runs.run.is_unique
-        # Every trained prompt is a configured prompt, and every batch has its runs.
-        assert set(runs.prompt_key.dropna()) <= set(cfg.prompts)
+        # Every trained prompt is a configured prompt or a prefix only a sweep trained with, and every batch has
+        # its runs.
+        assert set(runs.prompt_key.dropna()) <= set(cfg.prompts) | set(cfg.import_.sweep_prompts)
         assert set(runs.batch) == set(cfg.import_.score_files)
 
 
