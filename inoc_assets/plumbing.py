@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import AllPartitionMapping, AssetDep, AssetExecutionContext, AssetKey, DynamicPartitionsDefinition, Failure
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    DynamicPartitionsDefinition,
+    Failure,
+    asset,
+)
 
 from gpu_jobs import io as job_io
 from inoc import settings
@@ -141,10 +149,21 @@ class RunStage:
     """What the control flavour of a run stage (control_run, control_eval, control_scores; unpartitioned) and
     the prompt flavour (runs, run_eval, run_scores; one partition per planned run) differ in."""
 
+    experiment: str
     partitions_def: DynamicPartitionsDefinition | None
     prompt_deps: list[AssetDep]  # the prompt flavour's edges to `prompt` and `rephrasings`
     tags: dict[str, str]
     what: str  # how descriptions name the runs
+
+    def asset(self, name: str, **spec: Any) -> Any:
+        """``@asset`` for ``<experiment>/<name>`` in this flavour: key, group, partitions and stage tag set here."""
+        return asset(
+            key=key(self.experiment, name),
+            group_name=self.experiment,
+            partitions_def=self.partitions_def,
+            tags=self.tags,
+            **spec,
+        )
 
 
 def run_stage(experiment: str, control: bool) -> RunStage:
@@ -154,6 +173,7 @@ def run_stage(experiment: str, control: bool) -> RunStage:
         AssetDep(key(experiment, n), partition_mapping=AllPartitionMapping()) for n in ("prompt", "rephrasings")
     ]
     return RunStage(
+        experiment=experiment,
         partitions_def=None if control else run_partitions(experiment),
         prompt_deps=[] if control else prompt_deps,
         tags=stage_tag(SETUP if control else RUN),

@@ -81,13 +81,10 @@ def run_eval_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinit
     def decorator(name: str, control: bool):
         f = run_stage(experiment, control)
         upstream = key(experiment, "control_run" if control else "runs")
-        return dg.asset(
-            key=key(experiment, name),
-            group_name=experiment,
-            partitions_def=f.partitions_def,
+        return f.asset(
+            name,
             pool="gpu",
             kinds={"json"},
-            tags=f.tags,
             deps=[upstream, key(experiment, "eval_instructions"), *f.prompt_deps[1:]],
             description=f"Eval completions of {f.what} at every checkpoint, default and training condition "
             "(generate job, one engine serving every checkpoint's adapter).",

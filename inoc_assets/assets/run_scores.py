@@ -74,13 +74,10 @@ def run_scores_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefin
     def decorator(name: str, control: bool):
         f = run_stage(experiment, control)
         k = key(experiment, name)
-        return dg.asset(
-            key=k,
-            group_name=experiment,
-            partitions_def=f.partitions_def,
+        return f.asset(
+            name,
             deps=[key(experiment, "control_eval" if control else "run_eval")],
             kinds={"duckdb"},
-            tags=f.tags,
             description=f"Judge scores of {f.what}'s eval completions for every trait → `trait_scores` (NaN when a "
             "judge could not score; never 0).",
             check_specs=[

@@ -127,14 +127,11 @@ def run_assets(experiment: str, config_path: Path) -> list[dg.AssetsDefinition]:
     def decorator(name: str, control: bool):
         f = run_stage(experiment, control)
         k = key(experiment, name)
-        return dg.asset(
-            key=k,
-            group_name=experiment,
-            partitions_def=f.partitions_def,
+        return f.asset(
+            name,
             deps=[key(experiment, "training_data"), *f.prompt_deps],
             pool="gpu",
             kinds={"pytorch"},
-            tags=f.tags,
             description=f"LoRA SFT of {f.what} (train job): adapters at the configured checkpoints, losses → "
             "`training_losses`, the run → `runs`.",
             check_specs=[
