@@ -33,7 +33,6 @@ from inoc.pipeline.plans import RunPlan, control_plans, prompt_plans
 from inoc.rephrasings import PoolFormatError
 from inoc.rephrasings.pools import parse_pool_jsonl
 from inoc_assets.backends import GpuJobResult
-from inoc_assets.backends.compute import ComputeBackends
 from inoc_assets.partitions import parse_run_partition_key, run_partitions
 from inoc_assets.resources import ArtifactStoreResource
 from inoc_assets.stages import RUN, SETUP, stage_tag
@@ -319,13 +318,6 @@ def score_spec(cfg: ExperimentConfig, pairs: Path, **fields: Any) -> dict:
         "vllm": vllm_options(cfg),
         **fields,
     }
-
-
-def run_job(
-    context: AssetExecutionContext, gpu_jobs: ComputeBackends, cfg: ExperimentConfig, job: str, spec: dict, out: Path
-) -> GpuJobResult:
-    """Run a gpu_job for this experiment on its configured backend; outputs land in ``out``."""
-    return gpu_jobs.run_job(context, cfg, job, spec, out)
 
 
 def completions(result: GpuJobResult) -> list[dict]:

@@ -15,7 +15,6 @@ from inoc_assets.plumbing import (
     data_path,
     held_out_instructions,
     key,
-    run_job,
     work_dir,
     write_jsonl,
     write_requests,
@@ -52,7 +51,7 @@ def control_completions_asset(experiment: str, config_path: Path) -> dg.AssetsDe
         requests = [r for name, prompt in sets.items() for r in plain_requests(cfg, evals, name, prompt)]
         req = write_requests(experiment, "control_requests.jsonl", requests)
         spec = base_model_sample_spec(cfg, req, max_tokens=cfg.data.control_max_tokens, seed=cfg.data.seed + 1)
-        result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(experiment, "jobs", "control_completions"))
+        result = gpu_jobs.run_job(context, cfg, "generate", spec, work_dir(experiment, "jobs", "control_completions"))
         by_set: dict[str, list[dict]] = {name: [] for name in sets}
         for c in completions(result):
             by_set[c["meta"]["set"]].append({"instruction": evals[c["meta"]["idx"]], "completion": c["text"]})

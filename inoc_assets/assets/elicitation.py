@@ -24,7 +24,6 @@ from inoc_assets.plumbing import (
     held_out_instructions,
     key,
     partition_prompts,
-    run_job,
     work_dir,
     write_requests,
 )
@@ -51,7 +50,7 @@ def _elicit(
     tag = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
     req = write_requests(exp, f"elicitation_{tag}.jsonl", elicitation_requests(cfg, keys, evals))
     spec = base_model_sample_spec(cfg, req, max_tokens=cfg.elicitation.max_tokens, seed=cfg.eval.seed)
-    result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(exp, "jobs", "elicitation", tag))
+    result = gpu_jobs.run_job(context, cfg, "generate", spec, work_dir(exp, "jobs", "elicitation", tag))
     done = completions(result)
     # elicitation.judge_without_instruction: those prompts' completions are judged without their instruction
     shown = {k or BASELINE: cfg.elicitation_shows_instruction(k) for k in keys}

@@ -29,7 +29,6 @@ from inoc_assets.plumbing import (
     read_jsonl,
     read_local_pool,
     required_pool,
-    run_job,
     score_spec,
     scores,
     work_dir,
@@ -65,7 +64,7 @@ def completion_sets(cfg: ExperimentConfig) -> dict[str, list[tuple[str, str]]]:
 def _score(context, gpu_jobs, cfg: ExperimentConfig, pairs: list[dict], tag: str):
     req = write_requests(cfg.name, f"logprob_pairs_{tag}.jsonl", pairs)
     spec = score_spec(cfg, req, token_level=cfg.logprobs.token_level)
-    return run_job(context, gpu_jobs, cfg, "score", spec, work_dir(cfg.name, "jobs", "logprobs", tag))
+    return gpu_jobs.run_job(context, cfg, "score", spec, work_dir(cfg.name, "jobs", "logprobs", tag))
 
 
 def _write(warehouse: WarehouseResource, exp: str, vec: pd.DataFrame, tokens: pd.DataFrame, key_value) -> None:

@@ -24,7 +24,6 @@ from inoc_assets.plumbing import (
     per_run,
     read_local_pool,
     run_dir,
-    run_job,
     run_plans,
     run_pool,
     run_stage,
@@ -64,7 +63,7 @@ def evaluate(context, gpu_jobs, artifacts, cfg: ExperimentConfig, plans: list[Ru
             seed=cfg.eval.seed,
             adapters=adapters,
         )
-        result = run_job(context, gpu_jobs, cfg, "generate", spec, eval_dir(cfg, plan))
+        result = gpu_jobs.run_job(context, cfg, "generate", spec, eval_dir(cfg, plan))
         meta[plan.run] = {
             "n_completions": result.marker_metadata.get("n_completions"),
             "checkpoints": dg.MetadataValue.json(steps),

@@ -26,7 +26,6 @@ from inoc_assets.plumbing import (
     model_ref,
     per_run,
     run_dir,
-    run_job,
     run_plans,
     run_pool,
     run_stage,
@@ -73,7 +72,7 @@ def train(context, gpu_jobs, warehouse, artifacts, cfg: ExperimentConfig, plans:
             "load_in_4bit": cfg.model.load_in_4bit,
             **{f: getattr(cfg.training, f) for f in TRAINING_FIELDS},
         }
-        result = run_job(context, gpu_jobs, cfg, "train", spec, run_dir(cfg, plan))
+        result = gpu_jobs.run_job(context, cfg, "train", spec, run_dir(cfg, plan))
         m = result.marker_metadata
         losses = pd.read_parquet(result.path("losses.parquet"))
         with warehouse.warehouse.writer() as conn:

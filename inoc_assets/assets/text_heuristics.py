@@ -21,7 +21,6 @@ from inoc_assets.plumbing import (
     key,
     local_pool,
     read_local_pool,
-    run_job,
     score_spec,
     work_dir,
     write_requests,
@@ -49,7 +48,7 @@ def text_heuristics_asset(experiment: str, config_path: Path) -> dg.AssetsDefini
         if th.self_perplexity:
             req = write_requests(experiment, "self_perplexity_pairs.jsonl", self_perplexity_pairs(cfg))
             spec = score_spec(cfg, req, **SCORE_FIELDS)
-            result = run_job(context, gpu_jobs, cfg, "score", spec, work_dir(experiment, "jobs", "self_perplexity"))
+            result = gpu_jobs.run_job(context, cfg, "score", spec, work_dir(experiment, "jobs", "self_perplexity"))
             frames.append(self_perplexity_rows(experiment, result.path("scores.parquet")))
         if th.embeddings != "none":
             pools = {}

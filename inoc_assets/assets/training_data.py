@@ -30,7 +30,6 @@ from inoc_assets.plumbing import (
     key,
     model_ref,
     read_jsonl,
-    run_job,
     work_dir,
     write_jsonl,
     write_requests,
@@ -85,7 +84,7 @@ def from_generate_job(
         max_tokens=datagen.max_tokens,
         seed=cfg.data.seed,
     )
-    result = run_job(context, gpu_jobs, cfg, "generate", spec, work_dir(cfg.name, "jobs", "datagen"))
+    result = gpu_jobs.run_job(context, cfg, "generate", spec, work_dir(cfg.name, "jobs", "datagen"))
     rows = [(instr[c["meta"]["idx"]], c["text"]) for c in completions(result)]
     return rows, {"stopped_fraction": result.marker_metadata.get("stopped_fraction"), "datagen_model": model["id"]}
 
